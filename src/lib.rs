@@ -1,1 +1,35 @@
-//! pasarela placeholder
+//! pasarela: a self-hosted messaging gateway for small ISPs. It sends and receives SMS through
+//! GSM modems and Android phones, answers customers' keyword texts, and serves a local admin
+//! API, with every message kept in one SQLite database.
+//!
+//! One pipeline:
+//!
+//! ```text
+//! transports (in) ─> inbound ─> store.inbox ─> rules::decide ─> store.outbox ─> dispatcher ─> transports (out)
+//! ```
+//!
+//! Module map:
+//!
+//! | module        | owns                                                                  |
+//! |---------------|-----------------------------------------------------------------------|
+//! | [`config`]    | TOML config types, defaults, `validate()`; secrets never printed       |
+//! | [`phone`]     | phone-number normalization ([`phone::Msisdn`], Argentine forms)        |
+//! | [`store`]     | the SQLite database: schema, migrations, messages, group commit        |
+//! | [`transport`] | the `Transport` trait every route implements, typed send errors        |
+//! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
+//! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
+//! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
+//! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
+//! | [`shutdown`]  | the shutdown signal every task watches                                 |
+//! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dispatch;
+pub mod logging;
+pub mod phone;
+pub mod shutdown;
+pub mod store;
+pub mod transport;

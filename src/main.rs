@@ -1,1 +1,203 @@
-fn main() {}
+//! The `pasarela` binary: parses the command line, loads config, runs, picks the exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pasarela::config::{Config, DEFAULT_CONFIG_PATH, Loaded, Secret};
+use pasarela::{cli, daemon, logging};
+
+#[derive(Parser)]
+#[command(
+    name = "pasarela",
+    version,
+    about = "Self-hosted SMS gateway for ISPs: GSM modems and Android phones, keyword auto-replies, a local admin API",
+    long_about = "pasarela sends and receives SMS for an ISP, answers customers' keyword texts \
+                  (SALDO, SOPORTE...) and keeps every message in one SQLite database.\n\n\
+                  Installed from the .deb it runs as the systemd service `pasarela`; read its log \
+                  with `journalctl -u pasarela -f`. Try it without hardware: `pasarela demo`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (what the systemd service starts).
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Run the daemon on an embedded default: local database, generated token. Try the API
+    /// with the curl lines it prints.
+    Demo {
+        /// Where the demo database lives.
+        #[arg(long, default_value = "./pasarela-demo", value_name = "DIR")]
+        dir: PathBuf,
+        /// Admin API address.
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: String,
+        /// Admin token to use instead of a generated one.
+        #[arg(long, value_name = "TOKEN")]
+        token: Option<String>,
+    },
+    /// Check a configuration file: exit 0 with a summary, or exit 2 naming each bad key and line.
+    CheckConfig {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+    },
+    /// Queue one SMS through the running daemon's API (uses the config's address and token).
+    Send {
+        /// Recipient, in any usual form: +54 9 11 2345-6789, 011 15-2345-6789, 1123456789.
+        #[arg(long, value_name = "NUMBER")]
+        to: String,
+        /// Message text.
+        #[arg(long, value_name = "TEXT")]
+        text: String,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("pasarela {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { path } => check_config(&path),
+        Command::Run { config } => match Config::load(&config) {
+            Ok(loaded) => serve(loaded),
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Demo { dir, listen, token } => demo(dir, listen, token),
+        Command::Send { to, text, config } => {
+            let rt = runtime();
+            match rt.block_on(cli::send(&config, &to, &text)) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pasarela send: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let loaded = match Config::load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{}: configuration is not valid:\n{e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    match loaded.check_environment() {
+        Ok(warnings) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{}", cli::summary(&loaded));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // Two workers: the box is a Raspberry Pi or a small server, and the work is I/O.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+}
+
+fn serve(loaded: Loaded) -> ExitCode {
+    logging::init(loaded.config.daemon.log_level.to_filter());
+    match loaded.check_environment() {
+        Ok(warnings) => warnings.iter().for_each(|w| log::warn!("{w}")),
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(2);
+        }
+    }
+    let rt = runtime();
+    match rt.block_on(daemon::run(loaded, daemon::Parts::default(), stop_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(dir: PathBuf, listen: String, token: Option<String>) -> ExitCode {
+    let dir = match std::path::absolute(&dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("demo: bad --dir {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let token = match token.map(Ok).unwrap_or_else(cli::generate_token) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("demo: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = Config::default();
+    config.daemon.state_dir = dir.clone();
+    config.admin.listen = listen.clone();
+    config.admin.token = Some(Secret::new(token.clone()));
+    let loaded = Loaded::from_config(config);
+    if let Err(e) = loaded.validate() {
+        eprintln!("demo: {e}");
+        return ExitCode::from(2);
+    }
+    let base = match daemon::api_base(&loaded) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("demo: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("pasarela demo: database in {}", dir.display());
+    println!("admin token: {token}");
+    println!("queue an SMS:");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {token}' -d '{{\"to\":\"011 15-2345-6789\",\"text\":\"Hola, ¿cómo está?\"}}' {base}/api/messages"
+    );
+    println!("list messages:");
+    println!("  curl -s -H 'Authorization: Bearer {token}' {base}/api/messages");
+    println!("status:");
+    println!("  curl -s -H 'Authorization: Bearer {token}' {base}/api/status");
+    println!("Stop with Ctrl-C.");
+    serve(loaded)
+}
+
+/// Resolves on SIGTERM (systemctl stop) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM received"),
+        _ = int.recv() => log::info!("SIGINT received"),
+    }
+}

@@ -1,0 +1,428 @@
+//! JSON API handlers: messages (send, batch, list, get, resend, cancel), health and status.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState, ItemError, JsonBody};
+use crate::store::{
+    Channel, Direction, ListFilter, Message, MessageId, NewOutbound, Priority, State as MsgState,
+    now_ms,
+};
+
+/// Largest body of a single-message request.
+const SINGLE_LIMIT: usize = 64 * 1024;
+/// Largest batch body: 10,000 messages of up to 1,530 characters each fit.
+const BATCH_LIMIT: usize = 32 * 1024 * 1024;
+/// Messages in one batch request.
+pub const BATCH_MAX: usize = 10_000;
+const PAGE_DEFAULT: u32 = 50;
+const PAGE_MAX: u32 = 500;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/messages", post(send).get(list))
+        .route("/api/messages/batch", post(batch))
+        .route("/api/messages/{id}", get(get_one))
+        .route("/api/messages/{id}/resend", post(resend))
+        .route("/api/messages/{id}/cancel", post(cancel))
+        .route("/api/status", get(status))
+}
+
+pub async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// `POST /api/messages` body.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub to: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    messages: Vec<SendRequest>,
+}
+
+/// A message as the API shows it: times in RFC 3339 (UTC).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MessageView {
+    pub id: i64,
+    pub direction: Direction,
+    pub channel: Channel,
+    pub transport: Option<String>,
+    pub peer: String,
+    pub text: String,
+    pub state: MsgState,
+    pub priority: Priority,
+    pub attempts: u32,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub provider_ref: Option<String>,
+    pub customer_id: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub sent_at: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl From<Message> for MessageView {
+    fn from(m: Message) -> MessageView {
+        MessageView {
+            id: m.id.0,
+            direction: m.direction,
+            channel: m.channel,
+            transport: m.transport,
+            peer: m.peer,
+            text: m.body,
+            state: m.state,
+            priority: m.priority,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at.map(rfc3339),
+            last_error: m.last_error,
+            provider_ref: m.provider_ref,
+            customer_id: m.customer_id,
+            created_at: rfc3339(m.created_at),
+            updated_at: rfc3339(m.updated_at),
+            sent_at: m.sent_at.map(rfc3339),
+            delivered_at: m.delivered_at.map(rfc3339),
+        }
+    }
+}
+
+/// Checks one request; `prefix` is the field path of the item (`""` or `messages[3].`).
+fn validate(state: &AppState, req: &SendRequest, prefix: &str) -> Result<NewOutbound, (String, String)> {
+    let channel = req.channel.unwrap_or(Channel::Sms);
+    if channel != Channel::Sms {
+        return Err((
+            format!("{prefix}channel"),
+            format!("the {channel} channel is not available in this version; use \"sms\""),
+        ));
+    }
+    let peer = state
+        .phones
+        .normalize(&req.to)
+        .map_err(|e| (format!("{prefix}to"), e.to_string()))?;
+    let text_field = format!("{prefix}text");
+    if req.text.trim().is_empty() {
+        return Err((text_field, "must not be empty".into()));
+    }
+    let max_parts = state.dispatch_config.max_parts as usize;
+    let (parts, encoding) = sms_parts(&req.text);
+    if parts > max_parts {
+        return Err((
+            text_field,
+            format!(
+                "is {} characters, {parts} SMS parts in {encoding}; the limit is {max_parts} parts \
+                 (dispatch.max_parts)",
+                req.text.chars().count()
+            ),
+        ));
+    }
+    Ok(NewOutbound {
+        channel,
+        peer: peer.as_str().to_string(),
+        body: req.text.clone(),
+        priority: req.priority.unwrap_or(Priority::Notification),
+        customer_id: None,
+    })
+}
+
+/// Characters of the GSM 7-bit default alphabet (one septet each).
+const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// Characters of the extension table (escape + one septet: two septets each).
+const GSM7_EXTENSION: &str = "\u{c}^{}\\[~]|€";
+
+/// SMS parts a text needs and the encoding it would use.
+fn sms_parts(text: &str) -> (usize, &'static str) {
+    let mut septets = 0usize;
+    let mut gsm7 = true;
+    for c in text.chars() {
+        if GSM7_BASIC.contains(c) {
+            septets += 1;
+        } else if GSM7_EXTENSION.contains(c) {
+            septets += 2;
+        } else {
+            gsm7 = false;
+            break;
+        }
+    }
+    if gsm7 {
+        let parts = if septets <= 160 { 1 } else { septets.div_ceil(153) };
+        (parts, "GSM 7-bit")
+    } else {
+        let units = text.encode_utf16().count();
+        let parts = if units <= 70 { 1 } else { units.div_ceil(67) };
+        (parts, "UCS-2")
+    }
+}
+
+async fn send(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<SendRequest, SINGLE_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    let item = validate(&state, &req, "").map_err(|(f, m)| ApiError::field(f, m))?;
+    let ids = state.store.enqueue(vec![item]).await?;
+    state.dispatch.wake();
+    log::debug!(msg_id = ids[0].0; "message {} queued by the API", ids[0]);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"id": ids[0].0, "state": "queued"})),
+    ))
+}
+
+async fn batch(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<BatchRequest, BATCH_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    let n = req.messages.len();
+    if n == 0 {
+        return Err(ApiError::field("messages", "is empty; send 1 to 10000 messages"));
+    }
+    if n > BATCH_MAX {
+        return Err(ApiError::field(
+            "messages",
+            format!("has {n} messages; send at most {BATCH_MAX} per request"),
+        ));
+    }
+    let mut items = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    for (index, r) in req.messages.iter().enumerate() {
+        match validate(&state, r, &format!("messages[{index}].")) {
+            Ok(item) => items.push(item),
+            Err((field, message)) => errors.push(ItemError {
+                index,
+                message: format!("{field}: {message}"),
+                field,
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_batch",
+            format!(
+                "{} of {n} messages are invalid; nothing was queued",
+                errors.len()
+            ),
+        );
+        e.body.items = errors;
+        return Err(e);
+    }
+    let ids = state.store.enqueue(items).await?;
+    state.dispatch.wake();
+    log::info!("batch of {n} messages queued (ids {} to {})", ids[0], ids[n - 1]);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "ids": ids.iter().map(|i| i.0).collect::<Vec<_>>(),
+            "state": "queued",
+            "count": n,
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    direction: Option<String>,
+    state: Option<String>,
+    channel: Option<String>,
+    peer: Option<String>,
+    q: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+fn parse_enum<T>(field: &str, value: Option<&str>, parse: fn(&str) -> Option<T>, all: &[T]) -> Result<Option<T>, ApiError>
+where
+    T: std::fmt::Display,
+{
+    match value {
+        None | Some("") => Ok(None),
+        Some(v) => parse(v).map(Some).ok_or_else(|| {
+            let names: Vec<String> = all.iter().map(|t| t.to_string()).collect();
+            ApiError::field(field, format!("`{v}` is not one of {}", names.join(", ")))
+        }),
+    }
+}
+
+/// Accepts RFC 3339 (`2026-11-22T10:00:00-03:00`), a date (`2026-11-22`, midnight UTC) or
+/// Unix seconds.
+fn parse_time(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(Some(t.timestamp_millis()));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()));
+    }
+    if let Ok(secs) = v.parse::<i64>()
+        && (0..=253_402_300_799).contains(&secs)
+    {
+        return Ok(Some(secs * 1000));
+    }
+    Err(ApiError::field(
+        field,
+        format!("`{v}` is not a time like 2026-11-22T10:00:00-03:00, 2026-11-22 or Unix seconds"),
+    ))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+    })?;
+    let limit = match q.limit.as_deref() {
+        None | Some("") => PAGE_DEFAULT,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=PAGE_MAX).contains(n))
+            .ok_or_else(|| ApiError::field("limit", format!("`{v}` is not a number from 1 to {PAGE_MAX}")))?,
+    };
+    let before = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(v) => Some(MessageId(v.parse::<i64>().map_err(|_| {
+            ApiError::field("cursor", "is not a cursor returned by this API (next_cursor)")
+        })?)),
+    };
+    // A peer filter is normalized like a recipient when it is a phone number, so
+    // `peer=1123456789` finds `+5491123456789`; anything else (a sender name) is taken as is.
+    let peer = q.peer.as_deref().filter(|p| !p.is_empty()).map(|p| {
+        state
+            .phones
+            .normalize(p)
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|_| p.to_string())
+    });
+    let filter = ListFilter {
+        direction: parse_enum("direction", q.direction.as_deref(), Direction::parse, Direction::ALL)?,
+        state: parse_enum("state", q.state.as_deref(), MsgState::parse, MsgState::ALL)?,
+        channel: parse_enum("channel", q.channel.as_deref(), Channel::parse, Channel::ALL)?,
+        peer,
+        q: q.q.filter(|s| !s.is_empty()),
+        since: parse_time("since", q.since.as_deref())?,
+        until: parse_time("until", q.until.as_deref())?,
+        before,
+        limit: limit + 1,
+    };
+    let mut rows = state.store.list(filter).await?;
+    let next_cursor = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|m| m.id.0.to_string())
+    } else {
+        None
+    };
+    let messages: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
+    Ok(Json(serde_json::json!({"messages": messages, "next_cursor": next_cursor})))
+}
+
+fn parse_id(raw: &str) -> Result<MessageId, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(MessageId)
+        .ok_or_else(|| ApiError::field("id", format!("`{raw}` is not a message id")))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = state.store.get(parse_id(&id)?).await?;
+    Ok(Json(MessageView::from(m)))
+}
+
+async fn resend(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = state.store.resend(parse_id(&id)?).await?;
+    state.dispatch.wake();
+    Ok((StatusCode::ACCEPTED, Json(MessageView::from(m))))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let m = state.store.cancel(parse_id(&id)?).await?;
+    Ok(Json(MessageView::from(m)))
+}
+
+async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let counts = state
+        .store
+        .count_by_state(vec![
+            MsgState::Scheduled,
+            MsgState::Queued,
+            MsgState::Sending,
+            MsgState::Failed,
+        ])
+        .await?;
+    let queue: serde_json::Map<String, serde_json::Value> = counts
+        .into_iter()
+        .map(|(s, n)| (s.as_str().to_string(), n.into()))
+        .collect();
+    let transports: Vec<serde_json::Value> = state
+        .transports
+        .iter()
+        .map(|t| {
+            let h = t.health();
+            serde_json::json!({
+                "name": t.name(),
+                "channel": t.channel(),
+                "up": h.up,
+                "detail": h.detail,
+            })
+        })
+        .collect();
+    let heartbeat = state.dispatch.last_heartbeat();
+    Ok(Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_secs": state.started.elapsed().as_secs(),
+        "queue": queue,
+        "transports": transports,
+        "dispatcher": {
+            "alive": heartbeat > 0 && now_ms() - heartbeat < 3 * crate::dispatch::IDLE_TICK.as_millis() as i64,
+        },
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_estimate() {
+        assert_eq!(sms_parts(&"a".repeat(160)), (1, "GSM 7-bit"));
+        assert_eq!(sms_parts(&"a".repeat(161)), (2, "GSM 7-bit"));
+        assert_eq!(sms_parts(&"€".repeat(80)), (1, "GSM 7-bit"));
+        assert_eq!(sms_parts("Señor Núñez"), (1, "UCS-2"));
+        assert_eq!(sms_parts(&"ú".repeat(71)), (2, "UCS-2"));
+    }
+}

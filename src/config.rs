@@ -1,0 +1,701 @@
+//! The TOML configuration: types that mirror its tables, defaults for every optional key, and
+//! `validate()`, whose errors name the key, its line in the file and the fix.
+//!
+//! Secrets (tokens, passwords, PINs) are [`Secret`]s: they print as `***` in `Debug` and
+//! `Display`, so a config that reaches a log never leaks them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the packaged daemon looks for its configuration.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pasarela/pasarela.toml";
+
+/// A secret value: printed as `***`, compared in constant time.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares without an early exit, so response timing does not reveal a prefix.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        constant_time_eq(self.0.as_bytes(), candidate)
+    }
+}
+
+/// Constant-time byte comparison (length is not secret: tokens have a known shape).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The whole file. Every table is optional; an empty file is a valid configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub company: CompanyConfig,
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
+}
+
+/// `[daemon]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Holds the SQLite database.
+    pub state_dir: PathBuf,
+    pub log_level: LogLevel,
+    /// Seconds that in-flight sends get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            state_dir: PathBuf::from("/var/lib/pasarela"),
+            log_level: LogLevel::Info,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn to_filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Kept as text so `validate()` can name the bad value and its line.
+    pub listen: String,
+    pub token: Option<Secret>,
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            token: None,
+            token_file: None,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The listen address; valid after `validate()`.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| ConfigError {
+            key: "admin.listen".into(),
+            line: None,
+            message: format!(
+                "`{}` is not an address like 127.0.0.1:8080",
+                self.listen
+            ),
+        })
+    }
+}
+
+/// `[company]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompanyConfig {
+    /// The `%empresa%` of templates.
+    pub name: String,
+    pub timezone: String,
+    /// ISO 3166 region used to read national phone numbers.
+    pub country: String,
+    pub language: Language,
+    /// Read 10-digit national numbers without `0`/`15` (`1123456789`) as mobiles.
+    /// `None` means "the country's default" (on for AR).
+    pub assume_mobile: Option<bool>,
+}
+
+impl Default for CompanyConfig {
+    fn default() -> Self {
+        CompanyConfig {
+            name: "Mi ISP".to_string(),
+            timezone: "America/Argentina/Buenos_Aires".to_string(),
+            country: "AR".to_string(),
+            language: Language::Es,
+            assume_mobile: None,
+        }
+    }
+}
+
+impl CompanyConfig {
+    pub fn phone_context(&self) -> crate::phone::PhoneContext {
+        crate::phone::PhoneContext::new(&self.country, self.assume_mobile)
+            .unwrap_or_else(|_| crate::phone::PhoneContext::argentina())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Es,
+    En,
+}
+
+/// `[dispatch]`: how the outbox is worked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatchConfig {
+    /// Attempts before a temporarily failing message is failed for good.
+    pub max_attempts: u32,
+    /// First retry delay; doubles on each attempt.
+    pub retry_base_secs: u64,
+    /// Cap on the retry delay.
+    pub retry_max_secs: u64,
+    /// Longest text accepted, counted in SMS parts.
+    pub max_parts: u32,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            max_attempts: 8,
+            retry_base_secs: 10,
+            retry_max_secs: 1800,
+            max_parts: 10,
+        }
+    }
+}
+
+/// A configuration problem: which key, where, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}", self.message)?;
+        } else {
+            write!(f, "{}: {}", self.key, self.message)?;
+        }
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A config file as loaded: the parsed values and the text they came from (for line numbers).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub source: String,
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Parses and validates `text`. Errors name key and line.
+    pub fn from_toml(text: &str) -> Result<Loaded, ConfigErrors> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(text, &e)]))?;
+        let loaded = Loaded {
+            config,
+            source: text.to_string(),
+            path: None,
+        };
+        loaded.validate()?;
+        Ok(loaded)
+    }
+
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                key: String::new(),
+                line: None,
+                message: format!("cannot read {}: {e}", path.display()),
+            }])
+        })?;
+        let mut loaded = Config::from_toml(&text)?;
+        loaded.path = Some(path.to_path_buf());
+        Ok(loaded)
+    }
+}
+
+impl Loaded {
+    /// Wraps a config built in code (tests, `demo`).
+    pub fn from_config(config: Config) -> Loaded {
+        Loaded {
+            config,
+            source: String::new(),
+            path: None,
+        }
+    }
+
+    fn err(&self, key: &str, message: String) -> ConfigError {
+        ConfigError {
+            key: key.to_string(),
+            line: locate_key(&self.source, key),
+            message,
+        }
+    }
+
+    /// Checks values serde cannot: addresses, time zones, countries, ranges.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let c = &self.config;
+        let mut errors = Vec::new();
+        if c.admin.listen.parse::<SocketAddr>().is_err() {
+            errors.push(self.err(
+                "admin.listen",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    c.admin.listen
+                ),
+            ));
+        }
+        if c.admin.token.is_some() && c.admin.token_file.is_some() {
+            errors.push(self.err(
+                "admin.token_file",
+                "set either admin.token or admin.token_file, not both".to_string(),
+            ));
+        }
+        if let Some(token) = &c.admin.token
+            && token.expose().trim().len() < 16
+        {
+            errors.push(self.err(
+                "admin.token",
+                "must be at least 16 characters; generate one with `openssl rand -hex 24`"
+                    .to_string(),
+            ));
+        }
+        if c.company.timezone.parse::<chrono_tz::Tz>().is_err() {
+            errors.push(self.err(
+                "company.timezone",
+                format!(
+                    "`{}` is not a time zone name like America/Argentina/Buenos_Aires",
+                    c.company.timezone
+                ),
+            ));
+        }
+        if crate::phone::PhoneContext::new(&c.company.country, c.company.assume_mobile).is_err() {
+            errors.push(self.err(
+                "company.country",
+                format!(
+                    "`{}` is not a two-letter country code like AR, UY or CL",
+                    c.company.country
+                ),
+            ));
+        }
+        if c.company.name.trim().is_empty() {
+            errors.push(self.err(
+                "company.name",
+                "must not be empty: it is the %empresa% of every template".to_string(),
+            ));
+        }
+        if c.daemon.state_dir.as_os_str().is_empty() || !c.daemon.state_dir.is_absolute() {
+            errors.push(self.err(
+                "daemon.state_dir",
+                format!(
+                    "`{}` must be an absolute path like /var/lib/pasarela",
+                    c.daemon.state_dir.display()
+                ),
+            ));
+        }
+        let d = &c.dispatch;
+        if d.max_attempts == 0 || d.max_attempts > 100 {
+            errors.push(self.err(
+                "dispatch.max_attempts",
+                format!("{} is out of range: use 1 to 100", d.max_attempts),
+            ));
+        }
+        if d.retry_base_secs == 0 || d.retry_base_secs > d.retry_max_secs {
+            errors.push(self.err(
+                "dispatch.retry_base_secs",
+                "must be at least 1 and not more than dispatch.retry_max_secs".to_string(),
+            ));
+        }
+        if d.retry_max_secs > 86_400 {
+            errors.push(self.err(
+                "dispatch.retry_max_secs",
+                format!("{} is more than a day: use at most 86400", d.retry_max_secs),
+            ));
+        }
+        if d.max_parts == 0 || d.max_parts > 255 {
+            errors.push(self.err(
+                "dispatch.max_parts",
+                format!("{} is out of range: use 1 to 255 (SMS allow 255 parts)", d.max_parts),
+            ));
+        }
+        errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Checks that touch the file system: the token file and the state directory.
+    /// Returns warnings (not fatal) on success.
+    pub fn check_environment(&self) -> Result<Vec<String>, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        if let Some(path) = &self.config.admin.token_file {
+            match read_token_file(path) {
+                Ok((_, world_readable)) => {
+                    if world_readable {
+                        warnings.push(format!(
+                            "admin.token_file: {} can be read by every user; run `chmod 640 {}`",
+                            path.display(),
+                            path.display()
+                        ));
+                    }
+                }
+                Err(message) => errors.push(self.err("admin.token_file", message)),
+            }
+        }
+        if let Err(message) = check_dir_writable(&self.config.daemon.state_dir) {
+            errors.push(self.err("daemon.state_dir", message));
+        }
+        if errors.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The admin token from `token` or `token_file`, if any.
+    pub fn admin_token(&self) -> Result<Option<Secret>, ConfigError> {
+        if let Some(t) = &self.config.admin.token {
+            return Ok(Some(t.clone()));
+        }
+        match &self.config.admin.token_file {
+            Some(path) => read_token_file(path)
+                .map(|(t, _)| Some(t))
+                .map_err(|message| self.err("admin.token_file", message)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Reads a token file; returns the token and whether others can read the file.
+fn read_token_file(path: &Path) -> Result<(Secret, bool), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        return Err(format!(
+            "{} holds no token of at least 16 characters",
+            path.display()
+        ));
+    }
+    let world_readable = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o004 != 0)
+            .unwrap_or(false)
+    };
+    Ok((Secret::new(token), world_readable))
+}
+
+/// The directory exists (or can be created) and a file can be written in it.
+fn check_dir_writable(dir: &Path) -> Result<(), String> {
+    if !dir.exists() {
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+        return match parent {
+            Some(p) if p.exists() => check_dir_writable(p)
+                .map_err(|_| format!("{} does not exist and cannot be created", dir.display())),
+            _ => Err(format!(
+                "{} does not exist; create it for the service user",
+                dir.display()
+            )),
+        };
+    }
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let probe = dir.join(format!(".pasarela-write-test-{}", std::process::id()));
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{} is not writable by this user: {e}",
+            dir.display()
+        )),
+    }
+}
+
+/// Turns a TOML parse error into a `ConfigError` with the key path and line.
+fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|span| line_of_offset(text, span.start));
+    let message = e.message().trim().to_string();
+    let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
+    ConfigError { key, line, message }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// The dotted key path (`admin.listen`) whose line holds `offset`, as far as it can be told.
+fn key_at(text: &str, offset: usize) -> String {
+    let target = line_of_offset(text, offset);
+    let mut section = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = section_header(line) {
+            section = name;
+        }
+        if i + 1 == target {
+            if section_header(line).is_some() {
+                return section;
+            }
+            if let Some((k, _)) = line.split_once('=') {
+                let k = k.trim().trim_matches('"');
+                return if section.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{section}.{k}")
+                };
+            }
+            return section;
+        }
+    }
+    String::new()
+}
+
+fn section_header(line: &str) -> Option<String> {
+    let line = line.split('#').next().unwrap_or("").trim();
+    let inner = line
+        .strip_prefix("[[")
+        .and_then(|l| l.strip_suffix("]]"))
+        .or_else(|| line.strip_prefix('[').and_then(|l| l.strip_suffix(']')))?;
+    Some(inner.trim().to_string())
+}
+
+/// The 1-based line where the dotted key (`admin.listen`) is set, or its table starts.
+pub fn locate_key(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = match dotted.rsplit_once('.') {
+        Some((s, k)) => (s, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    let mut section_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = section_header(line) {
+            current = name;
+            if current == section {
+                section_line = Some(i + 1);
+            }
+            continue;
+        }
+        if current == section
+            && let Some((k, _)) = line.split_once('=')
+            && k.trim().trim_matches('"') == key
+        {
+            return Some(i + 1);
+        }
+    }
+    section_line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let loaded = Config::from_toml("").unwrap();
+        assert_eq!(loaded.config.admin.listen, "127.0.0.1:8080");
+        assert_eq!(loaded.config.company.country, "AR");
+        assert_eq!(
+            loaded.config.daemon.state_dir,
+            PathBuf::from("/var/lib/pasarela")
+        );
+    }
+
+    #[test]
+    fn bad_listen_names_key_and_line() {
+        let text = "[daemon]\nlog_level = \"info\"\n\n[admin]\nlisten = \"8080\"\n";
+        let err = Config::from_toml(text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "admin.listen: `8080` is not an address like 127.0.0.1:8080 (line 5)"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = "[admin]\nlisten = \"127.0.0.1:9\"\nlisen = \"x\"\n";
+        let err = Config::from_toml(text).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("admin.lisen"), "{msg}");
+        assert!(msg.contains("unknown field"), "{msg}");
+        assert!(msg.contains("(line 3)"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let err = Config::from_toml("[daemon]\nshutdown_grace_secs = \"ten\"\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("daemon.shutdown_grace_secs:"), "{msg}");
+        assert!(msg.contains("(line 2)"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_toml_is_an_error_with_line() {
+        let err = Config::from_toml("[admin\nlisten=1").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let loaded = Config::from_toml("[admin]\ntoken = \"s3cr3t-s3cr3t-s3cr3t\"\n").unwrap();
+        let dbg = format!("{:?}", loaded.config);
+        assert!(!dbg.contains("s3cr3t"), "{dbg}");
+        assert!(dbg.contains("***"));
+    }
+
+    #[test]
+    fn short_token_and_bad_timezone_and_country_all_reported() {
+        let text = "[admin]\ntoken = \"short\"\n[company]\ntimezone = \"Mars/Olympus\"\ncountry = \"XX\"\n";
+        let err = Config::from_toml(text).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert_eq!(err.0[0].key, "admin.token");
+        assert_eq!(err.0[1].line, Some(4));
+        assert_eq!(err.0[2].key, "company.country");
+    }
+
+    #[test]
+    fn relative_state_dir_rejected() {
+        let err = Config::from_toml("[daemon]\nstate_dir = \"data\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("daemon.state_dir:"), "{err}");
+    }
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn state_dir_not_writable_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plainfile");
+        std::fs::write(&file, b"").unwrap();
+        let text = format!("[daemon]\nstate_dir = \"{}\"\n", file.display());
+        let loaded = Config::from_toml(&text).unwrap();
+        let err = loaded.check_environment().unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn token_file_missing_and_world_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let text = format!(
+            "[daemon]\nstate_dir = \"{}\"\n[admin]\ntoken_file = \"{}\"\n",
+            dir.path().display(),
+            missing.display()
+        );
+        let loaded = Config::from_toml(&text).unwrap();
+        let err = loaded.check_environment().unwrap_err();
+        assert!(err.to_string().contains("admin.token_file"), "{err}");
+
+        use std::os::unix::fs::PermissionsExt;
+        let tok = dir.path().join("token");
+        std::fs::write(&tok, "0123456789abcdef0123\n").unwrap();
+        std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[daemon]\nstate_dir = \"{}\"\n[admin]\ntoken_file = \"{}\"\n",
+            dir.path().display(),
+            tok.display()
+        );
+        let loaded = Config::from_toml(&text).unwrap();
+        let warnings = loaded.check_environment().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("chmod 640"));
+        assert_eq!(
+            loaded.admin_token().unwrap().unwrap().expose(),
+            "0123456789abcdef0123"
+        );
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../config/pasarela.toml");
+        let loaded = Config::from_toml(text).unwrap();
+        assert_eq!(loaded.config.company.country, "AR");
+    }
+}

@@ -1,0 +1,272 @@
+//! Wires the daemon together: opens the store, returns interrupted sends to the queue, binds
+//! the admin listener, starts the supervised tasks (dispatcher, admin server, status and
+//! watchdog reporter) and shuts them down in order.
+//!
+//! systemd integration: `READY=1` only after the database and the listener are up; `STATUS=`
+//! with a one-line summary whenever it changes; `WATCHDOG=1` only while the dispatcher loop is
+//! going round (when `WATCHDOG_USEC` is set); `STOPPING=1` at shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sd_notify::NotifyState;
+use tokio::net::TcpListener;
+
+use crate::admin::{self, AppState};
+use crate::config::Loaded;
+use crate::dispatch::{DispatchHandle, Dispatcher, IDLE_TICK};
+use crate::shutdown::{self, Shutdown};
+use crate::store::{Store, now_ms};
+use crate::transport::Transport;
+
+/// A restarted task waits this long at first, doubling up to [`MAX_RESTART_DELAY`].
+const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(60);
+/// A task that ran this long before failing starts over from the first delay.
+const STABLE_RUN: Duration = Duration::from_secs(120);
+/// The admin server gets this long to finish open requests at shutdown.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the daemon needs besides the config: the routes messages leave through, and
+/// optionally a listener the caller already bound (tests bind port 0).
+#[derive(Default)]
+pub struct Parts {
+    pub transports: Vec<Arc<dyn Transport>>,
+    pub listener: Option<TcpListener>,
+}
+
+/// Runs the daemon until `signal` resolves, then shuts down cleanly. Errors are start-up
+/// errors (database, listener); once running, failing tasks are restarted, not returned.
+pub async fn run(
+    loaded: Loaded,
+    parts: Parts,
+    signal: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let cfg = &loaded.config;
+    let store = Store::open(&cfg.daemon.state_dir).with_context(|| {
+        format!(
+            "cannot open the database in {} (daemon.state_dir)",
+            cfg.daemon.state_dir.display()
+        )
+    })?;
+    let requeued = store.requeue_sending().await?;
+    if !requeued.is_empty() {
+        log::warn!(
+            "{} message(s) were being sent when pasarela last stopped (ids {}); they are queued \
+             again and may reach their recipients twice",
+            requeued.len(),
+            requeued
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    let listener = match parts.listener {
+        Some(l) => l,
+        None => {
+            let addr = cfg.admin.listen_addr()?;
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (admin.listen)"))?
+        }
+    };
+    let listen_addr = listener.local_addr()?;
+    let token = loaded.admin_token()?;
+    if token.is_none() {
+        log::warn!(
+            "no admin token is set: every API route but /api/health answers 503. Set admin.token \
+             or admin.token_file in the config"
+        );
+    }
+
+    let (trigger, shutdown) = shutdown::channel();
+    let handle = DispatchHandle::default();
+    let state = AppState {
+        store: store.clone(),
+        token,
+        phones: cfg.company.phone_context(),
+        dispatch: handle.clone(),
+        dispatch_config: cfg.dispatch.clone(),
+        transports: parts.transports.clone(),
+        started: Instant::now(),
+    };
+    let dispatcher = Arc::new(Dispatcher::new(
+        store.clone(),
+        parts.transports.clone(),
+        cfg.dispatch.clone(),
+        handle.clone(),
+        Duration::from_secs(cfg.daemon.shutdown_grace_secs),
+    ));
+
+    let dispatch_task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(supervise("dispatcher", shutdown.clone(), move || {
+            let d = dispatcher.clone();
+            let s = shutdown.clone();
+            async move { d.run(s).await }
+        }))
+    };
+    let http_task = {
+        let router = admin::router(state);
+        let mut first = Some(listener);
+        let shutdown2 = shutdown.clone();
+        tokio::spawn(supervise("admin server", shutdown.clone(), move || {
+            let listener = first.take();
+            let router = router.clone();
+            let mut stop = shutdown2.clone();
+            async move {
+                let listener = match listener {
+                    Some(l) => l,
+                    None => TcpListener::bind(listen_addr).await?,
+                };
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.wait().await })
+                    .await?;
+                Ok(())
+            }
+        }))
+    };
+    let reporter = tokio::spawn(report_status(
+        store.clone(),
+        handle.clone(),
+        parts.transports.clone(),
+        shutdown.clone(),
+    ));
+
+    notify(&[NotifyState::Ready]);
+    log::info!(
+        "pasarela {} ready: admin API on http://{listen_addr}/api/, database {}, {} transport(s)",
+        env!("CARGO_PKG_VERSION"),
+        store.path().display(),
+        parts.transports.len()
+    );
+
+    signal.await;
+    log::info!("stopping: no new work is taken");
+    notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+    trigger.trigger();
+    let _ = dispatch_task.await;
+    if tokio::time::timeout(HTTP_GRACE, http_task).await.is_err() {
+        log::warn!("stopping: admin requests still open after {} s were cut", HTTP_GRACE.as_secs());
+    }
+    reporter.abort();
+    store.close().await;
+    log::info!("stopped cleanly");
+    Ok(())
+}
+
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        log::debug!("systemd notification failed: {e}");
+    }
+}
+
+/// Runs the task `make` builds until shutdown, restarting it with exponential backoff when it
+/// fails or panics. The backoff resets after a stable run.
+pub async fn supervise<F, Fut>(name: &'static str, mut shutdown: Shutdown, mut make: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let mut delay = FIRST_RESTART_DELAY;
+    loop {
+        let started = Instant::now();
+        let outcome = tokio::spawn(make()).await;
+        if shutdown.is_triggered() {
+            if let Ok(Err(e)) = outcome {
+                log::warn!("{name} stopped with an error: {e:#}");
+            }
+            return;
+        }
+        match outcome {
+            Ok(Ok(())) => log::error!("{name} stopped unexpectedly"),
+            Ok(Err(e)) => log::error!("{name} failed: {e:#}"),
+            Err(e) => log::error!("{name} crashed: {e}"),
+        }
+        if started.elapsed() >= STABLE_RUN {
+            delay = FIRST_RESTART_DELAY;
+        }
+        log::info!("{name}: restarting in {} s", delay.as_secs());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait() => return,
+        }
+        delay = (delay * 2).min(MAX_RESTART_DELAY);
+    }
+}
+
+/// Keeps systemd's `STATUS=` current and pings the watchdog while the dispatcher is alive.
+async fn report_status(
+    store: Store,
+    dispatch: DispatchHandle,
+    transports: Vec<Arc<dyn Transport>>,
+    mut shutdown: Shutdown,
+) {
+    let mut watchdog_usec = 0u64;
+    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+    let period = if watchdog {
+        Duration::from_micros(watchdog_usec / 3).clamp(Duration::from_millis(100), IDLE_TICK)
+    } else {
+        IDLE_TICK
+    };
+    let mut last_status = String::new();
+    let mut last_up: Vec<bool> = Vec::new();
+    loop {
+        let up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
+        if up != last_up {
+            for (t, (now, before)) in transports
+                .iter()
+                .zip(up.iter().zip(last_up.iter().chain(std::iter::repeat(&true))))
+            {
+                if now != before {
+                    let h = t.health();
+                    if h.up {
+                        log::info!(transport = t.name(); "{} is up: {}", t.name(), h.detail);
+                    } else {
+                        log::warn!(transport = t.name(); "{} is down: {}", t.name(), h.detail);
+                    }
+                }
+            }
+            last_up = up.clone();
+        }
+        let depth = store.queue_depth().await.ok();
+        let status = format!(
+            "queue {} · transports {}/{} up",
+            depth.map_or("?".to_string(), |d| d.to_string()),
+            up.iter().filter(|u| **u).count(),
+            up.len()
+        );
+        if status != last_status {
+            notify(&[NotifyState::Status(&status)]);
+            last_status = status;
+        }
+        let beat = dispatch.last_heartbeat();
+        let alive = beat > 0 && now_ms() - beat < 3 * IDLE_TICK.as_millis() as i64;
+        if watchdog && alive {
+            notify(&[NotifyState::Watchdog]);
+        } else if watchdog {
+            log::error!("the dispatcher has not gone round for a while; not feeding the watchdog");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shutdown.wait() => return,
+        }
+    }
+}
+
+/// The address the admin API of a config listens on, for clients such as `pasarela send`.
+pub fn api_base(loaded: &Loaded) -> anyhow::Result<String> {
+    let addr: SocketAddr = loaded.config.admin.listen_addr()?;
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    Ok(format!("http://{host}:{}", addr.port()))
+}

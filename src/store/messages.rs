@@ -1,0 +1,528 @@
+//! The `messages` table: types and the SQL that moves a message between states. Every
+//! function here runs inside the caller's transaction; one call is one state change.
+
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
+use serde::Serialize;
+
+use super::StoreError;
+
+/// Row id of a message; also the id the API hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct MessageId(pub i64);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stored and wire form.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Which way a message went.
+    Direction { In => "in", Out => "out" }
+);
+
+text_enum!(
+    /// The kind of transport that carries a message.
+    Channel { Sms => "sms", Whatsapp => "whatsapp", Email => "email" }
+);
+
+text_enum!(
+    /// Lifecycle. Outbound: `queued → sending → sent → delivered`, or `failed` / `cancelled`;
+    /// `scheduled` waits for a delivery window. Inbound messages are `received`.
+    State {
+        Received => "received",
+        Scheduled => "scheduled",
+        Queued => "queued",
+        Sending => "sending",
+        Sent => "sent",
+        Delivered => "delivered",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+);
+
+text_enum!(
+    /// Dispatch order: replies to a customer's own message first, then notifications, then bulk.
+    Priority { Reply => "reply", Notification => "notification", Bulk => "bulk" }
+);
+
+impl Priority {
+    fn rank(self) -> i64 {
+        match self {
+            Priority::Reply => 0,
+            Priority::Notification => 1,
+            Priority::Bulk => 2,
+        }
+    }
+
+    fn from_rank(rank: i64) -> Priority {
+        match rank {
+            0 => Priority::Reply,
+            2 => Priority::Bulk,
+            _ => Priority::Notification,
+        }
+    }
+}
+
+/// A message as stored. Times are Unix milliseconds (UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub direction: Direction,
+    pub channel: Channel,
+    pub transport: Option<String>,
+    pub peer: String,
+    pub body: String,
+    pub state: State,
+    pub priority: Priority,
+    pub attempts: u32,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub provider_ref: Option<String>,
+    pub customer_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sent_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+}
+
+/// An outbound message to queue. `peer` is already normalized by the caller.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    pub channel: Channel,
+    pub peer: String,
+    pub body: String,
+    pub priority: Priority,
+    pub customer_id: Option<i64>,
+}
+
+/// An inbound message as a transport read it.
+#[derive(Debug, Clone)]
+pub struct NewInbound {
+    pub channel: Channel,
+    pub transport: String,
+    /// Sender as received: a normalized number when it is one, else the raw address
+    /// (alphanumeric senders such as `Personal`, short codes).
+    pub peer: String,
+    pub body: String,
+    /// The transport's own id for it, so a second delivery of the same message is recognised.
+    pub provider_ref: Option<String>,
+}
+
+/// What became of one send attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent { provider_ref: Option<String> },
+    /// Temporary failure: try again at `retry_at` (Unix ms).
+    Retry { error: String, retry_at: i64 },
+    /// Permanent failure, or attempts exhausted.
+    Failed { error: String },
+}
+
+/// A delivery report from a transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusUpdate {
+    Delivered,
+    Failed { reason: String },
+}
+
+/// Filters for the history; all optional. Newest first; `before` is the pagination cursor.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub direction: Option<Direction>,
+    pub state: Option<State>,
+    pub channel: Option<Channel>,
+    pub peer: Option<String>,
+    pub q: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub before: Option<MessageId>,
+    pub limit: u32,
+}
+
+const COLUMNS: &str = "id, direction, channel, transport, peer, body, state, priority, attempts, \
+     next_attempt_at, last_error, provider_ref, customer_id, created_at, updated_at, sent_at, delivered_at";
+
+fn corrupt(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, format!("{what} `{value}`"), rusqlite::types::Type::Text)
+}
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let direction: String = row.get(1)?;
+    let channel: String = row.get(2)?;
+    let state: String = row.get(6)?;
+    Ok(Message {
+        id: MessageId(row.get(0)?),
+        direction: Direction::parse(&direction).ok_or_else(|| corrupt("direction", &direction))?,
+        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel))?,
+        transport: row.get(3)?,
+        peer: row.get(4)?,
+        body: row.get(5)?,
+        state: State::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        priority: Priority::from_rank(row.get(7)?),
+        attempts: row.get(8)?,
+        next_attempt_at: row.get(9)?,
+        last_error: row.get(10)?,
+        provider_ref: row.get(11)?,
+        customer_id: row.get(12)?,
+        created_at: row.get(13)?,
+        updated_at: row.get(14)?,
+        sent_at: row.get(15)?,
+        delivered_at: row.get(16)?,
+    })
+}
+
+/// Inserts queued outbound messages; returns their ids in order.
+pub fn insert_outbound(
+    conn: &Connection,
+    items: &[NewOutbound],
+    now: i64,
+) -> Result<Vec<MessageId>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO messages (direction, channel, peer, body, state, priority, attempts, \
+         next_attempt_at, customer_id, created_at, updated_at) \
+         VALUES ('out', ?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?5, ?5)",
+    )?;
+    let mut ids = Vec::with_capacity(items.len());
+    for m in items {
+        stmt.execute(params![
+            m.channel.as_str(),
+            m.peer,
+            m.body,
+            m.priority.rank(),
+            now,
+            m.customer_id
+        ])?;
+        ids.push(MessageId(conn.last_insert_rowid()));
+    }
+    Ok(ids)
+}
+
+/// Stores an inbound message. A second delivery with the same transport and provider
+/// reference returns the first row's id and `false`.
+pub fn insert_inbound(
+    conn: &Connection,
+    m: &NewInbound,
+    now: i64,
+) -> Result<(MessageId, bool), StoreError> {
+    if let Some(r) = &m.provider_ref {
+        let existing: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM messages WHERE direction = 'in' AND transport = ?1 AND provider_ref = ?2",
+            )?
+            .query_row(params![m.transport, r], |row| row.get(0))
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok((MessageId(id), false));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO messages (direction, channel, transport, peer, body, state, priority, \
+         provider_ref, created_at, updated_at) \
+         VALUES ('in', ?1, ?2, ?3, ?4, 'received', 0, ?5, ?6, ?6)",
+    )?
+    .execute(params![
+        m.channel.as_str(),
+        m.transport,
+        m.peer,
+        m.body,
+        m.provider_ref,
+        now
+    ])?;
+    Ok((MessageId(conn.last_insert_rowid()), true))
+}
+
+pub fn get(conn: &Connection, id: MessageId) -> Result<Message, StoreError> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
+        .query_row([id.0], from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound(id))
+}
+
+/// One page of history, newest first.
+pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<Message>, StoreError> {
+    let mut sql = format!("SELECT {COLUMNS} FROM messages WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |clause: &str, v: Value, sql: &mut String| {
+        sql.push_str(clause);
+        args.push(v);
+    };
+    if let Some(d) = f.direction {
+        push(" AND direction = ?", d.as_str().to_string().into(), &mut sql);
+    }
+    if let Some(s) = f.state {
+        push(" AND state = ?", s.as_str().to_string().into(), &mut sql);
+    }
+    if let Some(c) = f.channel {
+        push(" AND channel = ?", c.as_str().to_string().into(), &mut sql);
+    }
+    if let Some(p) = &f.peer {
+        push(" AND peer = ?", p.clone().into(), &mut sql);
+    }
+    if let Some(q) = &f.q {
+        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        push(
+            " AND body LIKE ? ESCAPE '\\'",
+            format!("%{escaped}%").into(),
+            &mut sql,
+        );
+    }
+    if let Some(t) = f.since {
+        push(" AND created_at >= ?", t.into(), &mut sql);
+    }
+    if let Some(t) = f.until {
+        push(" AND created_at < ?", t.into(), &mut sql);
+    }
+    if let Some(b) = f.before {
+        push(" AND id < ?", b.0.into(), &mut sql);
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    args.push(i64::from(f.limit).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Marks up to `limit` due queued messages of `channel` as `sending` on `transport` and
+/// returns them, highest priority and oldest first.
+pub fn claim_due(
+    conn: &Connection,
+    channel: Channel,
+    transport: &str,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<Message>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "UPDATE messages SET state = 'sending', transport = ?1, attempts = attempts + 1, updated_at = ?2 \
+         WHERE id IN (SELECT id FROM messages WHERE state = 'queued' AND channel = ?3 \
+                      AND next_attempt_at <= ?2 ORDER BY priority, id LIMIT ?4) \
+         RETURNING {COLUMNS}"
+    ))?;
+    let mut claimed: Vec<Message> = stmt
+        .query_map(params![transport, now, channel.as_str(), limit], from_row)?
+        .collect::<Result<_, _>>()?;
+    claimed.sort_by_key(|m| (m.priority.rank(), m.id));
+    Ok(claimed)
+}
+
+/// When the next queued message of these channels falls due (Unix ms), if any.
+pub fn next_due(conn: &Connection, channels: &[Channel]) -> Result<Option<i64>, StoreError> {
+    if channels.is_empty() {
+        return Ok(None);
+    }
+    let marks = vec!["?"; channels.len()].join(",");
+    let sql = format!(
+        "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued' AND channel IN ({marks})"
+    );
+    let v: Option<i64> = conn
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(channels.iter().map(|c| c.as_str())), |r| r.get(0))?;
+    Ok(v)
+}
+
+/// Records the result of an attempt on a message in `sending`. A message that left
+/// `sending` meanwhile (cancelled by an operator is not possible; a restart requeued it) is
+/// left alone and reported as a conflict.
+pub fn record_outcome(
+    conn: &Connection,
+    id: MessageId,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<(), StoreError> {
+    let changed = match outcome {
+        Outcome::Sent { provider_ref } => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'sent', provider_ref = ?2, sent_at = ?3, updated_at = ?3, \
+                 next_attempt_at = NULL WHERE id = ?1 AND state = 'sending'",
+            )?
+            .execute(params![id.0, provider_ref, now])?,
+        Outcome::Retry { error, retry_at } => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3, \
+                 updated_at = ?4 WHERE id = ?1 AND state = 'sending'",
+            )?
+            .execute(params![id.0, error, retry_at, now])?,
+        Outcome::Failed { error } => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'failed', last_error = ?2, next_attempt_at = NULL, \
+                 updated_at = ?3 WHERE id = ?1 AND state = 'sending'",
+            )?
+            .execute(params![id.0, error, now])?,
+    };
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "message {id} is no longer being sent"
+        )))
+    }
+}
+
+/// Applies a delivery report to the outbound message the transport knows as `provider_ref`.
+/// Returns the message id, or `None` when no message matches (a late or foreign report).
+pub fn apply_status(
+    conn: &Connection,
+    transport: &str,
+    provider_ref: &str,
+    update: &StatusUpdate,
+    now: i64,
+) -> Result<Option<MessageId>, StoreError> {
+    let id: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE transport = ?1 AND provider_ref = ?2 AND direction = 'out' \
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(params![transport, provider_ref], |r| r.get(0))
+        .optional()?;
+    let Some(id) = id else { return Ok(None) };
+    match update {
+        StatusUpdate::Delivered => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'delivered', delivered_at = ?2, updated_at = ?2 \
+                 WHERE id = ?1 AND state IN ('sent', 'sending')",
+            )?
+            .execute(params![id, now])?,
+        StatusUpdate::Failed { reason } => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'failed', last_error = ?2, updated_at = ?3 \
+                 WHERE id = ?1 AND state IN ('sent', 'sending')",
+            )?
+            .execute(params![id, reason, now])?,
+    };
+    Ok(Some(MessageId(id)))
+}
+
+/// Cancels a message that has not started sending.
+pub fn cancel(conn: &Connection, id: MessageId, now: i64) -> Result<Message, StoreError> {
+    let m = get(conn, id)?;
+    match (m.direction, m.state) {
+        (Direction::In, _) => Err(StoreError::Conflict(format!(
+            "message {id} is inbound; only outbound messages can be cancelled"
+        ))),
+        (_, State::Queued | State::Scheduled) => {
+            conn.prepare_cached(
+                "UPDATE messages SET state = 'cancelled', next_attempt_at = NULL, updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id.0, now])?;
+            get(conn, id)
+        }
+        (_, State::Sending) => Err(StoreError::Conflict(format!(
+            "message {id} is being sent right now and can no longer be cancelled"
+        ))),
+        (_, s) => Err(StoreError::Conflict(format!(
+            "message {id} is already {s}; only queued or scheduled messages can be cancelled"
+        ))),
+    }
+}
+
+/// Sends a message again. A failed or cancelled message goes back to the queue as it is
+/// (attempts start over); a sent or delivered one is copied into a new queued message.
+/// Returns the message that will be sent.
+pub fn resend(conn: &Connection, id: MessageId, now: i64) -> Result<Message, StoreError> {
+    let m = get(conn, id)?;
+    match (m.direction, m.state) {
+        (Direction::In, _) => Err(StoreError::Conflict(format!(
+            "message {id} is inbound; only outbound messages can be resent"
+        ))),
+        (_, State::Failed | State::Cancelled) => {
+            conn.prepare_cached(
+                "UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = ?2, \
+                 updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![id.0, now])?;
+            get(conn, id)
+        }
+        (_, State::Sent | State::Delivered) => {
+            let ids = insert_outbound(
+                conn,
+                &[NewOutbound {
+                    channel: m.channel,
+                    peer: m.peer.clone(),
+                    body: m.body.clone(),
+                    priority: m.priority,
+                    customer_id: m.customer_id,
+                }],
+                now,
+            )?;
+            get(conn, ids[0])
+        }
+        (_, s) => Err(StoreError::Conflict(format!(
+            "message {id} is {s}: it will be sent anyway"
+        ))),
+    }
+}
+
+/// Returns every message left in `sending` (by a crash, or a shutdown that ran out of grace)
+/// to the queue, due now. At-least-once: such a message may have reached the network.
+pub fn requeue_sending(conn: &Connection, now: i64) -> Result<Vec<MessageId>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET state = 'queued', next_attempt_at = ?1, updated_at = ?1, \
+         last_error = COALESCE(last_error, 'interrupted while sending; sent again') \
+         WHERE state = 'sending' RETURNING id",
+    )?;
+    let ids = stmt
+        .query_map([now], |r| r.get(0).map(MessageId))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
+/// Puts specific `sending` messages back in the queue (their transport gave up on them).
+pub fn requeue(conn: &Connection, ids: &[MessageId], now: i64) -> Result<usize, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE messages SET state = 'queued', attempts = MAX(attempts - 1, 0), next_attempt_at = ?2, \
+         updated_at = ?2 WHERE id = ?1 AND state = 'sending'",
+    )?;
+    let mut n = 0;
+    for id in ids {
+        n += stmt.execute(params![id.0, now])?;
+    }
+    Ok(n)
+}
+
+/// How many messages are in each of `states` (an index range count each, cheap on a large history).
+pub fn count_by_state(conn: &Connection, states: &[State]) -> Result<Vec<(State, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE state = ?1")?;
+    let mut out = Vec::with_capacity(states.len());
+    for s in states {
+        let n: i64 = stmt.query_row([s.as_str()], |r| r.get(0))?;
+        out.push((*s, n.max(0) as u64));
+    }
+    Ok(out)
+}
+
+/// Messages waiting to go out (queued or sending), cheaper than a full count.
+pub fn queue_depth(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")?
+        .query_row([], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}

@@ -1,0 +1,544 @@
+//! The single SQLite database (`pasarela.db` in the state directory): schema, migrations and
+//! every read and write of messages.
+//!
+//! rusqlite is synchronous, so connections live on dedicated threads and the async side talks
+//! to them through bounded channels; the runtime is never blocked. One writer thread owns the
+//! only write connection and commits with *group commit*: it takes every job waiting in its
+//! queue, runs each in its own savepoint (a failing job rolls back alone), commits once, and
+//! only then answers. An answer therefore means the change is durable (`synchronous = FULL`
+//! in WAL mode: it survives a power cut). Reader threads serve queries from their own
+//! connections, so history searches never wait behind writes.
+
+pub mod messages;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+pub use messages::{
+    Channel, Direction, ListFilter, Message, MessageId, NewInbound, NewOutbound, Outcome,
+    Priority, State, StatusUpdate,
+};
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "pasarela.db";
+
+/// Most jobs folded into one commit: bounds the latency one commit adds to the first job.
+const MAX_GROUP: usize = 1024;
+/// Queued jobs before callers wait (back-pressure instead of unbounded memory).
+const QUEUE_DEPTH: usize = 4096;
+const READERS: usize = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("message {0} not found")]
+    NotFound(MessageId),
+    /// The change does not apply to the message's current state.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error("the database is closed")]
+    Closed,
+    #[error(
+        "the database {path} has schema version {found}, newer than this pasarela knows ({known}); \
+         install the newer pasarela again or restore a backup"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type WriteJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+enum WriteMsg {
+    Job(WriteJob),
+    Close(oneshot::Sender<()>),
+}
+
+/// Handle to the database; cheap to clone. Every method is cancel safe in the sense that a
+/// dropped future never leaves a half-applied change: a job runs whole or not at all.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<WriteMsg>,
+    reader: mpsc::Sender<ReadJob>,
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `state_dir`, runs migrations and starts the
+    /// connection threads.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(state_dir).map_err(|e| StoreError::Open {
+            path: state_dir.to_path_buf(),
+            source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+        })?;
+        let path = state_dir.join(DB_FILE);
+        let open_err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(open_err)?;
+        configure_writer(&conn).map_err(open_err)?;
+        migrate(&conn, &path)?;
+
+        let (wtx, wrx) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, wrx))
+            .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
+
+        let (rtx, rrx) = mpsc::channel::<ReadJob>(QUEUE_DEPTH);
+        let rrx = Arc::new(Mutex::new(rrx));
+        for i in 0..READERS {
+            let conn = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_err)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(open_err)?;
+            let rrx = rrx.clone();
+            std::thread::Builder::new()
+                .name(format!("store-reader-{i}"))
+                .spawn(move || reader_loop(conn, rrx))
+                .map_err(|e| StoreError::Commit(format!("cannot start a reader thread: {e}")))?;
+        }
+        Ok(Store {
+            writer: wtx,
+            reader: rtx,
+            path: Arc::new(path),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in its own savepoint inside the next group commit; resolves once that commit
+    /// is durable. If `f` fails, nothing it wrote remains.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), String>| {
+                let answer = match (commit, result) {
+                    (_, Err(e)) => Err(e),
+                    (Err(e), Ok(_)) => Err(StoreError::Commit(e)),
+                    (Ok(()), Ok(v)) => Ok(v),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.writer
+            .send(WriteMsg::Job(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a query on a reader connection.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.reader.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Finishes queued writes, checkpoints the WAL and closes the write connection.
+    /// Later writes fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.writer.send(WriteMsg::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    // ----- message operations -------------------------------------------------------------
+
+    /// Queues outbound messages in one transaction: all or none.
+    pub async fn enqueue(&self, items: Vec<NewOutbound>) -> Result<Vec<MessageId>, StoreError> {
+        self.write(move |c| messages::insert_outbound(c, &items, now_ms()))
+            .await
+    }
+
+    /// Stores an inbound message; `false` when it was a duplicate delivery.
+    pub async fn insert_inbound(&self, m: NewInbound) -> Result<(MessageId, bool), StoreError> {
+        self.write(move |c| messages::insert_inbound(c, &m, now_ms()))
+            .await
+    }
+
+    pub async fn get(&self, id: MessageId) -> Result<Message, StoreError> {
+        self.read(move |c| messages::get(c, id)).await
+    }
+
+    pub async fn list(&self, filter: ListFilter) -> Result<Vec<Message>, StoreError> {
+        self.read(move |c| messages::list(c, &filter)).await
+    }
+
+    pub async fn claim_due(
+        &self,
+        channel: Channel,
+        transport: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let transport = transport.to_string();
+        self.write(move |c| messages::claim_due(c, channel, &transport, now_ms(), limit))
+            .await
+    }
+
+    pub async fn next_due(&self, channels: Vec<Channel>) -> Result<Option<i64>, StoreError> {
+        self.read(move |c| messages::next_due(c, &channels)).await
+    }
+
+    pub async fn record_outcome(&self, id: MessageId, outcome: Outcome) -> Result<(), StoreError> {
+        self.write(move |c| messages::record_outcome(c, id, &outcome, now_ms()))
+            .await
+    }
+
+    pub async fn apply_status(
+        &self,
+        transport: &str,
+        provider_ref: &str,
+        update: StatusUpdate,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let (t, r) = (transport.to_string(), provider_ref.to_string());
+        self.write(move |c| messages::apply_status(c, &t, &r, &update, now_ms()))
+            .await
+    }
+
+    pub async fn cancel(&self, id: MessageId) -> Result<Message, StoreError> {
+        self.write(move |c| messages::cancel(c, id, now_ms())).await
+    }
+
+    pub async fn resend(&self, id: MessageId) -> Result<Message, StoreError> {
+        self.write(move |c| messages::resend(c, id, now_ms())).await
+    }
+
+    pub async fn requeue_sending(&self) -> Result<Vec<MessageId>, StoreError> {
+        self.write(|c| messages::requeue_sending(c, now_ms())).await
+    }
+
+    pub async fn requeue(&self, ids: Vec<MessageId>) -> Result<usize, StoreError> {
+        self.write(move |c| messages::requeue(c, &ids, now_ms()))
+            .await
+    }
+
+    pub async fn count_by_state(&self, states: Vec<State>) -> Result<Vec<(State, u64)>, StoreError> {
+        self.read(move |c| messages::count_by_state(c, &states)).await
+    }
+
+    pub async fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.read(messages::queue_depth).await
+    }
+}
+
+fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: every commit syncs the WAL, so an acknowledged message survives a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let known = schema::MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > known {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = i as i64 + 1;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"
+        ))
+        .inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        })?;
+        log::info!("database schema migrated to version {version}");
+    }
+    Ok(())
+}
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(64);
+    let mut closing = None;
+    while closing.is_none() {
+        match rx.blocking_recv() {
+            Some(WriteMsg::Job(job)) => batch.push(job),
+            Some(WriteMsg::Close(done)) => closing = Some(done),
+            None => break,
+        }
+        while closing.is_none() && batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(WriteMsg::Job(job)) => batch.push(job),
+                Ok(WriteMsg::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            run_group(&conn, &mut batch);
+        }
+    }
+    // Refuse what is still queued, then close cleanly: folding the WAL back into the
+    // database file leaves a single file for backups.
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        if let WriteMsg::Close(done) = msg {
+            let _ = done.send(());
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+        log::warn!("closing the database: checkpoint failed: {e}");
+    }
+    drop(conn);
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+/// Runs `batch` in one transaction and answers every job after the commit.
+fn run_group(conn: &Connection, batch: &mut Vec<WriteJob>) {
+    // Without an outer transaction each savepoint commits on its own: slower, still correct.
+    let grouped = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+    let completions: Vec<Completion> = batch.drain(..).map(|job| job(conn)).collect();
+    let commit = if grouped {
+        conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            e.to_string()
+        })
+    } else {
+        Ok(())
+    };
+    if let Err(e) = &commit {
+        log::error!("database commit failed: {e}");
+    }
+    for done in completions {
+        done(commit.clone());
+    }
+}
+
+fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
+    loop {
+        let job = {
+            let Ok(mut guard) = rx.lock() else { return };
+            guard.blocking_recv()
+        };
+        match job {
+            Some(job) => job(&conn),
+            None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(peer: &str, body: &str, priority: Priority) -> NewOutbound {
+        NewOutbound {
+            channel: Channel::Sms,
+            peer: peer.into(),
+            body: body.into(),
+            priority,
+            customer_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn enqueue_claim_and_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store
+            .enqueue(vec![
+                out("+5491100000001", "bulk", Priority::Bulk),
+                out("+5491100000002", "note", Priority::Notification),
+                out("+5491100000003", "reply", Priority::Reply),
+            ])
+            .await
+            .unwrap();
+        let claimed = store.claim_due(Channel::Sms, "t1", 2).await.unwrap();
+        let bodies: Vec<_> = claimed.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["reply", "note"]);
+        assert!(claimed.iter().all(|m| m.state == State::Sending && m.attempts == 1));
+
+        store
+            .record_outcome(claimed[0].id, Outcome::Sent { provider_ref: Some("7".into()) })
+            .await
+            .unwrap();
+        store
+            .record_outcome(
+                claimed[1].id,
+                Outcome::Retry { error: "busy".into(), retry_at: now_ms() + 60_000 },
+            )
+            .await
+            .unwrap();
+        // The retried one is not due; the bulk one is next.
+        let next = store.claim_due(Channel::Sms, "t1", 5).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].id, ids[0]);
+
+        let delivered = store
+            .apply_status("t1", "7", StatusUpdate::Delivered)
+            .await
+            .unwrap();
+        assert_eq!(delivered, Some(claimed[0].id));
+        assert_eq!(store.get(claimed[0].id).await.unwrap().state, State::Delivered);
+        // A second outcome for a message no longer sending is a conflict, not a change.
+        let err = store
+            .record_outcome(claimed[0].id, Outcome::Failed { error: "x".into() })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)));
+    }
+
+    #[tokio::test]
+    async fn failing_job_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.enqueue(vec![out("+1", "a", Priority::Bulk)]);
+        let b = store.write(|c| {
+            messages::insert_outbound(c, &[out("+2", "b", Priority::Bulk)], 1)?;
+            Err::<(), _>(StoreError::Conflict("no".into()))
+        });
+        let c = store.enqueue(vec![out("+3", "c", Priority::Bulk)]);
+        let (a, b, c) = tokio::join!(a, b, c);
+        assert!(a.is_ok() && b.is_err() && c.is_ok());
+        let all = store
+            .list(ListFilter { limit: 10, ..Default::default() })
+            .await
+            .unwrap();
+        let bodies: Vec<_> = all.iter().map(|m| m.body.as_str()).collect();
+        assert_eq!(bodies, ["c", "a"]);
+    }
+
+    #[tokio::test]
+    async fn cancel_resend_and_requeue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store
+            .enqueue(vec![out("+1", "a", Priority::Bulk), out("+2", "b", Priority::Bulk)])
+            .await
+            .unwrap();
+        let m = store.cancel(ids[0]).await.unwrap();
+        assert_eq!(m.state, State::Cancelled);
+        assert!(matches!(store.cancel(ids[0]).await, Err(StoreError::Conflict(_))));
+        let m = store.resend(ids[0]).await.unwrap();
+        assert_eq!((m.id, m.state), (ids[0], State::Queued));
+        assert!(matches!(store.resend(ids[1]).await, Err(StoreError::Conflict(_))));
+
+        let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        assert!(matches!(store.cancel(ids[1]).await, Err(StoreError::Conflict(_))));
+        let back = store.requeue_sending().await.unwrap();
+        assert_eq!(back.len(), 2);
+        store
+            .record_outcome(ids[1], Outcome::Sent { provider_ref: None })
+            .await
+            .unwrap_err();
+        let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
+        store
+            .record_outcome(claimed[0].id, Outcome::Sent { provider_ref: None })
+            .await
+            .unwrap();
+        let copy = store.resend(claimed[0].id).await.unwrap();
+        assert_ne!(copy.id, claimed[0].id);
+        assert_eq!(copy.state, State::Queued);
+        assert!(matches!(store.get(MessageId(999)).await, Err(StoreError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn inbound_duplicates_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let m = NewInbound {
+            channel: Channel::Sms,
+            transport: "modem1".into(),
+            peer: "+5491123456789".into(),
+            body: "saldo".into(),
+            provider_ref: Some("abc".into()),
+        };
+        let (id1, new1) = store.insert_inbound(m.clone()).await.unwrap();
+        let (id2, new2) = store.insert_inbound(m).await.unwrap();
+        assert_eq!(id1, id2);
+        assert!(new1 && !new2);
+    }
+
+    #[tokio::test]
+    async fn newer_schema_is_refused_and_reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.enqueue(vec![out("+1", "a", Priority::Bulk)]).await.unwrap();
+            store.close().await;
+            assert!(matches!(
+                store.enqueue(vec![out("+1", "a", Priority::Bulk)]).await,
+                Err(StoreError::Closed)
+            ));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.queue_depth().await.unwrap(), 1);
+        store.close().await;
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+}

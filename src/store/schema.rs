@@ -1,0 +1,41 @@
+//! Embedded schema migrations, applied in order at start. `PRAGMA user_version` records how
+//! many have run; a database from a newer pasarela (a higher version) is refused, never guessed at.
+
+/// Each entry runs once, in its own transaction, and is never edited after release: a schema
+/// change is a new entry at the end.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the message history, both directions, every channel.
+    r#"
+    CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        direction       TEXT    NOT NULL CHECK (direction IN ('in', 'out')),
+        channel         TEXT    NOT NULL,
+        transport       TEXT,
+        peer            TEXT    NOT NULL,
+        body            TEXT    NOT NULL,
+        state           TEXT    NOT NULL,
+        priority        INTEGER NOT NULL DEFAULT 1,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER,
+        last_error      TEXT,
+        provider_ref    TEXT,
+        customer_id     INTEGER,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        sent_at         INTEGER,
+        delivered_at    INTEGER
+    );
+    -- The dispatcher's claim: due queued messages by priority, oldest first.
+    CREATE INDEX messages_queue ON messages (priority, id) WHERE state = 'queued';
+    CREATE INDEX messages_due ON messages (next_attempt_at) WHERE state = 'queued';
+    -- History filters, newest first.
+    CREATE INDEX messages_state ON messages (state, id);
+    CREATE INDEX messages_peer ON messages (peer, id);
+    CREATE INDEX messages_created ON messages (created_at);
+    -- Status reports find their message by the provider's reference.
+    CREATE INDEX messages_ref ON messages (transport, provider_ref) WHERE provider_ref IS NOT NULL;
+    -- A transport that delivers the same inbound message twice stores it once.
+    CREATE UNIQUE INDEX messages_inbound_ref ON messages (transport, provider_ref)
+        WHERE direction = 'in' AND provider_ref IS NOT NULL;
+    "#,
+];

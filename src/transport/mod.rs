@@ -1,0 +1,69 @@
+//! The transport boundary: one adapter per kind (GSM modem, Android phone, WhatsApp, SMTP),
+//! each of which only moves messages over its protocol. Transports know nothing of keywords,
+//! customers or queues; the dispatcher hands them one message at a time and they answer with
+//! a [`SendReceipt`] or a [`TransportError`] that says whether a retry can help.
+//!
+//! Inbound messages and delivery reports go straight into the [`Store`](crate::store::Store)
+//! (`insert_inbound`, `apply_status`), the one inbound path every transport shares.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::store::{Channel, Message};
+
+/// A boxed future, for trait methods that must stay object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a transport returns when it handed a message to the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The transport's reference for the message (modem TP-MR, provider id), used to match
+    /// later delivery reports.
+    pub provider_ref: Option<String>,
+}
+
+/// Why a send did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Retrying later can help: network congestion, no signal, timeout, device gone.
+    #[error("{0}")]
+    Temporary(String),
+    /// Retrying cannot help: unassigned number, barred, rejected content.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl TransportError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, TransportError::Temporary(_))
+    }
+}
+
+/// A transport's health, for `GET /api/status` and the dispatcher's routing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    pub up: bool,
+    /// One line for operators: "registered, signal -71 dBm (good)", "device not found".
+    pub detail: String,
+}
+
+/// One route messages can leave through.
+pub trait Transport: Send + Sync {
+    /// Unique name from the config (`modem1`, `phone-oficina`); stored on each message.
+    fn name(&self) -> &str;
+
+    fn channel(&self) -> Channel;
+
+    /// Messages this transport can have in flight at once (a modem sends one at a time).
+    fn capacity(&self) -> usize {
+        1
+    }
+
+    fn health(&self) -> Health;
+
+    /// Sends one message. Must return within the transport's own timeouts; the dispatcher also
+    /// bounds the whole call.
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<SendReceipt, TransportError>>;
+}
