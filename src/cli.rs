@@ -57,13 +57,16 @@ pub async fn post_message(
         .json(&serde_json::json!({"to": to, "text": text}))
         .send()
         .await
-        .with_context(|| format!("cannot reach pasarela at {base}; is it running? (systemctl status pasarela)"))?;
+        .with_context(|| {
+            format!("cannot reach pasarela at {base}; is it running? (systemctl status pasarela)")
+        })?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap_or_default();
     if status.is_success() {
         Ok(format!(
             "queued as message {} ({})",
-            body["id"], body["state"].as_str().unwrap_or("?")
+            body["id"],
+            body["state"].as_str().unwrap_or("?")
         ))
     } else {
         let msg = body["error"]["message"]

@@ -137,10 +137,7 @@ impl AdminConfig {
         self.listen.parse().map_err(|_| ConfigError {
             key: "admin.listen".into(),
             line: None,
-            message: format!(
-                "`{}` is not an address like 127.0.0.1:8080",
-                self.listen
-            ),
+            message: format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
         })
     }
 }
@@ -264,7 +261,8 @@ pub struct Loaded {
 impl Config {
     /// Parses and validates `text`. Errors name key and line.
     pub fn from_toml(text: &str) -> Result<Loaded, ConfigErrors> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(text, &e)]))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(text, &e)]))?;
         let loaded = Loaded {
             config,
             source: text.to_string(),
@@ -314,10 +312,7 @@ impl Loaded {
         if c.admin.listen.parse::<SocketAddr>().is_err() {
             errors.push(self.err(
                 "admin.listen",
-                format!(
-                    "`{}` is not an address like 127.0.0.1:8080",
-                    c.admin.listen
-                ),
+                format!("`{}` is not an address like 127.0.0.1:8080", c.admin.listen),
             ));
         }
         if c.admin.token.is_some() && c.admin.token_file.is_some() {
@@ -329,11 +324,13 @@ impl Loaded {
         if let Some(token) = &c.admin.token
             && token.expose().trim().len() < 16
         {
-            errors.push(self.err(
-                "admin.token",
-                "must be at least 16 characters; generate one with `openssl rand -hex 24`"
-                    .to_string(),
-            ));
+            errors.push(
+                self.err(
+                    "admin.token",
+                    "must be at least 16 characters; generate one with `openssl rand -hex 24`"
+                        .to_string(),
+                ),
+            );
         }
         if c.company.timezone.parse::<chrono_tz::Tz>().is_err() {
             errors.push(self.err(
@@ -390,7 +387,10 @@ impl Loaded {
         if d.max_parts == 0 || d.max_parts > 255 {
             errors.push(self.err(
                 "dispatch.max_parts",
-                format!("{} is out of range: use 1 to 255 (SMS allow 255 parts)", d.max_parts),
+                format!(
+                    "{} is out of range: use 1 to 255 (SMS allow 255 parts)",
+                    d.max_parts
+                ),
             ));
         }
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -503,7 +503,11 @@ fn toml_error(text: &str, e: &toml::de::Error) -> ConfigError {
 
 fn line_of_offset(text: &str, offset: usize) -> usize {
     let offset = offset.min(text.len());
-    text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// The dotted key path (`admin.listen`) whose line holds `offset`, as far as it can be told.

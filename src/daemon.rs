@@ -152,7 +152,10 @@ pub async fn run(
     trigger.trigger();
     let _ = dispatch_task.await;
     if tokio::time::timeout(HTTP_GRACE, http_task).await.is_err() {
-        log::warn!("stopping: admin requests still open after {} s were cut", HTTP_GRACE.as_secs());
+        log::warn!(
+            "stopping: admin requests still open after {} s were cut",
+            HTTP_GRACE.as_secs()
+        );
     }
     reporter.abort();
     store.close().await;
@@ -200,6 +203,16 @@ where
     }
 }
 
+/// The watchdog interval systemd asks for: `WATCHDOG_USEC`, when `WATCHDOG_PID` is unset or
+/// names this process (as libsystemd's `sd_watchdog_enabled` reads them).
+fn watchdog_usec() -> Option<u64> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    match std::env::var("WATCHDOG_PID") {
+        Ok(pid) if pid.parse::<u32>().ok() != Some(std::process::id()) => None,
+        _ => (usec > 0).then_some(usec),
+    }
+}
+
 /// Keeps systemd's `STATUS=` current and pings the watchdog while the dispatcher is alive.
 async fn report_status(
     store: Store,
@@ -207,8 +220,9 @@ async fn report_status(
     transports: Vec<Arc<dyn Transport>>,
     mut shutdown: Shutdown,
 ) {
-    let mut watchdog_usec = 0u64;
-    let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+    let watchdog_usec = watchdog_usec();
+    let watchdog = watchdog_usec.is_some();
+    let watchdog_usec = watchdog_usec.unwrap_or(0);
     let period = if watchdog {
         Duration::from_micros(watchdog_usec / 3).clamp(Duration::from_millis(100), IDLE_TICK)
     } else {
@@ -219,10 +233,10 @@ async fn report_status(
     loop {
         let up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
         if up != last_up {
-            for (t, (now, before)) in transports
-                .iter()
-                .zip(up.iter().zip(last_up.iter().chain(std::iter::repeat(&true))))
-            {
+            for (t, (now, before)) in transports.iter().zip(
+                up.iter()
+                    .zip(last_up.iter().chain(std::iter::repeat(&true))),
+            ) {
                 if now != before {
                     let h = t.health();
                     if h.up {
@@ -245,11 +259,12 @@ async fn report_status(
             notify(&[NotifyState::Status(&status)]);
             last_status = status;
         }
+        // Before its first round (beat 0) the dispatcher is starting, not stuck.
         let beat = dispatch.last_heartbeat();
-        let alive = beat > 0 && now_ms() - beat < 3 * IDLE_TICK.as_millis() as i64;
-        if watchdog && alive {
+        let fresh = now_ms() - beat < 3 * IDLE_TICK.as_millis() as i64;
+        if watchdog && beat > 0 && fresh {
             notify(&[NotifyState::Watchdog]);
-        } else if watchdog {
+        } else if watchdog && beat > 0 {
             log::error!("the dispatcher has not gone round for a while; not feeding the watchdog");
         }
         tokio::select! {

@@ -93,7 +93,7 @@ impl Dispatcher {
     /// finish, and returns whatever is still unfinished to the queue.
     pub async fn run(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let mut inflight: JoinSet<()> = JoinSet::new();
-        let mut owners: HashMap<tokio::task::Id, MessageId> = HashMap::new();
+        let mut owners: HashMap<tokio::task::Id, Message> = HashMap::new();
         while !shutdown.is_triggered() {
             self.handle.heartbeat.store(now_ms(), Ordering::Relaxed);
             self.claim_and_start(&mut inflight, &mut owners).await;
@@ -112,7 +112,7 @@ impl Dispatcher {
     async fn claim_and_start(
         &self,
         inflight: &mut JoinSet<()>,
-        owners: &mut HashMap<tokio::task::Id, MessageId>,
+        owners: &mut HashMap<tokio::task::Id, Message>,
     ) {
         for route in &self.routes {
             let free = route.slots.available_permits();
@@ -121,7 +121,11 @@ impl Dispatcher {
             }
             let claimed = match self
                 .store
-                .claim_due(route.transport.channel(), route.transport.name(), free as u32)
+                .claim_due(
+                    route.transport.channel(),
+                    route.transport.name(),
+                    free as u32,
+                )
                 .await
             {
                 Ok(c) => c,
@@ -134,7 +138,7 @@ impl Dispatcher {
                 let Ok(permit) = route.slots.clone().try_acquire_owned() else {
                     break;
                 };
-                let id = message.id;
+                let owned = message.clone();
                 let task = send_one(
                     self.store.clone(),
                     route.transport.clone(),
@@ -146,7 +150,7 @@ impl Dispatcher {
                     task.await;
                     drop(permit);
                 });
-                owners.insert(handle.id(), id);
+                owners.insert(handle.id(), owned);
             }
         }
     }
@@ -175,23 +179,32 @@ impl Dispatcher {
     async fn reap(
         &self,
         done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-        owners: &mut HashMap<tokio::task::Id, MessageId>,
+        owners: &mut HashMap<tokio::task::Id, Message>,
     ) {
         match done {
             Ok((task, ())) => {
                 owners.remove(&task);
             }
             Err(e) => {
-                // The send task panicked: put its message back rather than leave it `sending`.
-                if let Some(id) = owners.remove(&e.id()) {
-                    log::error!(msg_id = id.0; "send of message {id} crashed: {e}; it goes back to the queue");
-                    let _ = self.store.requeue(vec![id]).await;
+                // The send task crashed: count it as a failed attempt (so a message that always
+                // crashes its transport ends up failed) rather than leave it `sending`.
+                if let Some(m) = owners.remove(&e.id()) {
+                    let reason = TransportError::Temporary(format!("the transport crashed: {e}"));
+                    let outcome = outcome_of(&self.config, &m, Err(reason), now_ms());
+                    log::error!(msg_id = m.id.0; "send of message {} crashed: {e}; outcome {outcome:?}", m.id);
+                    if let Err(e) = self.store.record_outcome(m.id, outcome).await {
+                        log::error!(msg_id = m.id.0; "message {}: cannot record the crash: {e:#}", m.id);
+                    }
                 }
             }
         }
     }
 
-    async fn drain(&self, mut inflight: JoinSet<()>, mut owners: HashMap<tokio::task::Id, MessageId>) {
+    async fn drain(
+        &self,
+        mut inflight: JoinSet<()>,
+        mut owners: HashMap<tokio::task::Id, Message>,
+    ) {
         if inflight.is_empty() {
             return;
         }
@@ -210,7 +223,7 @@ impl Dispatcher {
         }
         if !owners.is_empty() {
             inflight.abort_all();
-            let ids: Vec<MessageId> = owners.into_values().collect();
+            let ids: Vec<MessageId> = owners.into_values().map(|m| m.id).collect();
             log::warn!(
                 "stopping: {} message(s) did not finish sending in time and go back to the queue; \
                  they may be sent once more",

@@ -223,8 +223,14 @@ mod tests {
         assert_eq!(ar(""), Err(PhoneError::Empty));
         assert!(matches!(ar("hola"), Err(PhoneError::BadCharacters(_))));
         assert!(matches!(ar("12"), Err(PhoneError::Invalid(..))));
-        assert!(matches!(ar("+54 15 2345 6789"), Err(PhoneError::Invalid(..))));
-        assert!(matches!(ar("99999999999999999999"), Err(PhoneError::Invalid(..))));
+        assert!(matches!(
+            ar("+54 15 2345 6789"),
+            Err(PhoneError::Invalid(..))
+        ));
+        assert!(matches!(
+            ar("99999999999999999999"),
+            Err(PhoneError::Invalid(..))
+        ));
         assert!(matches!(
             PhoneContext::new("XX", None),
             Err(PhoneError::UnknownCountry(_))

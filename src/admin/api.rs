@@ -108,7 +108,11 @@ impl From<Message> for MessageView {
 }
 
 /// Checks one request; `prefix` is the field path of the item (`""` or `messages[3].`).
-fn validate(state: &AppState, req: &SendRequest, prefix: &str) -> Result<NewOutbound, (String, String)> {
+fn validate(
+    state: &AppState,
+    req: &SendRequest,
+    prefix: &str,
+) -> Result<NewOutbound, (String, String)> {
     let channel = req.channel.unwrap_or(Channel::Sms);
     if channel != Channel::Sms {
         return Err((
@@ -165,7 +169,11 @@ fn sms_parts(text: &str) -> (usize, &'static str) {
         }
     }
     if gsm7 {
-        let parts = if septets <= 160 { 1 } else { septets.div_ceil(153) };
+        let parts = if septets <= 160 {
+            1
+        } else {
+            septets.div_ceil(153)
+        };
         (parts, "GSM 7-bit")
     } else {
         let units = text.encode_utf16().count();
@@ -194,7 +202,10 @@ async fn batch(
 ) -> Result<impl IntoResponse, ApiError> {
     let n = req.messages.len();
     if n == 0 {
-        return Err(ApiError::field("messages", "is empty; send 1 to 10000 messages"));
+        return Err(ApiError::field(
+            "messages",
+            "is empty; send 1 to 10000 messages",
+        ));
     }
     if n > BATCH_MAX {
         return Err(ApiError::field(
@@ -228,7 +239,11 @@ async fn batch(
     }
     let ids = state.store.enqueue(items).await?;
     state.dispatch.wake();
-    log::info!("batch of {n} messages queued (ids {} to {})", ids[0], ids[n - 1]);
+    log::info!(
+        "batch of {n} messages queued (ids {} to {})",
+        ids[0],
+        ids[n - 1]
+    );
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
@@ -253,7 +268,12 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-fn parse_enum<T>(field: &str, value: Option<&str>, parse: fn(&str) -> Option<T>, all: &[T]) -> Result<Option<T>, ApiError>
+fn parse_enum<T>(
+    field: &str,
+    value: Option<&str>,
+    parse: fn(&str) -> Option<T>,
+    all: &[T],
+) -> Result<Option<T>, ApiError>
 where
     T: std::fmt::Display,
 {
@@ -276,7 +296,9 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError>
         return Ok(Some(t.timestamp_millis()));
     }
     if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()));
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis()));
     }
     if let Ok(secs) = v.parse::<i64>()
         && (0..=253_402_300_799).contains(&secs)
@@ -293,21 +315,28 @@ async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = query.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
-    })?;
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let limit = match q.limit.as_deref() {
         None | Some("") => PAGE_DEFAULT,
         Some(v) => v
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=PAGE_MAX).contains(n))
-            .ok_or_else(|| ApiError::field("limit", format!("`{v}` is not a number from 1 to {PAGE_MAX}")))?,
+            .ok_or_else(|| {
+                ApiError::field(
+                    "limit",
+                    format!("`{v}` is not a number from 1 to {PAGE_MAX}"),
+                )
+            })?,
     };
     let before = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(v) => Some(MessageId(v.parse::<i64>().map_err(|_| {
-            ApiError::field("cursor", "is not a cursor returned by this API (next_cursor)")
+            ApiError::field(
+                "cursor",
+                "is not a cursor returned by this API (next_cursor)",
+            )
         })?)),
     };
     // A peer filter is normalized like a recipient when it is a phone number, so
@@ -320,9 +349,19 @@ async fn list(
             .unwrap_or_else(|_| p.to_string())
     });
     let filter = ListFilter {
-        direction: parse_enum("direction", q.direction.as_deref(), Direction::parse, Direction::ALL)?,
+        direction: parse_enum(
+            "direction",
+            q.direction.as_deref(),
+            Direction::parse,
+            Direction::ALL,
+        )?,
         state: parse_enum("state", q.state.as_deref(), MsgState::parse, MsgState::ALL)?,
-        channel: parse_enum("channel", q.channel.as_deref(), Channel::parse, Channel::ALL)?,
+        channel: parse_enum(
+            "channel",
+            q.channel.as_deref(),
+            Channel::parse,
+            Channel::ALL,
+        )?,
         peer,
         q: q.q.filter(|s| !s.is_empty()),
         since: parse_time("since", q.since.as_deref())?,
@@ -338,7 +377,9 @@ async fn list(
         None
     };
     let messages: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
-    Ok(Json(serde_json::json!({"messages": messages, "next_cursor": next_cursor})))
+    Ok(Json(
+        serde_json::json!({"messages": messages, "next_cursor": next_cursor}),
+    ))
 }
 
 fn parse_id(raw: &str) -> Result<MessageId, ApiError> {

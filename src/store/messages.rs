@@ -141,11 +141,18 @@ pub struct NewInbound {
 /// What became of one send attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Sent { provider_ref: Option<String> },
+    Sent {
+        provider_ref: Option<String>,
+    },
     /// Temporary failure: try again at `retry_at` (Unix ms).
-    Retry { error: String, retry_at: i64 },
+    Retry {
+        error: String,
+        retry_at: i64,
+    },
     /// Permanent failure, or attempts exhausted.
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// A delivery report from a transport.
@@ -277,7 +284,11 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<Message>, StoreErro
         args.push(v);
     };
     if let Some(d) = f.direction {
-        push(" AND direction = ?", d.as_str().to_string().into(), &mut sql);
+        push(
+            " AND direction = ?",
+            d.as_str().to_string().into(),
+            &mut sql,
+        );
     }
     if let Some(s) = f.state {
         push(" AND state = ?", s.as_str().to_string().into(), &mut sql);
@@ -289,7 +300,10 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<Message>, StoreErro
         push(" AND peer = ?", p.clone().into(), &mut sql);
     }
     if let Some(q) = &f.q {
-        let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         push(
             " AND body LIKE ? ESCAPE '\\'",
             format!("%{escaped}%").into(),
@@ -345,7 +359,9 @@ pub fn next_due(conn: &Connection, channels: &[Channel]) -> Result<Option<i64>, 
     );
     let v: Option<i64> = conn
         .prepare_cached(&sql)?
-        .query_row(params_from_iter(channels.iter().map(|c| c.as_str())), |r| r.get(0))?;
+        .query_row(params_from_iter(channels.iter().map(|c| c.as_str())), |r| {
+            r.get(0)
+        })?;
     Ok(v)
 }
 
@@ -509,7 +525,10 @@ pub fn requeue(conn: &Connection, ids: &[MessageId], now: i64) -> Result<usize, 
 }
 
 /// How many messages are in each of `states` (an index range count each, cheap on a large history).
-pub fn count_by_state(conn: &Connection, states: &[State]) -> Result<Vec<(State, u64)>, StoreError> {
+pub fn count_by_state(
+    conn: &Connection,
+    states: &[State],
+) -> Result<Vec<(State, u64)>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE state = ?1")?;
     let mut out = Vec::with_capacity(states.len());
     for s in states {

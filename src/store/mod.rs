@@ -20,8 +20,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 pub use messages::{
-    Channel, Direction, ListFilter, Message, MessageId, NewInbound, NewOutbound, Outcome,
-    Priority, State, StatusUpdate,
+    Channel, Direction, ListFilter, Message, MessageId, NewInbound, NewOutbound, Outcome, Priority,
+    State, StatusUpdate,
 };
 
 /// File name of the database inside the state directory.
@@ -174,7 +174,10 @@ impl Store {
         let job: ReadJob = Box::new(move |conn| {
             let _ = tx.send(f(conn));
         });
-        self.reader.send(job).await.map_err(|_| StoreError::Closed)?;
+        self.reader
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -257,8 +260,12 @@ impl Store {
             .await
     }
 
-    pub async fn count_by_state(&self, states: Vec<State>) -> Result<Vec<(State, u64)>, StoreError> {
-        self.read(move |c| messages::count_by_state(c, &states)).await
+    pub async fn count_by_state(
+        &self,
+        states: Vec<State>,
+    ) -> Result<Vec<(State, u64)>, StoreError> {
+        self.read(move |c| messages::count_by_state(c, &states))
+            .await
     }
 
     pub async fn queue_depth(&self) -> Result<u64, StoreError> {
@@ -416,16 +423,28 @@ mod tests {
         let claimed = store.claim_due(Channel::Sms, "t1", 2).await.unwrap();
         let bodies: Vec<_> = claimed.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, ["reply", "note"]);
-        assert!(claimed.iter().all(|m| m.state == State::Sending && m.attempts == 1));
+        assert!(
+            claimed
+                .iter()
+                .all(|m| m.state == State::Sending && m.attempts == 1)
+        );
 
         store
-            .record_outcome(claimed[0].id, Outcome::Sent { provider_ref: Some("7".into()) })
+            .record_outcome(
+                claimed[0].id,
+                Outcome::Sent {
+                    provider_ref: Some("7".into()),
+                },
+            )
             .await
             .unwrap();
         store
             .record_outcome(
                 claimed[1].id,
-                Outcome::Retry { error: "busy".into(), retry_at: now_ms() + 60_000 },
+                Outcome::Retry {
+                    error: "busy".into(),
+                    retry_at: now_ms() + 60_000,
+                },
             )
             .await
             .unwrap();
@@ -439,7 +458,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(delivered, Some(claimed[0].id));
-        assert_eq!(store.get(claimed[0].id).await.unwrap().state, State::Delivered);
+        assert_eq!(
+            store.get(claimed[0].id).await.unwrap().state,
+            State::Delivered
+        );
         // A second outcome for a message no longer sending is a conflict, not a change.
         let err = store
             .record_outcome(claimed[0].id, Outcome::Failed { error: "x".into() })
@@ -461,7 +483,10 @@ mod tests {
         let (a, b, c) = tokio::join!(a, b, c);
         assert!(a.is_ok() && b.is_err() && c.is_ok());
         let all = store
-            .list(ListFilter { limit: 10, ..Default::default() })
+            .list(ListFilter {
+                limit: 10,
+                ..Default::default()
+            })
             .await
             .unwrap();
         let bodies: Vec<_> = all.iter().map(|m| m.body.as_str()).collect();
@@ -473,19 +498,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let ids = store
-            .enqueue(vec![out("+1", "a", Priority::Bulk), out("+2", "b", Priority::Bulk)])
+            .enqueue(vec![
+                out("+1", "a", Priority::Bulk),
+                out("+2", "b", Priority::Bulk),
+            ])
             .await
             .unwrap();
         let m = store.cancel(ids[0]).await.unwrap();
         assert_eq!(m.state, State::Cancelled);
-        assert!(matches!(store.cancel(ids[0]).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.cancel(ids[0]).await,
+            Err(StoreError::Conflict(_))
+        ));
         let m = store.resend(ids[0]).await.unwrap();
         assert_eq!((m.id, m.state), (ids[0], State::Queued));
-        assert!(matches!(store.resend(ids[1]).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.resend(ids[1]).await,
+            Err(StoreError::Conflict(_))
+        ));
 
         let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
         assert_eq!(claimed.len(), 2);
-        assert!(matches!(store.cancel(ids[1]).await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.cancel(ids[1]).await,
+            Err(StoreError::Conflict(_))
+        ));
         let back = store.requeue_sending().await.unwrap();
         assert_eq!(back.len(), 2);
         store
@@ -500,7 +537,10 @@ mod tests {
         let copy = store.resend(claimed[0].id).await.unwrap();
         assert_ne!(copy.id, claimed[0].id);
         assert_eq!(copy.state, State::Queued);
-        assert!(matches!(store.get(MessageId(999)).await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.get(MessageId(999)).await,
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -525,7 +565,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.enqueue(vec![out("+1", "a", Priority::Bulk)]).await.unwrap();
+            store
+                .enqueue(vec![out("+1", "a", Priority::Bulk)])
+                .await
+                .unwrap();
             store.close().await;
             assert!(matches!(
                 store.enqueue(vec![out("+1", "a", Priority::Bulk)]).await,

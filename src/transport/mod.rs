@@ -65,5 +65,8 @@ pub trait Transport: Send + Sync {
 
     /// Sends one message. Must return within the transport's own timeouts; the dispatcher also
     /// bounds the whole call.
-    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<SendReceipt, TransportError>>;
+    fn send<'a>(
+        &'a self,
+        message: &'a Message,
+    ) -> BoxFuture<'a, Result<SendReceipt, TransportError>>;
 }
