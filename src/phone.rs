@@ -117,11 +117,12 @@ impl PhoneContext {
             let Ok(number) = phonenumber::parse(Some(self.country), &candidate) else {
                 continue;
             };
-            if !number.is_valid() {
+            // The number's type is Unknown exactly when it is not valid: one regex pass.
+            let kind = number.number_type(&phonenumber::metadata::DATABASE);
+            if kind == phonenumber::Type::Unknown {
                 continue;
             }
-            let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-            let kind = number.number_type(&phonenumber::metadata::DATABASE);
+            let e164 = format!("+{}{}", number.code().value(), number.national());
             if kind == phonenumber::Type::FixedLine && self.assume_mobile && self.is_ar(&e164) {
                 if let Some(m) = self.as_ar_mobile(&e164) {
                     return Ok(m);
@@ -148,9 +149,8 @@ impl PhoneContext {
     fn as_ar_mobile(&self, e164: &str) -> Option<Msisdn> {
         let candidate = format!("+549{}", &e164[3..]);
         let number = phonenumber::parse(Some(self.country), &candidate).ok()?;
-        (number.is_valid()
-            && number.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::Mobile)
-            .then(|| Msisdn(number.format().mode(phonenumber::Mode::E164).to_string()))
+        (number.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::Mobile)
+            .then(|| Msisdn(format!("+{}{}", number.code().value(), number.national())))
     }
 
     /// Spellings to try, most literal first.

@@ -544,6 +544,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn text_search_ignores_case_and_accents() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .enqueue(vec![
+                out("+1", "Estimado Señor Núñez, su saldo", Priority::Bulk),
+                out("+2", "Corte programado", Priority::Bulk),
+                out("+3", "50% de descuento", Priority::Bulk),
+            ])
+            .await
+            .unwrap();
+        let find = |q: &str| {
+            let store = store.clone();
+            let q = q.to_string();
+            async move {
+                store
+                    .list(ListFilter { q: Some(q), limit: 10, ..Default::default() })
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.peer)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(find("nunez").await, ["+1"]);
+        assert_eq!(find("SALDO").await, ["+1"]);
+        assert_eq!(find("grama").await, ["+2"]);
+        assert_eq!(find("0%").await, ["+3"]);
+        assert_eq!(find("%").await, ["+3"]);
+        assert_eq!(find("\"x").await, Vec::<String>::new());
+        assert_eq!(find("o").await.len(), 3);
+    }
+
+    #[tokio::test]
     async fn inbound_duplicates_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

@@ -1,0 +1,203 @@
+//! Admin API benchmarks against the real release binary over loopback HTTP. Prints one JSON
+//! line per figure.
+//!
+//! - `accept_single`: `POST /api/messages` from 16 concurrent clients, durable accepts per second.
+//! - `accept_batch`: 100,000 messages in ten `POST /api/messages/batch` requests of 10,000.
+//! - `list_*`: `GET /api/messages` latency percentiles on a 1,000,000-row history.
+//! - `idle`: resident memory and CPU of an idle daemon.
+//!
+//! `cargo bench --bench api` runs all; `PASARELA_BENCH_QUICK=1` shrinks the counts for a smoke run.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Daemon, TOKEN};
+use serde_json::json;
+
+fn quick() -> bool {
+    std::env::var_os("PASARELA_BENCH_QUICK").is_some()
+}
+
+fn figure(v: serde_json::Value) {
+    println!("{v}");
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn accept_single(d: &Daemon) {
+    let clients = 16;
+    let total: usize = if quick() { 2_000 } else { 30_000 };
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let url = format!("{}/api/messages", d.base);
+    // Warm up connections.
+    for _ in 0..clients {
+        let r = client.post(&url).bearer_auth(TOKEN).json(&json!({"to": "+5491123456789", "text": "warm"})).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..total / clients {
+                let body = json!({"to": format!("+54911{:08}", 20_000_000 + c * 100_000 + i), "text": "Su pago fue registrado. Gracias."});
+                let r = client.post(&url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    figure(json!({"bench": "accept_single", "clients": clients, "messages": total, "seconds": secs, "per_sec": total as f64 / secs, "target_per_sec": 3000}));
+}
+
+async fn accept_batch(d: &Daemon) {
+    let requests = if quick() { 2 } else { 10 };
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/messages/batch", d.base);
+    let bodies: Vec<Vec<u8>> = (0..requests)
+        .map(|r| {
+            let messages: Vec<_> = (0..10_000)
+                .map(|i| json!({"to": format!("+54911{:08}", 30_000_000 + r * 10_000 + i), "text": "Aviso: corte programado el martes de 2 a 4 h.", "priority": "bulk"}))
+                .collect();
+            serde_json::to_vec(&json!({ "messages": messages })).unwrap()
+        })
+        .collect();
+    let start = Instant::now();
+    for body in bodies {
+        let r = client
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    figure(json!({"bench": "accept_batch", "messages": requests * 10_000, "requests": requests, "seconds": secs, "per_sec": (requests * 10_000) as f64 / secs, "target_seconds_for_100k": 2.0}));
+}
+
+fn prefill(db: &std::path::Path, rows: i64) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA synchronous = OFF; BEGIN").unwrap();
+    {
+        let mut stmt = conn
+            .prepare(
+                "INSERT INTO messages (direction, channel, transport, peer, body, state, priority, attempts, \
+                 created_at, updated_at, sent_at) VALUES (?1, 'sms', 'modem1', ?2, ?3, ?4, 1, 1, ?5, ?5, ?5)",
+            )
+            .unwrap();
+        let base = 1_700_000_000_000i64;
+        for i in 0..rows {
+            let dir = if i % 3 == 0 { "in" } else { "out" };
+            let state = match (dir, i % 50) {
+                ("in", _) => "received",
+                (_, 0) => "failed",
+                (_, 1) => "queued",
+                (_, n) if n < 30 => "delivered",
+                _ => "sent",
+            };
+            let peer = format!("+54911{:08}", 20_000_000 + i % 20_000);
+            let body = if i % 3 == 0 { "saldo".to_string() } else { format!("Estimado cliente {i}, su saldo pendiente es $ 1.234,50") };
+            stmt.execute(rusqlite::params![dir, peer, body, state, base + i * 1000]).unwrap();
+        }
+    }
+    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+}
+
+async fn list_latency(d: &Daemon, rows: i64) {
+    let client = reqwest::Client::new();
+    let base = format!("{}/api/messages", d.base);
+    let shapes: Vec<(&str, String)> = vec![
+        ("list_newest", format!("{base}")),
+        ("list_state_failed", format!("{base}?state=failed")),
+        ("list_direction_in", format!("{base}?direction=in")),
+        ("list_peer", format!("{base}?peer=%2B5491120012345")),
+        ("list_deep_cursor", format!("{base}?cursor={}", rows / 2)),
+        ("list_time_range", format!("{base}?since=2023-11-15T00:00:00Z&until=2023-11-16T00:00:00Z")),
+        ("list_text_search_common", format!("{base}?q=saldo")),
+        ("list_text_search_rare", format!("{base}?q=cliente%20{}", rows / 7)),
+    ];
+    let n = if quick() { 20 } else { 200 };
+    for (name, url) in shapes {
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            let r = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{url}");
+            let _ = r.bytes().await.unwrap();
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        figure(json!({"bench": name, "rows": rows, "requests": n, "p50_ms": percentile(&samples, 0.5), "p99_ms": percentile(&samples, 0.99), "target_p99_ms": 20}));
+    }
+}
+
+fn proc_stat(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    (rss_kb, ticks)
+}
+
+async fn idle(d: &Daemon) {
+    let pid = d.child.id();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let window = if quick() { 5 } else { 60 };
+    let (_, t0) = proc_stat(pid);
+    tokio::time::sleep(Duration::from_secs(window)).await;
+    let (rss_kb, t1) = proc_stat(pid);
+    let hz = 100.0; // USER_HZ on Linux
+    let cpu = (t1 - t0) as f64 / hz / window as f64 * 100.0;
+    figure(json!({"bench": "idle", "rss_mb": rss_kb as f64 / 1024.0, "cpu_percent_of_one_core": cpu, "window_secs": window, "target_rss_mb": 10}));
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        if run("idle") {
+            let dir = tempfile::tempdir().unwrap();
+            let d = Daemon::start(dir.path());
+            idle(&d).await;
+        }
+        if run("accept") {
+            let dir = tempfile::tempdir().unwrap();
+            let d = Daemon::start(dir.path());
+            accept_single(&d).await;
+            accept_batch(&d).await;
+        }
+        if run("list") {
+            let dir = tempfile::tempdir().unwrap();
+            let rows = if quick() { 50_000 } else { 1_000_000 };
+            // Let the daemon create the schema, stop it, fill, start again.
+            let mut d = Daemon::start(dir.path());
+            d.signal("TERM");
+            d.wait_exit(Duration::from_secs(30));
+            let t = Instant::now();
+            prefill(&d.db(), rows);
+            eprintln!("prefilled {rows} rows in {:.1} s", t.elapsed().as_secs_f64());
+            drop(d);
+            let d = Daemon::start(dir.path());
+            list_latency(&d, rows).await;
+        }
+    });
+}
