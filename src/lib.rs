@@ -1,1 +1,3 @@
-//! pasarela placeholder
+//! pasarela: a self-hosted SMS, WhatsApp and email gateway for small ISPs.
+
+pub mod sms;
