@@ -237,7 +237,9 @@ mod tests {
 
     #[test]
     fn packing_with_every_fill_width() {
-        let septets: Vec<u8> = (0..23u8).map(|i| (i * 37 + 5) & 0x7F).collect();
+        let septets: Vec<u8> = (0..23u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(5) & 0x7F)
+            .collect();
         for fill in 0..=6u8 {
             for n in 0..septets.len() {
                 let packed = pack(&septets[..n], fill);
