@@ -3,7 +3,9 @@
 //! Contracts:
 //! - Parts are grouped by [`PartKey`] (sender, reference, total); a group completes when every
 //!   sequence number 1..=total has arrived, in any order. A repeated sequence number is ignored
-//!   (the first copy wins) and reported as [`Pushed::Duplicate`].
+//!   (the first copy wins) and reported as [`Pushed::Duplicate`]. Completed groups are not
+//!   remembered: a copy arriving after its message completed starts a new group (and comes back
+//!   as incomplete), because a reused reference from the same sender may be a new message.
 //! - Nothing is dropped silently: a group idle for longer than the timeout comes back from
 //!   [`Reassembler::expire`] as an [`IncompleteMessage`] with its missing parts marked, and when
 //!   `max_groups` groups are pending the oldest is evicted the same way, from the `push` that
