@@ -154,7 +154,7 @@ pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Address, SmsError> {
 }
 
 /// Decodes the SMS-centre field a modem prints before the TPDU: a length in octets (type of
-/// address included), zero when there is none.
+/// address included), zero when there is none. A field with a type but no digits is `None` too.
 pub(crate) fn decode_smsc(r: &mut Reader<'_>) -> Result<Option<Address>, SmsError> {
     let offset = r.offset();
     let octets = usize::from(r.u8("SMS-centre length")?);
@@ -171,6 +171,9 @@ pub(crate) fn decode_smsc(r: &mut Reader<'_>) -> Result<Option<Address>, SmsErro
     let toa = r.u8("SMS-centre type of address")?;
     let raw = r.take(octets - 1, "SMS-centre address")?;
     let digits = decode_semi_octets(raw, raw.len() * 2);
+    if digits.is_empty() {
+        return Ok(None);
+    }
     Ok(Some(Address {
         value: with_prefix(toa, digits),
         type_of_address: toa,
