@@ -62,7 +62,7 @@ pub enum Septets {
 }
 
 impl Septets {
-    pub fn len(self) -> usize {
+    pub fn count(self) -> usize {
         match self {
             Septets::One(_) => 1,
             Septets::Escaped(_) => 2,
@@ -92,7 +92,7 @@ pub fn is_encodable(text: &str) -> bool {
 /// Septet count of `text`, or the first character (and its char index) that is not encodable.
 pub fn septet_len(text: &str) -> Result<usize, (usize, char)> {
     text.chars().enumerate().try_fold(0, |n, (i, c)| {
-        septets_for(c).map(|s| n + s.len()).ok_or((i, c))
+        septets_for(c).map(|s| n + s.count()).ok_or((i, c))
     })
 }
 

@@ -10,6 +10,7 @@ as_root() {
 }
 
 pip_install() {
+    export PIP_ROOT_USER_ACTION=ignore
     python3 -m pip install --quiet --disable-pip-version-check "$@" \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
 }

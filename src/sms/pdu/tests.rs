@@ -268,10 +268,13 @@ fn relative_validity_table() {
     }
 }
 
+/// Input hex, whether it has the SMS-centre field, and the error it must give.
+type BadCase = (String, bool, fn(&SmsError) -> bool);
+
 #[test]
 fn malformed_input_is_a_typed_error() {
     let ok = "07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37";
-    let cases: Vec<(String, bool, fn(&SmsError) -> bool)> = vec![
+    let cases: Vec<BadCase> = vec![
         ("".into(), true, |e| {
             matches!(e, SmsError::Truncated { offset: 0, .. })
         }),
