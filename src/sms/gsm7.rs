@@ -8,6 +8,9 @@
 //! - Decoding accepts any septet sequence: an escape followed by a code the extension table does
 //!   not define shows the default-table character, `1B 1B` shows a space (both as the
 //!   specification asks of receivers), and a lone escape at the very end shows nothing.
+//! - Of the national language tables (TS 23.038 annex A) only the Spanish single shift table is
+//!   understood, for decoding: a message whose header names it (element 0x24, language 2) decodes
+//!   `á í ó ú Á Í Ó Ú ç` from it. Encoding never uses it.
 //! - Packing is little-endian within octets, as on the air interface; `fill_bits` zero bits come
 //!   first so that septets after a user data header start on a septet boundary.
 
@@ -40,6 +43,62 @@ const EXTENSION: [(u8, char); 10] = [
     (0x40, '|'),
     (0x65, '€'),
 ];
+
+/// The Spanish national language single shift table (TS 23.038 §A.2.2): the default extension
+/// table plus accented vowels and `ç`.
+const SPANISH_SINGLE_SHIFT: [(u8, char); 19] = [
+    (0x09, 'ç'),
+    (0x0A, '\u{0C}'),
+    (0x14, '^'),
+    (0x28, '{'),
+    (0x29, '}'),
+    (0x2F, '\\'),
+    (0x3C, '['),
+    (0x3D, '~'),
+    (0x3E, ']'),
+    (0x40, '|'),
+    (0x41, 'Á'),
+    (0x49, 'Í'),
+    (0x4F, 'Ó'),
+    (0x55, 'Ú'),
+    (0x61, 'á'),
+    (0x65, '€'),
+    (0x69, 'í'),
+    (0x6F, 'ó'),
+    (0x75, 'ú'),
+];
+
+/// National language identifier of the Spanish tables (TS 23.038 §6.2.1.2.4).
+pub const LANGUAGE_SPANISH: u8 = 0x02;
+
+/// Which table an escape selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SingleShift {
+    /// The default extension table.
+    #[default]
+    Default,
+    /// The Spanish national language single shift table.
+    Spanish,
+}
+
+impl SingleShift {
+    /// The table for a national language identifier; languages other than Spanish fall back to
+    /// the default extension table.
+    pub fn for_language(language: u8) -> Self {
+        if language == LANGUAGE_SPANISH {
+            SingleShift::Spanish
+        } else {
+            SingleShift::Default
+        }
+    }
+
+    fn table(self) -> &'static [(u8, char)] {
+        match self {
+            SingleShift::Default => &EXTENSION,
+            SingleShift::Spanish => &SPANISH_SINGLE_SHIFT,
+        }
+    }
+}
 
 /// Every character of the default table, in septet order, without the escape slot.
 pub fn default_table() -> impl Iterator<Item = (u8, char)> {
@@ -111,6 +170,11 @@ pub fn encode(text: &str) -> Result<Vec<u8>, (usize, char)> {
 
 /// Decodes unpacked septets (values above 0x7F use their low seven bits).
 pub fn decode(septets: &[u8]) -> String {
+    decode_with(septets, SingleShift::Default)
+}
+
+/// Decodes unpacked septets, taking escaped characters from `shift`.
+pub fn decode_with(septets: &[u8], shift: SingleShift) -> String {
     let mut out = String::with_capacity(septets.len());
     let mut iter = septets.iter().map(|s| s & 0x7F);
     while let Some(s) = iter.next() {
@@ -122,7 +186,8 @@ pub fn decode(septets: &[u8]) -> String {
             None => {}
             Some(ESCAPE) => out.push(' '),
             Some(e) => out.push(
-                EXTENSION
+                shift
+                    .table()
                     .iter()
                     .find(|&&(code, _)| code == e)
                     .map_or(DEFAULT[usize::from(e)], |&(_, c)| c),
@@ -212,6 +277,23 @@ mod tests {
             assert_eq!(septets_for(c), None, "{c} is not");
         }
         assert_eq!(septet_len("Núñez"), Err((1, 'ú')));
+    }
+
+    #[test]
+    fn spanish_single_shift_decodes_accents() {
+        let septets = [
+            0x1B, 0x61, 0x1B, 0x69, 0x1B, 0x6F, 0x1B, 0x75, 0x1B, 0x41, 0x1B, 0x09, 0x1B, 0x65,
+        ];
+        assert_eq!(decode_with(&septets, SingleShift::Spanish), "áíóúÁç€");
+        // A receiver without the table shows the base letters.
+        assert_eq!(decode(&septets), "aiouAÇ€");
+        for (code, c) in extension_table() {
+            assert_eq!(
+                decode_with(&[ESCAPE, code], SingleShift::Spanish),
+                c.to_string()
+            );
+        }
+        assert_eq!(SingleShift::for_language(1), SingleShift::Default);
     }
 
     #[test]

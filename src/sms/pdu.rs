@@ -393,7 +393,14 @@ fn decode_user_data(
                 gsm7::packed_len(count, fill),
                 body.len(),
             ))?;
-            Content::Text(gsm7::decode(&septets))
+            let shift = header
+                .iter()
+                .find(|ie| ie.iei == udh::IEI_SINGLE_SHIFT)
+                .and_then(|ie| ie.data.first())
+                .map_or(gsm7::SingleShift::Default, |&l| {
+                    gsm7::SingleShift::for_language(l)
+                });
+            Content::Text(gsm7::decode_with(&septets, shift))
         }
         Encoding::Ucs2 => {
             let (lead, trail) = concat.map_or((false, false), |c| (c.seq > 1, c.seq < c.total));

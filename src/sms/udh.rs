@@ -1,6 +1,6 @@
 //! User data headers (3GPP TS 23.040 §9.2.3.24): a length octet, then information elements
-//! (identifier, length, data). Only concatenation is interpreted; other elements are kept as raw
-//! bytes and skipped.
+//! (identifier, length, data). Concatenation is interpreted here and the national language
+//! single shift by the 7-bit decoder; other elements are kept as raw bytes and skipped.
 //!
 //! Contracts: an element whose length runs past the header is an error; a concatenation element
 //! with a wrong length, a zero total, a zero sequence number or a sequence number above the total
@@ -12,6 +12,9 @@ use super::SmsError;
 pub const IEI_CONCAT_8: u8 = 0x00;
 /// Concatenated short message, 16-bit reference.
 pub const IEI_CONCAT_16: u8 = 0x08;
+
+/// National language single shift (its data is the language identifier).
+pub const IEI_SINGLE_SHIFT: u8 = 0x24;
 
 /// One information element, data as received.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -462,3 +462,18 @@ fn encodes_the_reference_submit() {
         "21000A8111325476980000".to_string() + "04C8373B0C"
     );
 }
+
+#[test]
+fn spanish_single_shift_header_selects_the_spanish_table() {
+    // "Camión" with ó as escape + 0x6F, after a header naming the Spanish single shift table.
+    let septets = vec![0x43, 0x61, 0x6D, 0x69, 0x1B, 0x6F, 0x6E];
+    let with = deliver(&build_deliver(
+        "1",
+        0x00,
+        &[0x03, 0x24, 0x01, 0x02],
+        &Body::Gsm7(septets.clone()),
+    ));
+    assert_eq!(with.user_data.text(), "Camión");
+    let without = deliver(&build_deliver("1", 0x00, &[], &Body::Gsm7(septets)));
+    assert_eq!(without.user_data.text(), "Camion");
+}
