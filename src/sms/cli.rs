@@ -21,7 +21,7 @@ use super::{EncodingChoice, SmsError, SubmitOptions, Validity, hex};
 /// `pasarela pdu …`
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum PduCommand {
-    /// Decode PDUs (hex) as printed after +CMGR, +CMGL or +CDS; one JSON object per line.
+    /// Decode PDUs (hex) as printed after +CMGR, +CMGL or +CDS, one JSON object per line.
     ///
     /// Input starts with the SMS-centre address field unless --tpdu is given. With no HEX
     /// arguments, PDUs are read from standard input, one per line.
@@ -36,8 +36,10 @@ pub enum PduCommand {
         #[arg(value_name = "HEX")]
         pdus: Vec<String>,
     },
-    /// Encode a text as SMS-SUBMIT TPDUs, one hex line per part, without the SMS-centre field
-    /// (each line's octet count is the AT+CMGS=<length> value; prefix "00" when typing it).
+    /// Encode a text as SMS-SUBMIT TPDUs, one hex line per part.
+    ///
+    /// Lines have no SMS-centre field, so each line's octet count is the AT+CMGS=<length> value;
+    /// prefix "00" (the SIM's SMS centre) when typing one after the prompt.
     Encode(EncodeOptions),
     /// Tell how many SMS a text takes, in which encoding, and how many characters are left.
     Count {
@@ -58,6 +60,7 @@ pub enum EncodingArg {
     Auto,
     /// GSM 7-bit or an error.
     Gsm7,
+    /// UCS-2 (UTF-16), any character.
     Ucs2,
 }
 
