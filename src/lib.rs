@@ -21,6 +21,7 @@
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
+//! | [`sms`]       | pure SMS codecs: GSM 7-bit, UCS-2, PDUs, segmenting, reassembly        |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
 
 pub mod admin;
@@ -31,5 +32,6 @@ pub mod dispatch;
 pub mod logging;
 pub mod phone;
 pub mod shutdown;
+pub mod sms;
 pub mod store;
 pub mod transport;

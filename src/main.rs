@@ -59,6 +59,11 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
         config: PathBuf,
     },
+    /// Decode and encode SMS PDUs as a modem shows them (AT+CMGF=0), for debugging.
+    Pdu {
+        #[command(subcommand)]
+        cmd: pasarela::sms::cli::PduCommand,
+    },
     /// Print the version.
     Version,
 }
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { path } => check_config(&path),
+        Command::Pdu { cmd } => ExitCode::from(u8::try_from(pasarela::sms::cli::run(cmd)).unwrap_or(1)),
         Command::Run { config } => match Config::load(&config) {
             Ok(loaded) => serve(loaded),
             Err(e) => {
