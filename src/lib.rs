@@ -30,6 +30,7 @@ pub mod config;
 pub mod daemon;
 pub mod dispatch;
 pub mod logging;
+pub mod modem;
 pub mod phone;
 pub mod shutdown;
 pub mod sms;

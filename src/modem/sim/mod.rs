@@ -1,0 +1,1 @@
+//! The AT modem simulator (being built).
