@@ -131,6 +131,13 @@ pub async fn run(
             }
         }))
     };
+    let indexer = {
+        let store = store.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(supervise("search indexer", shutdown.clone(), move || {
+            index_text_loop(store.clone(), stop.clone())
+        }))
+    };
     let reporter = tokio::spawn(report_status(
         store.clone(),
         handle.clone(),
@@ -165,6 +172,7 @@ pub async fn run(
         );
     }
     reporter.abort();
+    let _ = indexer.await;
     store.close().await;
     log::info!("stopped cleanly");
     Ok(())
@@ -208,6 +216,23 @@ where
         }
         delay = (delay * 2).min(MAX_RESTART_DELAY);
     }
+}
+
+/// Keeps the text-search index caught up, a chunk at a time so writes never wait long.
+async fn index_text_loop(store: Store, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    const CHUNK: u32 = 500;
+    while !shutdown.is_triggered() {
+        let added = store.index_text(CHUNK).await?;
+        if added < CHUNK as usize {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = shutdown.wait() => {}
+            }
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(())
 }
 
 /// The watchdog interval systemd asks for: `WATCHDOG_USEC`, when `WATCHDOG_PID` is unset or

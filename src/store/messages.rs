@@ -277,81 +277,122 @@ pub fn get(conn: &Connection, id: MessageId) -> Result<Message, StoreError> {
 
 /// One page of history, newest first.
 ///
-/// Two shapes keep this fast on a history of millions: a text search walks the trigram index
-/// newest first; a time range is turned into an id range first (ids and creation times grow
-/// together), with the exact time test kept as a filter.
+/// Shapes that stay fast on a history of millions: a time range is turned into an id range
+/// first (ids and creation times grow together) with the exact time test kept as a filter; a
+/// text search scans only the newest rows not yet in the trigram index, then walks the index
+/// newest first.
 pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<Message>, StoreError> {
-    let mut from = String::from("messages m");
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
-    let id_col = match f.q.as_deref().map(fts_phrase) {
-        Some(Some(phrase)) => {
-            from = "messages_fts f JOIN messages m ON m.id = f.rowid".into();
-            clauses.push("f.messages_fts MATCH ?");
-            args.push(phrase.into());
-            "f.rowid"
-        }
-        Some(None) => {
-            // Under three characters: too short for trigrams, scan with LIKE.
-            let q = f.q.as_deref().unwrap_or_default();
-            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            clauses.push("m.body LIKE ? ESCAPE '\\'");
-            args.push(format!("%{escaped}%").into());
-            "m.id"
-        }
-        None => "m.id",
-    };
+    let mut base = Query::default();
     if let Some(d) = f.direction {
-        clauses.push("m.direction = ?");
-        args.push(d.as_str().to_string().into());
+        base.clause("m.direction = ?", d.as_str().to_string());
     }
     if let Some(s) = f.state {
-        clauses.push("m.state = ?");
-        args.push(s.as_str().to_string().into());
+        base.clause("m.state = ?", s.as_str().to_string());
     }
     if let Some(c) = f.channel {
-        clauses.push("m.channel = ?");
-        args.push(c.as_str().to_string().into());
+        base.clause("m.channel = ?", c.as_str().to_string());
     }
     if let Some(p) = &f.peer {
-        clauses.push("m.peer = ?");
-        args.push(p.clone().into());
+        base.clause("m.peer = ?", p.clone());
     }
     let mut upper = f.before.map(|b| b.0);
+    let mut lower = None;
     if let Some(t) = f.since {
         // Unary `+` keeps the planner from driving the query by the time index.
-        clauses.push("+m.created_at >= ?");
-        args.push(t.into());
+        base.clause("+m.created_at >= ?", t);
         match first_id_at_or_after(conn, t)? {
-            Some(lo) => {
-                clauses.push("m.id >= ?");
-                args.push(lo.into());
-            }
+            Some(lo) => lower = Some(lo),
             None => return Ok(Vec::new()),
         }
     }
     if let Some(t) = f.until {
-        clauses.push("+m.created_at < ?");
-        args.push(t.into());
+        base.clause("+m.created_at < ?", t);
         if let Some(hi) = first_id_at_or_after(conn, t)? {
             upper = Some(upper.map_or(hi, |u| u.min(hi)));
         }
     }
-    let upper_clause = format!("{id_col} < ?");
-    if let Some(u) = upper {
-        clauses.push(&upper_clause);
-        args.push(u.into());
+    let limit = f.limit as usize;
+    let Some(q) = f.q.as_deref() else {
+        return base.run(conn, "m.id", lower, upper, limit);
+    };
+    let pattern = like_pattern(&fold(q));
+    match fts_phrase(q) {
+        None => {
+            let mut scan = base.clone();
+            scan.clause("pasarela_fold(m.body) LIKE ? ESCAPE '\\'", pattern);
+            scan.run(conn, "m.id", lower, upper, limit)
+        }
+        Some(phrase) => {
+            let indexed = fts_mark(conn)?;
+            let mut tail = base.clone();
+            tail.clause("pasarela_fold(m.body) LIKE ? ESCAPE '\\'", pattern);
+            let tail_floor = Some(lower.unwrap_or(0).max(indexed + 1));
+            let mut rows = tail.run(conn, "m.id", tail_floor, upper, limit)?;
+            if rows.len() < limit {
+                let mut fts = base;
+                fts.from = "messages_fts f JOIN messages m ON m.id = f.rowid";
+                fts.clause("f.messages_fts MATCH ?", phrase);
+                let top = Some(upper.map_or(indexed + 1, |u| u.min(indexed + 1)));
+                rows.extend(fts.run(conn, "f.rowid", lower, top, limit - rows.len())?);
+            }
+            Ok(rows)
+        }
     }
-    let mut sql = format!("SELECT {} FROM {from}", prefixed_columns());
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
+}
+
+/// A history query being built: a FROM, AND-ed clauses and their arguments.
+#[derive(Clone)]
+struct Query {
+    from: &'static str,
+    clauses: Vec<&'static str>,
+    args: Vec<Value>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            from: "messages m",
+            clauses: Vec::new(),
+            args: Vec::new(),
+        }
     }
-    sql.push_str(&format!(" ORDER BY {id_col} DESC LIMIT ?"));
-    args.push(i64::from(f.limit).into());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl Query {
+    fn clause(&mut self, sql: &'static str, arg: impl Into<Value>) {
+        self.clauses.push(sql);
+        self.args.push(arg.into());
+    }
+
+    /// Rows with `lower <= id < upper`, newest first.
+    fn run(
+        mut self,
+        conn: &Connection,
+        id_col: &str,
+        lower: Option<i64>,
+        upper: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut sql = format!("SELECT {} FROM {}", prefixed_columns(), self.from);
+        let mut conditions: Vec<String> = self.clauses.iter().map(|c| c.to_string()).collect();
+        if let Some(lo) = lower {
+            conditions.push(format!("{id_col} >= ?"));
+            self.args.push(lo.into());
+        }
+        if let Some(hi) = upper {
+            conditions.push(format!("{id_col} < ?"));
+            self.args.push(hi.into());
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY {id_col} DESC LIMIT ?"));
+        self.args.push((limit as i64).into());
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(self.args), from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 /// `m.id, m.direction, …` for queries that join.
@@ -376,6 +417,75 @@ fn first_id_at_or_after(conn: &Connection, t: i64) -> Result<Option<i64>, StoreE
 /// The text as one FTS5 phrase, or `None` when it is too short for the trigram index.
 fn fts_phrase(q: &str) -> Option<String> {
     (q.chars().count() >= 3).then(|| format!("\"{}\"", q.replace('"', "\"\"")))
+}
+
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Lower case without accents (`Núñez` → `nunez`): how text search compares, the same way
+/// the trigram index does.
+pub fn fold(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'á' | 'à' | 'ä' | 'â' | 'ã' | 'å' => 'a',
+            'é' | 'è' | 'ë' | 'ê' => 'e',
+            'í' | 'ì' | 'ï' | 'î' => 'i',
+            'ó' | 'ò' | 'ö' | 'ô' | 'õ' => 'o',
+            'ú' | 'ù' | 'ü' | 'û' => 'u',
+            'ñ' => 'n',
+            'ç' => 'c',
+            other => other,
+        })
+        .collect()
+}
+
+/// Registers `pasarela_fold(text)` ([`fold`]) on a connection.
+pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "pasarela_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let text = ctx.get::<Option<String>>(0)?;
+            Ok(text.map(|t| fold(&t)))
+        },
+    )
+}
+
+/// The highest message id already in the text index.
+fn fts_mark(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'fts_upto'")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Adds up to `chunk` messages not yet in the text index; returns how many.
+pub fn index_text(conn: &Connection, chunk: u32) -> Result<usize, StoreError> {
+    let mark = fts_mark(conn)?;
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MAX(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .query_row(params![mark, chunk], |r| r.get(0))?;
+    let Some(last) = last else { return Ok(0) };
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages \
+             WHERE id > ?1 AND id <= ?2",
+        )?
+        .execute(params![mark, last])?;
+    conn.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'fts_upto'")?
+        .execute([last])?;
+    Ok(n)
 }
 
 /// Marks up to `limit` due queued messages of `channel` as `sending` on `transport` and

@@ -121,6 +121,7 @@ impl Store {
             .map_err(open_err)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(open_err)?;
+            messages::register_functions(&conn).map_err(open_err)?;
             let rrx = rrx.clone();
             std::thread::Builder::new()
                 .name(format!("store-reader-{i}"))
@@ -268,6 +269,11 @@ impl Store {
             .await
     }
 
+    /// Adds up to `chunk` messages to the text-search index; returns how many were added.
+    pub async fn index_text(&self, chunk: u32) -> Result<usize, StoreError> {
+        self.write(move |c| messages::index_text(c, chunk)).await
+    }
+
     pub async fn queue_depth(&self) -> Result<u64, StoreError> {
         self.read(messages::queue_depth).await
     }
@@ -279,6 +285,7 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     // FULL: every commit syncs the WAL, so an acknowledged message survives a power cut.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    messages::register_functions(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -560,7 +567,11 @@ mod tests {
             let q = q.to_string();
             async move {
                 store
-                    .list(ListFilter { q: Some(q), limit: 10, ..Default::default() })
+                    .list(ListFilter {
+                        q: Some(q),
+                        limit: 10,
+                        ..Default::default()
+                    })
                     .await
                     .unwrap()
                     .into_iter()
@@ -568,7 +579,12 @@ mod tests {
                     .collect::<Vec<_>>()
             }
         };
-        assert_eq!(find("nunez").await, ["+1"]);
+        assert_eq!(find("nunez").await, ["+1"], "scanned before indexing");
+        assert_eq!(store.index_text(2).await.unwrap(), 2);
+        assert_eq!(find("nunez").await, ["+1"], "found in the index");
+        assert_eq!(store.index_text(100).await.unwrap(), 1);
+        assert_eq!(store.index_text(100).await.unwrap(), 0);
+        assert_eq!(find("NÚÑEZ").await, ["+1"]);
         assert_eq!(find("SALDO").await, ["+1"]);
         assert_eq!(find("grama").await, ["+2"]);
         assert_eq!(find("0%").await, ["+3"]);

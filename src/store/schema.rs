@@ -38,17 +38,13 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX messages_inbound_ref ON messages (transport, provider_ref)
         WHERE direction = 'in' AND provider_ref IS NOT NULL;
     -- Text search (`q`): a trigram index finds any substring of three or more characters,
-    -- ignoring case and accents, without scanning the history. Bodies are never edited, so
-    -- an insert trigger keeps it complete.
+    -- ignoring case and accents. It is filled in the background (`index_text`), off the
+    -- accept path; rows past `meta.fts_upto` are searched by scanning, so results are complete.
     CREATE VIRTUAL TABLE messages_fts USING fts5 (
         body, content = 'messages', content_rowid = 'id',
         tokenize = 'trigram remove_diacritics 1'
     );
-    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
-    END;
-    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.id, old.body);
-    END;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('fts_upto', 0);
     "#,
 ];
