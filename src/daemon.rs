@@ -218,18 +218,20 @@ where
     }
 }
 
-/// Keeps the text-search index caught up, a chunk at a time so writes never wait long.
+/// Keeps the text-search index caught up, a chunk at a time with pauses between chunks, so a
+/// burst of accepted messages is not slowed by indexing (searches scan what is not indexed yet).
 async fn index_text_loop(store: Store, mut shutdown: Shutdown) -> anyhow::Result<()> {
     const CHUNK: u32 = 500;
     while !shutdown.is_triggered() {
         let added = store.index_text(CHUNK).await?;
-        if added < CHUNK as usize {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = shutdown.wait() => {}
-            }
+        let pause = if added < CHUNK as usize {
+            Duration::from_secs(2)
         } else {
-            tokio::task::yield_now().await;
+            Duration::from_millis(200)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.wait() => {}
         }
     }
     Ok(())
