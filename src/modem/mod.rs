@@ -2,4 +2,6 @@
 //! simulator (`pasarela modem-sim`) used by tests and the demo.
 
 pub mod at;
+pub mod driver;
+pub mod port;
 pub mod sim;
