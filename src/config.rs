@@ -66,6 +66,83 @@ pub struct Config {
     pub company: CompanyConfig,
     #[serde(default)]
     pub dispatch: DispatchConfig,
+    /// `[[modem]]`: GSM modems, each its own route.
+    #[serde(default, rename = "modem")]
+    pub modems: Vec<ModemConfig>,
+}
+
+/// `[[modem]]`: one GSM modem on a serial port.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    /// Unique name, shown in logs and on each message (`modem1`).
+    pub name: String,
+    /// Serial device; prefer the stable `/dev/serial/by-id/…` path.
+    pub device: PathBuf,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// SIM PIN, if the SIM asks for one. Tried at most once per value.
+    #[serde(default)]
+    pub pin: Option<Secret>,
+    /// Message storage: `SM` (SIM) or `ME` (modem memory).
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// SMS centre number to set; by default the SIM's own is used.
+    #[serde(default)]
+    pub smsc: Option<String>,
+    /// Ask for delivery reports.
+    #[serde(default = "yes")]
+    pub status_reports: bool,
+    /// Seconds between signal/registration checks.
+    #[serde(default = "default_health_interval")]
+    pub health_interval_secs: u64,
+    /// Seconds between sweeps of the SIM for messages whose notice was missed.
+    #[serde(default = "default_sweep_interval")]
+    pub sweep_interval_secs: u64,
+    /// How long the network keeps trying to deliver, in minutes (0: the network's default).
+    #[serde(default = "default_validity")]
+    pub validity_minutes: u32,
+    /// Replace accents that need Unicode (á→a) so texts stay in cheaper 7-bit SMS.
+    #[serde(default)]
+    pub transliterate: bool,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+fn default_storage() -> String {
+    "SM".to_string()
+}
+fn yes() -> bool {
+    true
+}
+fn default_health_interval() -> u64 {
+    60
+}
+fn default_sweep_interval() -> u64 {
+    300
+}
+fn default_validity() -> u32 {
+    4 * 24 * 60
+}
+
+impl ModemConfig {
+    /// A modem with every default, for `demo` and tests.
+    pub fn new(name: &str, device: PathBuf) -> ModemConfig {
+        ModemConfig {
+            name: name.to_string(),
+            device,
+            baud: default_baud(),
+            pin: None,
+            storage: default_storage(),
+            smsc: None,
+            status_reports: true,
+            health_interval_secs: default_health_interval(),
+            sweep_interval_secs: default_sweep_interval(),
+            validity_minutes: default_validity(),
+            transliterate: false,
+        }
+    }
 }
 
 /// `[daemon]`
@@ -392,6 +469,66 @@ impl Loaded {
                     d.max_parts
                 ),
             ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for m in &c.modems {
+            let at = |key: &str| format!("modem.{key}");
+            if m.name.trim().is_empty()
+                || !m
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
+            {
+                errors.push(self.err(
+                    &at("name"),
+                    format!("`{}` must be letters, digits, - or _", m.name),
+                ));
+            } else if !names.insert(m.name.clone()) {
+                errors.push(self.err(
+                    &at("name"),
+                    format!("`{}` is used by two [[modem]] tables", m.name),
+                ));
+            }
+            if !m.device.is_absolute() {
+                errors.push(self.err(
+                    &at("device"),
+                    format!(
+                        "`{}` must be a device path like /dev/ttyUSB0",
+                        m.device.display()
+                    ),
+                ));
+            }
+            if ![9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600].contains(&m.baud) {
+                errors.push(self.err(
+                    &at("baud"),
+                    format!(
+                        "{} is not a serial speed; use 115200 (or 9600 … 921600)",
+                        m.baud
+                    ),
+                ));
+            }
+            if !["SM", "ME", "MT"].contains(&m.storage.as_str()) {
+                errors.push(self.err(
+                    &at("storage"),
+                    format!("`{}` is not SM, ME or MT", m.storage),
+                ));
+            }
+            if m.pin.as_ref().is_some_and(|p| {
+                let p = p.expose();
+                !(4..=8).contains(&p.len()) || !p.chars().all(|ch| ch.is_ascii_digit())
+            }) {
+                errors.push(self.err(&at("pin"), "must be 4 to 8 digits".to_string()));
+            }
+            if let Some(smsc) = &m.smsc
+                && !(smsc.starts_with('+')
+                    && smsc.len() > 4
+                    && smsc[1..].chars().all(|ch| ch.is_ascii_digit()))
+            {
+                errors.push(self.err(
+                    &at("smsc"),
+                    format!("`{smsc}` is not an international number like +5491151740000"),
+                ));
+            }
         }
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         if errors.is_empty() {

@@ -85,19 +85,43 @@ pub async fn run(
     }
 
     let (trigger, shutdown) = shutdown::channel();
+    // Transports stop after the dispatcher, so messages being sent can finish.
+    let (transports_trigger, transports_shutdown) = shutdown::channel();
     let handle = DispatchHandle::default();
+    let mut transports = parts.transports.clone();
+    let mut transport_tasks = Vec::new();
+    for modem_cfg in &cfg.modems {
+        let (modem, transport) = crate::modem::gsm::modem(
+            modem_cfg.clone(),
+            store.clone(),
+            cfg.company.phone_context(),
+            handle.clone(),
+        );
+        transports.push(Arc::new(transport));
+        let modem = Arc::new(tokio::sync::Mutex::new(modem));
+        let stop = transports_shutdown.clone();
+        transport_tasks.push(tokio::spawn(supervise(
+            "modem",
+            transports_shutdown.clone(),
+            move || {
+                let modem = modem.clone();
+                let stop = stop.clone();
+                async move { modem.lock().await.run(stop).await }
+            },
+        )));
+    }
     let state = AppState {
         store: store.clone(),
         token,
         phones: cfg.company.phone_context(),
         dispatch: handle.clone(),
         dispatch_config: cfg.dispatch.clone(),
-        transports: parts.transports.clone(),
+        transports: transports.clone(),
         started: Instant::now(),
     };
     let dispatcher = Arc::new(Dispatcher::new(
         store.clone(),
-        parts.transports.clone(),
+        transports.clone(),
         cfg.dispatch.clone(),
         handle.clone(),
         Duration::from_secs(cfg.daemon.shutdown_grace_secs),
@@ -141,7 +165,7 @@ pub async fn run(
     let reporter = tokio::spawn(report_status(
         store.clone(),
         handle.clone(),
-        parts.transports.clone(),
+        transports.clone(),
         shutdown.clone(),
     ));
 
@@ -157,7 +181,7 @@ pub async fn run(
         "pasarela {} ready: admin API on http://{listen_addr}/api/, database {}, {} transport(s)",
         env!("CARGO_PKG_VERSION"),
         store.path().display(),
-        parts.transports.len()
+        transports.len()
     );
 
     signal.await;
@@ -165,6 +189,10 @@ pub async fn run(
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
     trigger.trigger();
     let _ = dispatch_task.await;
+    transports_trigger.trigger();
+    for t in transport_tasks {
+        let _ = t.await;
+    }
     if tokio::time::timeout(HTTP_GRACE, http_task).await.is_err() {
         log::warn!(
             "stopping: admin requests still open after {} s were cut",
@@ -283,12 +311,17 @@ async fn report_status(
             last_up = up.clone();
         }
         let depth = store.queue_depth().await.ok();
-        let status = format!(
+        let mut status = format!(
             "queue {} · transports {}/{} up",
             depth.map_or("?".to_string(), |d| d.to_string()),
             up.iter().filter(|u| **u).count(),
             up.len()
         );
+        for t in &transports {
+            if let Some(dbm) = t.details().and_then(|d| d["signal_dbm"].as_i64()) {
+                status.push_str(&format!(" · {} {dbm} dBm", t.name()));
+            }
+        }
         if status != last_status {
             notify(&[NotifyState::Status(&status)]);
             last_status = status;

@@ -455,6 +455,7 @@ async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
                 "channel": t.channel(),
                 "up": h.up,
                 "detail": h.detail,
+                "details": t.details(),
             })
         })
         .collect();

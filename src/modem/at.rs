@@ -204,7 +204,10 @@ impl Digester {
         if line.starts_with('^') {
             return Some(Urc::Vendor(line.to_string()));
         }
-        if line == "SMS Ready" || line == "Call Ready" || (line == "+CPIN: READY" && !asked("+CPIN:")) {
+        if line == "SMS Ready"
+            || line == "Call Ready"
+            || (line == "+CPIN: READY" && !asked("+CPIN:"))
+        {
             return Some(Urc::Boot(line.to_string()));
         }
         None
@@ -275,10 +278,20 @@ mod tests {
     /// Every split of `bytes` into two chunks gives the same events as the whole.
     fn check(bytes: &[u8], cmd: Option<&Command>, want: &[Event]) {
         let (whole, _) = digest_all(&[bytes], cmd);
-        assert_eq!(whole, want, "whole input {:?}", String::from_utf8_lossy(bytes));
+        assert_eq!(
+            whole,
+            want,
+            "whole input {:?}",
+            String::from_utf8_lossy(bytes)
+        );
         for k in 0..=bytes.len() {
             let (split, _) = digest_all(&[&bytes[..k], &bytes[k..]], cmd);
-            assert_eq!(split, want, "split at {k} of {:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                split,
+                want,
+                "split at {k} of {:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 
@@ -294,7 +307,10 @@ mod tests {
         assert_eq!(d.next(Some(&cmd)), Some(Event::Final(Final::Ok)));
         assert_eq!(
             d.next(None),
-            Some(Event::Urc(Urc::NewMessage { storage: "SM".into(), index: 1 }))
+            Some(Event::Urc(Urc::NewMessage {
+                storage: "SM".into(),
+                index: 1
+            }))
         );
         assert_eq!(d.next(None), None);
     }
@@ -387,6 +403,9 @@ mod tests {
     #[test]
     fn field_lists() {
         assert_eq!(fields(" 1,0,,23"), ["1", "0", "", "23"]);
-        assert_eq!(fields(" 0,0,\"Personal AR\",2"), ["0", "0", "Personal AR", "2"]);
+        assert_eq!(
+            fields(" 0,0,\"Personal AR\",2"),
+            ["0", "0", "Personal AR", "2"]
+        );
     }
 }

@@ -60,15 +60,24 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
 
     /// Sends `cmd` and returns its information lines once the modem answers `OK`.
     pub async fn command(&mut self, cmd: &Command) -> Result<Vec<String>, AtError> {
-        self.port.write_all(format!("{}\r", cmd.text).as_bytes()).await?;
+        self.port
+            .write_all(format!("{}\r", cmd.text).as_bytes())
+            .await?;
         self.collect(cmd).await
     }
 
     /// `AT+CMGS=<length>`, the PDU after the prompt, Ctrl-Z; returns the TP-MR the modem gave.
-    pub async fn submit(&mut self, length: usize, pdu_hex: &str, timeout: Duration) -> Result<u8, AtError> {
+    pub async fn submit(
+        &mut self,
+        length: usize,
+        pdu_hex: &str,
+        timeout: Duration,
+    ) -> Result<u8, AtError> {
         let mut cmd = Command::new(format!("AT+CMGS={length}"), Some("+CMGS:")).timeout(timeout);
         cmd.wants_prompt = true;
-        self.port.write_all(format!("{}\r", cmd.text).as_bytes()).await?;
+        self.port
+            .write_all(format!("{}\r", cmd.text).as_bytes())
+            .await?;
         let deadline = Instant::now() + Duration::from_secs(10).min(timeout);
         loop {
             match self.next_event(&cmd, deadline).await {
@@ -91,7 +100,9 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
             .iter()
             .find_map(|l| l.strip_prefix("+CMGS:"))
             .and_then(|mr| mr.trim().split(',').next()?.trim().parse::<u8>().ok())
-            .ok_or_else(|| AtError::Error(format!("{} (no message reference in the answer)", cmd.text)))
+            .ok_or_else(|| {
+                AtError::Error(format!("{} (no message reference in the answer)", cmd.text))
+            })
     }
 
     async fn collect(&mut self, cmd: &Command) -> Result<Vec<String>, AtError> {
@@ -207,16 +218,28 @@ mod tests {
                 pdu.extend_from_slice(&buf[..n]);
             }
             assert_eq!(pdu, b"00AB\x1a");
-            modem.write_all(b"\r\n+CMGS: 42\r\n\r\nOK\r\n").await.unwrap();
+            modem
+                .write_all(b"\r\n+CMGS: 42\r\n\r\nOK\r\n")
+                .await
+                .unwrap();
             modem
         });
-        let lines = port.command(&Command::new("AT+CSQ", Some("+CSQ:"))).await.unwrap();
+        let lines = port
+            .command(&Command::new("AT+CSQ", Some("+CSQ:")))
+            .await
+            .unwrap();
         assert_eq!(lines, ["+CSQ: 17,99"]);
-        let mr = port.submit(19, "00AB", Duration::from_secs(5)).await.unwrap();
+        let mr = port
+            .submit(19, "00AB", Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(mr, 42);
         assert_eq!(
             port.next_urc().await.unwrap(),
-            Urc::NewMessage { storage: "SM".into(), index: 2 }
+            Urc::NewMessage {
+                storage: "SM".into(),
+                index: 2
+            }
         );
         drop(script.await.unwrap());
         assert!(matches!(port.next_urc().await, Err(AtError::Closed)));
@@ -245,9 +268,15 @@ mod tests {
             modem.write_all(b"\r\n+CMS ERROR: 38\r\n").await.unwrap();
             let _ = modem.read(&mut buf).await;
         });
-        let err = port.command(&Command::new("AT+CMGR=9", Some("+CMGR:"))).await.unwrap_err();
+        let err = port
+            .command(&Command::new("AT+CMGR=9", Some("+CMGR:")))
+            .await
+            .unwrap_err();
         assert!(matches!(err, AtError::Cms(_, 321)));
-        let err = port.submit(10, "00", Duration::from_secs(5)).await.unwrap_err();
+        let err = port
+            .submit(10, "00", Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(matches!(err, AtError::Cms(_, 38)), "{err}");
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod at;
 pub mod driver;
+pub mod gsm;
 pub mod port;
 pub mod sim;

@@ -11,6 +11,7 @@
 
 pub mod messages;
 mod schema;
+pub mod sms;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -267,6 +268,80 @@ impl Store {
     ) -> Result<Vec<(State, u64)>, StoreError> {
         self.read(move |c| messages::count_by_state(c, &states))
             .await
+    }
+
+    /// Stores a received SMS or SMS part; see [`sms::receive`].
+    pub async fn receive_sms(&self, part: sms::InboundSms) -> Result<sms::Received, StoreError> {
+        self.write(move |c| sms::receive(c, &part, now_ms())).await
+    }
+
+    /// Stores long messages still missing parts after `max_age_ms` as incomplete.
+    pub async fn flush_incomplete_sms(
+        &self,
+        max_age_ms: i64,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.write(move |c| {
+            let now = now_ms();
+            sms::flush_incomplete(c, now - max_age_ms, now)
+        })
+        .await
+    }
+
+    pub async fn record_part_sent(
+        &self,
+        message: MessageId,
+        seq: u8,
+        total: u8,
+        transport: &str,
+        mr: u8,
+    ) -> Result<(), StoreError> {
+        let t = transport.to_string();
+        self.write(move |c| sms::record_part_sent(c, message, seq, total, &t, mr, now_ms()))
+            .await
+    }
+
+    pub async fn parts_sent(&self, message: MessageId) -> Result<Vec<u8>, StoreError> {
+        self.read(move |c| sms::parts_sent(c, message)).await
+    }
+
+    pub async fn apply_part_status(
+        &self,
+        transport: &str,
+        mr: u8,
+        recipient: &str,
+        status: sms::PartStatus,
+    ) -> Result<Option<MessageId>, StoreError> {
+        let (t, r) = (transport.to_string(), recipient.to_string());
+        self.write(move |c| sms::apply_part_status(c, &t, mr, &r, &status, now_ms()))
+            .await
+    }
+
+    /// A small integer setting kept in the database (`meta` table).
+    pub async fn meta_get(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let key = key.to_string();
+        self.read(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn meta_set(&self, key: &str, value: Option<i64>) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.write(move |c| {
+            match value {
+                Some(v) => c
+                    .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+                    .execute(rusqlite::params![key, v])?,
+                None => c
+                    .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+                    .execute([key])?,
+            };
+            Ok(())
+        })
+        .await
     }
 
     /// Adds up to `chunk` messages to the text-search index; returns how many were added.

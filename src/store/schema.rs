@@ -47,4 +47,34 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('fts_upto', 0);
     "#,
+    // 2: SMS parts, inbound (until a long message is complete) and outbound (for status reports).
+    r#"
+    CREATE TABLE sms_parts_in (
+        id          INTEGER PRIMARY KEY,
+        transport   TEXT    NOT NULL,
+        sender      TEXT    NOT NULL,
+        ref         INTEGER NOT NULL,
+        total       INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        body        TEXT    NOT NULL,
+        -- Recognises a part read twice (a restart between storing it and deleting it from the SIM).
+        pdu_hash    TEXT    NOT NULL,
+        received_at INTEGER NOT NULL,
+        -- Set when the message it belongs to is complete.
+        message_id  INTEGER
+    );
+    CREATE UNIQUE INDEX sms_parts_in_hash ON sms_parts_in (transport, pdu_hash);
+    CREATE INDEX sms_parts_in_open ON sms_parts_in (transport, sender, ref, total) WHERE message_id IS NULL;
+    CREATE TABLE sms_parts_out (
+        message_id INTEGER NOT NULL,
+        seq        INTEGER NOT NULL,
+        total      INTEGER NOT NULL,
+        transport  TEXT    NOT NULL,
+        mr         INTEGER NOT NULL,
+        status     TEXT    NOT NULL DEFAULT 'sent',
+        sent_at    INTEGER NOT NULL,
+        PRIMARY KEY (message_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX sms_parts_out_mr ON sms_parts_out (transport, mr, sent_at);
+    "#,
 ];

@@ -63,6 +63,11 @@ pub trait Transport: Send + Sync {
 
     fn health(&self) -> Health;
 
+    /// Transport-specific facts for the status page (a modem's signal, operator, IMEI…).
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Sends one message. Must return within the transport's own timeouts; the dispatcher also
     /// bounds the whole call.
     fn send<'a>(

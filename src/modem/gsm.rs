@@ -1,0 +1,911 @@
+//! One GSM modem: the task that owns its port and everything it does — start-up, sending,
+//! receiving, status reports, health checks and recovery — and the [`GsmTransport`] the
+//! dispatcher sends through.
+//!
+//! Receiving follows one rule: read a message, commit it to the store, and only then delete it
+//! from the SIM. New messages are announced by `+CMTI` (no polling); a sweep with `AT+CMGL=4`
+//! at start and every few minutes picks up anything missed, and empties a full SIM the same way.
+//!
+//! Recovery: a command that times out is followed by a probe (`AT`); no answer, or a port that
+//! fails (USB unplugged), closes the session, and the task waits for the device to come back
+//! (also under `/dev/serial/by-id/…`), reopens it with backoff and runs start-up again.
+//! A SIM PIN is tried at most once per configured value: a rejected PIN is remembered in the
+//! database and never retried until the operator changes it (three wrong PINs lock a SIM).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+use super::at::{Command, Urc, fields};
+use super::driver::{AtError, AtPort};
+use super::port::SerialPort;
+use crate::config::ModemConfig;
+use crate::dispatch::DispatchHandle;
+use crate::logging::peer as shown_peer;
+use crate::phone::PhoneContext;
+use crate::shutdown::Shutdown;
+use crate::sms::{self, AddressKind, DecodedPdu};
+use crate::store::sms::{InboundSms, PartStatus, Received};
+use crate::store::{Channel, Message, Store};
+use crate::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
+
+/// One part may take this long between `AT+CMGS` and `+CMGS:` (the network's round trip).
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Long messages missing parts this long are stored as incomplete.
+const INCOMPLETE_AFTER_MS: i64 = 24 * 3600 * 1000;
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// What the status page and `GET /api/status` show of a modem.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ModemStatus {
+    pub up: bool,
+    pub detail: String,
+    pub signal_dbm: Option<i32>,
+    pub signal: Option<&'static str>,
+    pub registration: Option<String>,
+    pub operator: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub revision: Option<String>,
+    pub imei: Option<String>,
+    pub imsi: Option<String>,
+    pub smsc: Option<String>,
+}
+
+struct SendJob {
+    message: Message,
+    reply: oneshot::Sender<Result<SendReceipt, TransportError>>,
+}
+
+/// The dispatcher's side of a modem.
+pub struct GsmTransport {
+    name: String,
+    jobs: mpsc::Sender<SendJob>,
+    status: Arc<Mutex<ModemStatus>>,
+}
+
+impl GsmTransport {
+    pub fn status(&self) -> ModemStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Transport for GsmTransport {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn health(&self) -> Health {
+        let s = self.status();
+        Health {
+            up: s.up,
+            detail: s.detail,
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.status()).ok()
+    }
+
+    fn send<'a>(
+        &'a self,
+        message: &'a Message,
+    ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.jobs
+                .send(SendJob {
+                    message: message.clone(),
+                    reply,
+                })
+                .await
+                .map_err(|_| TransportError::Temporary(format!("{} is not running", self.name)))?;
+            answer.await.map_err(|_| {
+                TransportError::Temporary(format!("{} stopped while sending", self.name))
+            })?
+        })
+    }
+}
+
+/// The task side of a modem; run it with [`Modem::run`].
+pub struct Modem {
+    cfg: ModemConfig,
+    store: Store,
+    phones: PhoneContext,
+    status: Arc<Mutex<ModemStatus>>,
+    jobs: mpsc::Receiver<SendJob>,
+    dispatch: DispatchHandle,
+}
+
+/// Builds a modem's task and its transport.
+pub fn modem(
+    cfg: ModemConfig,
+    store: Store,
+    phones: PhoneContext,
+    dispatch: DispatchHandle,
+) -> (Modem, GsmTransport) {
+    let (tx, rx) = mpsc::channel(4);
+    let status = Arc::new(Mutex::new(ModemStatus {
+        detail: "starting".into(),
+        ..Default::default()
+    }));
+    let transport = GsmTransport {
+        name: cfg.name.clone(),
+        jobs: tx,
+        status: status.clone(),
+    };
+    (
+        Modem {
+            cfg,
+            store,
+            phones,
+            status,
+            jobs: rx,
+            dispatch,
+        },
+        transport,
+    )
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    #[error("{0}")]
+    Link(String),
+    #[error("{0}")]
+    Sim(String),
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl From<AtError> for SessionEnd {
+    fn from(e: AtError) -> SessionEnd {
+        SessionEnd::Link(e.to_string())
+    }
+}
+
+enum Step {
+    Job(Option<SendJob>),
+    Urc(Result<Urc, AtError>),
+    Health,
+    Sweep,
+    Stop,
+}
+
+/// FNV-1a, 64 bit: a stable fingerprint of a PDU for recognising one read twice.
+fn fingerprint(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+/// `AT+CSQ` rssi → dBm and a word for operators.
+pub fn signal(rssi: u8) -> Option<(i32, &'static str)> {
+    if rssi > 31 {
+        return None;
+    }
+    let dbm = -113 + 2 * i32::from(rssi);
+    let word = match rssi {
+        20.. => "excellent",
+        15..=19 => "good",
+        10..=14 => "fair",
+        2..=9 => "poor",
+        _ => "none",
+    };
+    Some((dbm, word))
+}
+
+/// Whether a `+CMS ERROR` can succeed on a retry. Permanent: the number or the subscriber is
+/// wrong or barred, or the PDU itself was refused.
+pub fn cms_is_temporary(code: u16) -> bool {
+    !matches!(
+        code,
+        1 | 8 | 10 | 21 | 28 | 29 | 30 | 50 | 96 | 97 | 98 | 99 | 111 | 127 | 304 | 305
+    )
+}
+
+impl Modem {
+    fn set_status(&self, f: impl FnOnce(&mut ModemStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            let was_up = s.up;
+            f(&mut s);
+            if s.up && !was_up {
+                self.dispatch.wake();
+            }
+        }
+    }
+
+    fn set_down(&self, detail: String) {
+        self.set_status(|s| {
+            s.up = false;
+            s.detail = detail;
+        });
+    }
+
+    /// Runs until shutdown: sessions, and reconnects with backoff between them.
+    pub async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let mut delay = Duration::from_secs(1);
+        while !shutdown.is_triggered() {
+            let started = tokio::time::Instant::now();
+            match self.session(&mut shutdown).await {
+                Ok(()) => break,
+                Err(end) => {
+                    let detail = end.to_string();
+                    let changed = self
+                        .status
+                        .lock()
+                        .map(|s| s.detail != detail)
+                        .unwrap_or(true);
+                    if changed {
+                        log::warn!(transport = self.cfg.name.as_str(); "{}: {detail}; retrying", self.cfg.name);
+                    }
+                    self.set_down(detail);
+                }
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                delay = Duration::from_secs(1);
+            }
+            // While down, refuse sends at once (the dispatcher retries them later or elsewhere).
+            let wait = tokio::time::sleep(delay);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    _ = shutdown.wait() => return Ok(()),
+                    job = self.jobs.recv() => match job {
+                        Some(job) => {
+                            let _ = job.reply.send(Err(TransportError::Temporary(format!("{} is down", self.cfg.name))));
+                        }
+                        None => return Ok(()),
+                    },
+                }
+            }
+            delay = (delay * 2).min(RECONNECT_MAX);
+        }
+        Ok(())
+    }
+
+    async fn session(&mut self, shutdown: &mut Shutdown) -> Result<(), SessionEnd> {
+        let device = &self.cfg.device;
+        if !device.exists() {
+            return Err(SessionEnd::Link(format!(
+                "device {} not found (unplugged?)",
+                device.display()
+            )));
+        }
+        let port = SerialPort::open(device, self.cfg.baud)
+            .map_err(|e| SessionEnd::Link(format!("cannot open {}: {e}", device.display())))?;
+        let mut at = AtPort::new(port);
+        self.start_up(&mut at).await?;
+        self.check_health(&mut at).await?;
+        self.sweep(&mut at).await?;
+        let mut health =
+            tokio::time::interval(Duration::from_secs(self.cfg.health_interval_secs.max(5)));
+        let mut sweep =
+            tokio::time::interval(Duration::from_secs(self.cfg.sweep_interval_secs.max(10)));
+        health.tick().await;
+        sweep.tick().await;
+        loop {
+            for urc in at.take_urcs() {
+                self.on_urc(&mut at, urc).await?;
+            }
+            let step = tokio::select! {
+                job = self.jobs.recv() => Step::Job(job),
+                urc = at.next_urc() => Step::Urc(urc),
+                _ = health.tick() => Step::Health,
+                _ = sweep.tick() => Step::Sweep,
+                _ = shutdown.wait() => Step::Stop,
+            };
+            match step {
+                Step::Job(Some(job)) => {
+                    let result = self.send(&mut at, &job.message).await;
+                    let link_lost = matches!(&result, Err((_, true)));
+                    let _ = job.reply.send(result.map_err(|(e, _)| e));
+                    if link_lost {
+                        return Err(SessionEnd::Link(
+                            "the modem stopped answering while sending".into(),
+                        ));
+                    }
+                }
+                Step::Job(None) | Step::Stop => return Ok(()),
+                Step::Urc(urc) => self.on_urc(&mut at, urc?).await?,
+                Step::Health => self.check_health(&mut at).await?,
+                Step::Sweep => self.sweep(&mut at).await?,
+            }
+        }
+    }
+
+    /// Runs `cmd`; a timeout is followed by a probe, and a modem that does not answer the
+    /// probe ends the session.
+    async fn cmd<P: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        at: &mut AtPort<P>,
+        cmd: Command,
+    ) -> Result<Result<Vec<String>, AtError>, SessionEnd> {
+        match at.command(&cmd).await {
+            Err(e) if e.is_link_failure() => Err(e.into()),
+            Err(AtError::Timeout(..)) => {
+                self.probe(at).await?;
+                Ok(Err(AtError::Timeout(cmd.text, cmd.timeout.as_secs())))
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn probe<P: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        at: &mut AtPort<P>,
+    ) -> Result<(), SessionEnd> {
+        for _ in 0..2 {
+            at.discard_input();
+            match at
+                .command(&Command::new("AT", None).timeout(Duration::from_secs(2)))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_link_failure() => return Err(e.into()),
+                Err(_) => continue,
+            }
+        }
+        Err(SessionEnd::Link("the modem stopped answering".into()))
+    }
+
+    async fn start_up<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+    ) -> Result<(), SessionEnd> {
+        // ESC leaves a half-typed PDU from a previous life; then wait for the modem to answer.
+        at.write_raw(&[0x1b]).await?;
+        let mut alive = false;
+        for _ in 0..10 {
+            at.discard_input();
+            match at
+                .command(&Command::new("AT", None).timeout(Duration::from_secs(1)))
+                .await
+            {
+                Ok(_) => {
+                    alive = true;
+                    break;
+                }
+                Err(e) if e.is_link_failure() => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        if !alive {
+            return Err(SessionEnd::Link("the modem does not answer AT".into()));
+        }
+        self.cmd(at, Command::new("ATE0", None)).await??;
+        let _ = self.cmd(at, Command::new("AT+CMEE=1", None)).await?;
+        self.unlock_sim(at).await?;
+        self.cmd(at, Command::new("AT+CMGF=0", None)).await??;
+        let storage = &self.cfg.storage;
+        let cpms = format!("AT+CPMS=\"{storage}\",\"{storage}\",\"{storage}\"");
+        if self
+            .cmd(at, Command::new(cpms, Some("+CPMS:")))
+            .await?
+            .is_err()
+        {
+            self.cmd(
+                at,
+                Command::new(format!("AT+CPMS=\"{storage}\""), Some("+CPMS:")),
+            )
+            .await??;
+        }
+        // New messages announced as +CMTI; status reports inline (+CDS) or stored (+CDSI).
+        let mut indications_ok = false;
+        let options: &[&str] = if self.cfg.status_reports {
+            &[
+                "AT+CNMI=2,1,0,2,0",
+                "AT+CNMI=2,1,0,1,0",
+                "AT+CNMI=1,1,0,2,0",
+                "AT+CNMI=2,1,0,0,0",
+            ]
+        } else {
+            &["AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,0,0"]
+        };
+        for cnmi in options {
+            if self.cmd(at, Command::new(*cnmi, None)).await?.is_ok() {
+                indications_ok = true;
+                break;
+            }
+        }
+        if !indications_ok {
+            log::warn!(transport = self.cfg.name.as_str();
+                "{}: the modem refuses new-message indications; relying on the sweep every {} s",
+                self.cfg.name, self.cfg.sweep_interval_secs);
+        }
+        if let Some(smsc) = &self.cfg.smsc {
+            self.cmd(at, Command::new(format!("AT+CSCA=\"{smsc}\",145"), None))
+                .await??;
+        }
+        let smsc = self
+            .cmd(at, Command::new("AT+CSCA?", Some("+CSCA:")))
+            .await?
+            .ok()
+            .and_then(|l| {
+                l.first()
+                    .and_then(|l| l.strip_prefix("+CSCA:"))
+                    .map(|r| fields(r)[0].clone())
+            });
+        let mut ident = Vec::new();
+        for c in ["AT+CGMI", "AT+CGMM", "AT+CGMR", "AT+CGSN", "AT+CIMI"] {
+            let v = self
+                .cmd(at, Command::new(c, None))
+                .await?
+                .ok()
+                .and_then(|l| l.into_iter().next())
+                .map(|v| {
+                    // Some modems prefix the answer with the command name (`+CGMI: huawei`).
+                    let prefix = format!("{}:", &c[2..]);
+                    v.strip_prefix(&prefix).unwrap_or(&v).trim().to_string()
+                });
+            ident.push(v);
+        }
+        if ident[0]
+            .as_deref()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("huawei"))
+        {
+            // Huawei sticks ^RSSI/^MODE/^BOOT noise into the stream; turn it off where it can.
+            let _ = self.cmd(at, Command::new("AT^CURC=0", None)).await?;
+        }
+        let mut it = ident.into_iter();
+        self.set_status(|s| {
+            s.manufacturer = it.next().flatten();
+            s.model = it.next().flatten();
+            s.revision = it.next().flatten();
+            s.imei = it.next().flatten();
+            s.imsi = it.next().flatten();
+            s.smsc = smsc;
+        });
+        log::info!(transport = self.cfg.name.as_str(); "{}: modem ready on {}", self.cfg.name, self.cfg.device.display());
+        Ok(())
+    }
+
+    fn pin_key(&self) -> String {
+        format!("pin_rejected:{}", self.cfg.name)
+    }
+
+    async fn unlock_sim<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+    ) -> Result<(), SessionEnd> {
+        let state = self
+            .cmd(at, Command::new("AT+CPIN?", Some("+CPIN:")))
+            .await?
+            .map_err(|e| SessionEnd::Sim(format!("cannot read the SIM state: {e}")))?;
+        let state = state
+            .iter()
+            .find_map(|l| l.strip_prefix("+CPIN:"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        match state.as_str() {
+            "READY" => Ok(()),
+            "SIM PIN" => {
+                let Some(pin) = self.cfg.pin.clone() else {
+                    return Err(SessionEnd::Sim(
+                        "the SIM asks for its PIN: set `pin` under this [[modem]] and restart"
+                            .into(),
+                    ));
+                };
+                let hash = fingerprint(pin.expose().as_bytes());
+                let tag = i64::from_str_radix(&hash[..15], 16).unwrap_or(0);
+                if self.store.meta_get(&self.pin_key()).await? == Some(tag) {
+                    return Err(SessionEnd::Sim(
+                        "the SIM asks for its PIN and the configured PIN was already rejected once; \
+                         not trying it again (three wrong PINs lock the SIM). Fix `pin` and restart"
+                            .into(),
+                    ));
+                }
+                let answer = self
+                    .cmd(
+                        at,
+                        Command::new(format!("AT+CPIN=\"{}\"", pin.expose()), None)
+                            .timeout(Duration::from_secs(20)),
+                    )
+                    .await?;
+                match answer {
+                    Ok(_) => {
+                        self.store.meta_set(&self.pin_key(), None).await?;
+                        log::info!(transport = self.cfg.name.as_str(); "{}: SIM unlocked with the configured PIN", self.cfg.name);
+                        // The SIM needs a moment before messages can be read.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.store.meta_set(&self.pin_key(), Some(tag)).await?;
+                        Err(SessionEnd::Sim(format!(
+                            "the SIM rejected the configured PIN ({e}); it will not be tried again \
+                             until `pin` is changed"
+                        )))
+                    }
+                }
+            }
+            "SIM PUK" => Err(SessionEnd::Sim(
+                "the SIM is locked and needs its PUK: unlock it in a phone, then restart".into(),
+            )),
+            other => Err(SessionEnd::Sim(format!("SIM not ready: {other}"))),
+        }
+    }
+
+    async fn check_health<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+    ) -> Result<(), SessionEnd> {
+        let csq = self
+            .cmd(at, Command::new("AT+CSQ", Some("+CSQ:")))
+            .await?
+            .ok();
+        let rssi = csq
+            .as_ref()
+            .and_then(|l| l.iter().find_map(|l| l.strip_prefix("+CSQ:")))
+            .and_then(|r| fields(r)[0].parse::<u8>().ok());
+        let creg = self
+            .cmd(at, Command::new("AT+CREG?", Some("+CREG:")))
+            .await?
+            .ok();
+        let stat = creg
+            .as_ref()
+            .and_then(|l| l.iter().find_map(|l| l.strip_prefix("+CREG:")))
+            .and_then(|r| fields(r).get(1).cloned());
+        let registration = match stat.as_deref() {
+            Some("1") => "home",
+            Some("5") => "roaming",
+            Some("2") => "searching",
+            Some("3") => "denied",
+            Some("0") => "not registered",
+            _ => "unknown",
+        };
+        let operator = self
+            .cmd(at, Command::new("AT+COPS?", Some("+COPS:")))
+            .await?
+            .ok()
+            .and_then(|l| l.iter().find_map(|l| l.strip_prefix("+COPS:")).map(fields))
+            .and_then(|f| f.get(2).cloned().filter(|o| !o.is_empty()));
+        let sig = rssi.and_then(signal);
+        let up = matches!(registration, "home" | "roaming");
+        let detail = match (up, sig) {
+            (true, Some((dbm, word))) => format!(
+                "registered ({registration}) on {}, signal {dbm} dBm ({word})",
+                operator.as_deref().unwrap_or("?")
+            ),
+            (true, None) => format!("registered ({registration}), signal unknown"),
+            (false, _) => format!("not registered: {registration}"),
+        };
+        let before = self
+            .status
+            .lock()
+            .map(|s| s.detail.clone())
+            .unwrap_or_default();
+        if before != detail {
+            log::info!(transport = self.cfg.name.as_str(); "{}: {detail}", self.cfg.name);
+        }
+        self.set_status(|s| {
+            s.up = up;
+            s.detail = detail;
+            s.signal_dbm = sig.map(|(d, _)| d);
+            s.signal = sig.map(|(_, w)| w);
+            s.registration = Some(registration.to_string());
+            s.operator = operator;
+        });
+        Ok(())
+    }
+
+    async fn on_urc<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+        urc: Urc,
+    ) -> Result<(), SessionEnd> {
+        match urc {
+            Urc::NewMessage { index, .. } | Urc::StatusReportStored { index, .. } => {
+                self.read_and_delete(at, index).await
+            }
+            Urc::StatusReport { pdu } => {
+                self.handle_pdu(&pdu).await?;
+                Ok(())
+            }
+            Urc::Boot(what) => {
+                // The modem restarted under us: its settings are gone; start over.
+                Err(SessionEnd::Link(format!("the modem restarted ({what})")))
+            }
+            Urc::Registration(_) | Urc::Ring | Urc::Vendor(_) | Urc::Other(_) => Ok(()),
+        }
+    }
+
+    /// Reads the message at `index`, commits it, then deletes it from the SIM.
+    async fn read_and_delete<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+        index: u32,
+    ) -> Result<(), SessionEnd> {
+        let lines = match self
+            .cmd(at, Command::new(format!("AT+CMGR={index}"), Some("+CMGR:")))
+            .await?
+        {
+            Ok(lines) => lines,
+            Err(AtError::Cms(_, 321)) => return Ok(()), // already gone
+            Err(e) => {
+                log::warn!(transport = self.cfg.name.as_str(); "{}: cannot read message {index}: {e}", self.cfg.name);
+                return Ok(());
+            }
+        };
+        let Some(pdu) = lines.iter().find(|l| !l.starts_with('+')) else {
+            return Ok(()); // empty slot
+        };
+        self.handle_pdu(pdu).await?;
+        self.delete(at, index).await
+    }
+
+    async fn delete<P: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        at: &mut AtPort<P>,
+        index: u32,
+    ) -> Result<(), SessionEnd> {
+        match self
+            .cmd(at, Command::new(format!("AT+CMGD={index}"), None))
+            .await?
+        {
+            Ok(_) | Err(AtError::Cms(_, 321)) => Ok(()),
+            Err(e) => {
+                log::warn!(transport = self.cfg.name.as_str(); "{}: cannot delete message {index} from the SIM: {e}", self.cfg.name);
+                Ok(())
+            }
+        }
+    }
+
+    /// Lists every stored message and handles each as if just announced.
+    async fn sweep<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+    ) -> Result<(), SessionEnd> {
+        let lines = match self
+            .cmd(
+                at,
+                Command::new("AT+CMGL=4", Some("+CMGL:")).timeout(Duration::from_secs(30)),
+            )
+            .await?
+        {
+            Ok(l) => l,
+            Err(e) => {
+                log::warn!(transport = self.cfg.name.as_str(); "{}: cannot list stored messages: {e}", self.cfg.name);
+                return Ok(());
+            }
+        };
+        let mut listed = Vec::new();
+        let mut current: Option<u32> = None;
+        for line in lines {
+            if let Some(rest) = line.strip_prefix("+CMGL:") {
+                current = fields(rest)[0].parse().ok();
+            } else if let Some(index) = current.take() {
+                listed.push((index, line));
+            }
+        }
+        if !listed.is_empty() {
+            log::info!(transport = self.cfg.name.as_str(); "{}: {} message(s) found on the SIM", self.cfg.name, listed.len());
+        }
+        for (index, pdu) in listed {
+            self.handle_pdu(&pdu).await?;
+            self.delete(at, index).await?;
+        }
+        for id in self.store.flush_incomplete_sms(INCOMPLETE_AFTER_MS).await? {
+            log::warn!(msg_id = id.0; "message {id}: a long SMS never got all its parts; stored incomplete");
+        }
+        Ok(())
+    }
+
+    /// Decodes a PDU from the SIM and commits what it says. An undecodable PDU is kept raw
+    /// (flagged) so it can be deleted from the SIM without losing it.
+    async fn handle_pdu(&mut self, hex: &str) -> Result<(), SessionEnd> {
+        let name = self.cfg.name.clone();
+        let decoded = sms::hex::decode(hex).and_then(|b| sms::decode_pdu(&b, true).map(|p| (b, p)));
+        let (bytes, pdu) = match decoded {
+            Ok(v) => v,
+            Err(e) => {
+                log::warn!(transport = name.as_str(); "{name}: a message on the SIM does not decode ({e}); kept raw");
+                let id = self
+                    .store
+                    .write({
+                        let hex = hex.to_string();
+                        let name = name.clone();
+                        let error = e.to_string();
+                        move |c| {
+                            let (id, _) = crate::store::messages::insert_inbound(
+                                c,
+                                &crate::store::NewInbound {
+                                    channel: Channel::Sms,
+                                    transport: name,
+                                    peer: "unknown".into(),
+                                    body: hex.clone(),
+                                    provider_ref: Some(format!(
+                                        "raw:{}",
+                                        fingerprint(hex.as_bytes())
+                                    )),
+                                },
+                                crate::store::now_ms(),
+                            )?;
+                            c.execute(
+                                "UPDATE messages SET last_error = ?2 WHERE id = ?1",
+                                rusqlite::params![id.0, format!("undecodable PDU: {error}")],
+                            )?;
+                            Ok(id)
+                        }
+                    })
+                    .await?;
+                log::debug!(msg_id = id.0; "raw PDU stored as message {id}");
+                return Ok(());
+            }
+        };
+        match pdu {
+            DecodedPdu::Deliver(d) => {
+                let sender = match d.from.kind() {
+                    AddressKind::Alphanumeric => d.from.value.clone(),
+                    _ => self
+                        .phones
+                        .normalize(&d.from.value)
+                        .map(|m| m.as_str().to_string())
+                        .unwrap_or_else(|_| d.from.value.clone()),
+                };
+                let concat = d.user_data.concat.map(|c| (c.reference, c.total, c.seq));
+                let received = self
+                    .store
+                    .receive_sms(InboundSms {
+                        transport: name.clone(),
+                        sender: sender.clone(),
+                        text: d.user_data.text(),
+                        concat,
+                        pdu_hash: fingerprint(
+                            bytes.get(usize::from(bytes[0]) + 1..).unwrap_or(&bytes),
+                        ),
+                    })
+                    .await?;
+                match received {
+                    Received::Message(id) => log::info!(
+                        msg_id = id.0, channel = "sms", transport = name.as_str();
+                        "message {id} received from {}", shown_peer(&sender)
+                    ),
+                    Received::PartPending => log::debug!(
+                        "{name}: part of a long message from {} stored",
+                        shown_peer(&sender)
+                    ),
+                    Received::Duplicate => {
+                        log::debug!("{name}: a message read twice was recognised")
+                    }
+                }
+            }
+            DecodedPdu::StatusReport(r) => {
+                let recipient = self
+                    .phones
+                    .normalize(&r.recipient.value)
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default();
+                let status = match r.status() {
+                    sms::DeliveryStatus::Delivered => Some(PartStatus::Delivered),
+                    sms::DeliveryStatus::Failed => Some(PartStatus::Failed(format!(
+                        "the network reports delivery failed (status {:#04x})",
+                        r.status_code
+                    ))),
+                    sms::DeliveryStatus::Pending => None,
+                };
+                if let Some(status) = status {
+                    match self
+                        .store
+                        .apply_part_status(&name, r.message_reference, &recipient, status)
+                        .await?
+                    {
+                        Some(id) => {
+                            log::info!(msg_id = id.0; "message {id}: status report {:#04x}", r.status_code)
+                        }
+                        None => log::debug!(
+                            "{name}: status report for unknown reference {}",
+                            r.message_reference
+                        ),
+                    }
+                }
+            }
+            DecodedPdu::Submit(_) => {} // our own sent copy; nothing to store
+        }
+        Ok(())
+    }
+
+    /// Sends every part not sent yet. The error's flag says the link is lost.
+    async fn send<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+        message: &Message,
+    ) -> Result<SendReceipt, (TransportError, bool)> {
+        let opts = sms::SubmitOptions {
+            transliterate: self.cfg.transliterate,
+            validity_minutes: (self.cfg.validity_minutes > 0).then_some(self.cfg.validity_minutes),
+            status_report: self.cfg.status_reports,
+            concat_ref: (message.id.0 & 0xff) as u16,
+            max_parts: 255,
+            ..Default::default()
+        };
+        let parts = sms::encode_submit(&message.peer, &message.body, &opts).map_err(|e| {
+            (
+                TransportError::Permanent(format!("cannot encode the SMS: {e}")),
+                false,
+            )
+        })?;
+        let done = self
+            .store
+            .parts_sent(message.id)
+            .await
+            .map_err(|e| (TransportError::Temporary(e.to_string()), false))?;
+        let mut refs = Vec::new();
+        for part in &parts {
+            if done.contains(&part.seq) {
+                continue;
+            }
+            match at
+                .submit(part.length, &part.hex_with_default_smsc(), SUBMIT_TIMEOUT)
+                .await
+            {
+                Ok(mr) => {
+                    refs.push(mr.to_string());
+                    if let Err(e) = self
+                        .store
+                        .record_part_sent(message.id, part.seq, part.total, &self.cfg.name, mr)
+                        .await
+                    {
+                        log::error!(msg_id = message.id.0; "message {}: part {} sent but not recorded: {e}", message.id, part.seq);
+                    }
+                }
+                Err(AtError::Cms(_, code)) => {
+                    let what = format!("+CMS ERROR: {code} on part {} of {}", part.seq, part.total);
+                    let e = if cms_is_temporary(code) {
+                        TransportError::Temporary(what)
+                    } else {
+                        TransportError::Permanent(what)
+                    };
+                    return Err((e, false));
+                }
+                Err(e) if e.is_link_failure() => {
+                    return Err((TransportError::Temporary(e.to_string()), true));
+                }
+                Err(e) => {
+                    let lost = self.probe(at).await.is_err();
+                    return Err((TransportError::Temporary(e.to_string()), lost));
+                }
+            }
+        }
+        Ok(SendReceipt {
+            provider_ref: (!refs.is_empty()).then(|| refs.join(",")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_words() {
+        assert_eq!(signal(20), Some((-73, "excellent")));
+        assert_eq!(signal(15), Some((-83, "good")));
+        assert_eq!(signal(10), Some((-93, "fair")));
+        assert_eq!(signal(5), Some((-103, "poor")));
+        assert_eq!(signal(0), Some((-113, "none")));
+        assert_eq!(signal(99), None);
+    }
+
+    #[test]
+    fn cms_classes() {
+        assert!(!cms_is_temporary(1), "unassigned number");
+        assert!(!cms_is_temporary(10), "barred");
+        assert!(cms_is_temporary(38), "network out of order");
+        assert!(cms_is_temporary(42), "congestion");
+        assert!(cms_is_temporary(331), "no network");
+        assert!(cms_is_temporary(332), "network timeout");
+        assert!(cms_is_temporary(500), "unknown");
+    }
+}
