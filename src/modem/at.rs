@@ -228,12 +228,11 @@ fn final_code(line: &str) -> Option<Final> {
         "OK" => Some(Final::Ok),
         "ERROR" => Some(Final::Error),
         _ => {
+            let code = |n: &str| n.trim().parse().unwrap_or(u16::MAX);
             if let Some(n) = line.strip_prefix("+CME ERROR:") {
-                Some(Final::Cme(n.trim().parse().unwrap_or(u16::MAX)))
-            } else if let Some(n) = line.strip_prefix("+CMS ERROR:") {
-                Some(Final::Cms(n.trim().parse().unwrap_or(u16::MAX)))
+                Some(Final::Cme(code(n)))
             } else {
-                None
+                line.strip_prefix("+CMS ERROR:").map(|n| Final::Cms(code(n)))
             }
         }
     }
