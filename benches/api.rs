@@ -32,11 +32,20 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn accept_single(d: &Daemon) {
     let clients = 16;
     let total: usize = if quick() { 2_000 } else { 30_000 };
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
     let url = format!("{}/api/messages", d.base);
     // Warm up connections.
     for _ in 0..clients {
-        let r = client.post(&url).bearer_auth(TOKEN).json(&json!({"to": "+5491123456789", "text": "warm"})).send().await.unwrap();
+        let r = client
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .json(&json!({"to": "+5491123456789", "text": "warm"}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 202);
     }
     let start = Instant::now();
@@ -56,7 +65,9 @@ async fn accept_single(d: &Daemon) {
         t.await.unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    figure(json!({"bench": "accept_single", "clients": clients, "messages": total, "seconds": secs, "per_sec": total as f64 / secs, "target_per_sec": 3000}));
+    figure(
+        json!({"bench": "accept_single", "clients": clients, "messages": total, "seconds": secs, "per_sec": total as f64 / secs, "target_per_sec": 3000}),
+    );
 }
 
 async fn accept_batch(d: &Daemon) {
@@ -84,12 +95,15 @@ async fn accept_batch(d: &Daemon) {
         assert_eq!(r.status(), 202);
     }
     let secs = start.elapsed().as_secs_f64();
-    figure(json!({"bench": "accept_batch", "messages": requests * 10_000, "requests": requests, "seconds": secs, "per_sec": (requests * 10_000) as f64 / secs, "target_seconds_for_100k": 2.0}));
+    figure(
+        json!({"bench": "accept_batch", "messages": requests * 10_000, "requests": requests, "seconds": secs, "per_sec": (requests * 10_000) as f64 / secs, "target_seconds_for_100k": 2.0}),
+    );
 }
 
 fn prefill(db: &std::path::Path, rows: i64) {
     let conn = rusqlite::Connection::open(db).unwrap();
-    conn.execute_batch("PRAGMA synchronous = OFF; BEGIN").unwrap();
+    conn.execute_batch("PRAGMA synchronous = OFF; BEGIN")
+        .unwrap();
     {
         let mut stmt = conn
             .prepare(
@@ -108,11 +122,17 @@ fn prefill(db: &std::path::Path, rows: i64) {
                 _ => "sent",
             };
             let peer = format!("+54911{:08}", 20_000_000 + i % 20_000);
-            let body = if i % 3 == 0 { "saldo".to_string() } else { format!("Estimado cliente {i}, su saldo pendiente es $ 1.234,50") };
-            stmt.execute(rusqlite::params![dir, peer, body, state, base + i * 1000]).unwrap();
+            let body = if i % 3 == 0 {
+                "saldo".to_string()
+            } else {
+                format!("Estimado cliente {i}, su saldo pendiente es $ 1.234,50")
+            };
+            stmt.execute(rusqlite::params![dir, peer, body, state, base + i * 1000])
+                .unwrap();
         }
     }
-    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
 }
 
 async fn list_latency(d: &Daemon, rows: i64) {
@@ -124,9 +144,15 @@ async fn list_latency(d: &Daemon, rows: i64) {
         ("list_direction_in", format!("{base}?direction=in")),
         ("list_peer", format!("{base}?peer=%2B5491120012345")),
         ("list_deep_cursor", format!("{base}?cursor={}", rows / 2)),
-        ("list_time_range", format!("{base}?since=2023-11-15T00:00:00Z&until=2023-11-16T00:00:00Z")),
+        (
+            "list_time_range",
+            format!("{base}?since=2023-11-15T00:00:00Z&until=2023-11-16T00:00:00Z"),
+        ),
         ("list_text_search_common", format!("{base}?q=saldo")),
-        ("list_text_search_rare", format!("{base}?q=cliente%20{}", rows / 7)),
+        (
+            "list_text_search_rare",
+            format!("{base}?q=cliente%20{}", rows / 7),
+        ),
     ];
     let n = if quick() { 20 } else { 200 };
     for (name, url) in shapes {
@@ -139,7 +165,9 @@ async fn list_latency(d: &Daemon, rows: i64) {
             samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        figure(json!({"bench": name, "rows": rows, "requests": n, "p50_ms": percentile(&samples, 0.5), "p99_ms": percentile(&samples, 0.99), "target_p99_ms": 20}));
+        figure(
+            json!({"bench": name, "rows": rows, "requests": n, "p50_ms": percentile(&samples, 0.5), "p99_ms": percentile(&samples, 0.99), "target_p99_ms": 20}),
+        );
     }
 }
 
@@ -166,13 +194,19 @@ async fn idle(d: &Daemon) {
     let (rss_kb, t1) = proc_stat(pid);
     let hz = 100.0; // USER_HZ on Linux
     let cpu = (t1 - t0) as f64 / hz / window as f64 * 100.0;
-    figure(json!({"bench": "idle", "rss_mb": rss_kb as f64 / 1024.0, "cpu_percent_of_one_core": cpu, "window_secs": window, "target_rss_mb": 10}));
+    figure(
+        json!({"bench": "idle", "rss_mb": rss_kb as f64 / 1024.0, "cpu_percent_of_one_core": cpu, "window_secs": window, "target_rss_mb": 10}),
+    );
 }
 
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         if run("idle") {
             let dir = tempfile::tempdir().unwrap();
@@ -194,7 +228,10 @@ fn main() {
             d.wait_exit(Duration::from_secs(30));
             let t = Instant::now();
             prefill(&d.db(), rows);
-            eprintln!("prefilled {rows} rows in {:.1} s", t.elapsed().as_secs_f64());
+            eprintln!(
+                "prefilled {rows} rows in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
             drop(d);
             let d = Daemon::start(dir.path());
             list_latency(&d, rows).await;

@@ -78,7 +78,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { path } => check_config(&path),
-        Command::Pdu { cmd } => ExitCode::from(u8::try_from(pasarela::sms::cli::run(cmd)).unwrap_or(1)),
+        Command::Pdu { cmd } => {
+            ExitCode::from(u8::try_from(pasarela::sms::cli::run(cmd)).unwrap_or(1))
+        }
         Command::Run { config } => match Config::load(&config) {
             Ok(loaded) => serve(loaded),
             Err(e) => {

@@ -294,7 +294,10 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<Message>, StoreErro
         Some(None) => {
             // Under three characters: too short for trigrams, scan with LIKE.
             let q = f.q.as_deref().unwrap_or_default();
-            let escaped = q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = q
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             clauses.push("m.body LIKE ? ESCAPE '\\'");
             args.push(format!("%{escaped}%").into());
             "m.id"

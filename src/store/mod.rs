@@ -560,7 +560,11 @@ mod tests {
             let q = q.to_string();
             async move {
                 store
-                    .list(ListFilter { q: Some(q), limit: 10, ..Default::default() })
+                    .list(ListFilter {
+                        q: Some(q),
+                        limit: 10,
+                        ..Default::default()
+                    })
                     .await
                     .unwrap()
                     .into_iter()

@@ -45,7 +45,11 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_string() } else { path };
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
         bad_request(&field, e.into_inner())
     })
 }

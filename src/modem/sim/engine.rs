@@ -81,7 +81,10 @@ enum PinState {
 enum Mode {
     Command,
     /// After `AT+CMGS=<len>`: collecting hex until Ctrl-Z.
-    Pdu { len: usize, hex: Vec<u8> },
+    Pdu {
+        len: usize,
+        hex: Vec<u8>,
+    },
 }
 
 /// Per power-up settings: reset by [`Engine::power_up`].
@@ -332,7 +335,10 @@ impl Engine {
         if let Some(op) = &patch.operator
             && (op.is_empty() || op.len() > 24 || op.contains(['"', '\r', '\n']))
         {
-            return Err(InvalidInput::new("operator", "must be 1-24 characters without quotes"));
+            return Err(InvalidInput::new(
+                "operator",
+                "must be 1-24 characters without quotes",
+            ));
         }
         if let Some(smsc) = &patch.smsc
             && (!smsc.starts_with('+') || pdu_out::smsc_field(smsc).is_err())
@@ -405,7 +411,8 @@ impl Engine {
     /// room allows. Returns the number of parts.
     pub fn inbound(&mut self, from: &str, text: &str) -> Result<usize, PduError> {
         let reference = self.next_concat;
-        let pdus = pdu_out::encode_deliver(&self.config.smsc, from, text, &wall_clock(), reference)?;
+        let pdus =
+            pdu_out::encode_deliver(&self.config.smsc, from, text, &wall_clock(), reference)?;
         self.next_concat = self.next_concat.wrapping_add(1);
         let total = pdus.len();
         for (i, pdu) in pdus.into_iter().enumerate() {
@@ -434,7 +441,9 @@ impl Engine {
             return;
         }
         while !self.network.is_empty() {
-            let Some(index) = self.free_slot() else { return };
+            let Some(index) = self.free_slot() else {
+                return;
+            };
             let Some((pdu, content)) = self.network.pop_front() else {
                 return;
             };
@@ -545,11 +554,13 @@ impl Engine {
             return;
         };
         match self.session.cnmi[3] {
-            1 => self.urcs.push_back(
-                format!("\r\n+CDS: {}\r\n{}\r\n", pdu.tpdu_len, pdu.hex()).into_bytes(),
-            ),
+            1 => self
+                .urcs
+                .push_back(format!("\r\n+CDS: {}\r\n{}\r\n", pdu.tpdu_len, pdu.hex()).into_bytes()),
             2 => {
-                let Some(index) = self.free_slot() else { return };
+                let Some(index) = self.free_slot() else {
+                    return;
+                };
                 self.slots.insert(
                     index,
                     Slot {
@@ -1113,7 +1124,11 @@ impl Engine {
                 _ => Response::fail(Final::Error),
             };
         };
-        let Some(slot) = args.parse::<u16>().ok().and_then(|i| self.slots.get_mut(&i)) else {
+        let Some(slot) = args
+            .parse::<u16>()
+            .ok()
+            .and_then(|i| self.slots.get_mut(&i))
+        else {
             return Response::fail(Final::Cms(321));
         };
         let response = Response::info([
@@ -1137,7 +1152,10 @@ impl Engine {
         let mut lines = Vec::new();
         for (&index, slot) in self.slots.iter_mut() {
             if stat == 4 || slot.stat == stat {
-                lines.push(format!("+CMGL: {index},{},,{}", slot.stat, slot.pdu.tpdu_len));
+                lines.push(format!(
+                    "+CMGL: {index},{},,{}",
+                    slot.stat, slot.pdu.tpdu_len
+                ));
                 lines.push(slot.pdu.hex());
                 slot.stat = if slot.stat == 0 { 1 } else { slot.stat };
             }
@@ -1160,9 +1178,7 @@ impl Engine {
         let flag = n.get(1).copied().unwrap_or(0);
         match flag {
             0 => {
-                let removed = u16::try_from(n[0])
-                    .ok()
-                    .and_then(|i| self.slots.remove(&i));
+                let removed = u16::try_from(n[0]).ok().and_then(|i| self.slots.remove(&i));
                 if removed.is_none() {
                     return Response::fail(Final::Cms(321));
                 }
@@ -1220,7 +1236,11 @@ fn numbers(args: &str) -> Option<Vec<u32>> {
     args.split(',')
         .map(|a| {
             let a = a.trim();
-            if a.is_empty() { Some(0) } else { a.parse().ok() }
+            if a.is_empty() {
+                Some(0)
+            } else {
+                a.parse().ok()
+            }
         })
         .collect()
 }

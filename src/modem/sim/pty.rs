@@ -65,7 +65,8 @@ impl Pty {
             )
         })?;
         // SAFETY: openpty succeeded, so both descriptors are open and ours alone.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         for fd in [&master, &slave] {
             // SAFETY: fd is open; FD_CLOEXEC keeps it out of child processes.
             check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
@@ -101,9 +102,7 @@ impl Pty {
             let mut guard = self.master.readable().await?;
             let result = guard.try_io(|fd| {
                 // SAFETY: buf is valid for buf.len() bytes; fd is open.
-                let n = unsafe {
-                    libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len())
-                };
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
@@ -123,9 +122,7 @@ impl Pty {
             let mut guard = self.master.writable().await?;
             let result = guard.try_io(|fd| {
                 // SAFETY: bytes is valid for bytes.len() bytes; fd is open.
-                let n = unsafe {
-                    libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len())
-                };
+                let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else {
