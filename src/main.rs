@@ -64,6 +64,8 @@ enum Command {
         #[command(subcommand)]
         cmd: pasarela::sms::cli::PduCommand,
     },
+    /// An AT modem simulator on a pseudo-terminal, with an HTTP control API (for tests and demos).
+    ModemSim(pasarela::modem::sim::cli::ModemSimArgs),
     /// Print the version.
     Version,
 }
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Demo { dir, listen, token } => demo(dir, listen, token),
+        Command::ModemSim(args) => pasarela::modem::sim::cli::run(args),
         Command::Send { to, text, config } => {
             let rt = runtime();
             match rt.block_on(cli::send(&config, &to, &text)) {
