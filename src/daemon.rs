@@ -291,7 +291,8 @@ async fn report_status(
         IDLE_TICK
     };
     let mut last_status = String::new();
-    let mut last_up: Vec<bool> = Vec::new();
+    // Start from what the transports say now: their own start-up is logged by them.
+    let mut last_up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
     loop {
         let up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
         if up != last_up {

@@ -42,6 +42,9 @@ enum Command {
         /// Admin token to use instead of a generated one.
         #[arg(long, value_name = "TOKEN")]
         token: Option<String>,
+        /// Control API of the simulated modem (make a customer text the gateway).
+        #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
+        sim_control: String,
     },
     /// Check a configuration file: exit 0 with a summary, or exit 2 naming each bad key and line.
     CheckConfig {
@@ -88,7 +91,12 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Demo { dir, listen, token } => demo(dir, listen, token),
+        Command::Demo {
+            dir,
+            listen,
+            token,
+            sim_control,
+        } => demo(dir, listen, token, sim_control),
         Command::ModemSim(args) => pasarela::modem::sim::cli::run(args),
         Command::Send { to, text, config } => {
             let rt = runtime();
@@ -157,49 +165,80 @@ fn serve(loaded: Loaded) -> ExitCode {
     }
 }
 
-fn demo(dir: PathBuf, listen: String, token: Option<String>) -> ExitCode {
+fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String) -> ExitCode {
+    let fail = |code: u8, msg: String| {
+        eprintln!("demo: {msg}");
+        ExitCode::from(code)
+    };
     let dir = match std::path::absolute(&dir) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("demo: bad --dir {}: {e}", dir.display());
-            return ExitCode::from(2);
+        Err(e) => return fail(2, format!("bad --dir {}: {e}", dir.display())),
+    };
+    let sim_addr: std::net::SocketAddr = match sim_control.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            return fail(
+                2,
+                format!("--sim-control `{sim_control}` is not an address like 127.0.0.1:8081"),
+            );
         }
     };
     let token = match token.map(Ok).unwrap_or_else(cli::generate_token) {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("demo: {e:#}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(1, format!("{e:#}")),
     };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return fail(2, format!("cannot create {}: {e}", dir.display()));
+    }
+    let link = dir.join("modem");
     let mut config = Config::default();
     config.daemon.state_dir = dir.clone();
     config.admin.listen = listen.clone();
     config.admin.token = Some(Secret::new(token.clone()));
+    config.company.name = "Demo ISP".to_string();
+    config.modems = vec![pasarela::config::ModemConfig::new("modem1", link.clone())];
     let loaded = Loaded::from_config(config);
     if let Err(e) = loaded.validate() {
-        eprintln!("demo: {e}");
-        return ExitCode::from(2);
+        return fail(2, e.to_string());
     }
     let base = match daemon::api_base(&loaded) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("demo: {e:#}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(2, format!("{e:#}")),
     };
-    println!("pasarela demo: database in {}", dir.display());
-    println!("admin token: {token}");
-    println!("queue an SMS:");
-    println!(
-        "  curl -s -H 'Authorization: Bearer {token}' -d '{{\"to\":\"011 15-2345-6789\",\"text\":\"Hola, ¿cómo está?\"}}' {base}/api/messages"
-    );
-    println!("list messages:");
-    println!("  curl -s -H 'Authorization: Bearer {token}' {base}/api/messages");
-    println!("status:");
-    println!("  curl -s -H 'Authorization: Bearer {token}' {base}/api/status");
-    println!("Stop with Ctrl-C.");
-    serve(loaded)
+    logging::init(loaded.config.daemon.log_level.to_filter());
+    let rt = runtime();
+    let result = rt.block_on(async {
+        let mut opts = pasarela::modem::sim::SimOptions::new(&link);
+        opts.control = Some(sim_addr);
+        // Delivery reports arrive two seconds after each send, as on a real network.
+        opts.config.status_report_delay_ms = Some(2000);
+        let sim = pasarela::modem::sim::start(opts).await?;
+        let sim_base = format!("http://{}", sim.control_addr().unwrap_or(sim_addr));
+        println!("pasarela demo: database in {}, simulated modem at {}", dir.display(), link.display());
+        println!("admin token: {token}");
+        println!("a customer texts the gateway:");
+        println!(
+            "  curl -s -d '{{\"from\":\"+5491123456789\",\"text\":\"Hola, ¿cuál es mi saldo?\"}}' {sim_base}/inbound"
+        );
+        println!("send an SMS:");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {token}' -d '{{\"to\":\"011 15-2345-6789\",\"text\":\"Su pago fue registrado. ¡Gracias!\"}}' {base}/api/messages"
+        );
+        println!("list messages:");
+        println!("  curl -s -H 'Authorization: Bearer {token}' {base}/api/messages");
+        println!("what the modem sent: curl -s {sim_base}/sent    status: curl -s -H 'Authorization: Bearer {token}' {base}/api/status");
+        println!("Stop with Ctrl-C.");
+        let outcome = daemon::run(loaded, daemon::Parts::default(), stop_signal()).await;
+        sim.shutdown().await;
+        outcome
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves on SIGTERM (systemctl stop) or SIGINT (Ctrl-C).

@@ -232,7 +232,8 @@ fn final_code(line: &str) -> Option<Final> {
             if let Some(n) = line.strip_prefix("+CME ERROR:") {
                 Some(Final::Cme(code(n)))
             } else {
-                line.strip_prefix("+CMS ERROR:").map(|n| Final::Cms(code(n)))
+                line.strip_prefix("+CMS ERROR:")
+                    .map(|n| Final::Cms(code(n)))
             }
         }
     }
