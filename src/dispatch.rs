@@ -293,7 +293,7 @@ async fn send_one(
             msg_id = id, channel = channel, transport = route.as_str();
             "message {id} to {peer} failed on attempt {} ({error}); retrying in {} s",
             message.attempts,
-            (retry_at - now_ms()).max(0) / 1000
+            ((retry_at - now_ms()).max(0) + 999) / 1000
         ),
         Outcome::Failed { error } => log::warn!(
             msg_id = id, channel = channel, transport = route.as_str();

@@ -78,7 +78,9 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
         self.port
             .write_all(format!("{}\r", cmd.text).as_bytes())
             .await?;
-        let deadline = Instant::now() + Duration::from_secs(10).min(timeout);
+        // The prompt comes at once from a working modem; the network's wait comes after Ctrl-Z.
+        let prompt_wait = Duration::from_secs(10).min(timeout);
+        let deadline = Instant::now() + prompt_wait;
         loop {
             match self.next_event(&cmd, deadline).await {
                 Ok(Event::Prompt) => break,
@@ -87,7 +89,13 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
                 Err(e) => {
                     // Leave the modem out of PDU-entry mode whatever state it is in.
                     let _ = self.port.write_all(&[ESC]).await;
-                    return Err(e);
+                    return Err(match e {
+                        AtError::Timeout(c, _) => AtError::Timeout(
+                            format!("{c} (waiting for the > prompt)"),
+                            prompt_wait.as_secs(),
+                        ),
+                        other => other,
+                    });
                 }
             }
         }

@@ -367,25 +367,31 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let known = schema::MIGRATIONS.len() as i64;
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > known {
-        return Err(StoreError::SchemaTooNew {
-            path: path.to_path_buf(),
-            found,
-            known,
-        });
-    }
-    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let version = i as i64 + 1;
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"
-        ))
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
+    loop {
+        // Read the version inside the write lock: two processes opening a new database at once
+        // must not both run the same migration.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > known {
+            conn.execute_batch("ROLLBACK")?;
+            return Err(StoreError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found,
+                known,
+            });
+        }
+        if found == known {
+            conn.execute_batch("COMMIT")?;
+            return Ok(());
+        }
+        let version = found + 1;
+        let sql = schema::MIGRATIONS[found as usize];
+        conn.execute_batch(&format!("{sql}; PRAGMA user_version = {version}; COMMIT;"))
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })?;
         log::info!("database schema migrated to version {version}");
     }
-    Ok(())
 }
 
 fn in_savepoint<T>(

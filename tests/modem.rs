@@ -1,0 +1,266 @@
+//! The GSM modem route end to end, in-process: the daemon drives `pasarela modem-sim` through a
+//! real pseudo-terminal, with a real SQLite file.
+
+use std::time::Duration;
+
+use pasarela::config::{Config, Loaded};
+use pasarela::daemon::{self, Parts};
+use pasarela::modem::sim::{self, ConfigPatch, Fault, SimHandle, SimOptions};
+use pasarela::store::{Direction, ListFilter, State, Store};
+use serde_json::json;
+
+const TOKEN: &str = "modem-test-token-0123456789";
+
+struct Gateway {
+    base: String,
+    dir: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Gateway {
+    async fn start(dir: &std::path::Path, link: &std::path::Path, modem_extra: &str) -> Gateway {
+        let text = format!(
+            "[daemon]\nstate_dir = \"{}\"\nshutdown_grace_secs = 5\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
+             [dispatch]\nretry_base_secs = 1\nretry_max_secs = 2\nmax_attempts = 20\n\
+             [[modem]]\nname = \"modem1\"\ndevice = \"{}\"\n{modem_extra}\n",
+            dir.join("state").display(),
+            link.display()
+        );
+        let loaded: Loaded = Config::from_toml(&text).unwrap();
+        if std::env::var_os("PASARELA_TEST_LOG").is_some() {
+            pasarela::logging::init(log::LevelFilter::Debug);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(daemon::run(
+            loaded,
+            Parts {
+                transports: vec![],
+                listener: Some(listener),
+            },
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Gateway {
+            base,
+            dir: dir.join("state"),
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Messages straight from the database (a second, read-only view).
+    async fn messages(&self) -> Vec<pasarela::store::Message> {
+        let store = Store::open(&self.dir).unwrap();
+        let all = store
+            .list(ListFilter {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        drop(store);
+        all
+    }
+}
+
+async fn simulator(dir: &std::path::Path, configure: impl FnOnce(&mut SimOptions)) -> SimHandle {
+    let mut opts = SimOptions::new(dir.join("modem"));
+    configure(&mut opts);
+    sim::start(opts).await.unwrap()
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 20 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_long_unicode_and_get_delivery_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |o| o.config.status_report_delay_ms = Some(50)).await;
+    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let text = "Estimado Señor Núñez, su saldo pendiente es $ 1.234,50. Le recordamos que la factura \
+                vence el 05/12/2026; puede abonar en línea o en nuestras oficinas. ¿Consultas? Escríbanos. ¡Gracias!";
+    let body = gw
+        .post(
+            "/api/messages",
+            json!({"to": "011 15-2345-6789", "text": text}),
+        )
+        .await;
+    let id = body["id"].as_i64().unwrap();
+    wait_for("delivered", 30, async || {
+        gw.get(&format!("/api/messages/{id}")).await["state"] == "delivered"
+    })
+    .await;
+    let sent = sim.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].text, text);
+    assert_eq!(sent[0].to, "+5491123456789");
+    assert_eq!(sent[0].parts, 3);
+    assert_eq!(sent[0].encoding, "ucs2");
+    let m = gw.get(&format!("/api/messages/{id}")).await;
+    assert_eq!(m["provider_ref"].as_str().unwrap().split(',').count(), 3);
+    let status = gw.get("/api/status").await;
+    assert_eq!(status["transports"][0]["up"], true);
+    assert_eq!(status["transports"][0]["details"]["signal"], "excellent");
+    assert_eq!(status["transports"][0]["details"]["model"], "SIM-Simulator");
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_single_multipart_alphanumeric_and_a_full_sim() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |o| o.config.capacity = 5).await;
+    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let long = "Hola, hace tres días que estoy sin internet en Villa Crespo, ¿pueden mandar un técnico? \
+                Ya reinicié el router varias veces y la luz roja sigue encendida. Mi código de cliente es 4521.";
+    sim.inbound("+5491123456789", "SALDO").unwrap();
+    assert_eq!(sim.inbound("1123456780", long).unwrap(), 3);
+    sim.inbound("Personal", "Tu recarga fue acreditada")
+        .unwrap();
+    for i in 0..12 {
+        sim.inbound("+5491199990000", &format!("mensaje {i}"))
+            .unwrap();
+    }
+    wait_for("15 inbound messages", 60, async || {
+        gw.messages()
+            .await
+            .iter()
+            .filter(|m| m.direction == Direction::In)
+            .count()
+            == 15
+    })
+    .await;
+    wait_for("an empty SIM", 20, async || {
+        sim.sim_messages().used == 0 && sim.sim_messages().waiting == 0
+    })
+    .await;
+    let msgs = gw.messages().await;
+    let bodies: Vec<&str> = msgs.iter().map(|m| m.body.as_str()).collect();
+    assert!(bodies.contains(&long), "{bodies:?}");
+    assert!(bodies.contains(&"SALDO"));
+    let long_msg = msgs.iter().find(|m| m.body == long).unwrap();
+    assert_eq!(long_msg.peer, "+5491123456780");
+    let alpha = msgs
+        .iter()
+        .find(|m| m.body.starts_with("Tu recarga"))
+        .unwrap();
+    assert_eq!(alpha.peer, "Personal");
+    assert!(msgs.iter().all(|m| m.state == State::Received));
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_unplug_hang_errors_and_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |o| o.config.send_delay_ms = 20).await;
+    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    sim.fault(&Fault::CmsError {
+        code: 500,
+        probability: 0.1,
+    })
+    .unwrap();
+    sim.fault(&Fault::Garbage { secs: 600.0 }).unwrap();
+    let n = 60;
+    let messages: Vec<_> = (0..n)
+        .map(|i| json!({"to": "+5491123456789", "text": format!("aviso {i}")}))
+        .collect();
+    gw.post("/api/messages/batch", json!({ "messages": messages }))
+        .await;
+    wait_for("some sent", 30, async || sim.sent().len() >= 10).await;
+    sim.fault(&Fault::Unplug { secs: 3.0 }).unwrap();
+    wait_for("more sent after the unplug", 60, async || {
+        sim.sent().len() >= 30
+    })
+    .await;
+    sim.fault(&Fault::Hang { secs: 10.0 }).unwrap();
+    wait_for("every message sent", 120, async || {
+        let status = gw.get("/api/status").await;
+        let msgs = gw.get("/api/messages?state=sent&limit=500").await;
+        status["queue"]["queued"] == 0 && msgs["messages"].as_array().unwrap().len() == n
+    })
+    .await;
+    let msgs = gw.messages().await;
+    assert!(msgs.iter().all(|m| m.state == State::Sent), "{msgs:?}");
+    // Retried messages have their attempts and last error recorded.
+    assert!(
+        msgs.iter()
+            .any(|m| m.attempts > 1 && m.last_error.is_some())
+    );
+    let texts: std::collections::HashSet<_> = sim.sent().into_iter().map(|s| s.text).collect();
+    assert_eq!(texts.len(), n);
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pin_is_tried_once_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |o| o.config.pin = Some("4321".into())).await;
+    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"1111\"").await;
+    wait_for("the PIN refusal", 20, async || {
+        gw.get("/api/status").await["transports"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("rejected the configured PIN"))
+    })
+    .await;
+    gw.stop().await;
+    // A restart with the same PIN does not try it again.
+    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"1111\"").await;
+    wait_for("the refusal to retry", 20, async || {
+        gw.get("/api/status").await["transports"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("already rejected once"))
+    })
+    .await;
+    gw.stop().await;
+    // The right PIN unlocks it.
+    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"4321\"").await;
+    wait_for("the modem up", 30, async || {
+        gw.get("/api/status").await["transports"][0]["up"] == true
+    })
+    .await;
+    gw.stop().await;
+    sim.set_config(ConfigPatch::default()).unwrap();
+    sim.shutdown().await;
+}
