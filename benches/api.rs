@@ -139,7 +139,7 @@ async fn list_latency(d: &Daemon, rows: i64) {
     let client = reqwest::Client::new();
     let base = format!("{}/api/messages", d.base);
     let shapes: Vec<(&str, String)> = vec![
-        ("list_newest", format!("{base}")),
+        ("list_newest", base.to_string()),
         ("list_state_failed", format!("{base}?state=failed")),
         ("list_direction_in", format!("{base}?direction=in")),
         ("list_peer", format!("{base}?peer=%2B5491120012345")),
