@@ -33,35 +33,49 @@ struct Inbound {
     text: String,
 }
 
-fn bad_request(field: &str, error: impl std::fmt::Display) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(json!({ "error": error.to_string(), "field": field })),
-    )
-        .into_response()
+/// A 400 answer naming the field at fault.
+struct BadRequest {
+    field: String,
+    error: String,
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": self.error, "field": self.field })),
+        )
+            .into_response()
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadRequest> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
-        bad_request(&field, e.into_inner())
+        BadRequest {
+            field: if path == "." {
+                "body".to_string()
+            } else {
+                path
+            },
+            error: e.into_inner().to_string(),
+        }
     })
 }
 
 fn refused(e: SimError) -> Response {
-    bad_request(e.field(), e)
+    BadRequest {
+        field: e.field().to_string(),
+        error: e.to_string(),
+    }
+    .into_response()
 }
 
 async fn inbound(State(sim): State<Sim>, body: Bytes) -> Response {
     let req: Inbound = match parse(&body) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     match sim.inbound(&req.from, &req.text) {
         Ok(parts) => axum::Json(json!({ "parts": parts })).into_response(),
@@ -86,7 +100,7 @@ async fn sim_contents(State(sim): State<Sim>) -> Response {
 async fn fault(State(sim): State<Sim>, body: Bytes) -> Response {
     let fault: Fault = match parse(&body) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     match sim.fault(&fault) {
         Ok(()) => axum::Json(json!({ "ok": true })).into_response(),
@@ -101,7 +115,7 @@ async fn get_config(State(sim): State<Sim>) -> Response {
 async fn set_config(State(sim): State<Sim>, body: Bytes) -> Response {
     let patch: ConfigPatch = match parse(&body) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err(bad) => return bad.into_response(),
     };
     match sim.set_config(patch) {
         Ok(()) => axum::Json(sim.config()).into_response(),

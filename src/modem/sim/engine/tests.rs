@@ -135,8 +135,10 @@ fn registration_and_signal_follow_the_config() {
 
 #[test]
 fn pin_flow_unlocks_counts_failures_and_asks_for_the_puk() {
-    let mut config = SimConfig::default();
-    config.pin = Some("1234".into());
+    let config = SimConfig {
+        pin: Some("1234".into()),
+        ..SimConfig::default()
+    };
     let mut e = Engine::new(config, Identity::default(), 1);
     let now = Instant::now();
     run(&mut e, b"ATE0\rAT+CMEE=1\r", now);
