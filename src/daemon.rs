@@ -169,13 +169,6 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    // The phone-number metadata loads on first use (~0.2 s); load it now, not on a customer's
-    // first request.
-    let phones = cfg.company.phone_context();
-    tokio::task::spawn_blocking(move || {
-        let _ = phones.normalize("+5491123456789");
-    });
-
     notify(&[NotifyState::Ready]);
     log::info!(
         "pasarela {} ready: admin API on http://{listen_addr}/api/, database {}, {} transport(s)",

@@ -82,6 +82,13 @@ impl Transport for GsmTransport {
         Channel::Sms
     }
 
+    /// The modem sends one message at a time; the second slot lets the next message wait in
+    /// the task's queue so the modem never idles while the database records the previous one.
+    /// Only the message actually in the modem can be sent twice after a crash.
+    fn capacity(&self) -> usize {
+        2
+    }
+
     fn health(&self) -> Health {
         let s = self.status();
         Health {
