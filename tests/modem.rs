@@ -264,3 +264,62 @@ async fn a_wrong_pin_is_tried_once_ever() {
     sim.set_config(ConfigPatch::default()).unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_modems_share_the_queue_and_a_sick_one_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = simulator(dir.path(), |o| o.config.send_delay_ms = 10).await;
+    let mut ob = SimOptions::new(dir.path().join("modem-b"));
+    ob.config.send_delay_ms = 10;
+    let b = sim::start(ob).await.unwrap();
+    let extra = format!(
+        "[[modem]]\nname = \"modem2\"\ndevice = \"{}\"\nhealth_interval_secs = 5\n",
+        b.link().display()
+    );
+    let gw = Gateway::start(dir.path(), a.link(), &extra).await;
+    wait_for("both modems up", 20, async || {
+        let s = gw.get("/api/status").await;
+        s["transports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["up"] == true)
+    })
+    .await;
+    let batch = |tag: &'static str| {
+        let messages: Vec<_> = (0..40)
+            .map(|i| json!({"to": "+5491123456789", "text": format!("{tag}{i}")}))
+            .collect();
+        json!({ "messages": messages })
+    };
+    gw.post("/api/messages/batch", batch("x")).await;
+    wait_for("40 sent", 30, async || {
+        a.sent().len() + b.sent().len() == 40
+    })
+    .await;
+    assert!(
+        a.sent().len() >= 10 && b.sent().len() >= 10,
+        "{} / {}",
+        a.sent().len(),
+        b.sent().len()
+    );
+    // modem2 loses registration: everything goes through modem1.
+    b.set_config(ConfigPatch {
+        registration: Some(pasarela::modem::sim::Registration::Denied),
+        ..Default::default()
+    })
+    .unwrap();
+    b.clear_sent();
+    a.clear_sent();
+    // Health is checked every minute by default; the status shows it after the next check.
+    wait_for("modem2 marked down", 90, async || {
+        gw.get("/api/status").await["transports"][1]["up"] == false
+    })
+    .await;
+    gw.post("/api/messages/batch", batch("y")).await;
+    wait_for("40 more sent", 30, async || a.sent().len() == 40).await;
+    assert_eq!(b.sent().len(), 0);
+    gw.stop().await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

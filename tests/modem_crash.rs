@@ -227,3 +227,70 @@ async fn inbound_while_killed_twice_is_stored_exactly_once() {
         "{sim_state}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplug_hang_errors_and_noise_need_no_hands() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimProcess::start(dir.path());
+    sim.post("/config", json!({"send_delay_ms": 20})).await;
+    sim.post(
+        "/fault",
+        json!({"kind": "cms_error", "code": 500, "probability": 0.1}),
+    )
+    .await;
+    sim.post("/fault", json!({"kind": "garbage", "secs": 600}))
+        .await;
+    let d = gateway(dir.path(), &sim.link);
+    let total = 80;
+    let messages: Vec<_> = (0..total)
+        .map(|i| json!({"to": "+5491123456789", "text": format!("f{i}")}))
+        .collect();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/messages/batch", d.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "messages": messages }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let sent_count = async || sim.get("/sent").await.as_array().unwrap().len();
+    for _ in 0..600 {
+        if sent_count().await >= 15 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.post("/fault", json!({"kind": "unplug", "secs": 3}))
+        .await;
+    for _ in 0..1200 {
+        if sent_count().await >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sim.post("/fault", json!({"kind": "hang", "secs": 10}))
+        .await;
+    let db = d.db();
+    for _ in 0..1800 {
+        if count(&db, "SELECT COUNT(*) FROM messages WHERE state = 'sent'") == total as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM messages WHERE state = 'sent'"),
+        total as i64
+    );
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM messages WHERE attempts > 1 AND last_error IS NOT NULL"
+        ) > 0
+    );
+    // The same process did it all: no restart by hand.
+    assert!(
+        d.stderr_text().contains("modem ready"),
+        "{}",
+        d.stderr_text()
+    );
+}
