@@ -22,6 +22,7 @@
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
 //! | [`sms`]       | pure SMS codecs: GSM 7-bit, UCS-2, PDUs, segmenting, reassembly        |
+//! | [`modem`]     | AT digester, serial port, the GSM modem task and route, the simulator   |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
 
 pub mod admin;
