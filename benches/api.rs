@@ -176,27 +176,13 @@ async fn list_latency(d: &Daemon, rows: i64) {
     }
 }
 
-fn proc_stat(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    (rss_kb, ticks)
-}
-
 async fn idle(d: &Daemon) {
     let pid = d.child.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let window = if quick() { 5 } else { 60 };
-    let (_, t0) = proc_stat(pid);
+    let (_, t0) = common::proc_stat(pid);
     tokio::time::sleep(Duration::from_secs(window)).await;
-    let (rss_kb, t1) = proc_stat(pid);
+    let (rss_kb, t1) = common::proc_stat(pid);
     let hz = 100.0; // USER_HZ on Linux
     let cpu = (t1 - t0) as f64 / hz / window as f64 * 100.0;
     // The phone-number metadata loads with the first number parsed: measure after one message too.
@@ -209,7 +195,7 @@ async fn idle(d: &Daemon) {
         .unwrap();
     assert_eq!(r.status(), 202);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss_after_kb, _) = proc_stat(pid);
+    let (rss_after_kb, _) = common::proc_stat(pid);
     figure(json!({
         "bench": "idle", "rss_mb": rss_kb as f64 / 1024.0,
         "rss_mb_after_first_message": rss_after_kb as f64 / 1024.0,

@@ -3,17 +3,17 @@
 
 use std::time::Duration;
 
+use pasarela::admin::MessageView;
 use pasarela::config::{Config, Loaded};
 use pasarela::daemon::{self, Parts};
 use pasarela::modem::sim::{self, ConfigPatch, Fault, SimHandle, SimOptions};
-use pasarela::store::{Direction, ListFilter, State, Store};
+use pasarela::store::{Direction, State};
 use serde_json::json;
 
 const TOKEN: &str = "modem-test-token-0123456789";
 
 struct Gateway {
     base: String,
-    dir: std::path::PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -46,7 +46,6 @@ impl Gateway {
         ));
         Gateway {
             base,
-            dir: dir.join("state"),
             stop: Some(tx),
             task,
         }
@@ -81,18 +80,10 @@ impl Gateway {
             .unwrap()
     }
 
-    /// Messages straight from the database (a second, read-only view).
-    async fn messages(&self) -> Vec<pasarela::store::Message> {
-        let store = Store::open(&self.dir).unwrap();
-        let all = store
-            .list(ListFilter {
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        drop(store);
-        all
+    /// Every message, through the API (newest first).
+    async fn messages(&self) -> Vec<MessageView> {
+        let page = self.get("/api/messages?limit=500").await;
+        serde_json::from_value(page["messages"].clone()).unwrap()
     }
 }
 
@@ -175,14 +166,14 @@ async fn receive_single_multipart_alphanumeric_and_a_full_sim() {
     })
     .await;
     let msgs = gw.messages().await;
-    let bodies: Vec<&str> = msgs.iter().map(|m| m.body.as_str()).collect();
+    let bodies: Vec<&str> = msgs.iter().map(|m| m.text.as_str()).collect();
     assert!(bodies.contains(&long), "{bodies:?}");
     assert!(bodies.contains(&"SALDO"));
-    let long_msg = msgs.iter().find(|m| m.body == long).unwrap();
+    let long_msg = msgs.iter().find(|m| m.text == long).unwrap();
     assert_eq!(long_msg.peer, "+5491123456780");
     let alpha = msgs
         .iter()
-        .find(|m| m.body.starts_with("Tu recarga"))
+        .find(|m| m.text.starts_with("Tu recarga"))
         .unwrap();
     assert_eq!(alpha.peer, "Personal");
     assert!(msgs.iter().all(|m| m.state == State::Received));
@@ -322,4 +313,40 @@ async fn several_modems_share_the_queue_and_a_sick_one_is_skipped() {
     gw.stop().await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_pdu_is_kept_raw_and_its_slot_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |_| {}).await;
+    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    // An SMS-DELIVER whose user-data length promises far more than follows.
+    sim.inbound_raw(vec![
+        0x07, 0x91, 0x45, 0x19, 0x11, 0x15, 0x47, 0xF0, 0x04, 0x0B, 0x91, 0x45, 0x19, 0x21, 0x43,
+        0x65, 0xF7, 0x00, 0x00, 0x62, 0x11, 0x22, 0x00, 0x00, 0x00, 0x80, 0xA0, 0xC8,
+    ]);
+    sim.inbound("+5491123456789", "después").unwrap();
+    wait_for("both stored", 20, async || {
+        gw.messages()
+            .await
+            .iter()
+            .filter(|m| m.direction == Direction::In)
+            .count()
+            == 2
+    })
+    .await;
+    wait_for("an empty SIM", 20, async || sim.sim_messages().used == 0).await;
+    let msgs = gw.messages().await;
+    let raw = msgs.iter().find(|m| m.peer == "unknown").unwrap();
+    assert!(
+        raw.last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("undecodable PDU"),
+        "{raw:?}"
+    );
+    assert!(raw.text.starts_with("0791"), "kept as hex: {}", raw.text);
+    assert!(msgs.iter().any(|m| m.text == "después"));
+    gw.stop().await;
+    sim.shutdown().await;
 }

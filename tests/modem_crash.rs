@@ -79,6 +79,21 @@ fn gateway(dir: &std::path::Path, link: &std::path::Path) -> Daemon {
     )
 }
 
+/// Queues `total` messages whose texts are `{tag}0`, `{tag}1`, … in one batch.
+async fn queue_numbered(base: &str, tag: &str, total: usize) {
+    let messages: Vec<_> = (0..total)
+        .map(|i| json!({"to": "+5491123456789", "text": format!("{tag}{i}")}))
+        .collect();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/messages/batch"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "messages": messages }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+}
+
 fn count(db: &std::path::Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -100,17 +115,7 @@ async fn sigkill_during_a_500_message_send_loses_nothing() {
     sim.post("/config", json!({"send_delay_ms": 20})).await;
     let mut d = gateway(dir.path(), &sim.link);
     let total = 500;
-    let messages: Vec<_> = (0..total)
-        .map(|i| json!({"to": "+5491123456789", "text": format!("m{i}")}))
-        .collect();
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/messages/batch", d.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "messages": messages }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    queue_numbered(&d.base, "m", total).await;
     let mut seed = 0x5eed;
     let kills = 5;
     for k in 1..=kills {
@@ -242,17 +247,7 @@ async fn unplug_hang_errors_and_noise_need_no_hands() {
         .await;
     let d = gateway(dir.path(), &sim.link);
     let total = 80;
-    let messages: Vec<_> = (0..total)
-        .map(|i| json!({"to": "+5491123456789", "text": format!("f{i}")}))
-        .collect();
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/messages/batch", d.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "messages": messages }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    queue_numbered(&d.base, "f", total).await;
     let sent_count = async || sim.get("/sent").await.as_array().unwrap().len();
     for _ in 0..600 {
         if sent_count().await >= 15 {

@@ -103,7 +103,16 @@ impl Store {
             source,
         };
         let conn = Connection::open(&path).map_err(open_err)?;
-        configure_writer(&conn).map_err(open_err)?;
+        // Switching to WAL needs a moment of exclusive access; another process opening the same
+        // database at the same time gets SQLITE_BUSY without waiting, so try a few times.
+        let mut tries = 0;
+        while let Err(e) = configure_writer(&conn) {
+            tries += 1;
+            if tries >= 50 {
+                return Err(open_err(e));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         migrate(&conn, &path)?;
 
         let (wtx, wrx) = mpsc::channel(QUEUE_DEPTH);

@@ -431,6 +431,21 @@ impl Engine {
         Ok(total)
     }
 
+    /// Puts raw PDU bytes (SMS-centre field first) on the network as they are, even ones that
+    /// do not decode: how tests give the host a corrupt message.
+    pub fn inbound_raw(&mut self, bytes: Vec<u8>) {
+        let smsc_len = bytes.first().map_or(0, |n| usize::from(*n) + 1);
+        let tpdu_len = bytes.len().saturating_sub(smsc_len);
+        let content = Content::Deliver {
+            from: "?".to_string(),
+            text: "(raw PDU)".to_string(),
+            part: None,
+        };
+        self.network
+            .push_back((SimPdu { bytes, tpdu_len }, content));
+        self.deliver_waiting();
+    }
+
     fn free_slot(&self) -> Option<u16> {
         (1..=self.config.capacity).find(|i| !self.slots.contains_key(i))
     }

@@ -129,6 +129,12 @@ impl Sim {
         Ok(parts)
     }
 
+    /// Puts raw PDU bytes (SMS-centre field first) on the SIM, decodable or not.
+    pub fn inbound_raw(&self, bytes: Vec<u8>) {
+        self.engine().inbound_raw(bytes);
+        self.shared.wake.notify_one();
+    }
+
     /// Every complete message submitted so far, oldest first.
     pub fn sent(&self) -> Vec<SentMessage> {
         self.engine().sent().to_vec()
