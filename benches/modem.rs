@@ -130,11 +130,11 @@ async fn inbound_latency() {
         sims[0].inbound("+5491123456789", &text).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some((body, created_at)) = reader() {
-                if body == text {
-                    samples.push((created_at - t0).max(0) as f64);
-                    break;
-                }
+            if let Some((body, created_at)) = reader()
+                && body == text
+            {
+                samples.push((created_at - t0).max(0) as f64);
+                break;
             }
             assert!(
                 Instant::now() < deadline,

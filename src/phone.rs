@@ -169,10 +169,12 @@ impl PhoneContext {
                 continue;
             }
             let e164 = format!("+{}{}", number.code().value(), number.national());
-            if kind == phonenumber::Type::FixedLine && self.assume_mobile && self.is_ar(&e164) {
-                if let Some(m) = self.as_ar_mobile(&e164) {
-                    return Ok(m);
-                }
+            if kind == phonenumber::Type::FixedLine
+                && self.assume_mobile
+                && self.is_ar(&e164)
+                && let Some(m) = self.as_ar_mobile(&e164)
+            {
+                return Ok(m);
             }
             if kind == phonenumber::Type::FixedLine {
                 fixed.get_or_insert(e164);

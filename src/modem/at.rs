@@ -240,7 +240,7 @@ fn final_code(line: &str) -> Option<Final> {
 }
 
 fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Reads a quoted or bare comma-separated field list: `+CMGL: 1,0,,23` → ["1","0","","23"].

@@ -211,10 +211,10 @@ pub fn pack(septets: &[u8], fill_bits: u8) -> Vec<u8> {
         if let Some(o) = out.get_mut(bit / 8) {
             *o |= value as u8;
         }
-        if value > 0xFF {
-            if let Some(o) = out.get_mut(bit / 8 + 1) {
-                *o |= (value >> 8) as u8;
-            }
+        if value > 0xFF
+            && let Some(o) = out.get_mut(bit / 8 + 1)
+        {
+            *o |= (value >> 8) as u8;
         }
     }
     out

@@ -18,7 +18,7 @@ pub fn unit_len(text: &str) -> usize {
 }
 
 fn units(data: &[u8], offset: usize) -> Result<Vec<u16>, SmsError> {
-    if data.len() % 2 != 0 {
+    if !data.len().is_multiple_of(2) {
         return Err(SmsError::OddUcs2Length {
             offset,
             length: data.len(),
