@@ -13,11 +13,10 @@ use serde_json::json;
 async fn ready_health_and_auth() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path());
-    assert!(
-        d.notified("STATUS=queue 0"),
-        "notify: {:?}",
-        d.notify.lock().unwrap()
-    );
+    // STATUS= comes from the status reporter, just after READY=1.
+    common::wait_until("STATUS=queue 0", Duration::from_secs(20), || {
+        d.notified("STATUS=queue 0")
+    });
 
     let health = client()
         .get(format!("{}/api/health", d.base))
