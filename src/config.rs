@@ -69,6 +69,18 @@ pub struct Config {
     /// `[[modem]]`: GSM modems, each its own route.
     #[serde(default, rename = "modem")]
     pub modems: Vec<ModemConfig>,
+    /// `[[android]]`: phones running the SMS Gateway for Android app, each its own route.
+    #[serde(default, rename = "android")]
+    pub androids: Vec<AndroidConfig>,
+    /// `[[http_sms]]`: HTTP SMS apps and providers described by templates, each its own route.
+    #[serde(default)]
+    pub http_sms: Vec<HttpSmsConfig>,
+    /// `[webhooks]`: the listener phones call back.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    /// `[routing]`: how messages are spread over the routes of a channel.
+    #[serde(default)]
+    pub routing: RoutingConfig,
 }
 
 /// `[[modem]]`: one GSM modem on a serial port.
@@ -105,6 +117,9 @@ pub struct ModemConfig {
     /// Replace accents that need Unicode (á→a) so texts stay in cheaper 7-bit SMS.
     #[serde(default)]
     pub transliterate: bool,
+    /// Most messages this route may start in a time window (`"100/hour"`); none by default.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn default_baud() -> u32 {
@@ -141,7 +156,258 @@ impl ModemConfig {
             sweep_interval_secs: default_sweep_interval(),
             validity_minutes: default_validity(),
             transliterate: false,
+            rate_limit: None,
         }
+    }
+}
+
+/// A route's rate limit: at most `count` messages started in any window of `per`.
+/// Written `"120/hour"`, `"10/minute"`, `"2/second"` or with a number of seconds, `"10/30s"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: std::time::Duration,
+}
+
+impl RateLimit {
+    /// Parses the config form; the error says what is accepted.
+    pub fn parse(text: &str) -> Result<RateLimit, String> {
+        let bad = || {
+            format!(
+                "`{text}` is not a rate like \"120/hour\", \"10/minute\", \"2/second\" or \"10/30s\""
+            )
+        };
+        let (count, unit) = text.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let unit = unit.trim();
+        let secs = match unit {
+            "second" | "sec" | "s" => 1,
+            "minute" | "min" | "m" => 60,
+            "hour" | "h" => 3600,
+            "day" | "d" => 86_400,
+            _ => unit
+                .strip_suffix('s')
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .filter(|n| *n > 0 && *n <= 86_400)
+                .ok_or_else(bad)?,
+        };
+        if count == 0 {
+            return Err(format!(
+                "`{text}` allows no message at all; remove the key for no limit"
+            ));
+        }
+        Ok(RateLimit {
+            count,
+            per: std::time::Duration::from_secs(secs),
+        })
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.per.as_secs() {
+            1 => write!(f, "{}/second", self.count),
+            60 => write!(f, "{}/minute", self.count),
+            3600 => write!(f, "{}/hour", self.count),
+            86_400 => write!(f, "{}/day", self.count),
+            s => write!(f, "{}/{s}s", self.count),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        RateLimit::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `[[android]]`: one Android phone running the "SMS Gateway for Android" app
+/// (capcom6/android-sms-gateway) with its Local Server on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AndroidConfig {
+    /// Unique route name (`phone1`), at most 16 characters: it is part of the webhook ids
+    /// registered on the phone.
+    pub name: String,
+    /// The Local Server address the app shows, `http://192.168.1.50:8080`.
+    pub url: String,
+    /// Basic-auth user of the Local Server (the app shows it; `sms` by default).
+    #[serde(default = "default_android_user")]
+    pub username: String,
+    /// Basic-auth password of the Local Server.
+    pub password: Secret,
+    /// SIM slot to send from (1-3); the phone's default SIM when unset.
+    #[serde(default)]
+    pub sim: Option<u8>,
+    /// Ask the phone for delivery reports (messages then go from `sent` to `delivered`).
+    #[serde(default = "yes")]
+    pub delivery_reports: bool,
+    /// Send numbers the app's own validation would refuse (it accepts Argentine mobiles only
+    /// in the `+549…` form).
+    #[serde(default)]
+    pub skip_phone_validation: bool,
+    /// Seconds between `GET /health` checks of the phone.
+    #[serde(default = "default_health_interval")]
+    pub health_interval_secs: u64,
+    /// Longest wait for one answer of the phone.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// The address the phone should call with its webhooks, ending in
+    /// `/webhooks/android/<name>`; needs `[webhooks] listen` and `signing_key`. Without it the
+    /// phone delivers no inbound SMS and states are followed by polling only.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// The app's webhook signing key (Settings → Webhooks → Signing key).
+    #[serde(default)]
+    pub signing_key: Option<Secret>,
+    /// Most messages this route may start in a time window (`"120/hour"`).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+fn default_android_user() -> String {
+    "sms".to_string()
+}
+fn default_request_timeout() -> u64 {
+    30
+}
+
+/// `[[http_sms]]`: an SMS route spoken as one templated HTTP request, for phone apps with a
+/// plain `GET http://IP:PORT/…?phone=…&message=…` API and similar HTTP SMS providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSmsConfig {
+    pub name: String,
+    /// URL template; `{phone}`, `{message}` and `{id}` are replaced, percent-encoded.
+    pub url: String,
+    /// `GET` (parameters in the query) or `POST` (parameters in the body).
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// Parameter name → value template, e.g. `phone = "{phone}"`, `message = "{message}"`.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    /// How POST parameters are sent: `form` (urlencoded) or `json` (an object of strings).
+    #[serde(default)]
+    pub post_as: PostAs,
+    /// How `{phone}` is written: `e164` (`+5491123456789`) or `digits` (`5491123456789`).
+    #[serde(default)]
+    pub phone_format: PhoneFormat,
+    /// Basic auth, when the app asks for it.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A 2xx answer counts as sent only if its body contains this text (e.g. `OK`).
+    #[serde(default)]
+    pub success_contains: Option<String>,
+    #[serde(default = "default_request_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum HttpMethod {
+    #[default]
+    #[serde(alias = "get")]
+    GET,
+    #[serde(alias = "post")]
+    POST,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostAs {
+    #[default]
+    Form,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhoneFormat {
+    #[default]
+    E164,
+    Digits,
+}
+
+/// `[webhooks]`: the listener that phones call back. It serves only webhook routes
+/// (`/webhooks/android/<name>`), each checked by its signature, so it may listen on the LAN
+/// while the admin API stays on 127.0.0.1.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// `0.0.0.0:8090`, or the box's LAN address; off when unset.
+    pub listen: Option<String>,
+}
+
+/// `[routing]`: which routes of a channel carry its messages.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    pub policy: RoutePolicy,
+    /// `failover`: the routes that carry the traffic while any of them is up. Default: every
+    /// modem.
+    pub primary: Option<Vec<String>>,
+    /// `failover`: the routes used only while every primary route is down. Default: every
+    /// route that is not primary.
+    pub backup: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutePolicy {
+    /// Every healthy route takes messages.
+    #[default]
+    Spread,
+    /// Primary routes take messages; backups only while no primary is up.
+    Failover,
+}
+
+impl Config {
+    /// Every SMS route name, in config order: modems, phones, HTTP routes.
+    pub fn sms_route_names(&self) -> Vec<&str> {
+        self.modems
+            .iter()
+            .map(|m| m.name.as_str())
+            .chain(self.androids.iter().map(|a| a.name.as_str()))
+            .chain(self.http_sms.iter().map(|h| h.name.as_str()))
+            .collect()
+    }
+
+    /// Routing tier of an SMS route: 0 carries traffic first; 1 only when no tier-0 route is
+    /// up. Everything is tier 0 under `spread`.
+    pub fn route_tier(&self, name: &str) -> u8 {
+        let r = &self.routing;
+        if r.policy == RoutePolicy::Spread {
+            return 0;
+        }
+        let primary = match &r.primary {
+            Some(list) => list.iter().any(|n| n == name),
+            None => self.modems.iter().any(|m| m.name == name),
+        };
+        if primary { 0 } else { 1 }
+    }
+
+    /// The rate limit configured on a route, if any.
+    pub fn route_rate_limit(&self, name: &str) -> Option<RateLimit> {
+        self.modems
+            .iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.rate_limit)
+            .or_else(|| {
+                self.androids
+                    .iter()
+                    .find(|a| a.name == name)
+                    .and_then(|a| a.rate_limit)
+            })
+            .or_else(|| {
+                self.http_sms
+                    .iter()
+                    .find(|h| h.name == name)
+                    .and_then(|h| h.rate_limit)
+            })
     }
 }
 
@@ -530,11 +796,239 @@ impl Loaded {
                 ));
             }
         }
+        self.validate_routes(&mut names, &mut errors);
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         if errors.is_empty() {
             Ok(())
         } else {
             Err(ConfigErrors(errors))
+        }
+    }
+
+    /// `[[android]]`, `[[http_sms]]`, `[webhooks]` and `[routing]`. `names` holds the route
+    /// names already taken by modems.
+    fn validate_routes(
+        &self,
+        names: &mut std::collections::HashSet<String>,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let c = &self.config;
+        let valid_name = |n: &str| {
+            !n.trim().is_empty()
+                && n.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
+        };
+        let plain_http = |url: &str| {
+            url.strip_prefix("http://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        };
+        let webhook_listen = c.webhooks.listen.as_deref();
+        if let Some(listen) = webhook_listen
+            && listen.parse::<SocketAddr>().is_err()
+        {
+            errors.push(self.err(
+                "webhooks.listen",
+                format!("`{listen}` is not an address like 0.0.0.0:8090"),
+            ));
+        }
+        for a in &c.androids {
+            let at = |key: &str| format!("android.{key}");
+            if !valid_name(&a.name) || a.name.len() > 16 {
+                errors.push(self.err(
+                    &at("name"),
+                    format!("`{}` must be 1 to 16 letters, digits, - or _", a.name),
+                ));
+            } else if !names.insert(a.name.clone()) {
+                errors.push(self.err(
+                    &at("name"),
+                    format!("`{}` is already the name of another route", a.name),
+                ));
+            }
+            if !plain_http(&a.url) {
+                errors.push(self.err(
+                    &at("url"),
+                    format!(
+                        "`{}` must be the app's Local Server address like http://192.168.1.50:8080 \
+                         (plain http on the LAN)",
+                        a.url
+                    ),
+                ));
+            }
+            if a.password.expose().is_empty() {
+                errors.push(self.err(
+                    &at("password"),
+                    "must be the Local Server password the app shows".to_string(),
+                ));
+            }
+            if a.sim.is_some_and(|s| !(1..=3).contains(&s)) {
+                errors.push(self.err(&at("sim"), "must be 1, 2 or 3".to_string()));
+            }
+            if a.health_interval_secs == 0 || a.health_interval_secs > 3600 {
+                errors.push(self.err(
+                    &at("health_interval_secs"),
+                    format!("{} is out of range: use 1 to 3600", a.health_interval_secs),
+                ));
+            }
+            if a.request_timeout_secs == 0 || a.request_timeout_secs > 300 {
+                errors.push(self.err(
+                    &at("request_timeout_secs"),
+                    format!("{} is out of range: use 1 to 300", a.request_timeout_secs),
+                ));
+            }
+            match &a.webhook_url {
+                Some(url) => {
+                    let path = format!("/webhooks/android/{}", a.name);
+                    if !plain_http(url) || !url.trim_end_matches('/').ends_with(&path) {
+                        errors.push(self.err(
+                            &at("webhook_url"),
+                            format!(
+                                "`{url}` must be the address the phone can reach, like \
+                                 http://192.168.1.10:8090{path}"
+                            ),
+                        ));
+                    }
+                    if a.signing_key.as_ref().is_none_or(|k| k.expose().len() < 8) {
+                        errors.push(self.err(
+                            &at("signing_key"),
+                            "must be set to the app's webhook signing key (8+ characters) when \
+                             webhook_url is set"
+                                .to_string(),
+                        ));
+                    }
+                    if webhook_listen.is_none() {
+                        errors.push(
+                            self.err(
+                                &at("webhook_url"),
+                                "needs `listen = \"0.0.0.0:8090\"` under [webhooks]: the listener \
+                             the phone calls"
+                                    .to_string(),
+                            ),
+                        );
+                    }
+                }
+                None if a.signing_key.is_some() => errors.push(self.err(
+                    &at("signing_key"),
+                    "is set but webhook_url is not: set both or neither".to_string(),
+                )),
+                None => {}
+            }
+        }
+        for h in &c.http_sms {
+            let at = |key: &str| format!("http_sms.{key}");
+            if !valid_name(&h.name) {
+                errors.push(self.err(
+                    &at("name"),
+                    format!("`{}` must be letters, digits, - or _", h.name),
+                ));
+            } else if !names.insert(h.name.clone()) {
+                errors.push(self.err(
+                    &at("name"),
+                    format!("`{}` is already the name of another route", h.name),
+                ));
+            }
+            if !plain_http(&h.url) {
+                errors.push(self.err(
+                    &at("url"),
+                    format!(
+                        "`{}` must be an http:// address like \
+                         http://192.168.1.60:8080/v1/sms/send/",
+                        h.url
+                    ),
+                ));
+            }
+            let templates = std::iter::once(&h.url).chain(h.params.values());
+            if !templates.clone().any(|t| t.contains("{message}")) {
+                errors.push(
+                    self.err(
+                        &at("params"),
+                        "no template holds {message}: add e.g. `message = \"{message}\"` under \
+                     [http_sms.params]"
+                            .to_string(),
+                    ),
+                );
+            }
+            if !templates.clone().any(|t| t.contains("{phone}")) {
+                errors.push(
+                    self.err(
+                        &at("params"),
+                        "no template holds {phone}: add e.g. `phone = \"{phone}\"` under \
+                     [http_sms.params]"
+                            .to_string(),
+                    ),
+                );
+            }
+            for t in templates {
+                if let Some(bad) = crate::transport::http_sms::unknown_placeholder(t) {
+                    errors.push(self.err(
+                        &at("params"),
+                        format!(
+                            "`{{{bad}}}` in `{t}` is not one of {{phone}}, {{message}}, {{id}}"
+                        ),
+                    ));
+                }
+            }
+            if h.password.is_some() && h.username.is_none() {
+                errors.push(self.err(&at("password"), "is set but username is not".to_string()));
+            }
+            if h.timeout_secs == 0 || h.timeout_secs > 300 {
+                errors.push(self.err(
+                    &at("timeout_secs"),
+                    format!("{} is out of range: use 1 to 300", h.timeout_secs),
+                ));
+            }
+        }
+        let r = &c.routing;
+        let all = c.sms_route_names();
+        for (key, list) in [
+            ("routing.primary", &r.primary),
+            ("routing.backup", &r.backup),
+        ] {
+            if let Some(list) = list {
+                if r.policy != RoutePolicy::Failover {
+                    errors
+                        .push(self.err(key, "only applies with policy = \"failover\"".to_string()));
+                }
+                for n in list {
+                    if !all.contains(&n.as_str()) {
+                        errors.push(self.err(
+                            key,
+                            format!(
+                                "`{n}` is not the name of a [[modem]], [[android]] or [[http_sms]] route"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if r.policy == RoutePolicy::Failover {
+            if let (Some(p), Some(b)) = (&r.primary, &r.backup)
+                && let Some(n) = p.iter().find(|n| b.contains(n))
+            {
+                errors.push(self.err(
+                    "routing.backup",
+                    format!("`{n}` is listed as both primary and backup"),
+                ));
+            }
+            if !all.iter().any(|n| c.route_tier(n) == 0) {
+                errors.push(
+                    self.err(
+                        "routing.primary",
+                        "names no route: list the routes that carry the traffic, e.g. \
+                     primary = [\"modem1\"]"
+                            .to_string(),
+                    ),
+                );
+            }
+            if let Some(b) = &r.backup {
+                for n in &all {
+                    if c.route_tier(n) != 0 && !b.iter().any(|x| x == n) {
+                        errors.push(self.err(
+                            "routing.backup",
+                            format!("route `{n}` is in neither routing.primary nor routing.backup"),
+                        ));
+                    }
+                }
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, AppState};
 use crate::config::Loaded;
-use crate::dispatch::{DispatchHandle, Dispatcher, IDLE_TICK};
+use crate::dispatch::{DispatchHandle, Dispatcher, IDLE_TICK, RouteRules};
 use crate::shutdown::{self, Shutdown};
 use crate::store::{Store, now_ms};
 use crate::transport::Transport;
@@ -110,6 +110,15 @@ pub async fn run(
             },
         )));
     }
+    let webhook_listener = start_phone_routes(
+        cfg,
+        &store,
+        &handle,
+        &transports_shutdown,
+        &mut transports,
+        &mut transport_tasks,
+    )
+    .await?;
     let state = AppState {
         store: store.clone(),
         token,
@@ -119,13 +128,19 @@ pub async fn run(
         transports: transports.clone(),
         started: Instant::now(),
     };
-    let dispatcher = Arc::new(Dispatcher::new(
-        store.clone(),
-        transports.clone(),
-        cfg.dispatch.clone(),
-        handle.clone(),
-        Duration::from_secs(cfg.daemon.shutdown_grace_secs),
-    ));
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            store.clone(),
+            transports.clone(),
+            cfg.dispatch.clone(),
+            handle.clone(),
+            Duration::from_secs(cfg.daemon.shutdown_grace_secs),
+        )
+        .with_rules(|name| RouteRules {
+            tier: cfg.route_tier(name),
+            rate_limit: cfg.route_rate_limit(name),
+        }),
+    );
 
     let dispatch_task = {
         let shutdown = shutdown.clone();
@@ -155,6 +170,27 @@ pub async fn run(
             }
         }))
     };
+    let webhook_task = webhook_listener.map(|(listener, router)| {
+        let addr = listener.local_addr().ok();
+        let mut first = Some(listener);
+        let shutdown2 = shutdown.clone();
+        tokio::spawn(supervise("webhook server", shutdown.clone(), move || {
+            let listener = first.take();
+            let router = router.clone();
+            let mut stop = shutdown2.clone();
+            async move {
+                let listener = match (listener, addr) {
+                    (Some(l), _) => l,
+                    (None, Some(a)) => TcpListener::bind(a).await?,
+                    (None, None) => anyhow::bail!("the webhook listener has no address"),
+                };
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.wait().await })
+                    .await?;
+                Ok(())
+            }
+        }))
+    });
     let indexer = {
         let store = store.clone();
         let stop = shutdown.clone();
@@ -199,11 +235,76 @@ pub async fn run(
             HTTP_GRACE.as_secs()
         );
     }
+    if let Some(t) = webhook_task
+        && tokio::time::timeout(HTTP_GRACE, t).await.is_err()
+    {
+        log::warn!("stopping: webhook requests still open were cut");
+    }
     reporter.abort();
     let _ = indexer.await;
     store.close().await;
     log::info!("stopped cleanly");
     Ok(())
+}
+
+/// Builds the `[[android]]` and `[[http_sms]]` routes, starts each phone's health task, and
+/// binds the webhook listener when `[webhooks] listen` is set. Returns the listener and its
+/// router, to be served with the other listeners.
+async fn start_phone_routes(
+    cfg: &crate::config::Config,
+    store: &Store,
+    handle: &DispatchHandle,
+    transports_shutdown: &Shutdown,
+    transports: &mut Vec<Arc<dyn Transport>>,
+    transport_tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<Option<(TcpListener, axum::Router)>> {
+    use crate::transport::{android, http_sms};
+    let mut phones = std::collections::HashMap::new();
+    for phone_cfg in &cfg.androids {
+        let (phone, transport, task) =
+            android::phone(phone_cfg.clone(), store.clone(), handle.clone())
+                .with_context(|| format!("cannot set up the phone {}", phone_cfg.name))?;
+        if phone_cfg.webhook_url.is_some() {
+            phones.insert(phone_cfg.name.clone(), phone);
+        }
+        transports.push(Arc::new(transport));
+        let task = Arc::new(task);
+        let stop = transports_shutdown.clone();
+        transport_tasks.push(tokio::spawn(supervise(
+            "phone",
+            transports_shutdown.clone(),
+            move || {
+                let task = task.clone();
+                let stop = stop.clone();
+                async move { task.run(stop).await }
+            },
+        )));
+    }
+    for route in &cfg.http_sms {
+        let t = http_sms::HttpSmsTransport::new(route.clone())
+            .with_context(|| format!("cannot set up the route {}", route.name))?;
+        transports.push(Arc::new(t));
+    }
+    let Some(listen) = &cfg.webhooks.listen else {
+        return Ok(None);
+    };
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("`{listen}` is not an address (webhooks.listen)"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (webhooks.listen)"))?;
+    log::info!(
+        "phone webhooks on http://{}/webhooks/android/…",
+        listener.local_addr()?
+    );
+    let router = android::webhook::router(android::webhook::WebhookState {
+        store: store.clone(),
+        phones: cfg.company.phone_context(),
+        routes: Arc::new(phones),
+        dispatch: handle.clone(),
+    });
+    Ok(Some((listener, router)))
 }
 
 fn notify(states: &[NotifyState<'_>]) {

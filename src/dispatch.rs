@@ -2,19 +2,24 @@
 //! transport of its channel, and records what happened. Temporary failures retry with capped
 //! exponential backoff; permanent ones fail the message with the reason. A failing message
 //! only ever delays itself: its next attempt is scheduled later and the queue moves on.
+//!
+//! Routing: a message is not bound to a route. Each round, every route of a channel that is
+//! up, in the lowest failover tier that has a route up, and under its rate limit claims as many
+//! due messages as it has free slots; so a message that failed temporarily on one route is
+//! retried by whichever eligible route claims it next, possibly another one.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::config::DispatchConfig;
+use crate::config::{DispatchConfig, RateLimit};
 use crate::logging::peer as shown_peer;
 use crate::shutdown::Shutdown;
-use crate::store::{Message, MessageId, Outcome, Store, now_ms};
+use crate::store::{Message, MessageId, Outcome, Store, StoreError, now_ms};
 use crate::transport::{Transport, TransportError};
 
 /// Longest a transport may take over one send before the attempt counts as a temporary failure.
@@ -55,6 +60,65 @@ impl Default for DispatchHandle {
 struct Route {
     transport: Arc<dyn Transport>,
     slots: Arc<Semaphore>,
+    /// Failover tier: a route only claims while no route of a lower tier is up.
+    tier: u8,
+    limiter: Option<Mutex<RateWindow>>,
+}
+
+/// How the dispatcher uses one route (from `[routing]` and the route's `rate_limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteRules {
+    pub tier: u8,
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A sliding-window rate limit: the start times of the last `limit.count` sends. A send may
+/// start when fewer than `count` started within the last `per`.
+#[derive(Debug)]
+pub struct RateWindow {
+    limit: RateLimit,
+    starts: VecDeque<tokio::time::Instant>,
+}
+
+impl RateWindow {
+    pub fn new(limit: RateLimit) -> RateWindow {
+        RateWindow {
+            limit,
+            starts: VecDeque::new(),
+        }
+    }
+
+    fn forget_old(&mut self, now: tokio::time::Instant) {
+        while self
+            .starts
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.limit.per)
+        {
+            self.starts.pop_front();
+        }
+    }
+
+    /// Sends that may start now.
+    pub fn available(&mut self, now: tokio::time::Instant) -> usize {
+        self.forget_old(now);
+        (self.limit.count as usize).saturating_sub(self.starts.len())
+    }
+
+    /// Records `n` sends started now.
+    pub fn record(&mut self, now: tokio::time::Instant, n: usize) {
+        self.starts.extend(std::iter::repeat_n(now, n));
+    }
+
+    /// How long until a send may start (zero when one may start now).
+    pub fn wait(&mut self, now: tokio::time::Instant) -> Duration {
+        if self.available(now) > 0 {
+            return Duration::ZERO;
+        }
+        self.starts
+            .front()
+            .map(|t| (*t + self.limit.per).saturating_duration_since(now))
+            .unwrap_or(Duration::ZERO)
+    }
 }
 
 pub struct Dispatcher {
@@ -78,6 +142,8 @@ impl Dispatcher {
             .map(|t| Route {
                 slots: Arc::new(Semaphore::new(t.capacity().max(1))),
                 transport: t,
+                tier: 0,
+                limiter: None,
             })
             .collect();
         Dispatcher {
@@ -87,6 +153,59 @@ impl Dispatcher {
             handle,
             grace,
         }
+    }
+
+    /// Sets each route's failover tier and rate limit (by default every route is tier 0 and
+    /// unlimited).
+    pub fn with_rules(mut self, rules: impl Fn(&str) -> RouteRules) -> Dispatcher {
+        for route in &mut self.routes {
+            let r = rules(route.transport.name());
+            route.tier = r.tier;
+            route.limiter = r.rate_limit.map(|l| Mutex::new(RateWindow::new(l)));
+        }
+        self
+    }
+
+    /// Which routes may claim now, and how many messages each: up, in the lowest tier of its
+    /// channel that has a route up, with free slots and under its rate limit. Routes held back
+    /// only by their rate limit report when they may go again.
+    fn eligible(&self) -> (Vec<(usize, usize)>, Option<Duration>) {
+        let now = tokio::time::Instant::now();
+        let up: Vec<bool> = self
+            .routes
+            .iter()
+            .map(|r| r.transport.health().up)
+            .collect();
+        let best_tier = |channel| {
+            self.routes
+                .iter()
+                .zip(&up)
+                .filter(|(r, up)| **up && r.transport.channel() == channel)
+                .map(|(r, _)| r.tier)
+                .min()
+        };
+        let mut out = Vec::new();
+        let mut limited_wait: Option<Duration> = None;
+        for (i, route) in self.routes.iter().enumerate() {
+            if !up[i] || best_tier(route.transport.channel()) != Some(route.tier) {
+                continue;
+            }
+            let mut free = route.slots.available_permits();
+            if free == 0 {
+                continue;
+            }
+            if let Some(limiter) = &route.limiter {
+                let mut w = limiter.lock().unwrap_or_else(|e| e.into_inner());
+                free = free.min(w.available(now));
+                if free == 0 {
+                    let wait = w.wait(now);
+                    limited_wait = Some(limited_wait.map_or(wait, |d| d.min(wait)));
+                    continue;
+                }
+            }
+            out.push((i, free));
+        }
+        (out, limited_wait)
     }
 
     /// Works the queue until `shutdown`; then stops claiming, gives in-flight sends `grace` to
@@ -114,11 +233,8 @@ impl Dispatcher {
         inflight: &mut JoinSet<()>,
         owners: &mut HashMap<tokio::task::Id, Message>,
     ) {
-        for route in &self.routes {
-            let free = route.slots.available_permits();
-            if free == 0 || !route.transport.health().up {
-                continue;
-            }
+        for (index, free) in self.eligible().0 {
+            let route = &self.routes[index];
             let claimed = match self
                 .store
                 .claim_due(
@@ -134,6 +250,10 @@ impl Dispatcher {
                     continue;
                 }
             };
+            if let Some(limiter) = &route.limiter {
+                let mut w = limiter.lock().unwrap_or_else(|e| e.into_inner());
+                w.record(tokio::time::Instant::now(), claimed.len());
+            }
             for message in claimed {
                 let Ok(permit) = route.slots.clone().try_acquire_owned() else {
                     break;
@@ -155,20 +275,24 @@ impl Dispatcher {
         }
     }
 
-    /// How long to sleep when there is nothing to do: until the next retry falls due, capped.
+    /// How long to sleep when there is nothing to do: until the next retry falls due or a
+    /// rate-limited route may send again, capped.
     async fn idle_wait(&self) -> Duration {
-        let channels: Vec<_> = self
-            .routes
+        let (eligible, limited_wait) = self.eligible();
+        let channels: Vec<_> = eligible
             .iter()
-            .filter(|r| r.slots.available_permits() > 0 && r.transport.health().up)
-            .map(|r| r.transport.channel())
+            .map(|(i, _)| self.routes[*i].transport.channel())
             .collect();
+        let cap = limited_wait.map_or(IDLE_TICK, |w| w.clamp(Duration::from_millis(10), IDLE_TICK));
+        if channels.is_empty() {
+            return cap;
+        }
         match self.store.next_due(channels).await {
             Ok(Some(at)) => {
-                let ms = (at - now_ms()).clamp(0, IDLE_TICK.as_millis() as i64);
+                let ms = (at - now_ms()).clamp(0, cap.as_millis() as i64);
                 Duration::from_millis(ms as u64)
             }
-            Ok(None) => IDLE_TICK,
+            Ok(None) => cap,
             Err(e) => {
                 log::error!("dispatcher: cannot read the queue: {e:#}");
                 IDLE_TICK
@@ -300,8 +424,11 @@ async fn send_one(
             "message {id} to {peer} failed: {error}"
         ),
     }
-    if let Err(e) = store.record_outcome(message.id, outcome).await {
-        log::error!(msg_id = id; "message {id}: cannot record the send result: {e:#}");
+    match store.record_outcome(message.id, outcome).await {
+        Ok(()) => {}
+        // A delivery report that arrived while the send was finishing already moved it on.
+        Err(StoreError::Conflict(e)) => log::debug!(msg_id = id; "message {id}: {e}"),
+        Err(e) => log::error!(msg_id = id; "message {id}: cannot record the send result: {e:#}"),
     }
     handle.wake();
 }
@@ -320,5 +447,22 @@ mod tests {
         let secs: Vec<u64> = (1..=6).map(|a| backoff(&c, a).as_secs()).collect();
         assert_eq!(secs, [10, 20, 40, 80, 100, 100]);
         assert_eq!(backoff(&c, 200).as_secs(), 100);
+    }
+
+    #[test]
+    fn rate_window_slides() {
+        let limit = RateLimit::parse("3/10s").unwrap();
+        let mut w = RateWindow::new(limit);
+        let t0 = tokio::time::Instant::now();
+        assert_eq!(w.available(t0), 3);
+        w.record(t0, 2);
+        assert_eq!(w.available(t0), 1);
+        w.record(t0 + Duration::from_secs(4), 1);
+        assert_eq!(w.available(t0 + Duration::from_secs(9)), 0);
+        assert_eq!(w.wait(t0 + Duration::from_secs(9)), Duration::from_secs(1));
+        // The first two leave the window at 10 s, the third at 14 s.
+        assert_eq!(w.available(t0 + Duration::from_secs(10)), 2);
+        assert_eq!(w.available(t0 + Duration::from_secs(14)), 3);
+        assert_eq!(w.wait(t0 + Duration::from_secs(14)), Duration::ZERO);
     }
 }

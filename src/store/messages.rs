@@ -599,6 +599,38 @@ pub fn apply_status(
     Ok(Some(MessageId(id)))
 }
 
+/// Applies a delivery report to outbound message `id`, but only while `transport` is the
+/// route it went out on and the report can still change it: `Delivered` moves a queued,
+/// sending or sent message to `delivered` (a message the route already delivered is not sent
+/// again); `Failed` moves a sending or sent one to `failed`. Returns whether it changed;
+/// a repeated report changes nothing.
+pub fn apply_status_by_id(
+    conn: &Connection,
+    id: MessageId,
+    transport: &str,
+    update: &StatusUpdate,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = match update {
+        StatusUpdate::Delivered => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'delivered', delivered_at = ?3, \
+                 sent_at = COALESCE(sent_at, ?3), next_attempt_at = NULL, updated_at = ?3 \
+                 WHERE id = ?1 AND direction = 'out' AND transport = ?2 \
+                 AND state IN ('queued', 'sending', 'sent')",
+            )?
+            .execute(params![id.0, transport, now])?,
+        StatusUpdate::Failed { reason } => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'failed', last_error = ?4, next_attempt_at = NULL, \
+                 updated_at = ?3 WHERE id = ?1 AND direction = 'out' AND transport = ?2 \
+                 AND state IN ('sending', 'sent')",
+            )?
+            .execute(params![id.0, transport, now, reason])?,
+    };
+    Ok(changed == 1)
+}
+
 /// Cancels a message that has not started sending.
 pub fn cancel(conn: &Connection, id: MessageId, now: i64) -> Result<Message, StoreError> {
     let m = get(conn, id)?;

@@ -254,6 +254,18 @@ impl Store {
             .await
     }
 
+    /// See [`messages::apply_status_by_id`].
+    pub async fn apply_status_by_id(
+        &self,
+        id: MessageId,
+        transport: &str,
+        update: StatusUpdate,
+    ) -> Result<bool, StoreError> {
+        let t = transport.to_string();
+        self.write(move |c| messages::apply_status_by_id(c, id, &t, &update, now_ms()))
+            .await
+    }
+
     pub async fn cancel(&self, id: MessageId) -> Result<Message, StoreError> {
         self.write(move |c| messages::cancel(c, id, now_ms())).await
     }

@@ -6,6 +6,9 @@
 //! Inbound messages and delivery reports go straight into the [`Store`](crate::store::Store)
 //! (`insert_inbound`, `apply_status`), the one inbound path every transport shares.
 
+pub mod android;
+pub mod http_sms;
+
 use std::future::Future;
 use std::pin::Pin;
 

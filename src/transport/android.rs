@@ -1,0 +1,675 @@
+//! An Android phone running "SMS Gateway for Android" (capcom6/android-sms-gateway) with its
+//! Local Server on: the [`AndroidTransport`] the dispatcher sends through, and the
+//! [`PhoneTask`] that checks the phone's health and keeps pasarela's webhooks registered on it.
+//! Webhooks the phone calls back are served by [`webhook`].
+//!
+//! Requests follow the app's published OpenAPI document: `POST /messages` with our own `id`
+//! (`pasarela-<install tag>-<message id>`), so a request repeated after a crash or a lost
+//! answer is refused by the phone with 409 instead of sending the SMS twice; `GET
+//! /messages/{id}` for its state (`Pending → Processed → Sent → Delivered | Failed`);
+//! `GET /health`; `GET`/`POST`/`DELETE /webhooks`.
+//!
+//! Every answer the phone gives that is not clearly the app's (HTML, a redirect, a timeout, a
+//! 5xx) is a temporary error: retrying is always safe because the id makes it idempotent.
+
+pub mod webhook;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::AndroidConfig;
+use crate::dispatch::DispatchHandle;
+use crate::logging::peer as shown_peer;
+use crate::shutdown::Shutdown;
+use crate::store::{Channel, Message, MessageId, Store, StoreError};
+use crate::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
+
+/// Requests the phone may have in flight from us at once. The app queues messages itself;
+/// a few in flight keep it busy without flooding it.
+const CAPACITY: usize = 4;
+/// Longest answer body read from the phone; the app's answers are a few hundred bytes.
+const MAX_ANSWER: usize = 64 * 1024;
+/// After the phone accepted a message, how long `send` follows its state before leaving the
+/// rest to webhooks.
+const FOLLOW_FOR: Duration = Duration::from_secs(20);
+const FOLLOW_EVERY: Duration = Duration::from_millis(250);
+/// The events pasarela registers, and the suffix of each registration's id.
+pub const EVENTS: [(&str, &str); 4] = [
+    ("sms:received", "received"),
+    ("sms:sent", "sent"),
+    ("sms:delivered", "delivered"),
+    ("sms:failed", "failed"),
+];
+/// `meta` key of the random tag that makes our message ids unique to this database, so a
+/// reinstalled pasarela (ids starting at 1 again) never collides with ids the phone remembers.
+const ID_TAG_KEY: &str = "android_id_tag";
+
+/// What `GET /api/status` shows of a phone.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PhoneStatus {
+    pub up: bool,
+    pub detail: String,
+    pub url: String,
+    /// The app's version, from `GET /health`.
+    pub app_version: Option<String>,
+    /// `registered`, `not configured`, or why registering failed.
+    pub webhooks: String,
+    /// Set when the phone refused our username/password; cleared by the next accepted request.
+    #[serde(skip)]
+    pub auth_refused: bool,
+}
+
+/// State shared by the transport, the health task and the webhook handler.
+pub struct Phone {
+    pub cfg: AndroidConfig,
+    base: String,
+    client: reqwest::Client,
+    status: Mutex<PhoneStatus>,
+    store: Store,
+    tag: tokio::sync::OnceCell<String>,
+}
+
+impl Phone {
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    pub fn status(&self) -> PhoneStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut PhoneStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// The prefix of every message id we give this phone: `pasarela-<tag>-`.
+    pub async fn id_prefix(&self) -> Result<&str, StoreError> {
+        self.tag
+            .get_or_try_init(|| async {
+                let fresh = i64::from(u32::from_le_bytes(random_bytes()) & 0x00ff_ffff);
+                let tag = self
+                    .store
+                    .write(move |c| {
+                        c.execute(
+                            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                            rusqlite::params![ID_TAG_KEY, fresh],
+                        )?;
+                        Ok(c.query_row(
+                            "SELECT value FROM meta WHERE key = ?1",
+                            [ID_TAG_KEY],
+                            |r| r.get::<_, i64>(0),
+                        )?)
+                    })
+                    .await?;
+                Ok(format!("pasarela-{tag:06x}-"))
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// Our message id as the app knows it.
+    pub async fn app_id(&self, id: MessageId) -> Result<String, StoreError> {
+        Ok(format!("{}{id}", self.id_prefix().await?))
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.cfg.username, Some(self.cfg.password.expose()))
+    }
+
+    /// Sends a request and reads the answer (capped). A failure to get any answer marks the
+    /// phone down at once, so the dispatcher stops using it before the next health check.
+    async fn call(&self, req: reqwest::RequestBuilder, authed: bool) -> Result<Answer, String> {
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let why = no_answer(&self.base, &e);
+                self.update(|s| {
+                    s.up = false;
+                    s.detail = why.clone();
+                });
+                return Err(why);
+            }
+        };
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_capped(resp, MAX_ANSWER)
+            .await
+            .map_err(|e| format!("the phone's answer broke off: {e}"))?;
+        let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+        if authed && refused {
+            self.update(|s| s.auth_refused = true);
+        } else if authed && (status.is_success() || status == StatusCode::CONFLICT) {
+            self.update(|s| s.auth_refused = false);
+        }
+        Ok(Answer {
+            status,
+            location,
+            body,
+        })
+    }
+
+    /// `POST /messages`, then follows the state for a while. See the module doc.
+    async fn send(&self, message: &Message) -> Result<SendReceipt, TransportError> {
+        let app_id = self
+            .app_id(message.id)
+            .await
+            .map_err(|e| TransportError::Temporary(format!("database: {e}")))?;
+        let mut body = json!({
+            "id": app_id,
+            "textMessage": {"text": message.body},
+            "phoneNumbers": [message.peer],
+            "withDeliveryReport": self.cfg.delivery_reports,
+        });
+        if let Some(sim) = self.cfg.sim {
+            body["simNumber"] = json!(sim);
+        }
+        let path = if self.cfg.skip_phone_validation {
+            "/messages?skipPhoneValidation=true"
+        } else {
+            "/messages"
+        };
+        let answer = self
+            .call(self.request(Method::POST, path).json(&body), true)
+            .await
+            .map_err(TransportError::Temporary)?;
+        let state = match answer.status.as_u16() {
+            202 => match answer.json::<MessageState>() {
+                Some(m) => m.overall(),
+                None => {
+                    return Err(TransportError::Temporary(format!(
+                        "the phone answered 202 but not with the app's JSON ({}); check android.url",
+                        answer.snippet()
+                    )));
+                }
+            },
+            409 => {
+                log::info!(
+                    msg_id = message.id.0, transport = self.name();
+                    "message {}: {} already has it (id {app_id}); not sent again",
+                    message.id, self.name()
+                );
+                ProcessingState::Pending
+            }
+            _ => return Err(self.refusal(&answer)),
+        };
+        self.follow(&app_id, state).await
+    }
+
+    /// Maps an answer other than 202/409 to an error.
+    fn refusal(&self, answer: &Answer) -> TransportError {
+        let said = answer.error_message();
+        match answer.status.as_u16() {
+            400 => TransportError::Permanent(format!("the phone refused the message: {said}")),
+            401 | 403 => TransportError::Temporary(format!(
+                "the phone refused the username/password (android.username, android.password): {said}"
+            )),
+            300..=399 => TransportError::Temporary(format!(
+                "the phone answered a redirect ({}) to {}; android.url must be the Local Server \
+                 address the app shows",
+                answer.status,
+                answer.location.as_deref().unwrap_or("nowhere")
+            )),
+            503 => TransportError::Temporary(format!("the phone's queue is full: {said}")),
+            _ => TransportError::Temporary(format!("the phone answered {}: {said}", answer.status)),
+        }
+    }
+
+    /// Follows a message the phone accepted until it is sent, delivered or failed, for at most
+    /// [`FOLLOW_FOR`]; a message still pending then counts as handed over (webhooks report
+    /// the rest).
+    async fn follow(
+        &self,
+        app_id: &str,
+        mut state: ProcessingState,
+    ) -> Result<SendReceipt, TransportError> {
+        let receipt = SendReceipt {
+            provider_ref: Some(app_id.to_string()),
+        };
+        let deadline = tokio::time::Instant::now() + FOLLOW_FOR;
+        let mut error = None;
+        loop {
+            match state {
+                ProcessingState::Sent | ProcessingState::Delivered => return Ok(receipt),
+                ProcessingState::Failed => {
+                    return Err(TransportError::Permanent(format!(
+                        "the phone could not send it: {}",
+                        error.unwrap_or_else(|| "no reason given".to_string())
+                    )));
+                }
+                ProcessingState::Pending | ProcessingState::Processed => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(receipt);
+            }
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            let path = format!("/messages/{app_id}");
+            match self.call(self.request(Method::GET, &path), true).await {
+                Ok(a) if a.status == StatusCode::OK => match a.json::<MessageState>() {
+                    Some(m) => {
+                        error = m.error();
+                        state = m.overall();
+                    }
+                    None => return Ok(receipt),
+                },
+                // The phone took the message; not knowing more is not a failure.
+                _ => return Ok(receipt),
+            }
+        }
+    }
+
+    /// One health round: `GET /health`; when the phone is up, makes sure our webhooks are
+    /// registered (and checks the credentials while at it).
+    pub async fn check(&self) {
+        let was_up = self.status().up;
+        let health = self
+            .call(self.client.get(format!("{}/health", self.base)), false)
+            .await;
+        let (up, detail, version) = match health {
+            Err(why) => (false, why, None),
+            Ok(a) => match a.json::<HealthResponse>() {
+                None => (
+                    false,
+                    format!(
+                        "{} answers {} but not as the SMS Gateway app ({}); check android.url",
+                        self.base,
+                        a.status,
+                        a.snippet()
+                    ),
+                    None,
+                ),
+                Some(h) if a.status == StatusCode::OK && h.status.as_deref() != Some("fail") => {
+                    (true, "the app answers".to_string(), h.version)
+                }
+                Some(h) => (
+                    false,
+                    format!("the app reports it is not ready: {}", h.failing_checks()),
+                    h.version,
+                ),
+            },
+        };
+        self.update(|s| {
+            s.up = up;
+            s.detail = detail;
+            if version.is_some() {
+                s.app_version = version;
+            }
+        });
+        if up && (!was_up || self.status().webhooks != "registered" || self.status().auth_refused) {
+            self.sync_webhooks().await;
+        }
+    }
+
+    /// Registers our webhooks on the phone under fixed ids (the app replaces a registration
+    /// with the same id), and deletes registrations of ours that are no longer wanted.
+    async fn sync_webhooks(&self) {
+        let name = self.name().to_string();
+        let result = async {
+            let listed = self
+                .call(self.request(Method::GET, "/webhooks"), true)
+                .await?;
+            if !listed.status.is_success() {
+                return Err(webhook_error(&listed));
+            }
+            let existing: Vec<WebhookReg> = listed.json().unwrap_or_default();
+            let ours = format!("pasarela-{name}-");
+            let wanted: Vec<(String, &str)> = match &self.cfg.webhook_url {
+                Some(_) => EVENTS
+                    .iter()
+                    .map(|(event, short)| (format!("{ours}{short}"), *event))
+                    .collect(),
+                None => Vec::new(),
+            };
+            for old in existing.iter().filter_map(|w| w.id.as_deref()) {
+                if old.starts_with(&ours) && !wanted.iter().any(|(id, _)| id == old) {
+                    let a = self
+                        .call(
+                            self.request(Method::DELETE, &format!("/webhooks/{old}")),
+                            true,
+                        )
+                        .await?;
+                    if !a.status.is_success() {
+                        return Err(webhook_error(&a));
+                    }
+                }
+            }
+            let Some(url) = &self.cfg.webhook_url else {
+                return Ok("not configured".to_string());
+            };
+            for (id, event) in &wanted {
+                let a = self
+                    .call(
+                        self.request(Method::POST, "/webhooks")
+                            .json(&json!({"id": id, "url": url, "event": event})),
+                        true,
+                    )
+                    .await?;
+                if !a.status.is_success() {
+                    return Err(webhook_error(&a));
+                }
+            }
+            Ok("registered".to_string())
+        }
+        .await;
+        match result {
+            Ok(state) => {
+                if state == "registered" && self.status().webhooks != "registered" {
+                    log::info!(transport = name.as_str(); "{name}: webhooks registered on the phone");
+                }
+                self.update(|s| s.webhooks = state);
+            }
+            Err(why) => {
+                log::warn!(transport = name.as_str(); "{name}: cannot register webhooks: {why}");
+                self.update(|s| s.webhooks = format!("not registered: {why}"));
+            }
+        }
+    }
+}
+
+fn webhook_error(a: &Answer) -> String {
+    format!("the phone answered {}: {}", a.status, a.error_message())
+}
+
+/// Why a request got no answer, for operators.
+fn no_answer(base: &str, e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "no answer in time"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "the request failed"
+    };
+    format!(
+        "{what} at {base} (is the app running with Local Server on? Android may have stopped it \
+         in the background)"
+    )
+}
+
+/// An answer of the phone, body read.
+struct Answer {
+    status: StatusCode,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json<T: for<'de> Deserialize<'de>>(&self) -> Option<T> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The app's `ErrorResponse.message`, or a short, printable piece of the body.
+    fn error_message(&self) -> String {
+        #[derive(Deserialize)]
+        struct ErrorResponse {
+            message: Option<String>,
+        }
+        match self.json::<ErrorResponse>().and_then(|e| e.message) {
+            Some(m) => m.chars().take(300).collect(),
+            None => self.snippet(),
+        }
+    }
+
+    fn snippet(&self) -> String {
+        if self.body.is_empty() {
+            return "empty body".to_string();
+        }
+        let text: String = String::from_utf8_lossy(&self.body)
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect();
+        format!("body starts `{text}`")
+    }
+}
+
+/// Reads at most `limit` bytes of a body; a longer body is an error, not a truncation.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {} KiB", limit / 1024));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn random_bytes() -> [u8; 4] {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    b
+}
+
+/// `smsgateway.ProcessingState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ProcessingState {
+    Pending,
+    Processed,
+    Sent,
+    Delivered,
+    Failed,
+}
+
+/// The parts of `smsgateway.GetMessageResponse` we read.
+#[derive(Debug, Deserialize)]
+struct MessageState {
+    state: ProcessingState,
+    #[serde(default)]
+    recipients: Vec<RecipientState>,
+}
+
+/// `smsgateway.RecipientState`.
+#[derive(Debug, Deserialize)]
+struct RecipientState {
+    state: ProcessingState,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl MessageState {
+    /// We send to one recipient: its state when present, else the message's.
+    fn overall(&self) -> ProcessingState {
+        self.recipients.first().map_or(self.state, |r| r.state)
+    }
+
+    fn error(&self) -> Option<String> {
+        self.recipients.iter().find_map(|r| r.error.clone())
+    }
+}
+
+/// `smsgateway.HealthResponse` (the parts we read).
+#[derive(Debug, Deserialize)]
+struct HealthResponse {
+    status: Option<String>,
+    version: Option<String>,
+    #[serde(default)]
+    checks: serde_json::Map<String, serde_json::Value>,
+}
+
+impl HealthResponse {
+    fn failing_checks(&self) -> String {
+        let failing: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|(_, c)| c["status"] != "pass")
+            .map(|(name, c)| match c["description"].as_str() {
+                Some(d) => format!("{name} ({d})"),
+                None => name.clone(),
+            })
+            .collect();
+        if failing.is_empty() {
+            "no check named".to_string()
+        } else {
+            failing.join(", ")
+        }
+    }
+}
+
+/// `smsgateway.Webhook` (the parts we read).
+#[derive(Debug, Deserialize)]
+struct WebhookReg {
+    id: Option<String>,
+}
+
+/// The dispatcher's side of a phone.
+pub struct AndroidTransport {
+    phone: Arc<Phone>,
+}
+
+impl Transport for AndroidTransport {
+    fn name(&self) -> &str {
+        self.phone.name()
+    }
+
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
+
+    fn capacity(&self) -> usize {
+        CAPACITY
+    }
+
+    fn health(&self) -> Health {
+        let s = self.phone.status();
+        if s.up && s.auth_refused {
+            return Health {
+                up: false,
+                detail: "the phone refused the username/password (android.username, \
+                         android.password)"
+                    .to_string(),
+            };
+        }
+        Health {
+            up: s.up,
+            detail: s.detail,
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.phone.status()).ok()
+    }
+
+    fn send<'a>(
+        &'a self,
+        message: &'a Message,
+    ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
+        Box::pin(async move {
+            let result = self.phone.send(message).await;
+            if let Err(e) = &result {
+                log::debug!(
+                    msg_id = message.id.0, transport = self.phone.name();
+                    "message {} to {} on {}: {e}", message.id, shown_peer(&message.peer), self.phone.name()
+                );
+            }
+            result
+        })
+    }
+}
+
+/// The phone's background task: health checks and webhook registration.
+pub struct PhoneTask {
+    phone: Arc<Phone>,
+    dispatch: DispatchHandle,
+}
+
+impl PhoneTask {
+    /// Checks the phone every `health_interval_secs` until `shutdown`; wakes the dispatcher
+    /// when the phone comes back.
+    pub async fn run(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let every = Duration::from_secs(self.phone.cfg.health_interval_secs);
+        while !shutdown.is_triggered() {
+            let was_up = self.phone.status().up;
+            self.phone.check().await;
+            let status = self.phone.status();
+            if status.up && !was_up {
+                self.dispatch.wake();
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a phone's shared state, its transport and its task.
+pub fn phone(
+    cfg: AndroidConfig,
+    store: Store,
+    dispatch: DispatchHandle,
+) -> anyhow::Result<(Arc<Phone>, AndroidTransport, PhoneTask)> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(cfg.request_timeout_secs))
+        .connect_timeout(Duration::from_secs(cfg.request_timeout_secs.min(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let base = cfg.url.trim_end_matches('/').to_string();
+    let phone = Arc::new(Phone {
+        status: Mutex::new(PhoneStatus {
+            up: false,
+            detail: "starting".to_string(),
+            url: base.clone(),
+            webhooks: if cfg.webhook_url.is_some() {
+                "not registered yet".to_string()
+            } else {
+                "not configured".to_string()
+            },
+            ..Default::default()
+        }),
+        cfg,
+        base,
+        client,
+        store,
+        tag: tokio::sync::OnceCell::new(),
+    });
+    Ok((
+        phone.clone(),
+        AndroidTransport {
+            phone: phone.clone(),
+        },
+        PhoneTask { phone, dispatch },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_parse_as_the_spec_spells_them() {
+        let m: MessageState = serde_json::from_str(
+            r#"{"id":"x","deviceId":"d","state":"Processed","recipients":[{"phoneNumber":"+5491123456789","state":"Failed","error":"RESULT_ERROR_GENERIC_FAILURE"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.overall(), ProcessingState::Failed);
+        assert_eq!(m.error().as_deref(), Some("RESULT_ERROR_GENERIC_FAILURE"));
+        assert!(serde_json::from_str::<MessageState>(r#"{"state":"Lost"}"#).is_err());
+    }
+
+    #[test]
+    fn failing_health_checks_are_named() {
+        let h: HealthResponse = serde_json::from_str(
+            r#"{"status":"fail","version":"1.30.0","checks":{"battery:level":{"status":"pass"},"connection:status":{"status":"fail","description":"Internet connection status"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            h.failing_checks(),
+            "connection:status (Internet connection status)"
+        );
+    }
+}
