@@ -603,11 +603,13 @@ pub fn apply_status(
 /// route it went out on and the report can still change it: `Delivered` moves a queued,
 /// sending or sent message to `delivered` (a message the route already delivered is not sent
 /// again); `Failed` moves a sending or sent one to `failed`. Returns whether it changed;
-/// a repeated report changes nothing.
+/// a repeated report changes nothing. `provider_ref` is recorded if the message has none yet
+/// (the report can arrive before the send's own result is recorded).
 pub fn apply_status_by_id(
     conn: &Connection,
     id: MessageId,
     transport: &str,
+    provider_ref: &str,
     update: &StatusUpdate,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -615,18 +617,19 @@ pub fn apply_status_by_id(
         StatusUpdate::Delivered => conn
             .prepare_cached(
                 "UPDATE messages SET state = 'delivered', delivered_at = ?3, \
-                 sent_at = COALESCE(sent_at, ?3), next_attempt_at = NULL, updated_at = ?3 \
+                 sent_at = COALESCE(sent_at, ?3), next_attempt_at = NULL, updated_at = ?3, \
+                 provider_ref = COALESCE(provider_ref, ?4) \
                  WHERE id = ?1 AND direction = 'out' AND transport = ?2 \
                  AND state IN ('queued', 'sending', 'sent')",
             )?
-            .execute(params![id.0, transport, now])?,
+            .execute(params![id.0, transport, now, provider_ref])?,
         StatusUpdate::Failed { reason } => conn
             .prepare_cached(
                 "UPDATE messages SET state = 'failed', last_error = ?4, next_attempt_at = NULL, \
-                 updated_at = ?3 WHERE id = ?1 AND direction = 'out' AND transport = ?2 \
+                 updated_at = ?3, provider_ref = COALESCE(provider_ref, ?5) WHERE id = ?1 AND direction = 'out' AND transport = ?2 \
                  AND state IN ('sending', 'sent')",
             )?
-            .execute(params![id.0, transport, now, reason])?,
+            .execute(params![id.0, transport, now, reason, provider_ref])?,
     };
     Ok(changed == 1)
 }

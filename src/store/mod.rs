@@ -259,10 +259,11 @@ impl Store {
         &self,
         id: MessageId,
         transport: &str,
+        provider_ref: &str,
         update: StatusUpdate,
     ) -> Result<bool, StoreError> {
-        let t = transport.to_string();
-        self.write(move |c| messages::apply_status_by_id(c, id, &t, &update, now_ms()))
+        let (t, r) = (transport.to_string(), provider_ref.to_string());
+        self.write(move |c| messages::apply_status_by_id(c, id, &t, &r, &update, now_ms()))
             .await
     }
 

@@ -335,7 +335,11 @@ async fn status(
         // `sent` is what the dispatcher records when the phone took the message.
         _ => return Ok("noted".to_string()),
     };
-    match state.store.apply_status_by_id(id, name, update).await {
+    match state
+        .store
+        .apply_status_by_id(id, name, &app_id, update)
+        .await
+    {
         Ok(true) => {
             log::info!(msg_id = id.0, transport = name; "message {id}: {event} reported by {name}");
             Ok("applied".to_string())
