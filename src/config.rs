@@ -1328,6 +1328,69 @@ mod tests {
     }
 
     #[test]
+    fn example_phone_routes_parse() {
+        let text = include_str!("../config/pasarela.toml");
+        let (_, examples) = text.split_once("# ---- Phone routes").unwrap();
+        // Lines like `#name = "phone1"` are settings; `# text` lines are prose.
+        let enabled: String = text
+            .lines()
+            .take_while(|l| !l.starts_with("# ---- Phone routes"))
+            .chain(examples.lines().map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.starts_with(' ') && !rest.is_empty() => rest,
+                _ => "",
+            }))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let loaded = Config::from_toml(&enabled).unwrap_or_else(|e| panic!("{e}"));
+        let c = &loaded.config;
+        assert_eq!(c.androids[0].name, "phone1");
+        assert_eq!(c.androids[0].rate_limit.unwrap().to_string(), "120/hour");
+        assert_eq!(c.http_sms[0].params["message"], "{message}");
+        assert_eq!(c.routing.policy, RoutePolicy::Failover);
+        assert_eq!(c.route_tier("modem1"), 0);
+        assert_eq!(c.route_tier("phone1"), 1);
+        assert_eq!(c.route_rate_limit("modem1"), None);
+        assert!(!format!("{c:?}").contains("copy-it-from-the-app"));
+    }
+
+    #[test]
+    fn route_mistakes_name_key_and_line() {
+        let text = "[[android]]\nname = \"phone1\"\nurl = \"https://10.0.0.2\"\npassword = \"x\"\n\
+                    webhook_url = \"http://10.0.0.1:8090/hooks\"\nrate_limit = \"5/fortnight\"\n";
+        let err = Config::from_toml(text).unwrap_err().to_string();
+        assert!(
+            err.contains("android.rate_limit:") && err.contains("(line 6)"),
+            "{err}"
+        );
+        let text = "[[android]]\nname = \"phone1\"\nurl = \"https://10.0.0.2\"\npassword = \"x\"\n\
+                    webhook_url = \"http://10.0.0.1:8090/hooks\"\n\
+                    [[http_sms]]\nname = \"phone1\"\nurl = \"http://h/{mesage}\"\n\
+                    [routing]\nprimary = [\"nope\"]\n";
+        let err = Config::from_toml(text).unwrap_err();
+        let keys: Vec<&str> = err.0.iter().map(|e| e.key.as_str()).collect();
+        for key in [
+            "android.url",
+            "android.webhook_url",
+            "android.signing_key",
+            "http_sms.name",
+            "http_sms.params",
+            "routing.primary",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {err}");
+        }
+        assert!(err.0.iter().all(|e| e.line.is_some()), "{err}");
+    }
+
+    #[test]
+    fn rate_limits_parse() {
+        assert_eq!(RateLimit::parse("120/hour").unwrap().per.as_secs(), 3600);
+        assert_eq!(RateLimit::parse("10 / 30s").unwrap().to_string(), "10/30s");
+        assert!(RateLimit::parse("0/hour").is_err());
+        assert!(RateLimit::parse("10").is_err());
+        assert!(RateLimit::parse("ten/hour").is_err());
+    }
+
+    #[test]
     fn example_config_parses() {
         let text = include_str!("../config/pasarela.toml");
         let loaded = Config::from_toml(text).unwrap();
