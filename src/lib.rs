@@ -33,6 +33,7 @@ pub mod dispatch;
 pub mod logging;
 pub mod modem;
 pub mod phone;
+pub mod rules;
 pub mod shutdown;
 pub mod sms;
 pub mod store;
