@@ -29,6 +29,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod directory;
 pub mod dispatch;
 pub mod logging;
 pub mod modem;

@@ -149,6 +149,8 @@ fn validate(
         body: req.text.clone(),
         priority: req.priority.unwrap_or(Priority::Notification),
         customer_id: None,
+        window: None,
+        not_before: None,
     })
 }
 
