@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod inbox;
 pub mod dispatch;
 pub mod logging;
 pub mod modem;

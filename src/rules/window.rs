@@ -36,9 +36,10 @@ pub enum DaysSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WindowsConfig {
-    /// Window for notifications (billing events, API messages with priority `notification`).
+    /// Window for notifications (billing events, API messages with priority `notification`);
+    /// `always` (the default) means no restriction.
     pub notifications: String,
-    /// Window for bulk sends.
+    /// Window for bulk sends; default `always`.
     pub bulk: String,
     /// Holidays, `YYYY-MM-DD`.
     pub holidays: Vec<String>,
@@ -48,8 +49,8 @@ pub struct WindowsConfig {
 impl Default for WindowsConfig {
     fn default() -> Self {
         WindowsConfig {
-            notifications: "fulltime".into(),
-            bulk: "extendido".into(),
+            notifications: ALWAYS.into(),
+            bulk: ALWAYS.into(),
             holidays: Vec::new(),
             custom: BTreeMap::new(),
         }
