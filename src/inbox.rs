@@ -557,8 +557,8 @@ impl RulesContext {
                     Err(e) => Err(format!("cannot reach it: {e}")),
                 };
                 let attempts = t.forward_attempts + 1;
-                // 10 s, doubling, at most an hour; never given up (tickets are not lost).
-                let delay = (10_000i64 << attempts.min(9)).min(3_600_000);
+                // 4 s, doubling, at most an hour; never given up (tickets are not lost).
+                let delay = (2_000i64 << attempts.min(11)).min(3_600_000);
                 let id = t.id;
                 match &outcome {
                     Ok(()) => log::info!("ticket {id} forwarded to the billing system"),
