@@ -324,7 +324,9 @@ async fn inbound_webhooks_are_verified_and_stored_once() {
         200
     );
     assert_eq!(inbound(&d).await.len(), 2);
-    let outbound = get(&d, "/api/messages?direction=out").await;
+    // Nothing refused reached the inbox, so nothing answers it (the keyword rules may answer
+    // the accepted SALDO).
+    let outbound = get(&d, "/api/messages?direction=out&peer=%2B5491100000000").await;
     assert_eq!(outbound["messages"].as_array().unwrap().len(), 0);
     assert!(d.stderr_text().contains("webhook refused"));
 }
@@ -524,4 +526,54 @@ async fn bad_answers_are_retried_and_the_message_goes_once() {
                 .is_some_and(|s| s.contains("not as the SMS Gateway app"))
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_texts_saldo_and_the_reply_leaves_through_the_phone() {
+    let phone = FakePhone::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(&phone, hook, true, "[company]\nname = \"Red Sur\""),
+    );
+    let (status, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(json!([{"code": "4521", "name": "Ana Núñez", "phone": "011 15-2345-6789", "balance": "1234.50"}])),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    wait_for("our webhooks registered", 20, async || {
+        phone.with(|i| i.webhooks.len()) == 4
+    })
+    .await;
+    // The customer texts the phone; the app calls pasarela's webhook, signed.
+    let code = phone
+        .fire(
+            "sms:received",
+            json!({"messageId": "in-0001", "phoneNumber": "+5491123456789", "message": "Saldo",
+                   "receivedAt": "2026-11-22T12:00:00.000-03:00", "simNumber": 1}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    wait_for("the reply sent by the phone", 30, async || {
+        phone.with(|i| !i.sent.is_empty())
+    })
+    .await;
+    let reply = phone.with(|i| i.messages[&i.sent[0]].clone());
+    assert_eq!(reply.phone, "+5491123456789");
+    assert!(reply.text.contains("Ana Núñez"), "{}", reply.text);
+    assert!(reply.text.contains("1.234,50"), "{}", reply.text);
+    assert!(reply.text.contains("Red Sur"), "{}", reply.text);
+    // The app delivering the same webhook again does not answer twice.
+    phone
+        .fire(
+            "sms:received",
+            json!({"messageId": "in-0001", "phoneNumber": "+5491123456789", "message": "Saldo"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(phone.with(|i| i.sent.len()), 1);
+    assert_eq!(inbound(&d).await.len(), 1);
 }
