@@ -6,7 +6,8 @@
 //! Routing: a message is not bound to a route. Each round, every route of a channel that is
 //! up, in the lowest failover tier that has a route up, and under its rate limit claims as many
 //! due messages as it has free slots; so a message that failed temporarily on one route is
-//! retried by whichever eligible route claims it next, possibly another one.
+//! retried by whichever eligible route claims it next, possibly another one; when the failure
+//! took its route down (no answer, device gone), the retry is due at once, for the other routes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -406,7 +407,13 @@ async fn send_one(
             SEND_DEADLINE.as_secs()
         ))),
     };
-    let outcome = outcome_of(&config, &message, result, now_ms());
+    let mut outcome = outcome_of(&config, &message, result, now_ms());
+    // The route failed, not the message: another route may take it at once, without backoff.
+    if let Outcome::Retry { retry_at, .. } = &mut outcome
+        && !transport.health().up
+    {
+        *retry_at = now_ms();
+    }
     let peer = shown_peer(&message.peer);
     match &outcome {
         Outcome::Sent { .. } => log::info!(
