@@ -146,7 +146,10 @@ pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result
         out.push_str(&format!(
             "\n  line {}: {}{}",
             r["line"],
-            r["field"].as_str().map(|f| format!("{f}: ")).unwrap_or_default(),
+            r["field"]
+                .as_str()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default(),
             r["error"].as_str().unwrap_or("")
         ));
     }

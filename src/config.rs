@@ -564,7 +564,8 @@ impl Loaded {
                 None
             }
         };
-        let phones = crate::phone::PhoneContext::new(&c.company.country, c.company.assume_mobile).ok();
+        let phones =
+            crate::phone::PhoneContext::new(&c.company.country, c.company.assume_mobile).ok();
         let mut group_names = Vec::new();
         for g in &c.groups {
             if g.name.trim().is_empty() || group_names.contains(&g.name) {
@@ -580,10 +581,7 @@ impl Loaded {
                 errors.push(self.err("groups.window", e));
             }
             if g.phones.is_empty() {
-                errors.push(self.err(
-                    "groups.phones",
-                    format!("group `{}` has no phones", g.name),
-                ));
+                errors.push(self.err("groups.phones", format!("group `{}` has no phones", g.name)));
             }
             for p in &g.phones {
                 if let Some(ctx) = &phones

@@ -116,12 +116,22 @@ const FIELDS: &[(&str, &[&str])] = &[
     (
         "phone",
         &[
-            "phone", "phones", "telefono", "telefonos", "tel", "celular", "movil", "whatsapp",
+            "phone",
+            "phones",
+            "telefono",
+            "telefonos",
+            "tel",
+            "celular",
+            "movil",
+            "whatsapp",
             "mobile",
         ],
     ),
     ("email", &["email", "mail", "correo", "e_mail"]),
-    ("balance", &["balance", "deuda", "saldo", "importe", "monto"]),
+    (
+        "balance",
+        &["balance", "deuda", "saldo", "importe", "monto"],
+    ),
     (
         "due_date",
         &["due_date", "vencimiento", "fecha_vencimiento", "vto"],
@@ -145,7 +155,11 @@ impl DirectoryConfig {
                     "directory.columns".to_string(),
                     format!(
                         "`{f}` is not a customer field; use {}",
-                        FIELDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        FIELDS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -171,7 +185,10 @@ impl DirectoryConfig {
                     ),
                 ));
             } else if reqwest::Url::parse(&expand_url(&h.url, "+5491123456789")).is_err() {
-                errors.push(("directory.http.url".to_string(), format!("`{}` is not a URL", h.url)));
+                errors.push((
+                    "directory.http.url".to_string(),
+                    format!("`{}` is not a URL", h.url),
+                ));
             }
             if !h.url.contains("{phone") {
                 errors.push((
@@ -341,7 +358,10 @@ fn non_empty(s: Option<String>) -> Option<String> {
 fn build(raw: RawCustomer, phones: &PhoneContext) -> Result<CustomerInput, (String, String)> {
     let code = raw.code.trim().to_string();
     if code.is_empty() {
-        return Err(("code".into(), "is empty; every customer needs its code".into()));
+        return Err((
+            "code".into(),
+            "is empty; every customer needs its code".into(),
+        ));
     }
     if code.chars().count() > 64 {
         return Err(("code".into(), "is longer than 64 characters".into()));
@@ -432,7 +452,10 @@ fn raw_from_json(c: CustomerJson) -> Result<RawCustomer, (String, String)> {
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::Null => String::new(),
             _ => {
-                return Err((format!("extra.{k}"), "must be text, a number or a boolean".into()));
+                return Err((
+                    format!("extra.{k}"),
+                    "must be text, a number or a boolean".into(),
+                ));
             }
         };
         extra.insert(k, text);
@@ -513,7 +536,10 @@ fn finish(
                         pos,
                         &code,
                         Some("code".into()),
-                        format!("duplicate code `{}` (first on {where_} {first}); this one is skipped", c.code),
+                        format!(
+                            "duplicate code `{}` (first on {where_} {first}); this one is skipped",
+                            c.code
+                        ),
                     ));
                     continue;
                 }
@@ -614,7 +640,11 @@ pub fn parse_csv(
         return Err(FileError(format!(
             "line 1: unknown column{} {}; map {} to a field in [directory.columns], keep {} as template variables with directory.extra_fields, or skip {} with directory.ignore_columns",
             if unknown.len() > 1 { "s" } else { "" },
-            unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "),
+            unknown
+                .iter()
+                .map(|u| format!("`{u}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
             if unknown.len() > 1 { "them" } else { "it" },
             if unknown.len() > 1 { "them" } else { "it" },
             if unknown.len() > 1 { "them" } else { "it" },
@@ -633,7 +663,10 @@ pub fn parse_csv(
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-                raws.push((line, Err(("".to_string(), format!("cannot read the row: {e}")))));
+                raws.push((
+                    line,
+                    Err(("".to_string(), format!("cannot read the row: {e}"))),
+                ));
                 continue;
             }
         };
@@ -816,7 +849,11 @@ impl Directory {
                 Ok((Some(c), cached)) => {
                     return (
                         Lookup::One(c),
-                        if cached { Source::BillingCached } else { Source::Billing },
+                        if cached {
+                            Source::BillingCached
+                        } else {
+                            Source::Billing
+                        },
                     );
                 }
                 Ok((None, _)) => {}
@@ -830,7 +867,11 @@ impl Directory {
             }
         }
         let p = phone.to_string();
-        match self.store.read(move |c| sql::customers_by_phone(c, &p)).await {
+        match self
+            .store
+            .read(move |c| sql::customers_by_phone(c, &p))
+            .await
+        {
             Ok(mut found) => match found.len() {
                 0 => (Lookup::NotFound, source),
                 1 => (Lookup::One(found.remove(0)), source),
@@ -893,7 +934,11 @@ impl HttpLookup {
         let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
             format!(
                 "answered {} that is not JSON",
-                if content_type.is_empty() { "something" } else { &content_type }
+                if content_type.is_empty() {
+                    "something"
+                } else {
+                    &content_type
+                }
             )
         })?;
         let found = self.customer_from(&json, phone)?;
@@ -934,9 +979,7 @@ impl HttpLookup {
             return Ok(None);
         };
         let balance = match text(&f.balance) {
-            Some(b) => Some(
-                Money::parse(&b).map_err(|e| format!("answered a balance that {e}"))?,
-            ),
+            Some(b) => Some(Money::parse(&b).map_err(|e| format!("answered a balance that {e}"))?),
             None => None,
         };
         Ok(Some(Customer {
@@ -970,7 +1013,8 @@ mod tests {
                    A2;Bruno;011 15-5987-6543 / +54 9 11 5987-0000;;1234.50\n\
                    \n\
                    A3;Caro;+54 9 11 5987-6543;;\n";
-        let (good, rejected, warnings) = parse_csv(csv.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap();
+        let (good, rejected, warnings) =
+            parse_csv(csv.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap();
         assert!(rejected.is_empty(), "{rejected:?}");
         assert!(warnings.is_empty());
         assert_eq!(good.len(), 3);
@@ -991,7 +1035,8 @@ mod tests {
                    A4,Dani,1159876543\n\
                    ,Sin codigo,1159876543,1\n\
                    A5,Eli,1159876543,diez\n";
-        let (good, rejected, _) = parse_csv(csv.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap();
+        let (good, rejected, _) =
+            parse_csv(csv.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap();
         assert_eq!(good.len(), 1);
         let lines: Vec<(usize, Option<&str>)> = rejected
             .iter()
@@ -1008,8 +1053,16 @@ mod tests {
                 (8, Some("balance"))
             ]
         );
-        assert!(rejected[2].error.contains("first on line 2"), "{}", rejected[2].error);
-        assert!(rejected[3].error.contains("3 columns"), "{}", rejected[3].error);
+        assert!(
+            rejected[2].error.contains("first on line 2"),
+            "{}",
+            rejected[2].error
+        );
+        assert!(
+            rejected[3].error.contains("3 columns"),
+            "{}",
+            rejected[3].error
+        );
     }
 
     #[test]
@@ -1021,13 +1074,17 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         latin1.drain(..3);
         let utf8 = "\u{feff}codigo,nombre,telefono\nA1,José,1159876543\n";
-        let (good, _, warnings) = parse_csv(utf8.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap();
+        let (good, _, warnings) =
+            parse_csv(utf8.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap();
         assert_eq!(good[0].name, "José");
         assert!(warnings.is_empty());
 
         let csv = "codigo,nombre,telefono,nodo,observaciones\nA1,Ana,1159876543,Norte,x\n";
         let e = parse_csv(csv.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap_err();
-        assert!(e.0.contains("`nodo`") && e.0.contains("`observaciones`"), "{e}");
+        assert!(
+            e.0.contains("`nodo`") && e.0.contains("`observaciones`"),
+            "{e}"
+        );
         let config = DirectoryConfig {
             extra_fields: vec!["nodo".into()],
             ignore_columns: vec!["observaciones".into()],
@@ -1042,7 +1099,10 @@ mod tests {
     #[test]
     fn url_template_forms() {
         assert_eq!(
-            expand_url("http://b/c?t={phone}&d={phone_digits}&n={phone_national}", "+5491123456789"),
+            expand_url(
+                "http://b/c?t={phone}&d={phone_digits}&n={phone_national}",
+                "+5491123456789"
+            ),
             "http://b/c?t=%2B5491123456789&d=5491123456789&n=1123456789"
         );
     }

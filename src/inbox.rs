@@ -99,14 +99,13 @@ impl RulesContext {
         let mut file_settings = config.rules.clone();
         file_settings.fill_defaults(language);
         let mut effective = file_settings.clone();
-        if let Some(json) = store
-            .read(|c| sql::get_setting(c, RULES_KEY))
-            .await?
-        {
+        if let Some(json) = store.read(|c| sql::get_setting(c, RULES_KEY)).await? {
             match serde_json::from_str::<Settings>(&json) {
                 Ok(mut s) => {
                     s.fill_defaults(language);
-                    log::info!("rules: using the copy edited through the API (DELETE /api/rules goes back to the file's)");
+                    log::info!(
+                        "rules: using the copy edited through the API (DELETE /api/rules goes back to the file's)"
+                    );
                     effective = s;
                 }
                 Err(e) => log::error!(
@@ -414,7 +413,11 @@ impl RulesContext {
 
     /// Groups to alert about a new ticket: those on duty now; when none is, the one whose window
     /// opens first (its alert waits for it). (name, phones, window or None for always).
-    fn alert_targets(&self, settings: &Settings, now: i64) -> Vec<(String, Vec<String>, Option<String>)> {
+    fn alert_targets(
+        &self,
+        settings: &Settings,
+        now: i64,
+    ) -> Vec<(String, Vec<String>, Option<String>)> {
         let wanted: Vec<&Group> = self
             .groups
             .iter()
@@ -573,7 +576,10 @@ impl RulesContext {
                         sql::record_forward(
                             c,
                             id,
-                            outcome.as_ref().map(|_| ()).map_err(|e| (e.as_str(), now + delay)),
+                            outcome
+                                .as_ref()
+                                .map(|_| ())
+                                .map_err(|e| (e.as_str(), now + delay)),
                             now,
                         )
                     })

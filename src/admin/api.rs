@@ -217,13 +217,12 @@ async fn batch(
     // off the async workers.
     let phones = state.phones.clone();
     let max_parts = state.dispatch_config.max_parts as usize;
-    let ((items, errors), req) =
-        tokio::task::spawn_blocking(move || {
-            let out = validate_all(&phones, max_parts, &req.messages);
-            (out, req)
-        })
-            .await
-            .map_err(ApiError::internal)?;
+    let ((items, errors), req) = tokio::task::spawn_blocking(move || {
+        let out = validate_all(&phones, max_parts, &req.messages);
+        (out, req)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     if !errors.is_empty() {
         let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -240,7 +239,13 @@ async fn batch(
     let mut placed_items = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, (item, r)) in items.into_iter().zip(&req.messages).enumerate() {
-        match place(&state, item, r.window.as_deref(), &format!("messages[{index}]."), now) {
+        match place(
+            &state,
+            item,
+            r.window.as_deref(),
+            &format!("messages[{index}]."),
+            now,
+        ) {
             Ok(i) => placed_items.push(i),
             Err((field, message)) => errors.push(ItemError {
                 index,
@@ -253,7 +258,10 @@ async fn batch(
         let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_batch",
-            format!("{} of {n} messages are invalid; nothing was queued", errors.len()),
+            format!(
+                "{} of {n} messages are invalid; nothing was queued",
+                errors.len()
+            ),
         );
         e.body.items = errors;
         return Err(e);

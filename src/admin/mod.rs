@@ -43,10 +43,12 @@ pub struct AppState {
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.
 pub fn router(state: AppState) -> Router {
-    let protected = api::routes().merge(rules_api::routes()).layer(middleware::from_fn_with_state(
-        Arc::new(state.token.clone()),
-        require_token,
-    ));
+    let protected = api::routes()
+        .merge(rules_api::routes())
+        .layer(middleware::from_fn_with_state(
+            Arc::new(state.token.clone()),
+            require_token,
+        ));
     Router::new()
         .route("/api/health", axum::routing::get(api::health))
         .merge(protected)

@@ -55,7 +55,9 @@ fn report_response(report: ImportReport) -> impl IntoResponse {
 
 fn import_error(e: ImportError) -> ApiError {
     match e {
-        ImportError::File(f) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_file", f.0),
+        ImportError::File(f) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_file", f.0)
+        }
         ImportError::Internal(m) => ApiError::internal(m),
     }
 }
@@ -216,13 +218,22 @@ async fn list_tickets(
     if let Some(s) = &q.state
         && !["open", "closed"].contains(&s.as_str())
     {
-        return Err(ApiError::field("state", format!("`{s}` is not open or closed")));
+        return Err(ApiError::field(
+            "state",
+            format!("`{s}` is not open or closed"),
+        ));
     }
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let tickets = state
         .store
         .read(move |c| {
-            sql::list_tickets(c, q.state.as_deref(), q.customer.as_deref(), q.before, limit)
+            sql::list_tickets(
+                c,
+                q.state.as_deref(),
+                q.customer.as_deref(),
+                q.before,
+                limit,
+            )
         })
         .await?;
     Ok(Json(serde_json::json!({
@@ -339,12 +350,18 @@ async fn event(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = req.id.trim().to_string();
     if id.is_empty() || id.len() > 128 {
-        return Err(ApiError::field("id", "must be 1 to 128 characters (the billing system's event id)"));
+        return Err(ApiError::field(
+            "id",
+            "must be 1 to 128 characters (the billing system's event id)",
+        ));
     }
     if req.kind != "payment" {
         return Err(ApiError::field(
             "type",
-            format!("`{}` is not an event type pasarela knows; send \"payment\"", req.kind),
+            format!(
+                "`{}` is not an event type pasarela knows; send \"payment\"",
+                req.kind
+            ),
         ));
     }
     let amount = money_field("amount", &req.amount)?
@@ -353,7 +370,12 @@ async fn event(
     let automatic = match req.method.as_deref() {
         Some("automatic") => true,
         Some("manual") => false,
-        None => return Err(ApiError::field("method", "is required: \"automatic\" or \"manual\"")),
+        None => {
+            return Err(ApiError::field(
+                "method",
+                "is required: \"automatic\" or \"manual\"",
+            ));
+        }
         Some(other) => {
             return Err(ApiError::field(
                 "method",
@@ -391,7 +413,11 @@ async fn event(
         customer.balance = Some(b);
     }
     let settings = state.rules.settings();
-    let enabled = if automatic { settings.payment.automatic } else { settings.payment.manual };
+    let enabled = if automatic {
+        settings.payment.automatic
+    } else {
+        settings.payment.manual
+    };
     let rules = state.rules.clone();
     let now = now_ms();
     let phone = customer.phones.first().cloned();
@@ -449,10 +475,15 @@ async fn event(
     match outcome {
         Ok(result) => {
             state.dispatch.wake();
-            log::info!("event {id}: payment of customer {code}: {}", result["result"]);
+            log::info!(
+                "event {id}: payment of customer {code}: {}",
+                result["result"]
+            );
             Ok((StatusCode::ACCEPTED, Json(result)).into_response())
         }
-        Err((stored_body, result)) => replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response),
+        Err((stored_body, result)) => {
+            replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response)
+        }
     }
 }
 
@@ -466,7 +497,9 @@ fn replay(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "duplicate_event_id",
-            format!("event id `{id}` was already used for a different event; event ids must be unique"),
+            format!(
+                "event id `{id}` was already used for a different event; event ids must be unique"
+            ),
         )
         .with_field("id"));
     }

@@ -63,7 +63,8 @@ pub fn upsert_customers(
     let mut set_optout = conn.prepare_cached(
         "UPDATE customers SET optout_sms = ?2, optout_whatsapp = ?3, optout_email = ?4 WHERE id = ?1",
     )?;
-    let mut drop_phones = conn.prepare_cached("DELETE FROM customer_phones WHERE customer_id = ?1")?;
+    let mut drop_phones =
+        conn.prepare_cached("DELETE FROM customer_phones WHERE customer_id = ?1")?;
     let mut add_phone = conn.prepare_cached(
         "INSERT OR IGNORE INTO customer_phones (phone, customer_id, position) VALUES (?1, ?2, ?3)",
     )?;
@@ -71,7 +72,8 @@ pub fn upsert_customers(
         "SELECT c.code FROM customer_phones p JOIN customers c ON c.id = p.customer_id \
          WHERE p.phone = ?1 AND p.customer_id <> ?2 LIMIT 1",
     )?;
-    let mut add_field = conn.prepare_cached("INSERT OR IGNORE INTO customer_fields (name) VALUES (?1)")?;
+    let mut add_field =
+        conn.prepare_cached("INSERT OR IGNORE INTO customer_fields (name) VALUES (?1)")?;
     let mut fields_seen: BTreeSet<&str> = BTreeSet::new();
     for c in items {
         let extra = serde_json::to_string(&c.extra).unwrap_or_else(|_| "{}".into());
@@ -170,8 +172,9 @@ pub fn customers_by_phone(conn: &Connection, phone: &str) -> Result<Vec<Customer
 }
 
 pub fn customer_by_code(conn: &Connection, code: &str) -> Result<Option<Customer>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE code = ?1"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE code = ?1"
+    ))?;
     match stmt.query_row([code], customer_row).optional()? {
         Some(c) => Ok(Some(with_phones(conn, c)?)),
         None => Ok(None),
@@ -186,7 +189,9 @@ pub fn search_customers(
 ) -> Result<Vec<Customer>, StoreError> {
     let pattern = format!(
         "%{}%",
-        q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
     );
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE code LIKE ?1 ESCAPE '\\' \
@@ -342,7 +347,9 @@ pub fn scheduled_due(
          ORDER BY next_attempt_at LIMIT ?2",
     )?;
     Ok(stmt
-        .query_map(params![now, limit], |r| Ok((MessageId(r.get(0)?), r.get(1)?)))?
+        .query_map(params![now, limit], |r| {
+            Ok((MessageId(r.get(0)?), r.get(1)?))
+        })?
         .collect::<Result<_, _>>()?)
 }
 
@@ -490,7 +497,9 @@ pub fn tickets_on(
 
 pub fn get_ticket(conn: &Connection, id: i64) -> Result<Option<Ticket>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets WHERE id = ?1"
+        ))?
         .query_row([id], ticket_row)
         .optional()?)
 }
@@ -548,9 +557,7 @@ pub fn forwards_due(conn: &Connection, now: i64, limit: u32) -> Result<Vec<Ticke
 /// When the next forwarding is due, if any.
 pub fn next_forward(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT MIN(forward_next_at) FROM tickets WHERE forward_state = 'pending'",
-        )?
+        .prepare_cached("SELECT MIN(forward_next_at) FROM tickets WHERE forward_state = 'pending'")?
         .query_row([], |r| r.get(0))?)
 }
 

@@ -305,7 +305,9 @@ impl Store {
 
     /// Stores a received SMS or SMS part; see [`sms::receive`].
     pub async fn receive_sms(&self, part: sms::InboundSms) -> Result<sms::Received, StoreError> {
-        let received = self.write(move |c| sms::receive(c, &part, now_ms())).await?;
+        let received = self
+            .write(move |c| sms::receive(c, &part, now_ms()))
+            .await?;
         if matches!(received, sms::Received::Message(_)) {
             self.inbound.notify_one();
         }
