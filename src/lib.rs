@@ -15,7 +15,7 @@
 //! | [`config`]    | TOML config types, defaults, `validate()`; secrets never printed       |
 //! | [`phone`]     | phone-number normalization ([`phone::Msisdn`], Argentine forms)        |
 //! | [`store`]     | the SQLite database: schema, migrations, messages, group commit        |
-//! | [`transport`] | the `Transport` trait every route implements, typed send errors        |
+//! | [`transport`] | the `Transport` trait, typed send errors; Android phone and HTTP routes |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
 //! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |

@@ -370,8 +370,12 @@ impl Phone {
                 self.update(|s| s.webhooks = state);
             }
             Err(why) => {
-                log::warn!(transport = name.as_str(); "{name}: cannot register webhooks: {why}");
-                self.update(|s| s.webhooks = format!("not registered: {why}"));
+                let state = format!("not registered: {why}");
+                // Tried again every health round; logged when the reason changes.
+                if self.status().webhooks != state {
+                    log::warn!(transport = name.as_str(); "{name}: cannot register webhooks: {why}");
+                }
+                self.update(|s| s.webhooks = state);
             }
         }
     }
