@@ -655,6 +655,27 @@ pub fn apply_status_by_id(
     Ok(changed == 1)
 }
 
+/// Outbound messages `transport` handed over that are still `sent` (no delivery report yet),
+/// updated since `since`, with ids above `after`, oldest first.
+pub fn awaiting_report(
+    conn: &Connection,
+    transport: &str,
+    since: i64,
+    after: MessageId,
+    limit: u32,
+) -> Result<Vec<MessageId>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM messages WHERE state = 'sent' AND id > ?3 AND direction = 'out' \
+         AND transport = ?1 AND updated_at >= ?2 ORDER BY id LIMIT ?4",
+    )?;
+    let ids = stmt
+        .query_map(params![transport, since, after.0, limit], |r| {
+            r.get(0).map(MessageId)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ids)
+}
+
 /// Cancels a message that has not started sending.
 pub fn cancel(conn: &Connection, id: MessageId, now: i64) -> Result<Message, StoreError> {
     let m = get(conn, id)?;

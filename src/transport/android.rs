@@ -25,7 +25,7 @@ use crate::config::AndroidConfig;
 use crate::dispatch::DispatchHandle;
 use crate::logging::peer as shown_peer;
 use crate::shutdown::Shutdown;
-use crate::store::{Channel, Message, MessageId, Store, StoreError};
+use crate::store::{Channel, Message, MessageId, StatusUpdate, Store, StoreError};
 use crate::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
 
 /// Requests the phone may have in flight from us at once. The app queues messages itself;
@@ -44,6 +44,11 @@ pub const EVENTS: [(&str, &str); 4] = [
     ("sms:delivered", "delivered"),
     ("sms:failed", "failed"),
 ];
+/// Each health round asks the phone for the state of at most this many messages still
+/// waiting for a delivery report (webhooks can be missed: the app gives up after its retries).
+const FOLLOW_UP_BATCH: u32 = 20;
+/// Messages older than this are no longer followed up.
+const FOLLOW_UP_FOR_MS: i64 = 24 * 3600 * 1000;
 /// `meta` key of the random tag that makes our message ids unique to this database, so a
 /// reinstalled pasarela (ids starting at 1 again) never collides with ids the phone remembers.
 const ID_TAG_KEY: &str = "android_id_tag";
@@ -309,6 +314,75 @@ impl Phone {
         if up && (!was_up || self.status().webhooks != "registered" || self.status().auth_refused) {
             self.sync_webhooks().await;
         }
+    }
+
+    /// Asks the phone for the state of messages it took that are still `sent`, a batch per
+    /// call, going round them all; applies `Delivered` and `Failed`. Returns the last id seen
+    /// (the cursor for the next call; `MessageId(0)` starts over).
+    pub async fn follow_up(&self, after: MessageId) -> MessageId {
+        let name = self.name().to_string();
+        let since = crate::store::now_ms() - FOLLOW_UP_FOR_MS;
+        let ids = {
+            let name = name.clone();
+            self.store
+                .read(move |c| {
+                    crate::store::messages::awaiting_report(c, &name, since, after, FOLLOW_UP_BATCH)
+                })
+                .await
+        };
+        let ids = match ids {
+            Ok(ids) => ids,
+            Err(e) => {
+                log::error!(transport = name.as_str(); "{name}: cannot read messages to follow up: {e:#}");
+                return MessageId(0);
+            }
+        };
+        let Some(last) = ids.last().copied() else {
+            return MessageId(0);
+        };
+        for id in ids {
+            let Ok(app_id) = self.app_id(id).await else {
+                break;
+            };
+            let answer = self
+                .call(
+                    self.request(Method::GET, &format!("/messages/{app_id}")),
+                    true,
+                )
+                .await;
+            let Ok(answer) = answer else { break };
+            let Some(state) = answer
+                .json::<MessageState>()
+                .filter(|_| answer.status == StatusCode::OK)
+            else {
+                continue;
+            };
+            let update = match state.overall() {
+                ProcessingState::Delivered => StatusUpdate::Delivered,
+                ProcessingState::Failed => StatusUpdate::Failed {
+                    reason: format!(
+                        "the phone reports: {}",
+                        state.error().unwrap_or_else(|| "failed".to_string())
+                    ),
+                },
+                _ => continue,
+            };
+            match self
+                .store
+                .apply_status_by_id(id, &name, &app_id, update)
+                .await
+            {
+                Ok(true) => log::info!(
+                    msg_id = id.0, transport = name.as_str();
+                    "message {id}: {} reported by {name}", if matches!(state.overall(), ProcessingState::Delivered) { "delivered" } else { "failed" }
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    log::error!(msg_id = id.0; "message {id}: cannot record its state: {e:#}")
+                }
+            }
+        }
+        last
     }
 
     /// Registers our webhooks on the phone under fixed ids (the app replaces a registration
@@ -591,16 +665,20 @@ pub struct PhoneTask {
 }
 
 impl PhoneTask {
-    /// Checks the phone every `health_interval_secs` until `shutdown`; wakes the dispatcher
-    /// when the phone comes back.
+    /// Checks the phone every `health_interval_secs` until `shutdown`, wakes the dispatcher
+    /// when the phone comes back, and follows up messages still waiting for a delivery report.
     pub async fn run(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let every = Duration::from_secs(self.phone.cfg.health_interval_secs);
+        let mut cursor = MessageId(0);
         while !shutdown.is_triggered() {
             let was_up = self.phone.status().up;
             self.phone.check().await;
             let status = self.phone.status();
             if status.up && !was_up {
                 self.dispatch.wake();
+            }
+            if status.up && self.phone.cfg.delivery_reports {
+                cursor = self.phone.follow_up(cursor).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
