@@ -1023,14 +1023,17 @@ impl Loaded {
                 ));
             }
             if !all.iter().any(|n| c.route_tier(n) == 0) {
-                errors.push(
-                    self.err(
-                        "routing.primary",
+                let message = match &r.primary {
+                    Some(_) => {
                         "names no route: list the routes that carry the traffic, e.g. \
-                     primary = [\"modem1\"]"
-                            .to_string(),
-                    ),
-                );
+                                primary = [\"modem1\"]"
+                    }
+                    None => {
+                        "is needed when there is no [[modem]]: list the routes that carry \
+                             the traffic, e.g. primary = [\"phone1\"]"
+                    }
+                };
+                errors.push(self.err("routing.primary", message.to_string()));
             }
             if let Some(b) = &r.backup {
                 for n in &all {
