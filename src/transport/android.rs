@@ -3,11 +3,15 @@
 //! [`PhoneTask`] that checks the phone's health and keeps pasarela's webhooks registered on it.
 //! Webhooks the phone calls back are served by [`webhook`].
 //!
-//! Requests follow the app's published OpenAPI document: `POST /messages` with our own `id`
-//! (`pasarela-<install tag>-<message id>`), so a request repeated after a crash or a lost
-//! answer is refused by the phone with 409 instead of sending the SMS twice; `GET
-//! /messages/{id}` for its state (`Pending → Processed → Sent → Delivered | Failed`);
-//! `GET /health`; `GET`/`POST`/`DELETE /webhooks`.
+//! Requests and answers follow the app's published OpenAPI document (`smsgateway.Message`,
+//! `smsgateway.GetMessageResponse`, `smsgateway.Webhook`, `smsgateway.HealthResponse`). The
+//! document names the message routes `/messages`; the app's Local Server serves the same routes
+//! as `/message` too, and versions before the alias only as `/message`, so that is the path used:
+//! `POST /message` with our own `id` (`pasarela-<install tag>-<message id>`), so a request
+//! repeated after a crash or a lost answer is refused by the phone with 409 instead of sending
+//! the SMS twice; `GET /message/{id}` for its state (`Pending → Processed → Sent → Delivered |
+//! Failed`); `GET /health` (no auth; an unhealthy app answers 500 or 503 with the same body);
+//! `GET`/`POST`/`DELETE /webhooks`.
 //!
 //! Every answer the phone gives that is not clearly the app's (HTML, a redirect, a timeout, a
 //! 5xx) is a temporary error: retrying is always safe because the id makes it idempotent.
@@ -165,7 +169,7 @@ impl Phone {
         })
     }
 
-    /// `POST /messages`, then follows the state for a while. See the module doc.
+    /// `POST /message`, then follows the state for a while. See the module doc.
     async fn send(&self, message: &Message) -> Result<SendReceipt, TransportError> {
         let app_id = self
             .app_id(message.id)
@@ -181,9 +185,9 @@ impl Phone {
             body["simNumber"] = json!(sim);
         }
         let path = if self.cfg.skip_phone_validation {
-            "/messages?skipPhoneValidation=true"
+            "/message?skipPhoneValidation=true"
         } else {
-            "/messages"
+            "/message"
         };
         let answer = self
             .call(self.request(Method::POST, path).json(&body), true)
@@ -259,7 +263,7 @@ impl Phone {
                 return Ok(receipt);
             }
             tokio::time::sleep(FOLLOW_EVERY).await;
-            let path = format!("/messages/{app_id}");
+            let path = format!("/message/{app_id}");
             match self.call(self.request(Method::GET, &path), true).await {
                 Ok(a) if a.status == StatusCode::OK => match a.json::<MessageState>() {
                     Some(m) => {
@@ -283,7 +287,10 @@ impl Phone {
             .await;
         let (up, detail, version) = match health {
             Err(why) => (false, why, None),
-            Ok(a) => match a.json::<HealthResponse>() {
+            Ok(a) => match a
+                .json::<HealthResponse>()
+                .filter(|h| matches!(h.status.as_deref(), Some("pass" | "warn" | "fail")))
+            {
                 None => (
                     false,
                     format!(
@@ -346,7 +353,7 @@ impl Phone {
             };
             let answer = self
                 .call(
-                    self.request(Method::GET, &format!("/messages/{app_id}")),
+                    self.request(Method::GET, &format!("/message/{app_id}")),
                     true,
                 )
                 .await;

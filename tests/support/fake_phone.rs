@@ -97,8 +97,12 @@ impl FakePhone {
         };
         let app = Router::new()
             .route("/health", get(health))
+            // The document's `/messages`, and `/message`, which the app's Local Server serves
+            // as the same routes.
             .route("/messages", post(enqueue))
             .route("/messages/{id}", get(message_state))
+            .route("/message", post(enqueue))
+            .route("/message/{id}", get(message_state))
             .route("/webhooks", get(list_webhooks).post(register_webhook))
             .route("/webhooks/{id}", delete(delete_webhook))
             .with_state(phone.clone());
