@@ -325,7 +325,6 @@ async fn start_phone_routes(
         store: store.clone(),
         phones: cfg.company.phone_context(),
         routes: Arc::new(phones),
-        dispatch: handle.clone(),
     });
     Ok(Some((listener, router)))
 }

@@ -40,7 +40,6 @@ pub struct WebhookState {
     pub phones: PhoneContext,
     /// By route name.
     pub routes: Arc<HashMap<String, Arc<Phone>>>,
-    pub dispatch: crate::dispatch::DispatchHandle,
 }
 
 /// The router of the webhook listener.
@@ -293,7 +292,6 @@ async fn received(state: &WebhookState, phone: &Phone, p: SmsPayload) -> Result<
                 msg_id = msg.0, channel = "sms", transport = name;
                 "message {msg} received from {} via {name}", shown_peer(&peer)
             );
-            state.dispatch.wake();
             Ok(format!("stored as message {msg}"))
         }
         Ok((msg, false)) => Ok(format!("already stored as message {msg}")),
