@@ -577,3 +577,25 @@ async fn a_customer_texts_saldo_and_the_reply_leaves_through_the_phone() {
     assert_eq!(phone.with(|i| i.sent.len()), 1);
     assert_eq!(inbound(&d).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_keep_the_phone_out_of_use() {
+    let phone = FakePhone::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let conf = config(&phone, hook, true, "").replace(PASSWORD, "not-the-password");
+    let d = start(dir.path(), &conf);
+    wait_for("the refusal shown", 20, async || {
+        let t = transport(&d, "phone1").await;
+        t["up"] == false
+            && t["detail"]
+                .as_str()
+                .is_some_and(|s| s.contains("refused the username/password"))
+    })
+    .await;
+    let id = queue(&d, "+5491123456789", "Aviso").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(message(&d, id).await["state"], "queued");
+    assert!(phone.with(|i| i.posts.is_empty() && i.webhooks.is_empty()));
+    assert!(!d.stderr_text().contains("not-the-password"));
+}
