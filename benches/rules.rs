@@ -34,7 +34,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Customer `i`'s number, national form: Buenos Aires and Córdoba mobiles.
 fn national(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("11{:08}", 40_000_000 + i)
     } else {
         format!("351{:07}", 4_000_000 + i)
@@ -148,7 +148,11 @@ async fn run() {
             let sent = sim.sent();
             if let Some(m) = sent[before..].iter().find(|m| m.to == phone) {
                 let handed = started.elapsed().as_secs_f64() * 1000.0;
-                assert!(m.text.contains(&format!("Cliente Número {i},")), "{}", m.text);
+                assert!(
+                    m.text.contains(&format!("Cliente Número {i},")),
+                    "{}",
+                    m.text
+                );
                 let committed: i64 = reader
                     .query_row(
                         "SELECT created_at FROM messages WHERE direction = 'in' AND peer = ?1 ORDER BY id DESC LIMIT 1",
@@ -160,7 +164,10 @@ async fn run() {
                 from_commit.push((handed - (committed - t0) as f64).max(0.0));
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "no reply to {phone}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no reply to {phone}"
+            );
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
     }
