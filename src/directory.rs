@@ -386,7 +386,7 @@ fn build(raw: RawCustomer, phones: &PhoneContext) -> Result<CustomerInput, (Stri
     };
     let email = non_empty(raw.email);
     if let Some(e) = &email
-        && !(e.contains('@') && !e.contains(char::is_whitespace))
+        && (!e.contains('@') || e.contains(char::is_whitespace))
     {
         return Err(("email".into(), format!("`{e}` is not an email address")));
     }
@@ -404,6 +404,13 @@ fn build(raw: RawCustomer, phones: &PhoneContext) -> Result<CustomerInput, (Stri
     })
 }
 
+/// A field that failed validation and why.
+type FieldError = (String, String);
+/// One raw row with its position (CSV line or array index).
+type RawRow = (usize, Result<RawCustomer, FieldError>);
+/// Good customers, rejected rows and warnings of one CSV file.
+pub type ParsedCsv = (Vec<CustomerInput>, Vec<Rejected>, Vec<String>);
+
 /// Most customers per request or file.
 pub const MAX_CUSTOMERS: usize = 100_000;
 
@@ -413,7 +420,7 @@ pub fn validate_json(
     items: Vec<CustomerJson>,
     phones: &PhoneContext,
 ) -> (Vec<CustomerInput>, Vec<Rejected>) {
-    let raws: Vec<(usize, Result<RawCustomer, (String, String)>)> = items
+    let raws: Vec<RawRow> = items
         .into_iter()
         .enumerate()
         .map(|(i, c)| (i, raw_from_json(c)))
@@ -477,7 +484,7 @@ fn raw_from_json(c: CustomerJson) -> Result<RawCustomer, (String, String)> {
 /// Shared tail of JSON and CSV validation: build every row (on all cores), reject duplicate codes.
 /// `positions` are CSV lines when `csv`, else array indexes.
 fn finish(
-    raws: Vec<(usize, Result<RawCustomer, (String, String)>)>,
+    raws: Vec<RawRow>,
     phones: &PhoneContext,
     csv: bool,
 ) -> (Vec<CustomerInput>, Vec<Rejected>) {
@@ -486,7 +493,7 @@ fn finish(
         .unwrap_or(1)
         .clamp(1, 8);
     let chunk = raws.len().div_ceil(threads).max(1);
-    let mut built: Vec<(usize, Result<CustomerInput, (String, String)>, String)> =
+    let mut built: Vec<(usize, Result<CustomerInput, FieldError>, String)> =
         Vec::with_capacity(raws.len());
     let mut raws = raws;
     let mut parts = Vec::new();
@@ -584,7 +591,7 @@ pub fn parse_csv(
     bytes: &[u8],
     config: &DirectoryConfig,
     phones: &PhoneContext,
-) -> Result<(Vec<CustomerInput>, Vec<Rejected>, Vec<String>), FileError> {
+) -> Result<ParsedCsv, FileError> {
     let (text, encoding) = decode_text(bytes);
     let mut warnings = Vec::new();
     if encoding != "UTF-8" {
@@ -1105,5 +1112,45 @@ mod tests {
             ),
             "http://b/c?t=%2B5491123456789&d=5491123456789&n=1123456789"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Any bytes: an answer (rows or a file error), never a panic; every row is either
+        /// kept or rejected with a line.
+        #[test]
+        fn any_bytes_parse_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let mut bytes = b"codigo,nombre,telefono,deuda\n".to_vec();
+            bytes.extend_from_slice(&body);
+            if let Ok((good, rejected, _)) = parse_csv(&bytes, &DirectoryConfig::default(), &ctx()) {
+                for r in &rejected {
+                    proptest::prop_assert!(r.line.is_some());
+                }
+                for g in &good {
+                    proptest::prop_assert!(!g.code.is_empty());
+                }
+            }
+            let _ = parse_csv(&body, &DirectoryConfig::default(), &ctx());
+        }
+
+        #[test]
+        fn amounts_and_templates_never_panic(text in "\\PC{0,40}") {
+            let _ = Money::parse(&text);
+            let _ = parse_date(&text);
+            let vars = crate::rules::template::Vars::new();
+            let _ = crate::rules::template::render(&text, &vars);
+            let _ = crate::rules::template::check(&text, crate::rules::template::Use::Ticket, &BTreeSet::new());
+            let _ = crate::rules::text::words(&text);
+        }
+
+        /// Formatting then parsing an amount gives it back, in both notations.
+        #[test]
+        fn money_round_trips(cents in 0i64..100_000_000_000) {
+            let m = Money(cents);
+            proptest::prop_assert_eq!(Money::parse(&m.format(crate::config::Language::Es)), Ok(m));
+            proptest::prop_assert_eq!(Money::parse(&m.format(crate::config::Language::En)), Ok(m));
+            proptest::prop_assert_eq!(Money::parse(&m.plain()), Ok(m));
+        }
     }
 }

@@ -183,10 +183,7 @@ async fn receive_single_multipart_alphanumeric_and_a_full_sim() {
     );
     // The keyword rules answered the customers (at most 10 replies an hour to one number),
     // never the alphanumeric sender.
-    wait_for("the auto-replies", 30, async || {
-        sim.sent().len() == 12
-    })
-    .await;
+    wait_for("the auto-replies", 30, async || sim.sent().len() == 12).await;
     let sent = sim.sent();
     assert!(sent.iter().all(|m| m.to != "Personal"));
     assert_eq!(sent.iter().filter(|m| m.to == "+5491199990000").count(), 10);

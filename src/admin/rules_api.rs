@@ -23,8 +23,16 @@ const SMALL_LIMIT: usize = 64 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/customers", post(upsert_customers).get(find_customers))
-        .route("/api/customers/import", post(import_customers))
+        .route(
+            "/api/customers",
+            post(upsert_customers)
+                .get(find_customers)
+                .layer(axum::extract::DefaultBodyLimit::max(CUSTOMERS_LIMIT)),
+        )
+        .route(
+            "/api/customers/import",
+            post(import_customers).layer(axum::extract::DefaultBodyLimit::max(CUSTOMERS_LIMIT)),
+        )
         .route("/api/tickets", get(list_tickets))
         .route("/api/tickets/{id}", get(get_ticket))
         .route("/api/tickets/{id}/close", post(close_ticket))
