@@ -7,7 +7,8 @@
 //! up, in the lowest failover tier that has a route up, and under its rate limit claims as many
 //! due messages as it has free slots; so a message that failed temporarily on one route is
 //! retried by whichever eligible route claims it next, possibly another one; when the failure
-//! took its route down (no answer, device gone), the retry is due at once, for the other routes.
+//! took its route down (no answer, device gone) and another route is up, the retry is due at
+//! once, for that route.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -167,6 +168,17 @@ impl Dispatcher {
         self
     }
 
+    /// The routes other than `index` that carry the same channel.
+    fn other_routes(&self, index: usize) -> Vec<Arc<dyn Transport>> {
+        let channel = self.routes[index].transport.channel();
+        self.routes
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| *i != index && r.transport.channel() == channel)
+            .map(|(_, r)| r.transport.clone())
+            .collect()
+    }
+
     /// Which routes may claim now, and how many messages each: up, in the lowest tier of its
     /// channel that has a route up, with free slots and under its rate limit. Routes held back
     /// only by their rate limit report when they may go again.
@@ -266,6 +278,7 @@ impl Dispatcher {
                     message,
                     self.config.clone(),
                     self.handle.clone(),
+                    self.other_routes(index),
                 );
                 let handle = inflight.spawn(async move {
                     task.await;
@@ -390,12 +403,16 @@ pub fn outcome_of(
     }
 }
 
+/// Sends one message on `transport` and records the outcome. `others` are the other routes
+/// of the message's channel: when the failure took `transport` down and one of them is up, the
+/// retry is due at once instead of after the backoff.
 async fn send_one(
     store: Store,
     transport: Arc<dyn Transport>,
     message: Message,
     config: DispatchConfig,
     handle: DispatchHandle,
+    others: Vec<Arc<dyn Transport>>,
 ) {
     let id = message.id.0;
     let channel = message.channel.as_str();
@@ -411,6 +428,7 @@ async fn send_one(
     // The route failed, not the message: another route may take it at once, without backoff.
     if let Outcome::Retry { retry_at, .. } = &mut outcome
         && !transport.health().up
+        && others.iter().any(|t| t.health().up)
     {
         *retry_at = now_ms();
     }
