@@ -197,6 +197,17 @@ fn keyword_replies_tickets_safety_and_opt_out_through_the_demo() {
             .unwrap()
             .contains("BAJA")
     );
+    // Bulk and notifications from the API are not sent to her either.
+    let (status, answer) = demo.api(
+        reqwest::Method::POST,
+        "/api/messages",
+        Some(json!({"to": "1123456789", "text": "Promo fibra", "priority": "bulk"})),
+    );
+    assert_eq!(
+        (status, answer["state"].as_str()),
+        (202, Some("cancelled")),
+        "{answer}"
+    );
     // The balance still changed, and a retried event is harmless.
     let (status, again) = demo.api(reqwest::Method::POST, "/api/events", Some(event));
     assert_eq!(status, 200);

@@ -68,10 +68,6 @@ pub fn upsert_customers(
     let mut add_phone = conn.prepare_cached(
         "INSERT OR IGNORE INTO customer_phones (phone, customer_id, position) VALUES (?1, ?2, ?3)",
     )?;
-    let mut others = conn.prepare_cached(
-        "SELECT c.code FROM customer_phones p JOIN customers c ON c.id = p.customer_id \
-         WHERE p.phone = ?1 AND p.customer_id <> ?2 LIMIT 1",
-    )?;
     let mut add_field =
         conn.prepare_cached("INSERT OR IGNORE INTO customer_fields (name) VALUES (?1)")?;
     let mut fields_seen: BTreeSet<&str> = BTreeSet::new();
@@ -104,21 +100,33 @@ pub fn upsert_customers(
         };
         for (i, phone) in c.phones.iter().enumerate() {
             add_phone.execute(params![phone, id, i as i64])?;
-            if let Some(other) = others
-                .query_row(params![phone, id], |r| r.get::<_, String>(0))
-                .optional()?
-            {
-                report.shared_phones.push(SharedPhone {
-                    code: c.code.clone(),
-                    phone: phone.clone(),
-                    also_on: other,
-                });
-            }
         }
         for k in c.extra.keys() {
             if fields_seen.insert(k) {
                 add_field.execute([k])?;
             }
+        }
+    }
+    // Numbers now on more than one customer, reported against the customers of this upsert.
+    let codes: std::collections::HashSet<&str> = items.iter().map(|c| c.code.as_str()).collect();
+    let mut shared = conn.prepare_cached(
+        "SELECT p.phone, c.code, (SELECT c2.code FROM customer_phones p2 JOIN customers c2 \
+         ON c2.id = p2.customer_id WHERE p2.phone = p.phone AND p2.customer_id <> p.customer_id \
+         ORDER BY c2.id LIMIT 1) FROM customer_phones p JOIN customers c ON c.id = p.customer_id \
+         WHERE p.phone IN (SELECT phone FROM customer_phones GROUP BY phone HAVING COUNT(*) > 1) \
+         ORDER BY c.id",
+    )?;
+    let rows = shared.query_map([], |r| {
+        Ok(SharedPhone {
+            phone: r.get(0)?,
+            code: r.get(1)?,
+            also_on: r.get(2)?,
+        })
+    })?;
+    for row in rows {
+        let row = row?;
+        if codes.contains(row.code.as_str()) {
+            report.shared_phones.push(row);
         }
     }
     Ok(report)

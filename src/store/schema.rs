@@ -104,7 +104,6 @@ pub const MIGRATIONS: &[&str] = &[
         created_at      INTEGER NOT NULL,
         updated_at      INTEGER NOT NULL
     );
-    CREATE INDEX customers_name ON customers (name COLLATE NOCASE);
     -- A number may be on several customers (a family's accounts): lookups report it.
     CREATE TABLE customer_phones (
         phone       TEXT    NOT NULL,
