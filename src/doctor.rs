@@ -380,7 +380,7 @@ async fn check_modem(
     match account {
         Some(a) if may_access(meta.uid(), meta.gid(), meta.mode(), a, R | W) => {
             out.push(Check::ok(format!(
-                "{name}: {dev} exists and {} can open it ({}, group {SERIAL_GROUP})",
+                "{name}: {dev} exists and {} can open it ({})",
                 a.name,
                 describe(&meta)
             )))

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use pasarela::modem::sim::{self, ConfigPatch, Fault, Registration, SimConfig, SimHandle, SimOptions};
+use pasarela::modem::sim::{
+    self, ConfigPatch, Fault, Registration, SimConfig, SimHandle, SimOptions,
+};
 
 struct Bench {
     dir: tempfile::TempDir,
@@ -113,7 +115,11 @@ fn healthy_modem_directly_then_through_the_running_daemon() {
     let (code, report) = bench.doctor(&config);
     has(&report, "ok", "is valid (token set)");
     has(&report, "ok", "state dir");
-    has(&report, "ok", &format!("modem1: {} exists", bench.link.display()));
+    has(
+        &report,
+        "ok",
+        &format!("modem1: {} exists", bench.link.display()),
+    );
     has(
         &report,
         "ok",
@@ -126,20 +132,31 @@ fn healthy_modem_directly_then_through_the_running_daemon() {
     has(&report, "ok", "journald reachable");
     // Nothing listens yet: the only failure, and it says what to do.
     has(&report, "FAIL", "admin API does not answer");
-    assert!(report.contains("→ fix: sudo systemctl start pasarela"), "{report}");
-    assert_eq!(report.lines().filter(|l| l.starts_with("FAIL")).count(), 1, "{report}");
+    assert!(
+        report.contains("→ fix: sudo systemctl start pasarela"),
+        "{report}"
+    );
+    assert_eq!(
+        report.lines().filter(|l| l.starts_with("FAIL")).count(),
+        1,
+        "{report}"
+    );
     assert_eq!(code, 1, "{report}");
 
     // The daemon takes the port; doctor asks it instead of opening the port a second time.
     let daemon = common::Daemon::start_with(bench.dir.path(), &bench.admin_and_modem(""), &[]);
-    common::wait_until("the modem up in /api/status", Duration::from_secs(30), || {
-        let (_, status) = bench.rt.block_on(common::api(
-            reqwest::Method::GET,
-            format!("{}/api/status", daemon.base),
-            None,
-        ));
-        status["transports"][0]["up"] == true
-    });
+    common::wait_until(
+        "the modem up in /api/status",
+        Duration::from_secs(30),
+        || {
+            let (_, status) = bench.rt.block_on(common::api(
+                reqwest::Method::GET,
+                format!("{}/api/status", daemon.base),
+                None,
+            ));
+            status["transports"][0]["up"] == true
+        },
+    );
     let (code, report) = bench.doctor(&daemon.config);
     has(
         &report,
@@ -153,7 +170,11 @@ fn healthy_modem_directly_then_through_the_running_daemon() {
     has(&report, "ok", "modem1: registered (home) on Personal");
     has(&report, "ok", "modem1: signal -73 dBm (excellent)");
     has(&report, "ok", "modem1: SMS centre +5491151740000");
-    has(&report, "ok", &format!("admin API answers on {}", daemon.base));
+    has(
+        &report,
+        "ok",
+        &format!("admin API answers on {}", daemon.base),
+    );
     assert_eq!(code, 0, "{report}");
 }
 
@@ -167,7 +188,11 @@ fn pin_locked_sim_asks_for_the_pin_and_is_never_unlocked_by_doctor() {
     has(&report, "ok", "modem1: modem answers AT");
     has(&report, "FAIL", "modem1: the SIM asks for its PIN");
     assert!(report.contains("→ fix: set pin = "), "{report}");
-    has(&report, "--", "modem1: network checks not run (SIM not ready)");
+    has(
+        &report,
+        "--",
+        "modem1: network checks not run (SIM not ready)",
+    );
     assert_eq!(code, 1, "{report}");
 
     // With the PIN configured the locked SIM is expected: the daemon enters it, doctor does not.
@@ -194,7 +219,11 @@ fn unplugged_modem_is_named_with_the_fix() {
         ),
     );
     assert!(report.contains("/dev/serial/by-id/"), "{report}");
-    has(&report, "--", "modem1: modem, SIM and network checks not run");
+    has(
+        &report,
+        "--",
+        "modem1: modem, SIM and network checks not run",
+    );
     assert_eq!(code, 1, "{report}");
 }
 

@@ -28,7 +28,10 @@ fn packaged_config_is_the_example_with_the_token_file_on() {
         .into_iter()
         .filter(|l| l != token_line)
         .collect();
-    assert_eq!(packaged, example, "packaging/pasarela.toml drifted from config/pasarela.toml");
+    assert_eq!(
+        packaged, example,
+        "packaging/pasarela.toml drifted from config/pasarela.toml"
+    );
     assert!(packaged_text.lines().any(|l| l == token_line));
 
     let loaded = Config::from_toml(&packaged_text).unwrap();
@@ -36,7 +39,10 @@ fn packaged_config_is_the_example_with_the_token_file_on() {
         loaded.config.admin.token_file.as_deref(),
         Some(Path::new("/etc/pasarela/admin.token"))
     );
-    assert_eq!(loaded.config.daemon.state_dir, Path::new("/var/lib/pasarela"));
+    assert_eq!(
+        loaded.config.daemon.state_dir,
+        Path::new("/var/lib/pasarela")
+    );
     assert_eq!(loaded.config.admin.listen, "127.0.0.1:8080");
 }
 
@@ -60,7 +66,10 @@ fn unit_runs_the_daemon_as_the_design_says() {
         "DevicePolicy=closed",
         "DeviceAllow=char-ttyUSB rw",
     ] {
-        assert!(lines.contains(&expected), "systemd/pasarela.service lacks `{expected}`");
+        assert!(
+            lines.contains(&expected),
+            "systemd/pasarela.service lacks `{expected}`"
+        );
     }
     // PrivateUsers would map the device's dialout group to nobody.
     assert!(!unit.contains("PrivateUsers=yes"));
