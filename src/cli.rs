@@ -76,3 +76,97 @@ pub async fn post_message(
         bail!("pasarela refused the message ({status}): {msg}")
     }
 }
+
+/// Sample customers of the `demo` ISP (the first one texts in the README's examples).
+pub const DEMO_CUSTOMERS: &str = "codigo,nombre,telefono,email,deuda,vencimiento,plan\n\
+1001,Ana Pérez,1123456789,ana@example.com,\"1.234,50\",05/12/2026,Fibra 300\n\
+1002,Bruno Díaz,011 15-2345-6780,,0,05/12/2026,Fibra 100\n\
+1003,Carla Núñez,+54 9 351 555-0101,carla@example.com,\"15.800,00\",10/12/2026,Radio 20\n\
+1004,Comedor Los Álamos,2614445566,,\"3.210,75\",10/12/2026,Fibra 50\n";
+
+/// Puts the sample customers in an empty directory (`demo`); leaves a used one alone.
+pub async fn seed_demo_customers(
+    store: &crate::store::Store,
+    phones: &crate::phone::PhoneContext,
+) -> anyhow::Result<usize> {
+    let count = store.read(crate::store::directory::count_customers).await?;
+    if count > 0 {
+        return Ok(0);
+    }
+    let report = crate::directory::import_csv(
+        store,
+        DEMO_CUSTOMERS.as_bytes().to_vec(),
+        Default::default(),
+        phones.clone(),
+    )
+    .await?;
+    anyhow::ensure!(
+        report.rejected.is_empty(),
+        "demo customers rejected: {:?}",
+        report.rejected
+    );
+    Ok(report.inserted)
+}
+
+/// `pasarela customers import FILE.csv`: sends the file to the running daemon's import route.
+pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result<String> {
+    let loaded = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = loaded
+        .admin_token()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .context("the config sets no admin token (admin.token or admin.token_file)")?;
+    let base = crate::daemon::api_base(&loaded)?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()?;
+    let response = client
+        .post(format!("{base}/api/customers/import"))
+        .bearer_auth(token.expose())
+        .header("content-type", "text/csv")
+        .body(bytes)
+        .send()
+        .await
+        .with_context(|| {
+            format!("cannot reach pasarela at {base}; is it running? (systemctl status pasarela)")
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if let Some(msg) = body["error"]["message"].as_str() {
+        bail!("pasarela refused the file ({status}): {msg}");
+    }
+    let mut out = format!(
+        "{}: {} inserted, {} updated, {} rejected",
+        file.display(),
+        body["inserted"],
+        body["updated"],
+        body["rejected"].as_array().map_or(0, Vec::len)
+    );
+    for r in body["rejected"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  line {}: {}{}",
+            r["line"],
+            r["field"]
+                .as_str()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default(),
+            r["error"].as_str().unwrap_or("")
+        ));
+    }
+    for s in body["shared_phones"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "\n  note: {} is on customers {} and {}",
+            s["phone"].as_str().unwrap_or(""),
+            s["code"].as_str().unwrap_or(""),
+            s["also_on"].as_str().unwrap_or("")
+        ));
+    }
+    for w in body["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!("\n  warning: {}", w.as_str().unwrap_or("")));
+    }
+    if status.is_success() {
+        Ok(out)
+    } else {
+        bail!("{out}")
+    }
+}

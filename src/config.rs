@@ -69,6 +69,18 @@ pub struct Config {
     /// `[[modem]]`: GSM modems, each its own route.
     #[serde(default, rename = "modem")]
     pub modems: Vec<ModemConfig>,
+    /// `[rules]`: keyword auto-replies and their templates (editable at run time).
+    #[serde(default)]
+    pub rules: crate::rules::Settings,
+    /// `[windows]`: delivery windows and holidays.
+    #[serde(default)]
+    pub windows: crate::rules::window::WindowsConfig,
+    /// `[[groups]]`: operator groups alerted about new tickets.
+    #[serde(default)]
+    pub groups: Vec<crate::rules::GroupConfig>,
+    /// `[directory]`: where customers come from (CSV columns, live lookup in the billing system).
+    #[serde(default)]
+    pub directory: crate::directory::DirectoryConfig,
 }
 
 /// `[[modem]]`: one GSM modem on a serial port.
@@ -530,11 +542,64 @@ impl Loaded {
                 ));
             }
         }
+        self.validate_rules(&mut errors);
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         if errors.is_empty() {
             Ok(())
         } else {
             Err(ConfigErrors(errors))
+        }
+    }
+
+    /// `[rules]`, `[windows]`, `[[groups]]` and `[directory]`.
+    fn validate_rules(&self, errors: &mut Vec<ConfigError>) {
+        let c = &self.config;
+        let tz = c.company.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let windows = match crate::rules::window::Windows::new(&c.windows, tz) {
+            Ok(w) => Some(w),
+            Err(list) => {
+                for (key, message) in list {
+                    errors.push(self.err(&key, message));
+                }
+                None
+            }
+        };
+        let phones =
+            crate::phone::PhoneContext::new(&c.company.country, c.company.assume_mobile).ok();
+        let mut group_names = Vec::new();
+        for g in &c.groups {
+            if g.name.trim().is_empty() || group_names.contains(&g.name) {
+                errors.push(self.err(
+                    "groups.name",
+                    format!("`{}` must be a unique, non-empty group name", g.name),
+                ));
+            }
+            group_names.push(g.name.clone());
+            if let Some(w) = &windows
+                && let Err(e) = w.check_name(&g.window)
+            {
+                errors.push(self.err("groups.window", e));
+            }
+            if g.phones.is_empty() {
+                errors.push(self.err("groups.phones", format!("group `{}` has no phones", g.name)));
+            }
+            for p in &g.phones {
+                if let Some(ctx) = &phones
+                    && let Err(e) = ctx.normalize(p)
+                {
+                    errors.push(self.err("groups.phones", format!("`{p}`: {e}")));
+                }
+            }
+        }
+        let mut rules = c.rules.clone();
+        rules.fill_defaults(c.company.language);
+        let extra: std::collections::BTreeSet<String> =
+            c.directory.extra_fields.iter().cloned().collect();
+        for (key, message) in rules.check(&extra, &group_names) {
+            errors.push(self.err(&key, message));
+        }
+        for (key, message) in c.directory.check() {
+            errors.push(self.err(&key, message));
         }
     }
 

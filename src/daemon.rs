@@ -110,7 +110,11 @@ pub async fn run(
             },
         )));
     }
+    let rules = crate::inbox::RulesContext::new(cfg, store.clone(), handle.clone())
+        .await
+        .context("cannot start the keyword rules")?;
     let state = AppState {
+        rules: rules.clone(),
         store: store.clone(),
         token,
         phones: cfg.company.phone_context(),
@@ -162,6 +166,22 @@ pub async fn run(
             index_text_loop(store.clone(), stop.clone())
         }))
     };
+    let mut rule_tasks = Vec::new();
+    for (name, which) in [("inbox", 0u8), ("scheduler", 1), ("ticket forwarder", 2)] {
+        let rules = rules.clone();
+        let stop = shutdown.clone();
+        rule_tasks.push(tokio::spawn(supervise(name, shutdown.clone(), move || {
+            let rules = rules.clone();
+            let stop = stop.clone();
+            async move {
+                match which {
+                    0 => rules.run_inbox(stop).await,
+                    1 => rules.run_scheduler(stop).await,
+                    _ => rules.run_forwarder(stop).await,
+                }
+            }
+        })));
+    }
     let reporter = tokio::spawn(report_status(
         store.clone(),
         handle.clone(),
@@ -200,6 +220,9 @@ pub async fn run(
         );
     }
     reporter.abort();
+    for t in rule_tasks {
+        let _ = t.await;
+    }
     let _ = indexer.await;
     store.close().await;
     log::info!("stopped cleanly");

@@ -62,6 +62,11 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
         config: PathBuf,
     },
+    /// Manage the customer directory of the running daemon.
+    Customers {
+        #[command(subcommand)]
+        cmd: CustomersCommand,
+    },
     /// Decode and encode SMS PDUs as a modem shows them (AT+CMGF=0), for debugging.
     Pdu {
         #[command(subcommand)]
@@ -80,6 +85,18 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum CustomersCommand {
+    /// Import customers from a CSV file with a header row (codigo,nombre,telefono,email,deuda,…);
+    /// rows are upserted by code. Prints inserted / updated / rejected with line numbers.
+    Import {
+        #[arg(value_name = "FILE.csv")]
+        file: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -114,6 +131,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
+            }
+        }
+        Command::Customers {
+            cmd: CustomersCommand::Import { file, config },
+        } => {
+            let rt = runtime();
+            match rt.block_on(cli::import_customers(&config, &file)) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pasarela customers import: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Command::Send { to, text, config } => {
@@ -215,6 +247,13 @@ fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String
     config.admin.token = Some(Secret::new(token.clone()));
     config.company.name = "Demo ISP".to_string();
     config.modems = vec![pasarela::config::ModemConfig::new("modem1", link.clone())];
+    // New tickets alert an on-call technician (a number of the simulated network).
+    config.groups = vec![pasarela::rules::GroupConfig {
+        name: "guardia".to_string(),
+        phones: vec!["+5491156781234".to_string()],
+        window: "always".to_string(),
+    }];
+    config.rules.ticket.alert_groups = vec!["guardia".to_string()];
     let loaded = Loaded::from_config(config);
     if let Err(e) = loaded.validate() {
         return fail(2, e.to_string());
@@ -231,13 +270,30 @@ fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String
         // Delivery reports arrive two seconds after each send, as on a real network.
         opts.config.status_report_delay_ms = Some(2000);
         let sim = pasarela::modem::sim::start(opts).await?;
+        {
+            let store = pasarela::store::Store::open(&dir)?;
+            let seeded =
+                cli::seed_demo_customers(&store, &loaded.config.company.phone_context()).await?;
+            store.close().await;
+            if seeded > 0 {
+                println!("{seeded} sample customers loaded (GET /api/customers?q=)");
+            }
+        }
         let sim_base = format!("http://{}", sim.control_addr().unwrap_or(sim_addr));
         println!("pasarela demo: database in {}, simulated modem at {}", dir.display(), link.display());
         println!("admin token: {token}");
-        println!("a customer texts the gateway:");
+        println!("a customer texts the gateway (Ana Pérez asks for her balance, then opens a ticket):");
         println!(
             "  curl -s -d '{{\"from\":\"+5491123456789\",\"text\":\"Hola, ¿cuál es mi saldo?\"}}' {sim_base}/inbound"
         );
+        println!(
+            "  curl -s -d '{{\"from\":\"+5491123456789\",\"text\":\"soporte: sin internet\"}}' {sim_base}/inbound"
+        );
+        println!("the billing system reports a payment:");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {token}' -d '{{\"id\":\"pago-1\",\"type\":\"payment\",\"customer\":\"1001\",\"amount\":\"1234.50\",\"method\":\"manual\",\"balance\":\"0\"}}' {base}/api/events"
+        );
+        println!("tickets: curl -s -H 'Authorization: Bearer {token}' {base}/api/tickets");
         println!("send an SMS:");
         println!(
             "  curl -s -H 'Authorization: Bearer {token}' -d '{{\"to\":\"011 15-2345-6789\",\"text\":\"Su pago fue registrado. ¡Gracias!\"}}' {base}/api/messages"

@@ -442,7 +442,14 @@ fn check_config_good_and_bad() {
         .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["run", "demo", "check-config", "send", "version"] {
+    for cmd in [
+        "run",
+        "demo",
+        "check-config",
+        "send",
+        "customers",
+        "version",
+    ] {
         assert!(help.contains(cmd), "{help}");
     }
 }
@@ -478,4 +485,53 @@ async fn send_command_goes_through_the_api() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("to:"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn customers_import_command_reports_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path());
+    let csv = dir.path().join("clientes.csv");
+    std::fs::write(
+        &csv,
+        "codigo;nombre;telefono;deuda\n1;Ana;1123456789;1.234,50\n2;Beto;no-es-un-numero;5\n",
+    )
+    .unwrap();
+    let run = |file: std::path::PathBuf| {
+        let config = d.config.clone();
+        async move {
+            tokio::process::Command::new(bin())
+                .args(["customers", "import"])
+                .arg(file)
+                .arg("--config")
+                .arg(config)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(csv.clone()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 inserted, 0 updated, 1 rejected"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 3: phone:"), "{stdout}");
+    let (_, found) = common::api(
+        reqwest::Method::GET,
+        format!("{}/api/customers?phone=%2B5491123456789", d.base),
+        None,
+    )
+    .await;
+    assert_eq!(found["customers"][0]["balance"], "1234.50");
+    // A file the importer cannot read at all: exit 1, the reason on stderr, nothing stored.
+    std::fs::write(&csv, "nombre,telefono\nAna,1123456789\n").unwrap();
+    let out = run(csv).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no customer code column"));
 }

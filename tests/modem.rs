@@ -176,7 +176,17 @@ async fn receive_single_multipart_alphanumeric_and_a_full_sim() {
         .find(|m| m.text.starts_with("Tu recarga"))
         .unwrap();
     assert_eq!(alpha.peer, "Personal");
-    assert!(msgs.iter().all(|m| m.state == State::Received));
+    assert!(
+        msgs.iter()
+            .filter(|m| m.direction == Direction::In)
+            .all(|m| m.state == State::Received)
+    );
+    // The keyword rules answered the customers (at most 10 replies an hour to one number),
+    // never the alphanumeric sender.
+    wait_for("the auto-replies", 30, async || sim.sent().len() == 12).await;
+    let sent = sim.sent();
+    assert!(sent.iter().all(|m| m.to != "Personal"));
+    assert_eq!(sent.iter().filter(|m| m.to == "+5491199990000").count(), 10);
     gw.stop().await;
     sim.shutdown().await;
 }

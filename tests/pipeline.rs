@@ -92,6 +92,8 @@ async fn seed(dir: &std::path::Path, items: &[(&str, Priority)]) -> Vec<MessageI
                     body: body.to_string(),
                     priority: *priority,
                     customer_id: None,
+                    window: None,
+                    not_before: None,
                 })
                 .collect(),
         )

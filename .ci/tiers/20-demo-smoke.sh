@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command, as a new user runs it: `cargo run --release -- demo`, then the
-# curl lines it prints: a customer texts the gateway, an SMS goes out and is delivered.
+# curl lines it prints: a customer texts "saldo" and gets her balance back, an SMS goes out
+# and is delivered.
 set -euo pipefail
 command -v curl >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
 tmp=$(mktemp -d)
@@ -22,7 +23,9 @@ for _ in $(seq 100); do
 import json, sys
 m = json.load(sys.stdin)["messages"]
 states = sorted(x["direction"] + ":" + x["state"] for x in m)
-sys.exit(0 if states == ["in:received", "out:delivered"] else 1)'; then ok=1; break; fi
+reply = [x["text"] for x in m if x["direction"] == "out" and "saldo" in x["text"]]
+sys.exit(0 if states == ["in:received", "out:delivered", "out:delivered"]
+         and reply and "$ 1.234,50" in reply[0] else 1)'; then ok=1; break; fi
   sleep 0.2
 done
 [ "$ok" = 1 ] || { echo "demo: messages did not reach the expected states"; cat "$tmp/out"; exit 1; }

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "40-deb: needs root (dpkg -i, adduser); skipped"
+    echo "40-deb: needs root (dpkg -i, adduser, apt-get); CI runs as root" >&2
     exit 1
 fi
 tier_start=$SECONDS

@@ -47,6 +47,9 @@ pub struct SendRequest {
     pub channel: Option<Channel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
+    /// Delivery window (`laboral`, `always`…); default by priority from `[windows]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,7 +80,7 @@ pub struct MessageView {
     pub delivered_at: Option<String>,
 }
 
-fn rfc3339(ms: i64) -> String {
+pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -149,7 +152,29 @@ fn validate(
         body: req.text.clone(),
         priority: req.priority.unwrap_or(Priority::Notification),
         customer_id: None,
+        window: None,
+        not_before: None,
     })
+}
+
+/// Sets the delivery window of a validated message (`prefix` as in [`validate`]).
+fn place(
+    state: &AppState,
+    mut item: NewOutbound,
+    window: Option<&str>,
+    prefix: &str,
+    now: i64,
+) -> Result<NewOutbound, (String, String)> {
+    if let Some(w) = window {
+        state
+            .rules
+            .windows
+            .check_name(w)
+            .map_err(|e| (format!("{prefix}window"), e))?;
+    }
+    item.window = state.rules.window_for(item.priority, window);
+    item.not_before = state.rules.not_before(item.window.as_deref(), now);
+    Ok(item)
 }
 
 async fn send(
@@ -159,12 +184,15 @@ async fn send(
     let max_parts = state.dispatch_config.max_parts as usize;
     let item =
         validate(&state.phones, max_parts, &req, "").map_err(|(f, m)| ApiError::field(f, m))?;
-    let ids = state.store.enqueue(vec![item]).await?;
+    let item = place(&state, item, req.window.as_deref(), "", now_ms())
+        .map_err(|(f, m)| ApiError::field(f, m))?;
+    let placed = state.store.enqueue_placed(vec![item]).await?;
+    let (id, msg_state) = placed[0];
     state.dispatch.wake();
-    log::debug!(msg_id = ids[0].0; "message {} queued by the API", ids[0]);
+    log::debug!(msg_id = id.0; "message {id} {msg_state} by the API");
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({"id": ids[0].0, "state": "queued"})),
+        Json(serde_json::json!({"id": id.0, "state": msg_state})),
     ))
 }
 
@@ -189,10 +217,12 @@ async fn batch(
     // off the async workers.
     let phones = state.phones.clone();
     let max_parts = state.dispatch_config.max_parts as usize;
-    let (items, errors) =
-        tokio::task::spawn_blocking(move || validate_all(&phones, max_parts, &req.messages))
-            .await
-            .map_err(ApiError::internal)?;
+    let ((items, errors), req) = tokio::task::spawn_blocking(move || {
+        let out = validate_all(&phones, max_parts, &req.messages);
+        (out, req)
+    })
+    .await
+    .map_err(ApiError::internal)?;
     if !errors.is_empty() {
         let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -205,19 +235,64 @@ async fn batch(
         e.body.items = errors;
         return Err(e);
     }
-    let ids = state.store.enqueue(items).await?;
+    let now = now_ms();
+    let mut placed_items = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, (item, r)) in items.into_iter().zip(&req.messages).enumerate() {
+        match place(
+            &state,
+            item,
+            r.window.as_deref(),
+            &format!("messages[{index}]."),
+            now,
+        ) {
+            Ok(i) => placed_items.push(i),
+            Err((field, message)) => errors.push(ItemError {
+                index,
+                message: format!("{field}: {message}"),
+                field,
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_batch",
+            format!(
+                "{} of {n} messages are invalid; nothing was queued",
+                errors.len()
+            ),
+        );
+        e.body.items = errors;
+        return Err(e);
+    }
+    let placed = state.store.enqueue_placed(placed_items).await?;
     state.dispatch.wake();
-    log::info!(
-        "batch of {n} messages queued (ids {} to {})",
-        ids[0],
-        ids[n - 1]
+    let count = |s: MsgState| placed.iter().filter(|(_, st)| *st == s).count();
+    let (queued, scheduled, cancelled) = (
+        count(MsgState::Queued),
+        count(MsgState::Scheduled),
+        count(MsgState::Cancelled),
     );
+    log::info!(
+        "batch of {n} messages accepted (ids {} to {}): {queued} queued, {scheduled} scheduled, {cancelled} cancelled (opted out)",
+        placed[0].0,
+        placed[n - 1].0
+    );
+    let overall = if scheduled == n {
+        MsgState::Scheduled
+    } else {
+        MsgState::Queued
+    };
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({
-            "ids": ids.iter().map(|i| i.0).collect::<Vec<_>>(),
-            "state": "queued",
+            "ids": placed.iter().map(|(i, _)| i.0).collect::<Vec<_>>(),
+            "state": overall,
             "count": n,
+            "queued": queued,
+            "scheduled": scheduled,
+            "cancelled": cancelled,
         })),
     ))
 }

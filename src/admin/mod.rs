@@ -6,6 +6,7 @@
 //! unknown JSON fields are rejected.
 
 mod api;
+mod rules_api;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +25,7 @@ use crate::phone::PhoneContext;
 use crate::store::Store;
 use crate::transport::Transport;
 
-pub use api::{MessageView, SendRequest};
+pub use api::{MessageView, SendRequest, rfc3339};
 
 /// Everything a request handler may touch.
 #[derive(Clone)]
@@ -36,14 +37,18 @@ pub struct AppState {
     pub dispatch_config: DispatchConfig,
     pub transports: Vec<Arc<dyn Transport>>,
     pub started: Instant,
+    /// Customers, rules, windows: what the keyword and billing routes need.
+    pub rules: crate::inbox::RulesContext,
 }
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.
 pub fn router(state: AppState) -> Router {
-    let protected = api::routes().layer(middleware::from_fn_with_state(
-        Arc::new(state.token.clone()),
-        require_token,
-    ));
+    let protected = api::routes()
+        .merge(rules_api::routes())
+        .layer(middleware::from_fn_with_state(
+            Arc::new(state.token.clone()),
+            require_token,
+        ));
     Router::new()
         .route("/api/health", axum::routing::get(api::health))
         .merge(protected)
@@ -138,6 +143,12 @@ impl ApiError {
         let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message);
         e.body.field = Some(field);
         e
+    }
+
+    /// Names the offending field of an error built with [`ApiError::new`].
+    pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
+        self.body.field = Some(field.into());
+        self
     }
 
     pub fn internal(e: impl std::fmt::Display) -> ApiError {

@@ -123,6 +123,10 @@ pub struct NewOutbound {
     pub body: String,
     pub priority: Priority,
     pub customer_id: Option<i64>,
+    /// Delivery window it must wait for (checked again whenever the window closes).
+    pub window: Option<String>,
+    /// Not before this time (Unix ms): the window's next opening. Later than now → `scheduled`.
+    pub not_before: Option<i64>,
 }
 
 /// An inbound message as a transport read it.
@@ -213,23 +217,40 @@ pub fn insert_outbound(
     conn: &Connection,
     items: &[NewOutbound],
     now: i64,
-) -> Result<Vec<MessageId>, StoreError> {
+) -> Result<Vec<(MessageId, State)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (direction, channel, peer, body, state, priority, attempts, \
-         next_attempt_at, customer_id, created_at, updated_at) \
-         VALUES ('out', ?1, ?2, ?3, 'queued', ?4, 0, ?5, ?6, ?5, ?5)",
+         next_attempt_at, customer_id, created_at, updated_at, send_window, last_error) \
+         VALUES ('out', ?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?8, ?9, ?10)",
     )?;
     let mut ids = Vec::with_capacity(items.len());
     for m in items {
+        let opted_out = m.priority != Priority::Reply
+            && super::directory::opted_out(conn, m.channel, &m.peer, m.customer_id)?;
+        let due = m.not_before.unwrap_or(now).max(now);
+        let (state, error) = if opted_out {
+            (
+                State::Cancelled,
+                Some("the recipient opted out (BAJA) of notifications and bulk on this channel"),
+            )
+        } else if due > now {
+            (State::Scheduled, None)
+        } else {
+            (State::Queued, None)
+        };
         stmt.execute(params![
             m.channel.as_str(),
             m.peer,
             m.body,
+            state.as_str(),
             m.priority.rank(),
+            due,
+            m.customer_id,
             now,
-            m.customer_id
+            m.window,
+            error,
         ])?;
-        ids.push(MessageId(conn.last_insert_rowid()));
+        ids.push((MessageId(conn.last_insert_rowid()), state));
     }
     Ok(ids)
 }
@@ -254,8 +275,8 @@ pub fn insert_inbound(
     }
     conn.prepare_cached(
         "INSERT INTO messages (direction, channel, transport, peer, body, state, priority, \
-         provider_ref, created_at, updated_at) \
-         VALUES ('in', ?1, ?2, ?3, ?4, 'received', 0, ?5, ?6, ?6)",
+         provider_ref, created_at, updated_at, handled) \
+         VALUES ('in', ?1, ?2, ?3, ?4, 'received', 0, ?5, ?6, ?6, 0)",
     )?
     .execute(params![
         m.channel.as_str(),
@@ -648,10 +669,12 @@ pub fn resend(conn: &Connection, id: MessageId, now: i64) -> Result<Message, Sto
                     body: m.body.clone(),
                     priority: m.priority,
                     customer_id: m.customer_id,
+                    window: None,
+                    not_before: None,
                 }],
                 now,
             )?;
-            get(conn, ids[0])
+            get(conn, ids[0].0)
         }
         (_, s) => Err(StoreError::Conflict(format!(
             "message {id} is {s}: it will be sent anyway"

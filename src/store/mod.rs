@@ -9,6 +9,7 @@
 //! in WAL mode: it survives a power cut). Reader threads serve queries from their own
 //! connections, so history searches never wait behind writes.
 
+pub mod directory;
 pub mod messages;
 mod schema;
 pub mod sms;
@@ -87,6 +88,8 @@ pub struct Store {
     writer: mpsc::Sender<WriteMsg>,
     reader: mpsc::Sender<ReadJob>,
     path: Arc<PathBuf>,
+    /// Signalled after a new inbound message is committed (the rules wait on it).
+    inbound: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -142,11 +145,17 @@ impl Store {
             writer: wtx,
             reader: rtx,
             path: Arc::new(path),
+            inbound: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Notified whenever a new inbound message has been committed.
+    pub fn inbound_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.inbound.clone()
     }
 
     /// Runs `f` in its own savepoint inside the next group commit; resolves once that commit
@@ -205,14 +214,29 @@ impl Store {
 
     /// Queues outbound messages in one transaction: all or none.
     pub async fn enqueue(&self, items: Vec<NewOutbound>) -> Result<Vec<MessageId>, StoreError> {
+        let placed = self.enqueue_placed(items).await?;
+        Ok(placed.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Like [`Store::enqueue`], with the state each message got: `queued`, `scheduled` (its
+    /// delivery window is closed) or `cancelled` (the recipient opted out).
+    pub async fn enqueue_placed(
+        &self,
+        items: Vec<NewOutbound>,
+    ) -> Result<Vec<(MessageId, State)>, StoreError> {
         self.write(move |c| messages::insert_outbound(c, &items, now_ms()))
             .await
     }
 
     /// Stores an inbound message; `false` when it was a duplicate delivery.
     pub async fn insert_inbound(&self, m: NewInbound) -> Result<(MessageId, bool), StoreError> {
-        self.write(move |c| messages::insert_inbound(c, &m, now_ms()))
-            .await
+        let result = self
+            .write(move |c| messages::insert_inbound(c, &m, now_ms()))
+            .await?;
+        if result.1 {
+            self.inbound.notify_one();
+        }
+        Ok(result)
     }
 
     pub async fn get(&self, id: MessageId) -> Result<Message, StoreError> {
@@ -281,7 +305,13 @@ impl Store {
 
     /// Stores a received SMS or SMS part; see [`sms::receive`].
     pub async fn receive_sms(&self, part: sms::InboundSms) -> Result<sms::Received, StoreError> {
-        self.write(move |c| sms::receive(c, &part, now_ms())).await
+        let received = self
+            .write(move |c| sms::receive(c, &part, now_ms()))
+            .await?;
+        if matches!(received, sms::Received::Message(_)) {
+            self.inbound.notify_one();
+        }
+        Ok(received)
     }
 
     /// Stores long messages still missing parts after `max_age_ms` as incomplete.
@@ -289,11 +319,16 @@ impl Store {
         &self,
         max_age_ms: i64,
     ) -> Result<Vec<MessageId>, StoreError> {
-        self.write(move |c| {
-            let now = now_ms();
-            sms::flush_incomplete(c, now - max_age_ms, now)
-        })
-        .await
+        let flushed = self
+            .write(move |c| {
+                let now = now_ms();
+                sms::flush_incomplete(c, now - max_age_ms, now)
+            })
+            .await?;
+        if !flushed.is_empty() {
+            self.inbound.notify_one();
+        }
+        Ok(flushed)
     }
 
     pub async fn record_part_sent(
@@ -502,6 +537,8 @@ mod tests {
             body: body.into(),
             priority,
             customer_id: None,
+            window: None,
+            not_before: None,
         }
     }
 

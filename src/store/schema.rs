@@ -77,4 +77,89 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX sms_parts_out_mr ON sms_parts_out (transport, mr, sent_at);
     "#,
+    // 3: the customer directory, tickets, billing events, opt-outs, run-time settings; inbound
+    // messages waiting for the keyword rules; delivery windows on outbound messages.
+    r#"
+    -- Inbound rows the rules have not handled yet. Rows from before this version count as handled.
+    ALTER TABLE messages ADD COLUMN handled INTEGER NOT NULL DEFAULT 1;
+    -- The delivery window a notification or bulk message waits for (NULL: none).
+    ALTER TABLE messages ADD COLUMN send_window TEXT;
+    CREATE INDEX messages_unhandled ON messages (id) WHERE direction = 'in' AND handled = 0;
+    CREATE INDEX messages_scheduled ON messages (next_attempt_at) WHERE state = 'scheduled';
+    CREATE TABLE customers (
+        id              INTEGER PRIMARY KEY,
+        code            TEXT    NOT NULL UNIQUE,
+        name            TEXT    NOT NULL,
+        email           TEXT,
+        -- Cents; exact.
+        balance         INTEGER,
+        due_date        TEXT,
+        plan            TEXT,
+        zone            TEXT,
+        -- Any other fields, a JSON object of strings.
+        extra           TEXT    NOT NULL DEFAULT '{}',
+        optout_sms      INTEGER NOT NULL DEFAULT 0,
+        optout_whatsapp INTEGER NOT NULL DEFAULT 0,
+        optout_email    INTEGER NOT NULL DEFAULT 0,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    -- A number may be on several customers (a family's accounts): lookups report it.
+    CREATE TABLE customer_phones (
+        phone       TEXT    NOT NULL,
+        customer_id INTEGER NOT NULL,
+        position    INTEGER NOT NULL,
+        PRIMARY KEY (phone, customer_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX customer_phones_customer ON customer_phones (customer_id, position);
+    -- Names of the extra fields seen on any customer (template variables).
+    CREATE TABLE customer_fields (name TEXT PRIMARY KEY) WITHOUT ROWID;
+    -- Numbers that sent BAJA on a channel: no notifications or bulk there.
+    CREATE TABLE optouts (
+        channel TEXT    NOT NULL,
+        peer    TEXT    NOT NULL,
+        at      INTEGER NOT NULL,
+        PRIMARY KEY (channel, peer)
+    ) WITHOUT ROWID;
+    CREATE TABLE tickets (
+        id               INTEGER PRIMARY KEY,
+        customer_id      INTEGER,
+        customer_code    TEXT,
+        peer             TEXT    NOT NULL,
+        channel          TEXT    NOT NULL,
+        text             TEXT    NOT NULL,
+        state            TEXT    NOT NULL DEFAULT 'open',
+        operator         TEXT    NOT NULL,
+        category         TEXT    NOT NULL,
+        message_id       INTEGER,
+        -- Company-local date (YYYY-MM-DD), for the per-day limit.
+        day              TEXT    NOT NULL,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        closed_at        INTEGER,
+        -- Forwarding to the billing system: NULL (off), pending, done, failed.
+        forward_state    TEXT,
+        forward_attempts INTEGER NOT NULL DEFAULT 0,
+        forward_next_at  INTEGER,
+        forward_error    TEXT
+    );
+    CREATE INDEX tickets_peer_day ON tickets (peer, day);
+    CREATE INDEX tickets_customer_day ON tickets (customer_id, day);
+    CREATE INDEX tickets_state ON tickets (state, id);
+    CREATE INDEX tickets_forward ON tickets (forward_next_at) WHERE forward_state = 'pending';
+    -- Billing events by their id: a retried event finds its first answer here.
+    CREATE TABLE events (
+        id          TEXT    PRIMARY KEY,
+        type        TEXT    NOT NULL,
+        body        TEXT    NOT NULL,
+        result      TEXT    NOT NULL,
+        received_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- Settings edited through the API (JSON), over the config file's.
+    CREATE TABLE settings (
+        key        TEXT    PRIMARY KEY,
+        value      TEXT    NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];

@@ -1,0 +1,631 @@
+//! JSON API for what customers touch: the customer directory, tickets, billing events, the
+//! auto-reply rules and template previews.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::{ApiError, AppState, JsonBody};
+use crate::directory::{self, CustomerJson, ImportError, ImportReport, MAX_CUSTOMERS};
+use crate::rules::template::{self, Use};
+use crate::rules::{Customer, Money, Settings};
+use crate::store::directory as sql;
+use crate::store::{Channel, NewOutbound, Priority, now_ms};
+
+/// Largest customer upload (100,000 customers of ~300 bytes fit).
+const CUSTOMERS_LIMIT: usize = 64 * 1024 * 1024;
+const SMALL_LIMIT: usize = 64 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/customers",
+            post(upsert_customers)
+                .get(find_customers)
+                .layer(axum::extract::DefaultBodyLimit::max(CUSTOMERS_LIMIT)),
+        )
+        .route(
+            "/api/customers/import",
+            post(import_customers).layer(axum::extract::DefaultBodyLimit::max(CUSTOMERS_LIMIT)),
+        )
+        .route("/api/tickets", get(list_tickets))
+        .route("/api/tickets/{id}", get(get_ticket))
+        .route("/api/tickets/{id}/close", post(close_ticket))
+        .route("/api/tickets/{id}/reopen", post(reopen_ticket))
+        .route("/api/tickets/{id}/assign", post(assign_ticket))
+        .route("/api/events", post(event))
+        .route(
+            "/api/rules",
+            get(get_rules).put(put_rules).delete(reset_rules),
+        )
+        .route("/api/templates/preview", post(preview))
+}
+
+fn report_response(report: ImportReport) -> impl IntoResponse {
+    let status = if report.inserted + report.updated == 0 && !report.rejected.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    log::info!(
+        "customers: {} inserted, {} updated, {} rejected",
+        report.inserted,
+        report.updated,
+        report.rejected.len()
+    );
+    (status, Json(report))
+}
+
+fn import_error(e: ImportError) -> ApiError {
+    match e {
+        ImportError::File(f) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_file", f.0)
+        }
+        ImportError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+/// `POST /api/customers`: a JSON array, upserted by code in one transaction.
+async fn upsert_customers(
+    State(state): State<AppState>,
+    JsonBody(items): JsonBody<Vec<CustomerJson>, CUSTOMERS_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    if items.len() > MAX_CUSTOMERS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "too_many",
+            format!(
+                "{} customers in one request; send at most {MAX_CUSTOMERS}",
+                items.len()
+            ),
+        ));
+    }
+    let report = directory::import_json(&state.store, items, state.phones.clone())
+        .await
+        .map_err(import_error)?;
+    Ok(report_response(report))
+}
+
+/// `POST /api/customers/import`: a CSV file as the body (`Content-Type: text/csv`).
+async fn import_customers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(ct.starts_with("text/csv") || ct.starts_with("text/plain") || ct.is_empty()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send the CSV file as the body with Content-Type: text/csv (got {ct})"),
+        ));
+    }
+    if body.len() > CUSTOMERS_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the file is larger than {} MiB", CUSTOMERS_LIMIT >> 20),
+        ));
+    }
+    let report = directory::import_csv(
+        &state.store,
+        body.to_vec(),
+        state.rules.directory_config.clone(),
+        state.phones.clone(),
+    )
+    .await
+    .map_err(import_error)?;
+    Ok(report_response(report))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerQuery {
+    phone: Option<String>,
+    q: Option<String>,
+    code: Option<String>,
+    limit: Option<u32>,
+}
+
+fn customer_json(c: &Customer) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id,
+        "code": c.code,
+        "name": c.name,
+        "phones": c.phones,
+        "email": c.email,
+        "balance": c.balance.map(Money::plain),
+        "due_date": c.due_date.map(|d| d.to_string()),
+        "plan": c.plan,
+        "zone": c.zone,
+        "extra": c.extra,
+        "optout": c.optout,
+    })
+}
+
+/// `GET /api/customers?phone=…`, `?code=…` or `?q=…` (code or name contains).
+async fn find_customers(
+    State(state): State<AppState>,
+    Query(q): Query<CustomerQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let found = if let Some(phone) = q.phone.filter(|p| !p.trim().is_empty()) {
+        let n = state
+            .phones
+            .normalize(&phone)
+            .map_err(|e| ApiError::field("phone", e.to_string()))?;
+        let n = n.as_str().to_string();
+        state
+            .store
+            .read(move |c| sql::customers_by_phone(c, &n))
+            .await?
+    } else if let Some(code) = q.code.filter(|c| !c.trim().is_empty()) {
+        state
+            .store
+            .read(move |c| sql::customer_by_code(c, code.trim()))
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        let text = q.q.unwrap_or_default();
+        state
+            .store
+            .read(move |c| sql::search_customers(c, text.trim(), limit))
+            .await?
+    };
+    let total = state.store.read(sql::count_customers).await?;
+    Ok(Json(serde_json::json!({
+        "customers": found.iter().map(customer_json).collect::<Vec<_>>(),
+        "total_in_directory": total,
+    })))
+}
+
+// ----- tickets --------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketQuery {
+    state: Option<String>,
+    customer: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+fn ticket_json(t: &sql::Ticket) -> serde_json::Value {
+    serde_json::json!({
+        "id": t.id,
+        "customer": t.customer_code,
+        "phone": t.peer,
+        "channel": t.channel,
+        "text": t.text,
+        "state": t.state,
+        "operator": t.operator,
+        "category": t.category,
+        "message_id": t.message_id,
+        "created_at": super::rfc3339(t.created_at),
+        "updated_at": super::rfc3339(t.updated_at),
+        "closed_at": t.closed_at.map(super::rfc3339),
+        "forward": t.forward_state.as_ref().map(|s| serde_json::json!({
+            "state": s, "attempts": t.forward_attempts, "last_error": t.forward_error,
+        })),
+    })
+}
+
+async fn list_tickets(
+    State(state): State<AppState>,
+    Query(q): Query<TicketQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(s) = &q.state
+        && !["open", "closed"].contains(&s.as_str())
+    {
+        return Err(ApiError::field(
+            "state",
+            format!("`{s}` is not open or closed"),
+        ));
+    }
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let tickets = state
+        .store
+        .read(move |c| {
+            sql::list_tickets(
+                c,
+                q.state.as_deref(),
+                q.customer.as_deref(),
+                q.before,
+                limit,
+            )
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "tickets": tickets.iter().map(ticket_json).collect::<Vec<_>>(),
+        "next_before": if tickets.len() as u32 == limit { tickets.last().map(|t| t.id) } else { None },
+    })))
+}
+
+fn no_ticket(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("ticket {id} not found"),
+    )
+}
+
+async fn get_ticket(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    let t = state
+        .store
+        .read(move |c| sql::get_ticket(c, id))
+        .await?
+        .ok_or_else(|| no_ticket(id))?;
+    Ok(Json(ticket_json(&t)))
+}
+
+async fn change_ticket(
+    state: &AppState,
+    id: i64,
+    new_state: Option<&'static str>,
+    operator: Option<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let t = state
+        .store
+        .write(move |c| sql::update_ticket(c, id, new_state, operator.as_deref(), now_ms()))
+        .await?
+        .ok_or_else(|| no_ticket(id))?;
+    log::info!("ticket {id}: now {} (operator {})", t.state, t.operator);
+    Ok(Json(ticket_json(&t)))
+}
+
+async fn close_ticket(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    change_ticket(&state, id, Some("closed"), None).await
+}
+
+async fn reopen_ticket(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    change_ticket(&state, id, Some("open"), None).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignRequest {
+    operator: String,
+}
+
+async fn assign_ticket(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonBody(req): JsonBody<AssignRequest, SMALL_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    let op = req.operator.trim().to_string();
+    if op.is_empty() || op.chars().count() > 64 {
+        return Err(ApiError::field("operator", "must be 1 to 64 characters"));
+    }
+    change_ticket(&state, id, None, Some(op)).await
+}
+
+// ----- billing events -------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct EventRequest {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    customer: String,
+    #[serde(default)]
+    amount: Option<serde_json::Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    balance: Option<serde_json::Value>,
+}
+
+fn money_field(field: &str, v: &Option<serde_json::Value>) -> Result<Option<Money>, ApiError> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Money::parse(s)
+            .map(Some)
+            .map_err(|e| ApiError::field(field, e)),
+        Some(serde_json::Value::Number(n)) => Money::parse(&n.to_string())
+            .map(Some)
+            .map_err(|e| ApiError::field(field, e)),
+        Some(other) => Err(ApiError::field(
+            field,
+            format!("{other} is not an amount; send \"1234.50\" or 1234.50"),
+        )),
+    }
+}
+
+/// `POST /api/events`: a billing event. Today: `payment`. The event id makes a retry harmless:
+/// the same id with the same body answers what the first call answered.
+async fn event(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<EventRequest, SMALL_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = req.id.trim().to_string();
+    if id.is_empty() || id.len() > 128 {
+        return Err(ApiError::field(
+            "id",
+            "must be 1 to 128 characters (the billing system's event id)",
+        ));
+    }
+    if req.kind != "payment" {
+        return Err(ApiError::field(
+            "type",
+            format!(
+                "`{}` is not an event type pasarela knows; send \"payment\"",
+                req.kind
+            ),
+        ));
+    }
+    let amount = money_field("amount", &req.amount)?
+        .ok_or_else(|| ApiError::field("amount", "is required for a payment"))?;
+    let balance = money_field("balance", &req.balance)?;
+    let automatic = match req.method.as_deref() {
+        Some("automatic") => true,
+        Some("manual") => false,
+        None => {
+            return Err(ApiError::field(
+                "method",
+                "is required: \"automatic\" or \"manual\"",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::field(
+                "method",
+                format!("`{other}` is not \"automatic\" or \"manual\""),
+            ));
+        }
+    };
+    let body = serde_json::to_string(&req).map_err(ApiError::internal)?;
+    let code = req.customer.trim().to_string();
+
+    // A retry answers from the stored result.
+    let stored = {
+        let id = id.clone();
+        state.store.read(move |c| sql::get_event(c, &id)).await?
+    };
+    if let Some((stored_body, result)) = stored {
+        return replay(&id, &stored_body, &body, &result);
+    }
+    let customer = {
+        let code = code.clone();
+        state
+            .store
+            .read(move |c| sql::customer_by_code(c, &code))
+            .await?
+    };
+    let Some(mut customer) = customer else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_customer",
+            format!("customer: no customer with code `{code}` in the directory; import it first (POST /api/customers)"),
+        )
+        .with_field("customer"));
+    };
+    if let Some(b) = balance {
+        customer.balance = Some(b);
+    }
+    let settings = state.rules.settings();
+    let enabled = if automatic {
+        settings.payment.automatic
+    } else {
+        settings.payment.manual
+    };
+    let rules = state.rules.clone();
+    let now = now_ms();
+    let phone = customer.phones.first().cloned();
+    let text = phone.as_ref().map(|p| {
+        let mut vars = rules.vars(Some(&customer), p);
+        vars.set("monto", amount.format(rules.company.language))
+            .set("metodo", rules.method_word(automatic));
+        template::render(settings.payment.template.as_deref().unwrap_or(""), &vars)
+    });
+    let window = rules.window_for(Priority::Notification, None);
+    let not_before = rules.not_before(window.as_deref(), now);
+    let (id2, body2) = (id.clone(), body.clone());
+    let outcome = state
+        .store
+        .write(move |c| {
+            // Checked again inside the transaction: two identical events racing store one.
+            if let Some((stored_body, result)) = sql::get_event(c, &id2)? {
+                return Ok(Err((stored_body, result)));
+            }
+            let cid = customer.id.unwrap_or_default();
+            if let Some(b) = balance {
+                sql::set_balance(c, cid, b, now)?;
+            }
+            let result = match (&phone, enabled) {
+                (_, false) => serde_json::json!({"notice": null, "reason": format!(
+                    "payment notices for {} payments are off (rules.payment.{})",
+                    if automatic { "automatic" } else { "manual" },
+                    if automatic { "automatic" } else { "manual" })}),
+                (None, true) => serde_json::json!({"notice": null, "reason": "the customer has no phone number"}),
+                (Some(p), true) if sql::opted_out(c, Channel::Sms, p, Some(cid))? => {
+                    serde_json::json!({"notice": null, "reason": "the customer opted out of notices (BAJA)"})
+                }
+                (Some(p), true) => {
+                    let placed = crate::store::messages::insert_outbound(
+                        c,
+                        &[NewOutbound {
+                            channel: Channel::Sms,
+                            peer: p.clone(),
+                            body: text.clone().unwrap_or_default(),
+                            priority: Priority::Notification,
+                            customer_id: Some(cid),
+                            window: window.clone(),
+                            not_before,
+                        }],
+                        now,
+                    )?;
+                    serde_json::json!({"notice": {"id": placed[0].0.0, "state": placed[0].1}})
+                }
+            };
+            let result = serde_json::json!({"id": id2, "type": "payment", "customer": customer.code, "result": result});
+            sql::insert_event(c, &id2, "payment", &body2, &result.to_string(), now)?;
+            Ok(Ok(result))
+        })
+        .await?;
+    match outcome {
+        Ok(result) => {
+            state.dispatch.wake();
+            log::info!(
+                "event {id}: payment of customer {code}: {}",
+                result["result"]
+            );
+            Ok((StatusCode::ACCEPTED, Json(result)).into_response())
+        }
+        Err((stored_body, result)) => {
+            replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response)
+        }
+    }
+}
+
+fn replay(
+    id: &str,
+    stored_body: &str,
+    body: &str,
+    result: &str,
+) -> Result<axum::response::Response, ApiError> {
+    if stored_body != body {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate_event_id",
+            format!(
+                "event id `{id}` was already used for a different event; event ids must be unique"
+            ),
+        )
+        .with_field("id"));
+    }
+    let mut v: serde_json::Value = serde_json::from_str(result).map_err(ApiError::internal)?;
+    v["duplicate"] = serde_json::Value::Bool(true);
+    log::info!("event {id}: received again; answered as the first time");
+    Ok((StatusCode::OK, Json(v)).into_response())
+}
+
+// ----- rules and templates --------------------------------------------------------------------
+
+async fn get_rules(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.rules.settings().as_ref().clone())
+}
+
+fn settings_errors(errors: Vec<(String, String)>) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_rules",
+        errors
+            .iter()
+            .map(|(k, m)| format!("{k}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    e.body.field = errors.first().map(|(k, _)| k.clone());
+    e
+}
+
+/// `PUT /api/rules`: the whole `[rules]` table as JSON; templates are checked before saving.
+async fn put_rules(
+    State(state): State<AppState>,
+    JsonBody(new): JsonBody<Settings, SMALL_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    let saved = state
+        .rules
+        .replace_settings(new)
+        .await
+        .map_err(settings_errors)?;
+    Ok(Json(saved.as_ref().clone()))
+}
+
+async fn reset_rules(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(state.rules.reset_settings().await?.as_ref().clone()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewRequest {
+    template: String,
+    /// `customer` (default), `ticket` or `payment`: which variables are allowed.
+    #[serde(default)]
+    uses: Option<String>,
+    /// Render for this customer code…
+    #[serde(default)]
+    customer: Option<String>,
+    /// …or for the customer with this number.
+    #[serde(default)]
+    phone: Option<String>,
+    /// Values for `%id%`, `%monto%`… in the preview.
+    #[serde(default)]
+    vars: std::collections::BTreeMap<String, String>,
+}
+
+/// `POST /api/templates/preview`: renders a template and says how it travels as SMS.
+async fn preview(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<PreviewRequest, SMALL_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    let uses = match req.uses.as_deref().unwrap_or("customer") {
+        "customer" => Use::Customer,
+        "ticket" => Use::Ticket,
+        "payment" => Use::Payment,
+        other => {
+            return Err(ApiError::field(
+                "uses",
+                format!("`{other}` is not customer, ticket or payment"),
+            ));
+        }
+    };
+    let extra = state.rules.extra_fields().await?;
+    template::check(&req.template, uses, &extra).map_err(|e| ApiError::field("template", e))?;
+    let customer = if let Some(code) = req.customer.clone() {
+        let found = state
+            .store
+            .read(move |c| sql::customer_by_code(c, code.trim()))
+            .await?;
+        Some(found.ok_or_else(|| {
+            ApiError::field("customer", "no customer with this code in the directory")
+        })?)
+    } else if let Some(phone) = &req.phone {
+        let n = state
+            .phones
+            .normalize(phone)
+            .map_err(|e| ApiError::field("phone", e.to_string()))?;
+        match state.rules.directory.lookup(n.as_str()).await.0 {
+            directory::Lookup::One(c) => Some(c),
+            _ => return Err(ApiError::field("phone", "matches no single customer")),
+        }
+    } else {
+        None
+    };
+    let phone = customer
+        .as_ref()
+        .and_then(|c| c.phones.first().cloned())
+        .unwrap_or_default();
+    let mut vars = state.rules.vars(customer.as_ref(), &phone);
+    for (k, v) in &req.vars {
+        vars.set(k, v.clone());
+    }
+    let text = template::render(&req.template, &vars);
+    let info = crate::sms::segment::analyze(&text, &crate::sms::SubmitOptions::default())
+        .map_err(|e| ApiError::field("template", e.to_string()))?;
+    Ok(Json(serde_json::json!({
+        "text": text,
+        "chars": info.chars,
+        "parts": info.parts,
+        "encoding": info.encoding,
+        "variables": template::variables(&req.template),
+    })))
+}

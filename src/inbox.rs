@@ -1,0 +1,621 @@
+//! Carries the rules out. Three loops, each supervised by the daemon:
+//!
+//! - **inbox**: every inbound message (any transport) is stored first with `handled = 0`; this
+//!   loop looks its sender up, asks [`rules::decide`] and applies the actions (replies, tickets,
+//!   opt-outs, operator alerts) in **one transaction** with marking the message handled. A crash
+//!   before that commit leaves the message unhandled and it is decided again at restart; after
+//!   it, nothing is applied twice.
+//! - **scheduler**: delivery windows. Scheduled messages whose window has opened go to the queue;
+//!   queued messages of a window that has closed wait again (a retry that fell due at night).
+//! - **forwarder**: new tickets `POST`ed to the billing system (`rules.ticket.forward_url`),
+//!   retried with backoff until it answers 2xx; the attempt count and last error are on the ticket.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::DateTime;
+use chrono_tz::Tz;
+
+use crate::config::{Config, Language};
+use crate::directory::{Directory, DirectoryConfig, Lookup, Source};
+use crate::dispatch::DispatchHandle;
+use crate::logging::peer as shown;
+use crate::phone::PhoneContext;
+use crate::rules::template::{self, Vars};
+use crate::rules::window::{ALWAYS, Windows};
+use crate::rules::{self, Action, Company, Customer, Facts, Found, Settings};
+use crate::shutdown::Shutdown;
+use crate::store::directory as sql;
+use crate::store::{Channel, Message, MessageId, NewOutbound, Priority, Store, StoreError, now_ms};
+
+/// Key of the API-edited rules in the `settings` table.
+pub const RULES_KEY: &str = "rules";
+
+/// An operator group, numbers normalized.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    pub phones: Vec<String>,
+    pub window: String,
+}
+
+/// Everything the rules need at run time; shared by the loops and the admin API.
+#[derive(Clone)]
+pub struct RulesContext {
+    pub store: Store,
+    pub directory: Directory,
+    pub directory_config: DirectoryConfig,
+    /// Effective settings: the file's, or the API-edited copy; templates filled in.
+    settings: Arc<RwLock<Arc<Settings>>>,
+    /// The file's settings, for `DELETE /api/rules`.
+    file_settings: Arc<Settings>,
+    pub company: Company,
+    pub windows: Arc<Windows>,
+    pub groups: Arc<Vec<Group>>,
+    pub phones: PhoneContext,
+    pub dispatch: DispatchHandle,
+    /// Default windows for API notifications and bulk.
+    pub notification_window: String,
+    pub bulk_window: String,
+    /// Wakes the forwarder when a ticket was opened.
+    forward_wake: Arc<tokio::sync::Notify>,
+}
+
+impl RulesContext {
+    /// Builds from a validated config, loading API-edited rules from the store.
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        dispatch: DispatchHandle,
+    ) -> anyhow::Result<RulesContext> {
+        let tz: Tz = config.company.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let windows = Windows::new(&config.windows, tz).map_err(|errors| {
+            anyhow::anyhow!(
+                "{}",
+                errors
+                    .iter()
+                    .map(|(k, m)| format!("{k}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+        let phones = config.company.phone_context();
+        let mut groups = Vec::new();
+        for g in &config.groups {
+            let numbers = g
+                .phones
+                .iter()
+                .filter_map(|p| phones.normalize(p).ok())
+                .map(|m| m.as_str().to_string())
+                .collect();
+            groups.push(Group {
+                name: g.name.clone(),
+                phones: numbers,
+                window: g.window.clone(),
+            });
+        }
+        let language = config.company.language;
+        let mut file_settings = config.rules.clone();
+        file_settings.fill_defaults(language);
+        let mut effective = file_settings.clone();
+        if let Some(json) = store.read(|c| sql::get_setting(c, RULES_KEY)).await? {
+            match serde_json::from_str::<Settings>(&json) {
+                Ok(mut s) => {
+                    s.fill_defaults(language);
+                    log::info!(
+                        "rules: using the copy edited through the API (DELETE /api/rules goes back to the file's)"
+                    );
+                    effective = s;
+                }
+                Err(e) => log::error!(
+                    "rules: the copy edited through the API cannot be read ({e}); using the file's"
+                ),
+            }
+        }
+        Ok(RulesContext {
+            directory: Directory::new(store.clone(), &config.directory),
+            directory_config: config.directory.clone(),
+            store,
+            settings: Arc::new(RwLock::new(Arc::new(effective))),
+            file_settings: Arc::new(file_settings),
+            company: Company {
+                name: config.company.name.clone(),
+                language,
+            },
+            windows: Arc::new(windows),
+            groups: Arc::new(groups),
+            phones,
+            dispatch,
+            notification_window: config.windows.notifications.clone(),
+            bulk_window: config.windows.bulk.clone(),
+            forward_wake: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The customer fields templates may use: configured CSV extras plus every extra field stored.
+    pub async fn extra_fields(&self) -> Result<BTreeSet<String>, StoreError> {
+        let mut fields = self.store.read(sql::extra_fields).await?;
+        fields.extend(self.directory_config.extra_fields.iter().cloned());
+        Ok(fields)
+    }
+
+    /// Checks and installs new settings (kept in the database). Errors are (key, message).
+    pub async fn replace_settings(
+        &self,
+        mut new: Settings,
+    ) -> Result<Arc<Settings>, Vec<(String, String)>> {
+        new.fill_defaults(self.company.language);
+        let extra = self
+            .extra_fields()
+            .await
+            .map_err(|e| vec![(String::new(), e.to_string())])?;
+        let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
+        let errors = new.check(&extra, &names);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let json = serde_json::to_string(&new).map_err(|e| vec![(String::new(), e.to_string())])?;
+        self.store
+            .write(move |c| sql::set_setting(c, RULES_KEY, Some(&json), now_ms()))
+            .await
+            .map_err(|e| vec![(String::new(), e.to_string())])?;
+        let new = Arc::new(new);
+        if let Ok(mut s) = self.settings.write() {
+            *s = new.clone();
+        }
+        log::info!("rules: settings changed through the API");
+        Ok(new)
+    }
+
+    /// Drops the API-edited copy; the file's settings apply again.
+    pub async fn reset_settings(&self) -> Result<Arc<Settings>, StoreError> {
+        self.store
+            .write(|c| sql::set_setting(c, RULES_KEY, None, now_ms()))
+            .await?;
+        let file = self.file_settings.clone();
+        if let Ok(mut s) = self.settings.write() {
+            *s = file.clone();
+        }
+        log::info!("rules: back to the settings of the config file");
+        Ok(file)
+    }
+
+    /// Company-local date `YYYY-MM-DD` of `ms`.
+    pub fn local_day(&self, ms: i64) -> String {
+        DateTime::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&self.windows.tz()).date_naive().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The delivery window for a message of `priority`, unless the caller chose one.
+    pub fn window_for(&self, priority: Priority, chosen: Option<&str>) -> Option<String> {
+        let name = match (chosen, priority) {
+            (Some(w), _) => w,
+            (None, Priority::Reply) => return None,
+            (None, Priority::Notification) => &self.notification_window,
+            (None, Priority::Bulk) => &self.bulk_window,
+        };
+        (name != ALWAYS).then(|| name.to_string())
+    }
+
+    /// `not_before` for a message in `window`, now.
+    pub fn not_before(&self, window: Option<&str>, now: i64) -> Option<i64> {
+        window
+            .map(|w| self.windows.next_open(w, now))
+            .filter(|t| *t > now)
+    }
+
+    // ----- inbox ------------------------------------------------------------------------------
+
+    /// Works inbound messages until `shutdown`.
+    pub async fn run_inbox(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let signal = self.store.inbound_signal();
+        let mut failures: HashMap<MessageId, u32> = HashMap::new();
+        while !shutdown.is_triggered() {
+            let pending = self.store.read(|c| sql::unhandled(c, 64)).await?;
+            let busy = !pending.is_empty();
+            for m in pending {
+                if shutdown.is_triggered() {
+                    break;
+                }
+                if let Err(e) = self.handle(&m).await {
+                    let n = failures.entry(m.id).or_insert(0);
+                    *n += 1;
+                    log::error!(msg_id = m.id.0; "rules: message {} could not be handled (try {n}): {e:#}", m.id);
+                    if *n >= 5 {
+                        log::error!(msg_id = m.id.0; "rules: giving up on message {}; it stays in the history unanswered", m.id);
+                        let id = m.id;
+                        self.store
+                            .write(move |c| sql::mark_handled(c, id, None))
+                            .await?;
+                        failures.remove(&m.id);
+                    }
+                } else {
+                    failures.remove(&m.id);
+                }
+            }
+            if busy && failures.is_empty() {
+                continue;
+            }
+            tokio::select! {
+                _ = signal.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(if failures.is_empty() { 5 } else { 2 })) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides about one inbound message and applies the decision.
+    pub async fn handle(&self, m: &Message) -> anyhow::Result<()> {
+        let settings = self.settings();
+        let answerable = rules::is_answerable(&m.peer);
+        let (lookup, source) = if answerable {
+            self.directory.lookup(&m.peer).await
+        } else {
+            (Lookup::NotFound, Source::Local)
+        };
+        let now = now_ms();
+        let day = self.local_day(now);
+        let customer: Option<Customer> = match &lookup {
+            Lookup::One(c) => Some(c.clone()),
+            _ => None,
+        };
+        let (replies, tickets) = {
+            let peer = m.peer.clone();
+            let cid = customer.as_ref().and_then(|c| c.id);
+            let day = day.clone();
+            self.store
+                .read(move |c| {
+                    Ok((
+                        sql::replies_since(c, &peer, now - 3_600_000)?,
+                        sql::tickets_on(c, cid, &peer, &day)?,
+                    ))
+                })
+                .await?
+        };
+        let found = match &lookup {
+            Lookup::One(c) => Found::One(c),
+            Lookup::NotFound => Found::NotFound,
+            Lookup::Ambiguous(list) => Found::Ambiguous(list.len()),
+        };
+        let decision = rules::decide(
+            &settings,
+            &self.company,
+            &m.peer,
+            &m.body,
+            Facts {
+                customer: found,
+                replies_last_hour: replies,
+                tickets_today: tickets,
+            },
+        );
+        if let Lookup::Ambiguous(list) = &lookup {
+            log::warn!(
+                msg_id = m.id.0;
+                "rules: {} is on {} customers ({}); not guessing which",
+                shown(&m.peer),
+                list.len(),
+                list.iter().map(|c| c.code.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        log::info!(
+            msg_id = m.id.0, rule = format!("{:?}", decision.rule);
+            "rules: message {} from {}: {}{}",
+            m.id,
+            shown(&m.peer),
+            decision.why,
+            if answerable { format!(" (customer from the {source})") } else { String::new() }
+        );
+
+        // Alert targets are chosen now (window state) but rendered with the ticket id.
+        let alert_targets = self.alert_targets(&settings, now);
+        let forward = settings.ticket.forward_url.is_some();
+        let message = m.clone();
+        let actions = decision.actions;
+        let windows = self.windows.clone();
+        let applied = self
+            .store
+            .write(move |c| {
+                let cid = customer.as_ref().and_then(|x| x.id);
+                if !sql::mark_handled(c, message.id, cid)? {
+                    return Ok(false);
+                }
+                let reply = |c: &rusqlite::Connection, body: String| {
+                    crate::store::messages::insert_outbound(
+                        c,
+                        &[NewOutbound {
+                            channel: message.channel,
+                            peer: message.peer.clone(),
+                            body,
+                            priority: Priority::Reply,
+                            customer_id: cid,
+                            window: None,
+                            not_before: None,
+                        }],
+                        now,
+                    )
+                };
+                for action in actions {
+                    match action {
+                        Action::Reply(text) => {
+                            reply(c, text)?;
+                        }
+                        Action::SetOptOut(stop) => {
+                            sql::set_optout(c, message.channel, &message.peer, stop, now)?;
+                        }
+                        Action::OpenTicket(t) => {
+                            let id = sql::insert_ticket(
+                                c,
+                                &sql::NewTicketRow {
+                                    customer: customer.as_ref(),
+                                    peer: &message.peer,
+                                    channel: message.channel,
+                                    text: &t.text,
+                                    operator: &t.operator,
+                                    category: &t.category,
+                                    message_id: Some(message.id),
+                                    day: &day,
+                                    forward,
+                                },
+                                now,
+                            )?;
+                            if let Some((tpl, mut vars)) = t.reply {
+                                vars.set("id", id.to_string());
+                                reply(c, template::render(&tpl, &vars))?;
+                            }
+                            let (tpl, mut vars) = t.alert;
+                            vars.set("id", id.to_string());
+                            let text = template::render(&tpl, &vars);
+                            let mut alerts = Vec::new();
+                            for (group, phones, window) in &alert_targets {
+                                if !t.alert_groups.contains(group) {
+                                    continue;
+                                }
+                                for p in phones {
+                                    alerts.push(NewOutbound {
+                                        channel: Channel::Sms,
+                                        peer: p.clone(),
+                                        body: text.clone(),
+                                        priority: Priority::Notification,
+                                        customer_id: None,
+                                        window: window.clone(),
+                                        not_before: window
+                                            .as_deref()
+                                            .map(|w| windows.next_open(w, now))
+                                            .filter(|at| *at > now),
+                                    });
+                                }
+                            }
+                            crate::store::messages::insert_outbound(c, &alerts, now)?;
+                        }
+                    }
+                }
+                Ok(true)
+            })
+            .await?;
+        if applied {
+            self.dispatch.wake();
+            if forward {
+                self.forward_wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// Groups to alert about a new ticket: those on duty now; when none is, the one whose window
+    /// opens first (its alert waits for it). (name, phones, window or None for always).
+    fn alert_targets(
+        &self,
+        settings: &Settings,
+        now: i64,
+    ) -> Vec<(String, Vec<String>, Option<String>)> {
+        let wanted: Vec<&Group> = self
+            .groups
+            .iter()
+            .filter(|g| settings.ticket.alert_groups.contains(&g.name))
+            .collect();
+        let window_of = |g: &Group| (g.window != ALWAYS).then(|| g.window.clone());
+        let on_duty: Vec<&Group> = wanted
+            .iter()
+            .copied()
+            .filter(|g| self.windows.is_open(&g.window, now))
+            .collect();
+        let chosen: Vec<&Group> = if on_duty.is_empty() {
+            wanted
+                .iter()
+                .copied()
+                .min_by_key(|g| self.windows.next_open(&g.window, now))
+                .into_iter()
+                .collect()
+        } else {
+            on_duty
+        };
+        chosen
+            .into_iter()
+            .map(|g| (g.name.clone(), g.phones.clone(), window_of(g)))
+            .collect()
+    }
+
+    // ----- scheduler --------------------------------------------------------------------------
+
+    /// Moves messages between `scheduled` and `queued` as windows open and close.
+    pub async fn run_scheduler(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        while !shutdown.is_triggered() {
+            let now = now_ms();
+            // Windows that are closed now hold their queued messages (cheap when none are).
+            let mut names = self.windows.names();
+            names.retain(|n| !self.windows.is_open(n, now));
+            for name in names {
+                let reopens = self.windows.next_open(&name, now);
+                let n = {
+                    let name = name.clone();
+                    self.store
+                        .write(move |c| sql::hold_window(c, &name, reopens, now))
+                        .await?
+                };
+                if n > 0 {
+                    log::info!("window {name} is closed: {n} message(s) wait until it opens again");
+                }
+            }
+            // Scheduled messages whose time came: queue them if their window is open.
+            let due = self
+                .store
+                .read(move |c| sql::scheduled_due(c, now, 1000))
+                .await?;
+            let mut queued = 0;
+            if !due.is_empty() {
+                let windows = self.windows.clone();
+                queued = self
+                    .store
+                    .write(move |c| {
+                        let mut queued = 0;
+                        for (id, window) in due {
+                            let at = window
+                                .as_deref()
+                                .map(|w| windows.next_open(w, now))
+                                .filter(|t| *t > now);
+                            sql::reschedule(c, id, at, now)?;
+                            queued += usize::from(at.is_none());
+                        }
+                        Ok(queued)
+                    })
+                    .await?;
+            }
+            if queued > 0 {
+                log::info!("{queued} scheduled message(s) queued: their window is open");
+                self.dispatch.wake();
+            }
+            // Sleep until the next window change or scheduled time, at most 30 s.
+            let next_sched: Option<i64> = self
+                .store
+                .read(|c| {
+                    Ok(c.query_row(
+                        "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'scheduled'",
+                        [],
+                        |r| r.get(0),
+                    )?)
+                })
+                .await?;
+            let next = [self.windows.next_change(now), next_sched]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + 30_000);
+            let wait = (next - now_ms()).clamp(50, 30_000) as u64;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+        Ok(())
+    }
+
+    // ----- ticket forwarding ------------------------------------------------------------------
+
+    /// Forwards new tickets to the billing system until `shutdown`.
+    pub async fn run_forwarder(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        while !shutdown.is_triggered() {
+            let settings = self.settings();
+            let now = now_ms();
+            let due = self
+                .store
+                .read(move |c| sql::forwards_due(c, now, 50))
+                .await?;
+            for t in due {
+                let Some(url) = settings.ticket.forward_url.clone() else {
+                    break;
+                };
+                let result = client
+                    .post(&url)
+                    .json(&serde_json::json!({
+                        "id": t.id,
+                        "customer": t.customer_code,
+                        "phone": t.peer,
+                        "channel": t.channel,
+                        "text": t.text,
+                        "operator": t.operator,
+                        "category": t.category,
+                        "state": t.state,
+                        "created_at": crate::admin::rfc3339(t.created_at),
+                    }))
+                    .send()
+                    .await;
+                let outcome = match result {
+                    Ok(r) if r.status().is_success() => Ok(()),
+                    Ok(r) => Err(format!("the billing system answered HTTP {}", r.status())),
+                    Err(e) if e.is_timeout() => Err("no answer within 10 s".to_string()),
+                    Err(e) => Err(format!("cannot reach it: {e}")),
+                };
+                let attempts = t.forward_attempts + 1;
+                // 4 s, doubling, at most an hour; never given up (tickets are not lost).
+                let delay = (2_000i64 << attempts.min(11)).min(3_600_000);
+                let id = t.id;
+                match &outcome {
+                    Ok(()) => log::info!("ticket {id} forwarded to the billing system"),
+                    Err(e) => log::warn!(
+                        "ticket {id}: forwarding failed (attempt {attempts}): {e}; retrying in {} s",
+                        delay / 1000
+                    ),
+                }
+                let now = now_ms();
+                self.store
+                    .write(move |c| {
+                        sql::record_forward(
+                            c,
+                            id,
+                            outcome
+                                .as_ref()
+                                .map(|_| ())
+                                .map_err(|e| (e.as_str(), now + delay)),
+                            now,
+                        )
+                    })
+                    .await?;
+            }
+            let next = self.store.read(sql::next_forward).await?;
+            let wait = next
+                .map(|n| (n - now_ms()).clamp(100, 30_000))
+                .unwrap_or(30_000) as u64;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = self.forward_wake.notified() => {}
+                _ = shutdown.wait() => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Payment-method word for `%metodo%`.
+    pub fn method_word(&self, automatic: bool) -> &'static str {
+        match (self.company.language, automatic) {
+            (Language::Es, true) => "automático",
+            (Language::Es, false) => "manual",
+            (Language::En, true) => "automatic",
+            (Language::En, false) => "manual",
+        }
+    }
+
+    /// Variables for a customer.
+    pub fn vars(&self, customer: Option<&Customer>, phone: &str) -> Vars {
+        let mut v = Vars::for_customer(customer, &self.company.name, phone, self.company.language);
+        let s = self.settings();
+        let first = |l: &[String]| l.first().map(|k| k.to_uppercase()).unwrap_or_default();
+        v.set("clave_saldo", first(&s.balance.keywords))
+            .set("clave_soporte", first(&s.ticket.keywords))
+            .set("clave_baja", first(&s.optout.stop_keywords));
+        v
+    }
+}

@@ -1,0 +1,552 @@
+//! Keyword auto-replies, templates and delivery windows. Pure: no I/O, no clock.
+//!
+//! [`decide`] takes an inbound message, what the store knows about its sender and the settings,
+//! and returns the actions to take. The inbox task ([`crate::inbox`]) gathers those facts and
+//! carries the actions out in one transaction with marking the message handled.
+//!
+//! Order when a message matches several rules: opt-out (`BAJA`, `STOP`), opt-in (`ALTA`),
+//! ticket, balance; a message matching none gets the help text or nothing (`unknown`).
+//! Safety first: senders that are not phone numbers (alphanumeric names, short codes) never get
+//! an answer, and no number gets more than `max_replies_per_hour` auto-replies.
+
+pub mod customer;
+pub mod template;
+pub mod text;
+pub mod window;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use customer::{Customer, Money, OptOut};
+use template::{Use, Vars};
+use text::Keywords;
+
+use crate::config::Language;
+
+/// What to do with texts that match no keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownMode {
+    Silent,
+    Help,
+}
+
+/// `[rules.balance]`: "SMS deuda".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BalanceRule {
+    pub enabled: bool,
+    pub keywords: Vec<String>,
+    pub reply: Option<String>,
+    /// Reply when the number matches no customer.
+    pub unknown_customer_reply: Option<String>,
+}
+
+impl Default for BalanceRule {
+    fn default() -> Self {
+        BalanceRule {
+            enabled: true,
+            keywords: vec!["saldo".into(), "deuda".into(), "cuenta".into()],
+            reply: None,
+            unknown_customer_reply: None,
+        }
+    }
+}
+
+/// `[rules.ticket]`: "SMS ticket".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TicketRule {
+    pub enabled: bool,
+    pub keywords: Vec<String>,
+    /// Tickets one customer (or number) may open per day (company time zone).
+    pub max_per_day: u32,
+    pub reply: Option<String>,
+    pub limit_reply: Option<String>,
+    /// Operator and category assigned to new tickets.
+    pub operator: String,
+    pub category: String,
+    /// Operator groups alerted by SMS about a new ticket (the ones whose window is open).
+    pub alert_groups: Vec<String>,
+    pub alert: Option<String>,
+    /// Forward each new ticket to the billing system: `POST` of the ticket as JSON, retried.
+    pub forward_url: Option<String>,
+}
+
+impl Default for TicketRule {
+    fn default() -> Self {
+        TicketRule {
+            enabled: true,
+            keywords: vec![
+                "soporte".into(),
+                "ayuda".into(),
+                "servicio".into(),
+                "reclamo".into(),
+            ],
+            max_per_day: 3,
+            reply: None,
+            limit_reply: None,
+            operator: "soporte".into(),
+            category: "reclamo".into(),
+            alert_groups: Vec::new(),
+            alert: None,
+            forward_url: None,
+        }
+    }
+}
+
+/// `[rules.payment]`: "SMS pago", sent on billing events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentRule {
+    /// Notice for payments the billing system registered by itself (debit, gateway).
+    pub automatic: bool,
+    /// Notice for payments an operator entered by hand.
+    pub manual: bool,
+    pub template: Option<String>,
+}
+
+impl Default for PaymentRule {
+    fn default() -> Self {
+        PaymentRule {
+            automatic: true,
+            manual: true,
+            template: None,
+        }
+    }
+}
+
+/// `[rules.optout]`: `BAJA` / `ALTA`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptOutRule {
+    pub enabled: bool,
+    /// Stop notifications and bulk to this number when the whole text is one of these.
+    pub stop_keywords: Vec<String>,
+    /// Undo it.
+    pub start_keywords: Vec<String>,
+    pub stop_reply: Option<String>,
+    pub start_reply: Option<String>,
+}
+
+impl Default for OptOutRule {
+    fn default() -> Self {
+        OptOutRule {
+            enabled: true,
+            stop_keywords: vec!["baja".into(), "stop".into()],
+            start_keywords: vec!["alta".into()],
+            stop_reply: None,
+            start_reply: None,
+        }
+    }
+}
+
+/// `[rules]`: every auto-reply setting. Editable at run time (`PUT /api/rules`); the edited
+/// copy is kept in the database and wins over the file until `DELETE /api/rules`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Auto-replies one number may get per hour; more are dropped (reply loops, abuse).
+    pub max_replies_per_hour: u32,
+    /// `help` answers unmatched texts with `help_reply`; `silent` does not answer.
+    pub unknown: UnknownMode,
+    pub help_reply: Option<String>,
+    pub balance: BalanceRule,
+    pub ticket: TicketRule,
+    pub payment: PaymentRule,
+    pub optout: OptOutRule,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_replies_per_hour: 10,
+            unknown: UnknownMode::Help,
+            help_reply: None,
+            balance: BalanceRule::default(),
+            ticket: TicketRule::default(),
+            payment: PaymentRule::default(),
+            optout: OptOutRule::default(),
+        }
+    }
+}
+
+/// Default texts, per language.
+struct Defaults {
+    balance: &'static str,
+    balance_unknown: &'static str,
+    ticket: &'static str,
+    ticket_limit: &'static str,
+    alert: &'static str,
+    payment: &'static str,
+    stop: &'static str,
+    start: &'static str,
+    help: &'static str,
+}
+
+const ES: Defaults = Defaults {
+    balance: "Estimado %nombre%, su saldo pendiente de pago es %deuda%. Gracias por comunicarse con %empresa%.",
+    balance_unknown: "%empresa%: no encontramos un cliente con este número. Comuníquese con nosotros para actualizar sus datos.",
+    ticket: "%empresa%: registramos su reclamo con el número %id%. Un técnico se comunicará a la brevedad.",
+    ticket_limit: "%empresa%: ya registramos sus reclamos de hoy. Un técnico se comunicará a la brevedad.",
+    alert: "Nuevo ticket %id% de %nombre% (%telefono%): %texto%",
+    payment: "%empresa%: recibimos su pago de %monto%. Saldo pendiente: %deuda%. ¡Gracias!",
+    stop: "%empresa%: no recibirá más avisos en este número. Para volver a recibirlos envíe ALTA.",
+    start: "%empresa%: volverá a recibir avisos en este número.",
+    help: "%empresa%: envíe %clave_saldo% para conocer su saldo o %clave_soporte% para pedir asistencia técnica. Envíe %clave_baja% para no recibir avisos.",
+};
+
+const EN: Defaults = Defaults {
+    balance: "Dear %nombre%, your pending balance is %deuda%. Thank you for contacting %empresa%.",
+    balance_unknown: "%empresa%: we found no customer with this number. Please contact us to update your details.",
+    ticket: "%empresa%: your support request is number %id%. A technician will contact you soon.",
+    ticket_limit: "%empresa%: we already have your requests for today. A technician will contact you soon.",
+    alert: "New ticket %id% from %nombre% (%telefono%): %texto%",
+    payment: "%empresa%: we received your payment of %monto%. Pending balance: %deuda%. Thank you!",
+    stop: "%empresa%: you will get no more notices on this number. Text ALTA to get them again.",
+    start: "%empresa%: you will get notices on this number again.",
+    help: "%empresa%: text %clave_saldo% for your balance or %clave_soporte% for technical support. Text %clave_baja% to stop notices.",
+};
+
+fn fill(slot: &mut Option<String>, default: &str) {
+    if slot.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        *slot = Some(default.to_string());
+    }
+}
+
+fn text(slot: &Option<String>) -> &str {
+    slot.as_deref().unwrap_or("")
+}
+
+impl Settings {
+    /// Fills every template left unset with the default of `language`.
+    pub fn fill_defaults(&mut self, language: Language) {
+        let d = match language {
+            Language::Es => &ES,
+            Language::En => &EN,
+        };
+        fill(&mut self.balance.reply, d.balance);
+        fill(&mut self.balance.unknown_customer_reply, d.balance_unknown);
+        fill(&mut self.ticket.reply, d.ticket);
+        fill(&mut self.ticket.limit_reply, d.ticket_limit);
+        fill(&mut self.ticket.alert, d.alert);
+        fill(&mut self.payment.template, d.payment);
+        fill(&mut self.optout.stop_reply, d.stop);
+        fill(&mut self.optout.start_reply, d.start);
+        fill(&mut self.help_reply, d.help);
+    }
+
+    /// Every problem, as (key, message): keyword lists, templates (unknown variables), group
+    /// names. `extra_fields` are the customer fields templates may also use.
+    pub fn check(
+        &self,
+        extra_fields: &BTreeSet<String>,
+        groups: &[String],
+    ) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        let mut kw = |key: &str, list: &[String]| {
+            if let Err(e) = text::check_keywords(list) {
+                errors.push((key.to_string(), e));
+            }
+        };
+        kw("rules.balance.keywords", &self.balance.keywords);
+        kw("rules.ticket.keywords", &self.ticket.keywords);
+        kw("rules.optout.stop_keywords", &self.optout.stop_keywords);
+        kw("rules.optout.start_keywords", &self.optout.start_keywords);
+        let templates: [(&str, &Option<String>, Use); 9] = [
+            ("rules.balance.reply", &self.balance.reply, Use::Customer),
+            (
+                "rules.balance.unknown_customer_reply",
+                &self.balance.unknown_customer_reply,
+                Use::Customer,
+            ),
+            ("rules.ticket.reply", &self.ticket.reply, Use::Ticket),
+            (
+                "rules.ticket.limit_reply",
+                &self.ticket.limit_reply,
+                Use::Customer,
+            ),
+            ("rules.ticket.alert", &self.ticket.alert, Use::Ticket),
+            (
+                "rules.payment.template",
+                &self.payment.template,
+                Use::Payment,
+            ),
+            (
+                "rules.optout.stop_reply",
+                &self.optout.stop_reply,
+                Use::Customer,
+            ),
+            (
+                "rules.optout.start_reply",
+                &self.optout.start_reply,
+                Use::Customer,
+            ),
+            ("rules.help_reply", &self.help_reply, Use::Customer),
+        ];
+        for (key, t, use_) in templates {
+            if let Some(t) = t
+                && let Err(e) = template::check(t, use_, extra_fields)
+            {
+                errors.push((key.to_string(), e));
+            }
+        }
+        for g in &self.ticket.alert_groups {
+            if !groups.contains(g) {
+                errors.push((
+                    "rules.ticket.alert_groups".to_string(),
+                    format!(
+                        "`{g}` is not an operator group; define it with [[groups]] name = \"{g}\""
+                    ),
+                ));
+            }
+        }
+        if let Some(url) = &self.ticket.forward_url
+            && !url.starts_with("http://")
+        {
+            errors.push((
+                "rules.ticket.forward_url".to_string(),
+                format!("`{url}` must be an http:// address (https is not supported yet)"),
+            ));
+        }
+        errors
+    }
+
+    /// The first keyword of each rule, upper-cased, for the help text.
+    fn key_vars(&self, vars: &mut Vars) {
+        let first = |l: &[String]| l.first().map(|k| k.to_uppercase()).unwrap_or_default();
+        vars.set("clave_saldo", first(&self.balance.keywords))
+            .set("clave_soporte", first(&self.ticket.keywords))
+            .set("clave_baja", first(&self.optout.stop_keywords));
+    }
+}
+
+/// `[[groups]]`: operators alerted together (on-call technicians, the office).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    pub name: String,
+    /// Members' phone numbers, any usual form.
+    #[serde(default)]
+    pub phones: Vec<String>,
+    /// When this group is on duty (a delivery window name; `always` for any time).
+    #[serde(default = "always")]
+    pub window: String,
+}
+
+fn always() -> String {
+    window::ALWAYS.to_string()
+}
+
+/// Who sent the message, as far as the directory knows.
+#[derive(Debug, Clone, Copy)]
+pub enum Found<'a> {
+    One(&'a Customer),
+    NotFound,
+    /// The number is on several customers: the rules do not guess which.
+    Ambiguous(usize),
+}
+
+/// The facts [`decide`] needs beyond the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub customer: Found<'a>,
+    /// Auto-replies this number got in the last hour.
+    pub replies_last_hour: u32,
+    /// Tickets this customer (or number) opened today.
+    pub tickets_today: u32,
+}
+
+/// The company's name and language, for templates.
+#[derive(Debug, Clone)]
+pub struct Company {
+    pub name: String,
+    pub language: Language,
+}
+
+/// Which rule answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    OptOut,
+    OptIn,
+    Ticket,
+    TicketLimit,
+    Balance,
+    Unknown,
+    /// Nothing is done: an alphanumeric sender, a short code.
+    Ignored,
+}
+
+/// A ticket to open; its reply and alerts need the ticket's number, known only once stored.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub text: String,
+    pub operator: String,
+    pub category: String,
+    /// Reply template (`%id%` still open) and its variables; `None` when replies are capped.
+    pub reply: Option<(String, Vars)>,
+    pub alert_groups: Vec<String>,
+    /// Alert template and its variables.
+    pub alert: (String, Vars),
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Reply(String),
+    /// Stop (`true`) or resume (`false`) notifications and bulk to the sender on this channel.
+    SetOptOut(bool),
+    OpenTicket(NewTicket),
+}
+
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub rule: Rule,
+    pub actions: Vec<Action>,
+    /// One line for the log: why this rule, and anything dropped.
+    pub why: String,
+}
+
+/// The sender is a phone number one can answer: `+` and 8 to 15 digits. Alphanumeric senders
+/// (`Personal`, `BANCO`) and short codes (`2020`) are carriers and services: answering them
+/// starts reply loops.
+pub fn is_answerable(peer: &str) -> bool {
+    peer.strip_prefix('+')
+        .is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Decides what to do about one inbound message. Pure.
+pub fn decide(
+    settings: &Settings,
+    company: &Company,
+    peer: &str,
+    body: &str,
+    facts: Facts<'_>,
+) -> Decision {
+    if !is_answerable(peer) {
+        return Decision {
+            rule: Rule::Ignored,
+            actions: Vec::new(),
+            why: "the sender is not a phone number (alphanumeric or short code); never answered"
+                .into(),
+        };
+    }
+    let words = text::words(body);
+    let customer = match facts.customer {
+        Found::One(c) => Some(c),
+        _ => None,
+    };
+    let mut vars = Vars::for_customer(customer, &company.name, peer, company.language);
+    settings.key_vars(&mut vars);
+    let render = |t: &Option<String>, v: &Vars| template::render(text(t), v);
+    let who = match facts.customer {
+        Found::One(c) => format!("customer {}", c.code),
+        Found::NotFound => "unknown number".to_string(),
+        Found::Ambiguous(n) => format!("number on {n} customers"),
+    };
+
+    let (rule, mut actions, mut why) = 'rule: {
+        let o = &settings.optout;
+        if o.enabled {
+            if Keywords::new(&o.stop_keywords).is_whole(&words) {
+                break 'rule (
+                    Rule::OptOut,
+                    vec![
+                        Action::SetOptOut(true),
+                        Action::Reply(render(&o.stop_reply, &vars)),
+                    ],
+                    format!("opt-out keyword from {who}"),
+                );
+            }
+            if Keywords::new(&o.start_keywords).is_whole(&words) {
+                break 'rule (
+                    Rule::OptIn,
+                    vec![
+                        Action::SetOptOut(false),
+                        Action::Reply(render(&o.start_reply, &vars)),
+                    ],
+                    format!("opt-in keyword from {who}"),
+                );
+            }
+        }
+        let t = &settings.ticket;
+        if t.enabled && Keywords::new(&t.keywords).found_in(&words) {
+            if facts.tickets_today >= t.max_per_day {
+                break 'rule (
+                    Rule::TicketLimit,
+                    vec![Action::Reply(render(&t.limit_reply, &vars))],
+                    format!(
+                        "ticket keyword from {who}, but {} tickets today already (max {})",
+                        facts.tickets_today, t.max_per_day
+                    ),
+                );
+            }
+            let mut ticket_vars = vars.clone();
+            ticket_vars
+                .set("operador", t.operator.clone())
+                .set("categoria", t.category.clone())
+                .set("texto", body.trim().to_string());
+            if customer.is_none() {
+                ticket_vars.set("nombre", peer.to_string());
+            }
+            break 'rule (
+                Rule::Ticket,
+                vec![Action::OpenTicket(NewTicket {
+                    text: body.trim().to_string(),
+                    operator: t.operator.clone(),
+                    category: t.category.clone(),
+                    reply: Some((text(&t.reply).to_string(), ticket_vars.clone())),
+                    alert_groups: t.alert_groups.clone(),
+                    alert: (text(&t.alert).to_string(), ticket_vars),
+                })],
+                format!("ticket keyword from {who}"),
+            );
+        }
+        let b = &settings.balance;
+        if b.enabled && Keywords::new(&b.keywords).found_in(&words) {
+            let reply = match customer {
+                Some(_) => render(&b.reply, &vars),
+                None => render(&b.unknown_customer_reply, &vars),
+            };
+            break 'rule (
+                Rule::Balance,
+                vec![Action::Reply(reply)],
+                format!("balance keyword from {who}"),
+            );
+        }
+        match settings.unknown {
+            UnknownMode::Help => (
+                Rule::Unknown,
+                vec![Action::Reply(render(&settings.help_reply, &vars))],
+                format!("no keyword from {who}; help sent"),
+            ),
+            UnknownMode::Silent => (
+                Rule::Unknown,
+                Vec::new(),
+                format!("no keyword from {who}; not answered (rules.unknown = silent)"),
+            ),
+        }
+    };
+
+    if facts.replies_last_hour >= settings.max_replies_per_hour {
+        let before = actions.len();
+        actions.retain(|a| !matches!(a, Action::Reply(_)));
+        let mut dropped = before != actions.len();
+        for a in &mut actions {
+            if let Action::OpenTicket(t) = a {
+                dropped |= t.reply.take().is_some();
+            }
+        }
+        if dropped {
+            why.push_str(&format!(
+                "; reply dropped: {} auto-replies to this number in the last hour (max {})",
+                facts.replies_last_hour, settings.max_replies_per_hour
+            ));
+        }
+    }
+    Decision { rule, actions, why }
+}
+
+#[cfg(test)]
+mod tests;

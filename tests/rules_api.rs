@@ -1,0 +1,518 @@
+//! Customers, live lookup in a billing system, events, rules, templates, windows and ticket
+//! forwarding, in-process: the daemon drives the modem simulator through a real pseudo-terminal,
+//! with a real SQLite file, and talks to real local HTTP servers standing in for the billing system.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::Datelike;
+use pasarela::config::{Config, Loaded};
+use pasarela::daemon::{self, Parts};
+use pasarela::modem::sim::{self, SimHandle, SimOptions};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "rules-test-token-0123456789";
+
+struct Gateway {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Gateway {
+    async fn start(dir: &std::path::Path, link: &std::path::Path, extra: &str) -> Gateway {
+        let text = format!(
+            "[daemon]\nstate_dir = \"{}\"\nshutdown_grace_secs = 5\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
+             [company]\nname = \"Red Sur\"\n\
+             [[modem]]\nname = \"modem1\"\ndevice = \"{}\"\n{extra}\n",
+            dir.join("state").display(),
+            link.display()
+        );
+        let loaded: Loaded = Config::from_toml(&text).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(daemon::run(
+            loaded,
+            Parts {
+                transports: vec![],
+                listener: Some(listener),
+            },
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Gateway {
+            base,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await.1
+    }
+
+    async fn csv(&self, body: &[u8]) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/customers/import", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "text/csv")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+}
+
+async fn simulator(dir: &std::path::Path) -> SimHandle {
+    sim::start(SimOptions::new(dir.join("modem")))
+        .await
+        .unwrap()
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 20 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+fn sent_to(sim: &SimHandle, to: &str) -> Vec<String> {
+    sim.sent()
+        .into_iter()
+        .filter(|m| m.to == to)
+        .map(|m| m.text)
+        .collect()
+}
+
+async fn wait_sent(sim: &SimHandle, to: &str, n: usize) -> Vec<String> {
+    wait_for(&format!("{n} message(s) to {to}"), 30, async || {
+        sent_to(sim, to).len() >= n
+    })
+    .await;
+    sent_to(sim, to)
+}
+
+async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+/// A billing system: one known customer, one number it is slow for, one it fails on with HTML.
+async fn billing(
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    State(calls): State<Arc<Mutex<Vec<String>>>>,
+) -> axum::response::Response {
+    let phone = q.get("telefono").cloned().unwrap_or_default();
+    calls.lock().unwrap().push(phone.clone());
+    match phone.as_str() {
+        "1123456789" => {
+            axum::Json(json!({"codigo": "B-1", "nombre": "Lucía Sosa", "saldo": 999.9}))
+                .into_response()
+        }
+        "1123456780" => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            axum::Json(json!({"codigo": "B-2", "nombre": "Too Late", "saldo": "1"})).into_response()
+        }
+        "1123456781" => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("content-type", "text/html")],
+            "<html><body>Error</body></html>",
+        )
+            .into_response(),
+        "1123456782" => ([("content-type", "text/html")], "<html>login</html>").into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_lookup_in_the_billing_system_with_fallback_to_the_local_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let addr = serve(
+        axum::Router::new()
+            .route("/api/clientes", axum::routing::get(billing))
+            .with_state(calls.clone()),
+    )
+    .await;
+    let sim = simulator(dir.path()).await;
+    let gw = Gateway::start(
+        dir.path(),
+        sim.link(),
+        &format!(
+            "[directory.http]\nurl = \"http://{addr}/api/clientes?telefono={{phone_national}}\"\ntimeout_ms = 400\ncache_secs = 60\n"
+        ),
+    )
+    .await;
+    // The local table knows the numbers the billing system fails on.
+    let (status, report) = gw
+        .post(
+            "/api/customers",
+            json!([
+                {"code": "L-2", "name": "Local Dos", "phone": "1123456780", "balance": "20"},
+                {"code": "L-3", "name": "Local Tres", "phone": "1123456781", "balance": "30"},
+                {"code": "L-4", "name": "Local Cuatro", "phone": "1123456782", "balance": 40.5}
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["inserted"], 3);
+
+    // Answered by the billing system.
+    sim.inbound("+5491123456789", "saldo").unwrap();
+    let sent = wait_sent(&sim, "+5491123456789", 1).await;
+    assert_eq!(
+        sent[0],
+        "Estimado Lucía Sosa, su saldo pendiente de pago es $ 999,90. Gracias por comunicarse con Red Sur."
+    );
+    // Slow (timeout), 500 with HTML, 200 with HTML: the local table answers each time.
+    for (phone, balance) in [
+        ("+5491123456780", "$ 20,00"),
+        ("+5491123456781", "$ 30,00"),
+        ("+5491123456782", "$ 40,50"),
+    ] {
+        sim.inbound(phone, "mi saldo?").unwrap();
+        let sent = wait_sent(&sim, phone, 1).await;
+        assert!(sent[0].contains(balance), "{phone}: {sent:?}");
+    }
+    // A second question within the cache time does not ask the billing system again.
+    sim.inbound("+5491123456789", "deuda").unwrap();
+    wait_sent(&sim, "+5491123456789", 2).await;
+    let asked = calls.lock().unwrap().clone();
+    assert_eq!(
+        asked.iter().filter(|p| *p == "1123456789").count(),
+        1,
+        "{asked:?}"
+    );
+    // Unknown everywhere: the unknown-customer reply.
+    sim.inbound("+5491133334444", "saldo").unwrap();
+    let sent = wait_sent(&sim, "+5491133334444", 1).await;
+    assert!(sent[0].contains("no encontramos un cliente"), "{sent:?}");
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_customer_files_and_bodies_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path()).await;
+    let gw = Gateway::start(
+        dir.path(),
+        sim.link(),
+        "[directory]\nextra_fields = [\"nodo\"]\n",
+    )
+    .await;
+
+    // Unknown column: the whole file is refused, saying which and how to fix it.
+    let (status, body) = gw
+        .csv(b"codigo,nombre,telefono,color\nA1,Ana,1159876543,rojo\n")
+        .await;
+    assert_eq!(status, 422);
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("`color`") && msg.contains("extra_fields"),
+        "{msg}"
+    );
+    // Bad rows are reported by line; good rows land. Latin-1 with a BOM-less header, `;`.
+    let mut latin1 = b"codigo;nombre;telefono;deuda;nodo\n".to_vec();
+    latin1.extend_from_slice(b"A1;Jos\xe9 Mu\xf1oz;011 15-5987-6543;1.234,50;Norte\n");
+    latin1.extend_from_slice(b"A2;Bruno;12;10;Sur\n");
+    latin1.extend_from_slice(b"A3;Caro;1159876544;-3;Sur\n");
+    latin1.extend_from_slice(b"A1;Repetido;1159876545;1;Sur\n");
+    latin1.extend_from_slice(b"A4;Dani;1159876546\n");
+    let (status, report) = gw.csv(&latin1).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["inserted"], 1);
+    let lines: Vec<i64> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_i64().unwrap())
+        .collect();
+    assert_eq!(lines, [3, 4, 5, 6], "{report}");
+    assert!(report["warnings"][0].as_str().unwrap().contains("Latin-1"));
+    let found = gw.get("/api/customers?phone=%2B5491159876543").await;
+    assert_eq!(found["customers"][0]["name"], "José Muñoz");
+    assert_eq!(found["customers"][0]["balance"], "1234.50");
+    assert_eq!(found["customers"][0]["extra"]["nodo"], "Norte");
+    assert_eq!(found["total_in_directory"], 1);
+
+    // JSON: every item rejected → 422 and nothing stored.
+    let (status, report) = gw
+        .post(
+            "/api/customers",
+            json!([{"code": "X1", "phone": "abc"}, {"code": "", "phone": "1159876543"},
+                   {"code": "X3", "balance": "diez"}, {"code": "X4", "due_date": "mañana"}]),
+        )
+        .await;
+    assert_eq!(status, 422, "{report}");
+    let fields: Vec<&str> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["phone", "code", "balance", "due_date"]);
+    let (status, body) = gw
+        .post("/api/customers", json!([{"code": "X", "colour": "red"}]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(gw.get("/api/customers?q=").await["total_in_directory"], 1);
+
+    // Events: unknown customer, bad amount, unknown type, reused id with another body.
+    let ev = |id: &str, customer: &str, amount: Value| json!({"id": id, "type": "payment", "customer": customer, "amount": amount, "method": "manual"});
+    let (status, body) = gw.post("/api/events", ev("e1", "NOPE", json!("10"))).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("customer")),
+        "{body}"
+    );
+    let (status, body) = gw.post("/api/events", ev("e1", "A1", json!("-10"))).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("amount")),
+        "{body}"
+    );
+    let (status, body) = gw
+        .post("/api/events", json!({"id": "e9", "type": "invoice", "customer": "A1", "amount": "1", "method": "manual"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("type")),
+        "{body}"
+    );
+    let (status, _) = gw.post("/api/events", ev("e1", "A1", json!("10"))).await;
+    assert_eq!(status, 202);
+    let (status, body) = gw.post("/api/events", ev("e1", "A1", json!("11"))).await;
+    assert_eq!(status, 409, "{body}");
+    let notices = sent_to_wait_count(&sim, "+5491159876543", 1).await;
+    assert_eq!(notices.len(), 1);
+
+    // Rules: an unknown variable is refused when saved; the old rules stay.
+    let mut rules = gw.get("/api/rules").await;
+    rules["balance"]["reply"] = json!("Hola %nombre%, debe %deudaa%");
+    let (status, body) = gw
+        .call(reqwest::Method::PUT, "/api/rules", Some(rules.clone()))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "rules.balance.reply");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("%deudaa%")
+    );
+    // A customer field is a variable.
+    rules["balance"]["reply"] = json!("Hola %nombre% (nodo %nodo%): %deuda%");
+    rules["balance"]["keywords"] = json!(["saldo", "cuanto debo"]);
+    let (status, body) = gw
+        .call(reqwest::Method::PUT, "/api/rules", Some(rules))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    sim.inbound("+5491159876543", "Cuánto debo?").unwrap();
+    let sent = wait_sent(&sim, "+5491159876543", 2).await;
+    assert_eq!(sent[1], "Hola José Muñoz (nodo Norte): $ 1.234,50");
+    // Back to the file's rules.
+    let (status, body) = gw.call(reqwest::Method::DELETE, "/api/rules", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["balance"]["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("Estimado")
+    );
+
+    // Preview: rendered text, parts and encoding.
+    let (status, body) = gw
+        .post(
+            "/api/templates/preview",
+            json!({"template": "Hola %nombre%, su saldo es %deuda%.", "customer": "A1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["text"], "Hola José Muñoz, su saldo es $ 1.234,50.");
+    assert_eq!(body["parts"], 1);
+    assert_eq!(body["encoding"], "gsm7");
+    let (status, body) = gw
+        .post(
+            "/api/templates/preview",
+            json!({"template": "Ticket %id% %xyz%", "uses": "ticket"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("template")),
+        "{body}"
+    );
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
+async fn sent_to_wait_count(sim: &SimHandle, to: &str, n: usize) -> Vec<String> {
+    wait_sent(sim, to, n).await
+}
+
+const DAYS: [&str; 7] = ["lun", "mar", "mie", "jue", "vie", "sab", "dom"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_windows_hold_notifications_not_replies() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path()).await;
+    // `hoy` is open all of today (company time zone); `otro_dia` only tomorrow.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Argentina::Buenos_Aires)
+        .weekday()
+        .num_days_from_monday() as usize;
+    let extra = format!(
+        "[windows]\nnotifications = \"otro_dia\"\n[windows.custom.hoy]\ndays = \"{}\"\nfrom = \"00:00\"\nto = \"24:00\"\nholidays = true\n\
+         [windows.custom.otro_dia]\ndays = \"{}\"\nfrom = \"00:00\"\nto = \"24:00\"\nholidays = true\n",
+        DAYS[today],
+        DAYS[(today + 1) % 7]
+    );
+    let gw = Gateway::start(dir.path(), sim.link(), &extra).await;
+    let (status, body) = gw
+        .post(
+            "/api/messages",
+            json!({"to": "1159876543", "text": "aviso"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (202, Some("scheduled")),
+        "{body}"
+    );
+    let (_, body) = gw
+        .post(
+            "/api/messages",
+            json!({"to": "1159876543", "text": "ya", "window": "hoy"}),
+        )
+        .await;
+    assert_eq!(body["state"], "queued", "{body}");
+    let (status, body) = gw
+        .post(
+            "/api/messages",
+            json!({"to": "1159876543", "text": "x", "window": "nunca"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("window")),
+        "{body}"
+    );
+    // A reply to the customer's own message goes out at once.
+    sim.inbound("+5491159876543", "hola").unwrap();
+    let sent = wait_sent(&sim, "+5491159876543", 2).await;
+    assert!(sent.contains(&"ya".to_string()), "{sent:?}");
+    assert!(!sent.contains(&"aviso".to_string()), "{sent:?}");
+    let scheduled = gw.get("/api/messages?state=scheduled").await;
+    assert_eq!(scheduled["messages"].as_array().unwrap().len(), 1);
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_are_forwarded_to_the_billing_system_until_it_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let received = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let attempts = Arc::new(Mutex::new(0u32));
+    let router = axum::Router::new().route(
+        "/tickets",
+        axum::routing::post({
+            let received = received.clone();
+            let attempts = attempts.clone();
+            move |axum::Json(body): axum::Json<Value>| async move {
+                let mut n = attempts.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                received.lock().unwrap().push(body);
+                StatusCode::CREATED
+            }
+        }),
+    );
+    let addr = serve(router).await;
+    let sim = simulator(dir.path()).await;
+    let gw = Gateway::start(
+        dir.path(),
+        sim.link(),
+        &format!("[rules.ticket]\nforward_url = \"http://{addr}/tickets\"\noperator = \"juan\"\n"),
+    )
+    .await;
+    sim.inbound("+5491159876543", "Reclamo: se corta internet")
+        .unwrap();
+    wait_sent(&sim, "+5491159876543", 1).await;
+    wait_for("the ticket to be forwarded", 30, async || {
+        !received.lock().unwrap().is_empty()
+    })
+    .await;
+    let got = received.lock().unwrap()[0].clone();
+    assert_eq!(got["text"], "Reclamo: se corta internet");
+    assert_eq!(got["phone"], "+5491159876543");
+    assert_eq!(got["operator"], "juan");
+    let id = got["id"].as_i64().unwrap();
+    wait_for("the forward to be recorded", 10, async || {
+        gw.get(&format!("/api/tickets/{id}")).await["forward"]["state"] == "done"
+    })
+    .await;
+    let t = gw.get(&format!("/api/tickets/{id}")).await;
+    assert_eq!(t["forward"]["attempts"], 2);
+    // Close, reassign, reopen.
+    let (status, t) = gw
+        .post(&format!("/api/tickets/{id}/close"), json!({}))
+        .await;
+    assert_eq!((status, t["state"].as_str()), (200, Some("closed")));
+    let (_, t) = gw
+        .post(
+            &format!("/api/tickets/{id}/assign"),
+            json!({"operator": "ana"}),
+        )
+        .await;
+    assert_eq!(t["operator"], "ana");
+    let (_, t) = gw
+        .post(&format!("/api/tickets/{id}/reopen"), json!({}))
+        .await;
+    assert_eq!(t["state"], "open");
+    let (status, _) = gw.post("/api/tickets/999/close", json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        gw.get("/api/tickets?state=open").await["tickets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    gw.stop().await;
+    sim.shutdown().await;
+}
