@@ -85,7 +85,8 @@ contents() {
     # The binary is stripped and small enough for a Pi's SD card.
     dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/pasarela >"$tmp/bin"
     file -b "$tmp/bin" | tee /dev/stderr | has ', stripped$'
-    [ "$(stat -c %s "$tmp/bin")" -le 12000000 ]
+    # 12 MB read as 12 MiB, as `ls -lh` shows it.
+    [ "$(stat -c %s "$tmp/bin")" -le $((12 * 1024 * 1024)) ]
 }
 control() {
     dpkg-deb -I "$deb" | tee "$tmp/info"
@@ -101,7 +102,7 @@ control() {
 lint() {
     lintian --fail-on error -I "$deb"
 }
-check "dpkg-deb -c: files, modes, stripped binary <= 12 MB" contents
+check "dpkg-deb -c: files, modes, stripped binary <= 12 MiB" contents
 check "dpkg-deb -I: control, computed depends, conffiles, maintainer scripts" control
 check "lintian: no errors" lint
 
