@@ -24,6 +24,7 @@
 //! | [`sms`]       | pure SMS codecs: GSM 7-bit, UCS-2, PDUs, segmenting, reassembly        |
 //! | [`modem`]     | AT digester, serial port, the GSM modem task and route, the simulator   |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
+//! | [`doctor`]    | `pasarela doctor`: checks an installed box, one line and a fix each    |
 
 pub mod admin;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod dispatch;
+pub mod doctor;
 pub mod inbox;
 pub mod logging;
 pub mod modem;

@@ -74,6 +74,15 @@ enum Command {
     },
     /// An AT modem simulator on a pseudo-terminal, with an HTTP control API (for tests and demos).
     ModemSim(pasarela::modem::sim::cli::ModemSimArgs),
+    /// Check an installed box and say what is wrong: config, permissions, modem, SIM, signal,
+    /// journal, admin API. One line per check with the fix; exit 0 when all pass, 1 otherwise.
+    Doctor {
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
+        config: PathBuf,
+        /// The user the service runs as: permissions are checked for it.
+        #[arg(long, default_value = pasarela::doctor::SERVICE_USER, value_name = "USER")]
+        user: String,
+    },
     /// Print the version.
     Version,
 }
@@ -115,6 +124,15 @@ fn main() -> ExitCode {
             sim_control,
         } => demo(dir, listen, token, sim_control),
         Command::ModemSim(args) => pasarela::modem::sim::cli::run(args),
+        Command::Doctor { config, user } => {
+            let opts = pasarela::doctor::Options { config, user };
+            let checks = runtime().block_on(pasarela::doctor::run(&opts, &mut |c| println!("{c}")));
+            if checks.iter().any(|c| c.failed()) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Command::Customers {
             cmd: CustomersCommand::Import { file, config },
         } => {
