@@ -348,6 +348,10 @@ struct RawCustomer {
     zone: Option<String>,
     extra: BTreeMap<String, String>,
     optout: Option<OptOut>,
+    /// A phone column / field was given (else the stored phones stay).
+    phones_present: bool,
+    /// Extra fields were given (else the stored ones stay).
+    extra_present: bool,
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -356,6 +360,16 @@ fn non_empty(s: Option<String>) -> Option<String> {
 
 /// Validates and normalizes; the error names the field.
 fn build(raw: RawCustomer, phones: &PhoneContext) -> Result<CustomerInput, (String, String)> {
+    let present = sql::Present {
+        name: raw.name.is_some(),
+        phones: raw.phones_present,
+        email: raw.email.is_some(),
+        balance: raw.balance.is_some(),
+        due_date: raw.due_date.is_some(),
+        plan: raw.plan.is_some(),
+        zone: raw.zone.is_some(),
+        extra: raw.extra_present,
+    };
     let code = raw.code.trim().to_string();
     if code.is_empty() {
         return Err((
@@ -391,6 +405,7 @@ fn build(raw: RawCustomer, phones: &PhoneContext) -> Result<CustomerInput, (Stri
         return Err(("email".into(), format!("`{e}` is not an email address")));
     }
     Ok(CustomerInput {
+        present,
         code,
         name: non_empty(raw.name).unwrap_or_default(),
         phones: normalized,
@@ -429,6 +444,7 @@ pub fn validate_json(
 }
 
 fn raw_from_json(c: CustomerJson) -> Result<RawCustomer, (String, String)> {
+    let phones_present = c.phone.is_some() || c.phones.is_some();
     let mut list = c.phones.unwrap_or_default();
     if let Some(p) = c.phone {
         list.insert(0, p);
@@ -445,6 +461,7 @@ fn raw_from_json(c: CustomerJson) -> Result<RawCustomer, (String, String)> {
         }
     };
     let mut extra = BTreeMap::new();
+    let extra_present = c.extra.is_some();
     for (k, v) in c.extra.unwrap_or_default() {
         let key = header_key(&k);
         if key != k || key.is_empty() {
@@ -478,6 +495,8 @@ fn raw_from_json(c: CustomerJson) -> Result<RawCustomer, (String, String)> {
         zone: c.zone,
         extra,
         optout: c.optout,
+        phones_present,
+        extra_present,
     })
 }
 
@@ -697,13 +716,17 @@ pub fn parse_csv(
             match col {
                 Column::Field("code") => raw.code = v.to_string(),
                 Column::Field("name") => raw.name = Some(v.to_string()),
-                Column::Field("phone") => raw.phones.extend(split_phones(v).map(String::from)),
+                Column::Field("phone") => {
+                    raw.phones_present = true;
+                    raw.phones.extend(split_phones(v).map(String::from))
+                }
                 Column::Field("email") => raw.email = Some(v.to_string()),
                 Column::Field("balance") => raw.balance = Some(v.to_string()),
                 Column::Field("due_date") => raw.due_date = Some(v.to_string()),
                 Column::Field("plan") => raw.plan = Some(v.to_string()),
                 Column::Field("zone") => raw.zone = Some(v.to_string()),
                 Column::Extra(name) => {
+                    raw.extra_present = true;
                     raw.extra.insert(name.clone(), v.to_string());
                 }
                 _ => {}

@@ -585,7 +585,11 @@ impl RulesContext {
                     })
                     .await?;
             }
-            let next = self.store.read(sql::next_forward).await?;
+            let next = if settings.ticket.forward_url.is_some() {
+                self.store.read(sql::next_forward).await?
+            } else {
+                None // forwarding turned off: pending tickets wait for it to come back
+            };
             let wait = next
                 .map(|n| (n - now_ms()).clamp(100, 30_000))
                 .unwrap_or(30_000) as u64;

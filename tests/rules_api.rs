@@ -375,6 +375,20 @@ async fn bad_customer_files_and_bodies_change_nothing() {
         (400, Some("template")),
         "{body}"
     );
+
+    // A daily balance file with only codes and balances updates balances and keeps the rest.
+    let (status, report) = gw.csv(b"codigo;deuda\nA1;99,90\n").await;
+    assert_eq!(
+        (status, report["updated"].as_i64()),
+        (200, Some(1)),
+        "{report}"
+    );
+    let found = gw.get("/api/customers?code=A1").await;
+    let c = &found["customers"][0];
+    assert_eq!(c["balance"], "99.90");
+    assert_eq!(c["name"], "José Muñoz");
+    assert_eq!(c["phones"], json!(["+5491159876543"]));
+    assert_eq!(c["extra"]["nodo"], "Norte");
     gw.stop().await;
     sim.shutdown().await;
 }

@@ -537,11 +537,35 @@ fn settings_errors(errors: Vec<(String, String)>) -> ApiError {
     e
 }
 
-/// `PUT /api/rules`: the whole `[rules]` table as JSON; templates are checked before saving.
+fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// `PUT /api/rules`: `[rules]` as JSON; keys left out keep their current values. Templates are
+/// checked before saving.
 async fn put_rules(
     State(state): State<AppState>,
-    JsonBody(new): JsonBody<Settings, SMALL_LIMIT>,
+    JsonBody(patch): JsonBody<serde_json::Value, SMALL_LIMIT>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if !patch.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "send a JSON object with the [rules] keys to change",
+        ));
+    }
+    let mut current =
+        serde_json::to_value(state.rules.settings().as_ref()).map_err(ApiError::internal)?;
+    merge(&mut current, patch);
+    let bytes = serde_json::to_vec(&current).map_err(ApiError::internal)?;
+    let new: Settings = super::parse_json(&bytes)?;
     let saved = state
         .rules
         .replace_settings(new)

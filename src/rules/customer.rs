@@ -156,7 +156,17 @@ impl Money {
 /// `05-12-2026` (day first, as in Argentina).
 pub fn parse_date(raw: &str) -> Result<NaiveDate, String> {
     let t = raw.trim();
+    use chrono::Datelike;
+    // `%Y` also takes one or two digits: `05/12/26` would be year 26. Four-digit years first,
+    // then two-digit ones as 20xx (`%y`).
     for fmt in ["%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(t, fmt)
+            && d.year() >= 1900
+        {
+            return Ok(d);
+        }
+    }
+    for fmt in ["%d/%m/%y", "%d-%m-%y", "%d.%m.%y"] {
         if let Ok(d) = NaiveDate::parse_from_str(t, fmt) {
             return Ok(d);
         }
@@ -247,6 +257,7 @@ mod tests {
         assert_eq!(format_date(d, Language::Es), "05/12/2026");
         assert_eq!(format_date(d, Language::En), "12/05/2026");
         assert_eq!(parse_date("5/12/2026").unwrap(), d);
+        assert_eq!(parse_date("05/12/26").unwrap(), d);
         assert!(parse_date("2026-13-01").is_err());
         assert!(parse_date("mañana").is_err());
     }

@@ -13,6 +13,9 @@ use crate::rules::{Customer, Money, OptOut};
 /// A customer to insert or update, already validated and normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerInput {
+    /// Which fields were given: an update keeps the stored value of every other field (a CSV of
+    /// `codigo;deuda` updates balances and leaves names and phones alone).
+    pub present: Present,
     pub code: String,
     pub name: String,
     pub phones: Vec<String>,
@@ -24,6 +27,19 @@ pub struct CustomerInput {
     pub extra: BTreeMap<String, String>,
     /// `None` keeps what the customer had.
     pub optout: Option<OptOut>,
+}
+
+/// Fields given in an upsert.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Present {
+    pub name: bool,
+    pub phones: bool,
+    pub email: bool,
+    pub balance: bool,
+    pub due_date: bool,
+    pub plan: bool,
+    pub zone: bool,
+    pub extra: bool,
 }
 
 /// What an upsert did.
@@ -57,8 +73,12 @@ pub fn upsert_customers(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
     )?;
     let mut update = conn.prepare_cached(
-        "UPDATE customers SET name = ?2, email = ?3, balance = ?4, due_date = ?5, plan = ?6, \
-         zone = ?7, extra = ?8, updated_at = ?9 WHERE id = ?1",
+        "UPDATE customers SET name = CASE WHEN ?10 THEN ?2 ELSE name END, \
+         email = CASE WHEN ?11 THEN ?3 ELSE email END, \
+         balance = CASE WHEN ?12 THEN ?4 ELSE balance END, \
+         due_date = CASE WHEN ?13 THEN ?5 ELSE due_date END, \
+         plan = CASE WHEN ?14 THEN ?6 ELSE plan END, zone = CASE WHEN ?15 THEN ?7 ELSE zone END, \
+         extra = CASE WHEN ?16 THEN ?8 ELSE extra END, updated_at = ?9 WHERE id = ?1",
     )?;
     let mut set_optout = conn.prepare_cached(
         "UPDATE customers SET optout_sms = ?2, optout_whatsapp = ?3, optout_email = ?4 WHERE id = ?1",
@@ -78,13 +98,17 @@ pub fn upsert_customers(
         let existing: Option<i64> = find.query_row([&c.code], |r| r.get(0)).optional()?;
         let id = match existing {
             Some(id) => {
+                let p = c.present;
                 update.execute(params![
-                    id, c.name, c.email, balance, due, c.plan, c.zone, extra, now
+                    id, c.name, c.email, balance, due, c.plan, c.zone, extra, now, p.name, p.email,
+                    p.balance, p.due_date, p.plan, p.zone, p.extra
                 ])?;
                 if let Some(o) = c.optout {
                     set_optout.execute(params![id, o.sms, o.whatsapp, o.email])?;
                 }
-                drop_phones.execute([id])?;
+                if p.phones {
+                    drop_phones.execute([id])?;
+                }
                 report.updated += 1;
                 id
             }
@@ -98,6 +122,7 @@ pub fn upsert_customers(
                 conn.last_insert_rowid()
             }
         };
+        // An update without phones keeps the stored ones (c.phones is empty then).
         for (i, phone) in c.phones.iter().enumerate() {
             add_phone.execute(params![phone, id, i as i64])?;
         }
