@@ -761,19 +761,12 @@ pub async fn import_csv(
         tokio::task::spawn_blocking(move || parse_csv(&bytes, &config, &phones))
             .await
             .map_err(|e| ImportError::Internal(e.to_string()))??;
-    let mut report = ImportReport {
+    let report = ImportReport {
         rejected,
         warnings,
         ..Default::default()
     };
-    if !good.is_empty() {
-        let upserted = store
-            .write(move |c| sql::upsert_customers(c, &good, crate::store::now_ms()))
-            .await
-            .map_err(|e| ImportError::Internal(e.to_string()))?;
-        report.absorb(upserted);
-    }
-    Ok(report)
+    store_good(store, good, report).await
 }
 
 /// Stores validated JSON customers.
@@ -785,10 +778,19 @@ pub async fn import_json(
     let (good, rejected) = tokio::task::spawn_blocking(move || validate_json(items, &phones))
         .await
         .map_err(|e| ImportError::Internal(e.to_string()))?;
-    let mut report = ImportReport {
+    let report = ImportReport {
         rejected,
         ..Default::default()
     };
+    store_good(store, good, report).await
+}
+
+/// Upserts the good rows of an import in one transaction and completes its report.
+async fn store_good(
+    store: &Store,
+    good: Vec<CustomerInput>,
+    mut report: ImportReport,
+) -> Result<ImportReport, ImportError> {
     if !good.is_empty() {
         let upserted = store
             .write(move |c| sql::upsert_customers(c, &good, crate::store::now_ms()))
