@@ -89,36 +89,30 @@ pub async fn run(
     let (transports_trigger, transports_shutdown) = shutdown::channel();
     let handle = DispatchHandle::default();
     let mut transports = parts.transports.clone();
+    let sink = {
+        let handle = handle.clone();
+        crate::store::sink::sink(&store, Arc::new(move || handle.wake()))
+    };
+    let built = crate::registry::build_all(&crate::transport::kind::BuildContext {
+        config: cfg,
+        sink,
+        phones: cfg.company.phone_context(),
+    })?;
+    transports.extend(built.transports);
     let mut transport_tasks = Vec::new();
-    for modem_cfg in &cfg.modems {
-        let (modem, transport) = crate::modem::gsm::modem(
-            modem_cfg.clone(),
-            store.clone(),
-            cfg.company.phone_context(),
-            handle.clone(),
-        );
-        transports.push(Arc::new(transport));
-        let modem = Arc::new(tokio::sync::Mutex::new(modem));
+    for task in built.tasks {
         let stop = transports_shutdown.clone();
+        let run = task.run;
         transport_tasks.push(tokio::spawn(supervise(
-            "modem",
+            task.name,
             transports_shutdown.clone(),
-            move || {
-                let modem = modem.clone();
-                let stop = stop.clone();
-                async move { modem.lock().await.run(stop).await }
-            },
+            move || run(stop.clone()),
         )));
     }
-    let webhook_listener = start_phone_routes(
-        cfg,
-        &store,
-        &handle,
-        &transports_shutdown,
-        &mut transports,
-        &mut transport_tasks,
-    )
-    .await?;
+    let webhook_listener = match (&cfg.webhooks.listen, built.webhooks) {
+        (Some(listen), Some(router)) => Some((bind_webhooks(listen).await?, router)),
+        _ => None,
+    };
     let rules = crate::inbox::RulesContext::new(cfg, store.clone(), handle.clone())
         .await
         .context("cannot start the keyword rules")?;
@@ -270,63 +264,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Builds the `[[android]]` and `[[http_sms]]` routes, starts each phone's health task, and
-/// binds the webhook listener when `[webhooks] listen` is set. Returns the listener and its
-/// router, to be served with the other listeners.
-async fn start_phone_routes(
-    cfg: &crate::config::Config,
-    store: &Store,
-    handle: &DispatchHandle,
-    transports_shutdown: &Shutdown,
-    transports: &mut Vec<Arc<dyn Transport>>,
-    transport_tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> anyhow::Result<Option<(TcpListener, axum::Router)>> {
-    use crate::transport::{android, http_sms};
-    let mut phones = std::collections::HashMap::new();
-    for phone_cfg in &cfg.androids {
-        let (phone, transport, task) =
-            android::phone(phone_cfg.clone(), store.clone(), handle.clone())
-                .with_context(|| format!("cannot set up the phone {}", phone_cfg.name))?;
-        if phone_cfg.webhook_url.is_some() {
-            phones.insert(phone_cfg.name.clone(), phone);
-        }
-        transports.push(Arc::new(transport));
-        let task = Arc::new(task);
-        let stop = transports_shutdown.clone();
-        transport_tasks.push(tokio::spawn(supervise(
-            "phone",
-            transports_shutdown.clone(),
-            move || {
-                let task = task.clone();
-                let stop = stop.clone();
-                async move { task.run(stop).await }
-            },
-        )));
-    }
-    for route in &cfg.http_sms {
-        let t = http_sms::HttpSmsTransport::new(route.clone())
-            .with_context(|| format!("cannot set up the route {}", route.name))?;
-        transports.push(Arc::new(t));
-    }
-    let Some(listen) = &cfg.webhooks.listen else {
-        return Ok(None);
-    };
+/// Binds the `[webhooks]` listener; every kind's webhook routes are served on it.
+async fn bind_webhooks(listen: &str) -> anyhow::Result<TcpListener> {
     let addr: SocketAddr = listen
         .parse()
         .with_context(|| format!("`{listen}` is not an address (webhooks.listen)"))?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (webhooks.listen)"))?;
-    log::info!(
-        "phone webhooks on http://{}/webhooks/android/…",
-        listener.local_addr()?
-    );
-    let router = android::webhook::router(android::webhook::WebhookState {
-        store: store.clone(),
-        phones: cfg.company.phone_context(),
-        routes: Arc::new(phones),
-    });
-    Ok(Some((listener, router)))
+    log::info!("webhooks on http://{}/webhooks/…", listener.local_addr()?);
+    Ok(listener)
 }
 
 fn notify(states: &[NotifyState<'_>]) {

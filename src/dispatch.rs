@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{DispatchConfig, RateLimit};
 use crate::logging::peer as shown_peer;
+use crate::model::{Channel, Content, Email, Outgoing, Whatsapp};
 use crate::shutdown::Shutdown;
 use crate::store::{Message, MessageId, Outcome, Store, StoreError, now_ms};
 use crate::transport::{Transport, TransportError};
@@ -403,6 +404,26 @@ pub fn outcome_of(
     }
 }
 
+/// What a transport is handed for a stored message. Stored messages carry one text today; it
+/// becomes the content of the message's channel.
+pub fn outgoing(message: &Message) -> Outgoing {
+    let text = message.body.clone();
+    let content = match message.channel {
+        Channel::Sms => Content::Sms { text },
+        Channel::Whatsapp => Content::Whatsapp(Whatsapp::Text { body: text }),
+        Channel::Email => Content::Email(Email {
+            text,
+            ..Default::default()
+        }),
+    };
+    Outgoing {
+        id: message.id,
+        to: message.peer.clone(),
+        content,
+        attempt: message.attempts,
+    }
+}
+
 /// Sends one message on `transport` and records the outcome. `others` are the other routes
 /// of the message's channel: when the failure took `transport` down and one of them is up, the
 /// retry is due at once instead of after the backoff.
@@ -417,7 +438,8 @@ async fn send_one(
     let id = message.id.0;
     let channel = message.channel.as_str();
     let route = transport.name().to_string();
-    let result = match tokio::time::timeout(SEND_DEADLINE, transport.send(&message)).await {
+    let outgoing = outgoing(&message);
+    let result = match tokio::time::timeout(SEND_DEADLINE, transport.send(&outgoing)).await {
         Ok(r) => r.map(|receipt| receipt.provider_ref),
         Err(_) => Err(TransportError::Temporary(format!(
             "no answer from {route} within {} s",

@@ -549,7 +549,7 @@ impl RulesContext {
                         "operator": t.operator,
                         "category": t.category,
                         "state": t.state,
-                        "created_at": crate::admin::rfc3339(t.created_at),
+                        "created_at": crate::web::rfc3339(t.created_at),
                     }))
                     .send()
                     .await;

@@ -34,7 +34,7 @@ impl Transport for ScriptedRoute {
     }
     fn send<'a>(
         &'a self,
-        m: &'a pasarela::store::Message,
+        m: &'a pasarela::model::Outgoing,
     ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
         Box::pin(async move {
             let tries = {
@@ -43,7 +43,7 @@ impl Transport for ScriptedRoute {
                 *n += 1;
                 *n
             };
-            let body = m.body.as_str();
+            let body = m.content.sms_text().unwrap_or_default();
             if let Some(rest) = body.strip_prefix("temp-") {
                 let n: u32 = rest
                     .split(|c: char| !c.is_ascii_digit())

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, ItemError, JsonBody};
+use super::{ApiError, AppState, ItemError, JsonBody, rfc3339};
 use crate::store::{
     Channel, Direction, ListFilter, Message, MessageId, NewOutbound, Priority, State as MsgState,
     now_ms,
@@ -78,12 +78,6 @@ pub struct MessageView {
     pub updated_at: String,
     pub sent_at: Option<String>,
     pub delivered_at: Option<String>,
-}
-
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl From<Message> for MessageView {

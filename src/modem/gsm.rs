@@ -23,14 +23,16 @@ use super::at::{Command, Urc, fields};
 use super::driver::{AtError, AtPort};
 use super::port::SerialPort;
 use crate::config::ModemConfig;
-use crate::dispatch::DispatchHandle;
 use crate::logging::peer as shown_peer;
+use crate::model::{InboundSms, NewInbound, PartStatus, Received};
 use crate::phone::PhoneContext;
 use crate::shutdown::Shutdown;
 use crate::sms::{self, AddressKind, DecodedPdu};
-use crate::store::sms::{InboundSms, PartStatus, Received};
-use crate::store::{Channel, Message, Store};
-use crate::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
+use crate::transport::kind::{BuildContext, Built, Kind, Task};
+use crate::transport::sink::SinkError;
+use crate::transport::{
+    BoxFuture, Channel, Health, Outgoing, SendReceipt, Sink, Transport, TransportError,
+};
 
 /// One part may take this long between `AT+CMGS` and `+CMGS:` (the network's round trip).
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,7 +58,7 @@ pub struct ModemStatus {
 }
 
 struct SendJob {
-    message: Message,
+    message: Outgoing,
     reply: oneshot::Sender<Result<SendReceipt, TransportError>>,
 }
 
@@ -103,7 +105,7 @@ impl Transport for GsmTransport {
 
     fn send<'a>(
         &'a self,
-        message: &'a Message,
+        message: &'a Outgoing,
     ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
@@ -124,20 +126,14 @@ impl Transport for GsmTransport {
 /// The task side of a modem; run it with [`Modem::run`].
 pub struct Modem {
     cfg: ModemConfig,
-    store: Store,
+    sink: Sink,
     phones: PhoneContext,
     status: Arc<Mutex<ModemStatus>>,
     jobs: mpsc::Receiver<SendJob>,
-    dispatch: DispatchHandle,
 }
 
 /// Builds a modem's task and its transport.
-pub fn modem(
-    cfg: ModemConfig,
-    store: Store,
-    phones: PhoneContext,
-    dispatch: DispatchHandle,
-) -> (Modem, GsmTransport) {
+pub fn modem(cfg: ModemConfig, sink: Sink, phones: PhoneContext) -> (Modem, GsmTransport) {
     let (tx, rx) = mpsc::channel(4);
     let status = Arc::new(Mutex::new(ModemStatus {
         detail: "starting".into(),
@@ -151,14 +147,40 @@ pub fn modem(
     (
         Modem {
             cfg,
-            store,
+            sink,
             phones,
             status,
             jobs: rx,
-            dispatch,
         },
         transport,
     )
+}
+
+/// `[[modem]]`: one route and one supervised task per modem.
+pub struct ModemKind;
+pub const KIND: ModemKind = ModemKind;
+
+impl Kind for ModemKind {
+    fn name(&self) -> &'static str {
+        "modem"
+    }
+
+    fn build(&self, cx: &BuildContext<'_>) -> anyhow::Result<Built> {
+        let mut built = Built::default();
+        for cfg in &cx.config.modems {
+            let (modem, transport) = modem(cfg.clone(), cx.sink.clone(), cx.phones.clone());
+            built.transports.push(Arc::new(transport));
+            let modem = Arc::new(tokio::sync::Mutex::new(modem));
+            built.tasks.push(Task {
+                name: "modem",
+                run: Arc::new(move |stop| {
+                    let modem = modem.clone();
+                    Box::pin(async move { modem.lock().await.run(stop).await })
+                }),
+            });
+        }
+        Ok(built)
+    }
 }
 
 /// Why a session ended.
@@ -168,8 +190,8 @@ enum SessionEnd {
     Link(String),
     #[error("{0}")]
     Sim(String),
-    #[error("database: {0}")]
-    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Store(#[from] SinkError),
 }
 
 impl From<AtError> for SessionEnd {
@@ -227,7 +249,7 @@ impl Modem {
             let was_up = s.up;
             f(&mut s);
             if s.up && !was_up {
-                self.dispatch.wake();
+                self.sink.came_up();
             }
         }
     }
@@ -506,7 +528,7 @@ impl Modem {
                 };
                 let hash = fingerprint(pin.expose().as_bytes());
                 let tag = i64::from_str_radix(&hash[..15], 16).unwrap_or(0);
-                if self.store.meta_get(&self.pin_key()).await? == Some(tag) {
+                if self.sink.state().get(&self.pin_key()).await? == Some(tag) {
                     return Err(SessionEnd::Sim(
                         "the SIM asks for its PIN and the configured PIN was already rejected once; \
                          not trying it again (three wrong PINs lock the SIM). Fix `pin` and restart"
@@ -522,14 +544,14 @@ impl Modem {
                     .await?;
                 match answer {
                     Ok(_) => {
-                        self.store.meta_set(&self.pin_key(), None).await?;
+                        self.sink.state().set(&self.pin_key(), None).await?;
                         log::info!(transport = self.cfg.name.as_str(); "{}: SIM unlocked with the configured PIN", self.cfg.name);
                         // The SIM needs a moment before messages can be read.
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         Ok(())
                     }
                     Err(e) => {
-                        self.store.meta_set(&self.pin_key(), Some(tag)).await?;
+                        self.sink.state().set(&self.pin_key(), Some(tag)).await?;
                         Err(SessionEnd::Sim(format!(
                             "the SIM rejected the configured PIN ({e}); it will not be tried again \
                              until `pin` is changed"
@@ -703,7 +725,12 @@ impl Modem {
             self.handle_pdu(&pdu).await?;
             self.delete(at, index).await?;
         }
-        for id in self.store.flush_incomplete_sms(INCOMPLETE_AFTER_MS).await? {
+        for id in self
+            .sink
+            .records()
+            .flush_incomplete_sms(INCOMPLETE_AFTER_MS)
+            .await?
+        {
             log::warn!(msg_id = id.0; "message {id}: a long SMS never got all its parts; stored incomplete");
         }
         Ok(())
@@ -719,33 +746,18 @@ impl Modem {
             Err(e) => {
                 log::warn!(transport = name.as_str(); "{name}: a message on the SIM does not decode ({e}); kept raw");
                 let id = self
-                    .store
-                    .write({
-                        let hex = hex.to_string();
-                        let name = name.clone();
-                        let error = e.to_string();
-                        move |c| {
-                            let (id, _) = crate::store::messages::insert_inbound(
-                                c,
-                                &crate::store::NewInbound {
-                                    channel: Channel::Sms,
-                                    transport: name,
-                                    peer: "unknown".into(),
-                                    body: hex.clone(),
-                                    provider_ref: Some(format!(
-                                        "raw:{}",
-                                        fingerprint(hex.as_bytes())
-                                    )),
-                                },
-                                crate::store::now_ms(),
-                            )?;
-                            c.execute(
-                                "UPDATE messages SET last_error = ?2 WHERE id = ?1",
-                                rusqlite::params![id.0, format!("undecodable PDU: {error}")],
-                            )?;
-                            Ok(id)
-                        }
-                    })
+                    .sink
+                    .records()
+                    .inbound_raw(
+                        NewInbound {
+                            channel: Channel::Sms,
+                            transport: name.clone(),
+                            peer: "unknown".into(),
+                            body: hex.to_string(),
+                            provider_ref: Some(format!("raw:{}", fingerprint(hex.as_bytes()))),
+                        },
+                        format!("undecodable PDU: {e}"),
+                    )
                     .await?;
                 log::debug!(msg_id = id.0; "raw PDU stored as message {id}");
                 return Ok(());
@@ -763,8 +775,9 @@ impl Modem {
                 };
                 let concat = d.user_data.concat.map(|c| (c.reference, c.total, c.seq));
                 let received = self
-                    .store
-                    .receive_sms(InboundSms {
+                    .sink
+                    .records()
+                    .inbound_sms(InboundSms {
                         transport: name.clone(),
                         sender: sender.clone(),
                         text: d.user_data.text(),
@@ -804,8 +817,9 @@ impl Modem {
                 };
                 if let Some(status) = status {
                     match self
-                        .store
-                        .apply_part_status(&name, r.message_reference, &recipient, status)
+                        .sink
+                        .records()
+                        .part_status(&name, r.message_reference, &recipient, status)
                         .await?
                     {
                         Some(id) => {
@@ -827,8 +841,9 @@ impl Modem {
     async fn send<P: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         at: &mut AtPort<P>,
-        message: &Message,
+        message: &Outgoing,
     ) -> Result<SendReceipt, (TransportError, bool)> {
+        let text = crate::transport::sms_text(message).map_err(|e| (e, false))?;
         let opts = sms::SubmitOptions {
             transliterate: self.cfg.transliterate,
             validity_minutes: (self.cfg.validity_minutes > 0).then_some(self.cfg.validity_minutes),
@@ -837,14 +852,15 @@ impl Modem {
             max_parts: 255,
             ..Default::default()
         };
-        let parts = sms::encode_submit(&message.peer, &message.body, &opts).map_err(|e| {
+        let parts = sms::encode_submit(&message.to, text, &opts).map_err(|e| {
             (
                 TransportError::Permanent(format!("cannot encode the SMS: {e}")),
                 false,
             )
         })?;
         let done = self
-            .store
+            .sink
+            .records()
             .parts_sent(message.id)
             .await
             .map_err(|e| (TransportError::Temporary(e.to_string()), false))?;
@@ -860,8 +876,9 @@ impl Modem {
                 Ok(mr) => {
                     refs.push(mr.to_string());
                     if let Err(e) = self
-                        .store
-                        .record_part_sent(message.id, part.seq, part.total, &self.cfg.name, mr)
+                        .sink
+                        .records()
+                        .part_sent(message.id, part.seq, part.total, &self.cfg.name, mr)
                         .await
                     {
                         log::error!(msg_id = message.id.0; "message {}: part {} sent but not recorded: {e}", message.id, part.seq);

@@ -2,96 +2,9 @@
 //! function here runs inside the caller's transaction; one call is one state change.
 
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value};
-use serde::Serialize;
 
 use super::StoreError;
-
-/// Row id of a message; also the id the API hands out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct MessageId(pub i64);
-
-impl std::fmt::Display for MessageId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-macro_rules! text_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stored and wire form.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<$name> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(
-    /// Which way a message went.
-    Direction { In => "in", Out => "out" }
-);
-
-text_enum!(
-    /// The kind of transport that carries a message.
-    Channel { Sms => "sms", Whatsapp => "whatsapp", Email => "email" }
-);
-
-text_enum!(
-    /// Lifecycle. Outbound: `queued → sending → sent → delivered`, or `failed` / `cancelled`;
-    /// `scheduled` waits for a delivery window. Inbound messages are `received`.
-    State {
-        Received => "received",
-        Scheduled => "scheduled",
-        Queued => "queued",
-        Sending => "sending",
-        Sent => "sent",
-        Delivered => "delivered",
-        Failed => "failed",
-        Cancelled => "cancelled",
-    }
-);
-
-text_enum!(
-    /// Dispatch order: replies to a customer's own message first, then notifications, then bulk.
-    Priority { Reply => "reply", Notification => "notification", Bulk => "bulk" }
-);
-
-impl Priority {
-    fn rank(self) -> i64 {
-        match self {
-            Priority::Reply => 0,
-            Priority::Notification => 1,
-            Priority::Bulk => 2,
-        }
-    }
-
-    fn from_rank(rank: i64) -> Priority {
-        match rank {
-            0 => Priority::Reply,
-            2 => Priority::Bulk,
-            _ => Priority::Notification,
-        }
-    }
-}
+pub use crate::model::{Channel, Direction, MessageId, NewInbound, Priority, State, StatusUpdate};
 
 /// A message as stored. Times are Unix milliseconds (UTC).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,19 +42,6 @@ pub struct NewOutbound {
     pub not_before: Option<i64>,
 }
 
-/// An inbound message as a transport read it.
-#[derive(Debug, Clone)]
-pub struct NewInbound {
-    pub channel: Channel,
-    pub transport: String,
-    /// Sender as received: a normalized number when it is one, else the raw address
-    /// (alphanumeric senders such as `Personal`, short codes).
-    pub peer: String,
-    pub body: String,
-    /// The transport's own id for it, so a second delivery of the same message is recognised.
-    pub provider_ref: Option<String>,
-}
-
 /// What became of one send attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -157,13 +57,6 @@ pub enum Outcome {
     Failed {
         error: String,
     },
-}
-
-/// A delivery report from a transport.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatusUpdate {
-    Delivered,
-    Failed { reason: String },
 }
 
 /// Filters for the history; all optional. Newest first; `before` is the pagination cursor.

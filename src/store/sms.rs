@@ -8,36 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
 use super::messages::{self, Channel, MessageId, NewInbound};
-
-/// One received SMS part (or a whole single-part SMS when `concat` is `None`).
-#[derive(Debug, Clone)]
-pub struct InboundSms {
-    pub transport: String,
-    pub sender: String,
-    pub text: String,
-    /// (reference, total, seq) of a concatenated message.
-    pub concat: Option<(u16, u8, u8)>,
-    /// Identifies this exact PDU (sender, time stamp, content).
-    pub pdu_hash: String,
-}
-
-/// What storing a received part did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Received {
-    /// A message is complete and stored (new).
-    Message(MessageId),
-    /// The same PDU was stored before; nothing changed.
-    Duplicate,
-    /// A part of a message still waiting for others.
-    PartPending,
-}
-
-/// A delivery report for one part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartStatus {
-    Delivered,
-    Failed(String),
-}
+pub use crate::model::{InboundSms, PartStatus, Received};
 
 pub fn receive(conn: &Connection, sms: &InboundSms, now: i64) -> Result<Received, StoreError> {
     let Some((reference, total, seq)) = sms.concat else {

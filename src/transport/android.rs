@@ -26,11 +26,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::AndroidConfig;
-use crate::dispatch::DispatchHandle;
 use crate::logging::peer as shown_peer;
+use crate::model::{MessageId, StatusUpdate, now_ms};
 use crate::shutdown::Shutdown;
-use crate::store::{Channel, Message, MessageId, StatusUpdate, Store, StoreError};
-use crate::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
+use crate::transport::sink::SinkError;
+use crate::transport::{
+    BoxFuture, Channel, Health, Outgoing, SendReceipt, Sink, Transport, TransportError,
+};
 
 /// Requests the phone may have in flight from us at once. The app queues messages itself;
 /// a few in flight keep it busy without flooding it.
@@ -78,7 +80,7 @@ pub struct Phone {
     base: String,
     client: reqwest::Client,
     status: Mutex<PhoneStatus>,
-    store: Store,
+    sink: Sink,
     tag: tokio::sync::OnceCell<String>,
 }
 
@@ -98,24 +100,11 @@ impl Phone {
     }
 
     /// The prefix of every message id we give this phone: `pasarela-<tag>-`.
-    pub async fn id_prefix(&self) -> Result<&str, StoreError> {
+    pub async fn id_prefix(&self) -> Result<&str, SinkError> {
         self.tag
             .get_or_try_init(|| async {
                 let fresh = i64::from(u32::from_le_bytes(random_bytes()) & 0x00ff_ffff);
-                let tag = self
-                    .store
-                    .write(move |c| {
-                        c.execute(
-                            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
-                            rusqlite::params![ID_TAG_KEY, fresh],
-                        )?;
-                        Ok(c.query_row(
-                            "SELECT value FROM meta WHERE key = ?1",
-                            [ID_TAG_KEY],
-                            |r| r.get::<_, i64>(0),
-                        )?)
-                    })
-                    .await?;
+                let tag = self.sink.state().get_or_init(ID_TAG_KEY, fresh).await?;
                 Ok(format!("pasarela-{tag:06x}-"))
             })
             .await
@@ -123,7 +112,7 @@ impl Phone {
     }
 
     /// Our message id as the app knows it.
-    pub async fn app_id(&self, id: MessageId) -> Result<String, StoreError> {
+    pub async fn app_id(&self, id: MessageId) -> Result<String, SinkError> {
         Ok(format!("{}{id}", self.id_prefix().await?))
     }
 
@@ -170,15 +159,16 @@ impl Phone {
     }
 
     /// `POST /message`, then follows the state for a while. See the module doc.
-    async fn send(&self, message: &Message) -> Result<SendReceipt, TransportError> {
+    async fn send(&self, message: &Outgoing) -> Result<SendReceipt, TransportError> {
+        let text = crate::transport::sms_text(message)?;
         let app_id = self
             .app_id(message.id)
             .await
-            .map_err(|e| TransportError::Temporary(format!("database: {e}")))?;
+            .map_err(|e| TransportError::Temporary(e.to_string()))?;
         let mut body = json!({
             "id": app_id,
-            "textMessage": {"text": message.body},
-            "phoneNumbers": [message.peer],
+            "textMessage": {"text": text},
+            "phoneNumbers": [message.to],
             "withDeliveryReport": self.cfg.delivery_reports,
         });
         if let Some(sim) = self.cfg.sim {
@@ -328,15 +318,12 @@ impl Phone {
     /// (the cursor for the next call; `MessageId(0)` starts over).
     pub async fn follow_up(&self, after: MessageId) -> MessageId {
         let name = self.name().to_string();
-        let since = crate::store::now_ms() - FOLLOW_UP_FOR_MS;
-        let ids = {
-            let name = name.clone();
-            self.store
-                .read(move |c| {
-                    crate::store::messages::awaiting_report(c, &name, since, after, FOLLOW_UP_BATCH)
-                })
-                .await
-        };
+        let since = now_ms() - FOLLOW_UP_FOR_MS;
+        let ids = self
+            .sink
+            .records()
+            .awaiting_report(&name, since, after, FOLLOW_UP_BATCH)
+            .await;
         let ids = match ids {
             Ok(ids) => ids,
             Err(e) => {
@@ -375,8 +362,9 @@ impl Phone {
                 _ => continue,
             };
             match self
-                .store
-                .apply_status_by_id(id, &name, &app_id, update)
+                .sink
+                .records()
+                .status_of(id, &name, &app_id, update)
                 .await
             {
                 Ok(true) => log::info!(
@@ -650,14 +638,14 @@ impl Transport for AndroidTransport {
 
     fn send<'a>(
         &'a self,
-        message: &'a Message,
+        message: &'a Outgoing,
     ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
         Box::pin(async move {
             let result = self.phone.send(message).await;
             if let Err(e) = &result {
                 log::debug!(
                     msg_id = message.id.0, transport = self.phone.name();
-                    "message {} to {} on {}: {e}", message.id, shown_peer(&message.peer), self.phone.name()
+                    "message {} to {} on {}: {e}", message.id, shown_peer(&message.to), self.phone.name()
                 );
             }
             result
@@ -668,7 +656,6 @@ impl Transport for AndroidTransport {
 /// The phone's background task: health checks and webhook registration.
 pub struct PhoneTask {
     phone: Arc<Phone>,
-    dispatch: DispatchHandle,
 }
 
 impl PhoneTask {
@@ -682,7 +669,7 @@ impl PhoneTask {
             self.phone.check().await;
             let status = self.phone.status();
             if status.up && !was_up {
-                self.dispatch.wake();
+                self.phone.sink.came_up();
             }
             if status.up && self.phone.cfg.delivery_reports {
                 cursor = self.phone.follow_up(cursor).await;
@@ -699,8 +686,7 @@ impl PhoneTask {
 /// Builds a phone's shared state, its transport and its task.
 pub fn phone(
     cfg: AndroidConfig,
-    store: Store,
-    dispatch: DispatchHandle,
+    sink: Sink,
 ) -> anyhow::Result<(Arc<Phone>, AndroidTransport, PhoneTask)> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(cfg.request_timeout_secs))
@@ -723,7 +709,7 @@ pub fn phone(
         cfg,
         base,
         client,
-        store,
+        sink,
         tag: tokio::sync::OnceCell::new(),
     });
     Ok((
@@ -731,8 +717,48 @@ pub fn phone(
         AndroidTransport {
             phone: phone.clone(),
         },
-        PhoneTask { phone, dispatch },
+        PhoneTask { phone },
     ))
+}
+
+/// `[[android]]`: one route and one supervised health task per phone; phones with
+/// `webhook_url` take webhooks at `/webhooks/android/<name>`.
+pub struct AndroidKind;
+pub const KIND: AndroidKind = AndroidKind;
+
+impl super::kind::Kind for AndroidKind {
+    fn name(&self) -> &'static str {
+        "android"
+    }
+
+    fn build(&self, cx: &super::kind::BuildContext<'_>) -> anyhow::Result<super::kind::Built> {
+        use anyhow::Context;
+        let mut built = super::kind::Built::default();
+        let mut hooked = std::collections::HashMap::new();
+        for cfg in &cx.config.androids {
+            let (phone, transport, task) = phone(cfg.clone(), cx.sink.clone())
+                .with_context(|| format!("cannot set up the phone {}", cfg.name))?;
+            if cfg.webhook_url.is_some() {
+                hooked.insert(cfg.name.clone(), phone);
+            }
+            built.transports.push(Arc::new(transport));
+            let task = Arc::new(task);
+            built.tasks.push(super::kind::Task {
+                name: "phone",
+                run: Arc::new(move |stop| {
+                    let task = task.clone();
+                    Box::pin(async move { task.run(stop).await })
+                }),
+            });
+        }
+        if !hooked.is_empty() {
+            built.webhooks = Some(webhook::router(webhook::WebhookState {
+                phones: cx.phones.clone(),
+                routes: Arc::new(hooked),
+            }));
+        }
+        Ok(built)
+    }
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@ use std::time::Duration;
 use reqwest::Method;
 
 use crate::config::{HttpMethod, HttpSmsConfig, PhoneFormat, PostAs};
-use crate::store::{Channel, Message};
+use anyhow::Context;
+
 use crate::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
+use crate::transport::{Channel, Outgoing};
 
 /// Longest answer body read.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -118,15 +120,15 @@ impl HttpSmsTransport {
     }
 
     /// The request for one message.
-    pub fn build(&self, message: &Message) -> reqwest::RequestBuilder {
+    pub fn build(&self, message: &Outgoing) -> reqwest::RequestBuilder {
         let phone = match self.cfg.phone_format {
-            PhoneFormat::E164 => message.peer.clone(),
-            PhoneFormat::Digits => message.peer.trim_start_matches('+').to_string(),
+            PhoneFormat::E164 => message.to.clone(),
+            PhoneFormat::Digits => message.to.trim_start_matches('+').to_string(),
         };
         let id = message.id.to_string();
         let values = [
             ("phone", phone.as_str()),
-            ("message", message.body.as_str()),
+            ("message", message.content.sms_text().unwrap_or_default()),
             ("id", id.as_str()),
         ];
         let url = fill(&self.cfg.url, &values, percent_encode);
@@ -179,7 +181,8 @@ impl HttpSmsTransport {
         req
     }
 
-    async fn send_one(&self, message: &Message) -> Result<SendReceipt, TransportError> {
+    async fn send_one(&self, message: &Outgoing) -> Result<SendReceipt, TransportError> {
+        super::sms_text(message)?;
         let name = &self.cfg.name;
         let resp = match self.build(message).send().await {
             Ok(r) => r,
@@ -264,9 +267,29 @@ impl Transport for HttpSmsTransport {
 
     fn send<'a>(
         &'a self,
-        message: &'a Message,
+        message: &'a Outgoing,
     ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
         Box::pin(self.send_one(message))
+    }
+}
+
+/// `[[http_sms]]`: one route per table; no task, no webhooks.
+pub struct HttpSmsKind;
+pub const KIND: HttpSmsKind = HttpSmsKind;
+
+impl super::kind::Kind for HttpSmsKind {
+    fn name(&self) -> &'static str {
+        "http_sms"
+    }
+
+    fn build(&self, cx: &super::kind::BuildContext<'_>) -> anyhow::Result<super::kind::Built> {
+        let mut built = super::kind::Built::default();
+        for route in &cx.config.http_sms {
+            let t = HttpSmsTransport::new(route.clone())
+                .with_context(|| format!("cannot set up the route {}", route.name))?;
+            built.transports.push(std::sync::Arc::new(t));
+        }
+        Ok(built)
     }
 }
 

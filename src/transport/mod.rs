@@ -3,18 +3,23 @@
 //! customers or queues; the dispatcher hands them one message at a time and they answer with
 //! a [`SendReceipt`] or a [`TransportError`] that says whether a retry can help.
 //!
-//! Inbound messages and delivery reports go straight into the [`Store`](crate::store::Store)
-//! (`insert_inbound`, `apply_status`), the one inbound path every transport shares.
+//! Inbound messages, delivery reports, health changes and a transport's own keyed state go
+//! through its [`Sink`], the one narrow handle every transport shares; no transport sees the
+//! store. Each kind builds itself from its config ([`kind::Kind`]); [`crate::registry`] lists them.
 
 pub mod android;
 pub mod http_sms;
+pub mod kind;
+pub mod sink;
+
+pub use sink::Sink;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use serde::Serialize;
 
-use crate::store::{Channel, Message};
+pub use crate::model::{Channel, Content, Outgoing};
 
 /// A boxed future, for trait methods that must stay object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -75,6 +80,17 @@ pub trait Transport: Send + Sync {
     /// bounds the whole call.
     fn send<'a>(
         &'a self,
-        message: &'a Message,
+        message: &'a Outgoing,
     ) -> BoxFuture<'a, Result<SendReceipt, TransportError>>;
+}
+
+/// The text of an SMS message, or the permanent error a transport of SMS gives for anything
+/// else (the dispatcher only hands a route messages of its channel, so this is a safeguard).
+pub fn sms_text(message: &Outgoing) -> Result<&str, TransportError> {
+    message.content.sms_text().ok_or_else(|| {
+        TransportError::Permanent(format!(
+            "a {} message cannot go through an SMS route",
+            message.content.channel()
+        ))
+    })
 }

@@ -15,17 +15,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
 use super::Phone;
-use crate::admin::ApiError;
 use crate::logging::peer as shown_peer;
+use crate::model::{Channel, MessageId, NewInbound, StatusUpdate, now_ms};
 use crate::phone::PhoneContext;
-use crate::store::{Channel, MessageId, NewInbound, StatusUpdate, Store};
+use crate::transport::sink::SinkError;
+use crate::web::{ApiError, read_body};
 
 /// Largest webhook body accepted; the app's are well under 2 KiB (an SMS is at most a few KiB
 /// of text even when long).
@@ -36,23 +37,16 @@ pub const MAX_SKEW_SECS: i64 = 300;
 /// What the webhook routes need.
 #[derive(Clone)]
 pub struct WebhookState {
-    pub store: Store,
     pub phones: PhoneContext,
     /// By route name.
     pub routes: Arc<HashMap<String, Arc<Phone>>>,
 }
 
-/// The router of the webhook listener.
+/// The phones' webhook routes, relative to where the registry mounts them
+/// (`/webhooks/android`): `POST /{name}`.
 pub fn router(state: WebhookState) -> Router {
     Router::new()
-        .route("/webhooks/android/{name}", axum::routing::post(receive))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "this listener only takes webhooks at /webhooks/android/<route name>",
-            )
-        })
+        .route("/{name}", axum::routing::post(receive))
         .with_state(state)
 }
 
@@ -174,25 +168,11 @@ async fn receive(
             .into_response();
     };
     let headers = request.headers().clone();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("a webhook body is at most {} KiB", MAX_BODY / 1024),
-        )
-        .into_response()
+    let body = match read_body(request, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
     };
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return too_large();
-    }
-    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
-        return too_large();
-    };
-    let now = crate::store::now_ms() / 1000;
+    let now = now_ms() / 1000;
     if let Err(why) = verify(key.expose().as_bytes(), &headers, &body, now) {
         log::warn!(transport = name.as_str(); "{name}: webhook refused: {why}");
         return ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", why.to_string())
@@ -214,7 +194,7 @@ async fn receive(
             Err(e) => return bad("invalid_payload", format!("payload: {e}")),
         },
         "sms:sent" | "sms:delivered" | "sms:failed" => match payload() {
-            Ok(p) => status(&state, &phone, &event.event, p).await,
+            Ok(p) => status(&phone, &event.event, p).await,
             Err(e) => return bad("invalid_payload", format!("payload: {e}")),
         },
         // Events of the app we do not subscribe to: acknowledged so it stops retrying.
@@ -276,9 +256,10 @@ async fn received(state: &WebhookState, phone: &Phone, p: SmsPayload) -> Result<
             .map(|m| m.as_str().to_string())
             .unwrap_or(from)
     };
-    let stored = state
-        .store
-        .insert_inbound(NewInbound {
+    let stored = phone
+        .sink
+        .records()
+        .inbound(NewInbound {
             channel: Channel::Sms,
             transport: name.to_string(),
             peer: peer.clone(),
@@ -300,12 +281,7 @@ async fn received(state: &WebhookState, phone: &Phone, p: SmsPayload) -> Result<
 }
 
 /// `sms:sent`, `sms:delivered`, `sms:failed`: moves the outbound message our id names.
-async fn status(
-    state: &WebhookState,
-    phone: &Phone,
-    event: &str,
-    p: SmsPayload,
-) -> Result<String, Response> {
+async fn status(phone: &Phone, event: &str, p: SmsPayload) -> Result<String, Response> {
     let name = phone.name();
     let Some(app_id) = p.message_id else {
         return Err(bad("invalid_payload", "payload.messageId is missing"));
@@ -333,9 +309,10 @@ async fn status(
         // `sent` is what the dispatcher records when the phone took the message.
         _ => return Ok("noted".to_string()),
     };
-    match state
-        .store
-        .apply_status_by_id(id, name, &app_id, update)
+    match phone
+        .sink
+        .records()
+        .status_of(id, name, &app_id, update)
         .await
     {
         Ok(true) => {
@@ -348,7 +325,7 @@ async fn status(
 }
 
 /// A database problem: 503, so the app retries later.
-fn store_error(name: &str, e: crate::store::StoreError) -> Response {
+fn store_error(name: &str, e: SinkError) -> Response {
     log::error!(transport = name; "{name}: webhook not stored: {e:#}");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,40 @@
+//! The transport kinds pasarela knows, one line each in [`KINDS`]. A kind builds its routes
+//! from its own config table: the [`Transport`]s the dispatcher sends through, the background
+//! tasks the daemon supervises, and optionally a webhook router the daemon mounts at
+//! `/webhooks/<kind>/…` on the `[webhooks]` listener. Adding a kind is one module that
+//! implements [`Kind`] plus one line here.
+//! The trait and what a kind builds are in [`crate::transport::kind`].
+
+use crate::transport::kind::{BuildContext, Built, Kind};
+
+/// Every kind, in the order their routes are listed (modems first).
+pub const KINDS: &[&dyn Kind] = &[
+    &crate::modem::gsm::KIND,
+    &crate::transport::android::KIND,
+    &crate::transport::http_sms::KIND,
+];
+
+/// Builds every kind's routes; the webhook routers come back as one, each kind's mounted at
+/// `/webhooks/<kind>`, with a JSON 404 for anything else.
+pub fn build_all(cx: &BuildContext<'_>) -> anyhow::Result<Built> {
+    let mut all = Built::default();
+    let mut router = axum::Router::new();
+    for kind in KINDS {
+        let built = kind.build(cx)?;
+        all.transports.extend(built.transports);
+        all.tasks.extend(built.tasks);
+        if let Some(r) = built.webhooks {
+            router = router.nest(&format!("/webhooks/{}", kind.name()), r);
+        }
+    }
+    all.webhooks = Some(router.fallback(webhook_not_found));
+    Ok(all)
+}
+
+async fn webhook_not_found() -> crate::web::ApiError {
+    crate::web::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "this listener only takes webhooks at /webhooks/<kind>/<route name>",
+    )
+}

@@ -1,0 +1,45 @@
+//! What a transport kind is: the [`Kind`] trait each adapter implements, what it is given to
+//! build its routes ([`BuildContext`]) and what it builds ([`Built`]: transports, supervised
+//! [`Task`]s, an optional webhook router). The list of kinds is [`crate::registry`].
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::phone::PhoneContext;
+use crate::shutdown::Shutdown;
+use crate::transport::{BoxFuture, Sink, Transport};
+
+/// What a kind is given to build its routes.
+#[derive(Clone)]
+pub struct BuildContext<'a> {
+    pub config: &'a Config,
+    /// The narrow handle transports report through; never the store.
+    pub sink: Sink,
+    pub phones: PhoneContext,
+}
+
+/// A long-lived task of a transport; the daemon runs it supervised (restarted with backoff
+/// when it fails) until the transports' shutdown, which comes after the dispatcher's.
+pub struct Task {
+    /// For logs: `modem`, `phone`.
+    pub name: &'static str,
+    pub run: Arc<dyn Fn(Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>,
+}
+
+/// What a kind built.
+#[derive(Default)]
+pub struct Built {
+    pub transports: Vec<Arc<dyn Transport>>,
+    pub tasks: Vec<Task>,
+    /// Routes relative to `/webhooks/<kind>` (`/{name}`), if the kind takes webhooks.
+    pub webhooks: Option<axum::Router>,
+}
+
+/// One kind of transport.
+pub trait Kind: Sync {
+    /// The kind's config table (`[[android]]`) and its webhook path segment.
+    fn name(&self) -> &'static str;
+
+    /// Builds every route of this kind configured in `cx.config`. An error stops start-up.
+    fn build(&self, cx: &BuildContext<'_>) -> anyhow::Result<Built>;
+}
