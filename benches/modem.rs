@@ -13,7 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pasarela::config::{Config, Loaded};
+use pasarela::config::Loaded;
 use pasarela::daemon::{self, Parts};
 use pasarela::modem::sim::{self, SimHandle, SimOptions};
 use serde_json::json;
@@ -41,7 +41,7 @@ fn config(dir: &std::path::Path, links: &[std::path::PathBuf]) -> Loaded {
             link.display()
         ));
     }
-    Config::from_toml(&text).unwrap()
+    pasarela::setup::from_toml(&text).unwrap()
 }
 
 struct Running {

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pasarela::config::{Config, Loaded};
+use pasarela::config::Loaded;
 use pasarela::daemon::{self, Parts};
 use pasarela::modem::sim::{self, SimOptions};
 use serde_json::json;
@@ -70,7 +70,7 @@ fn csv(n: usize) -> Vec<u8> {
 }
 
 fn config(dir: &std::path::Path, link: &std::path::Path) -> Loaded {
-    Config::from_toml(&format!(
+    pasarela::setup::from_toml(&format!(
         "[daemon]\nstate_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
          [rules]\nmax_replies_per_hour = 1000\n\
          [[modem]]\nname = \"modem1\"\ndevice = \"{}\"\nstatus_reports = false\n",

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use crate::config::{Config, Loaded, Secret};
+use crate::config::{Loaded, Secret};
 
 /// A fresh random token: 32 hex characters from the OS random source.
 pub fn generate_token() -> anyhow::Result<String> {
@@ -33,7 +33,7 @@ pub fn summary(loaded: &Loaded) -> String {
 
 /// `pasarela send`: queues one SMS through the running daemon's API.
 pub async fn send(config_path: &Path, to: &str, text: &str) -> anyhow::Result<String> {
-    let loaded = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = crate::setup::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let token = loaded
         .admin_token()
         .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -110,7 +110,7 @@ pub async fn seed_demo_customers(
 
 /// `pasarela customers import FILE.csv`: sends the file to the running daemon's import route.
 pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result<String> {
-    let loaded = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let loaded = crate::setup::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let token = loaded
         .admin_token()
         .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod directory;
+pub mod rules;
+
 /// Where the packaged daemon looks for its configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pasarela/pasarela.toml";
 
@@ -83,16 +86,16 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// `[rules]`: keyword auto-replies and their templates (editable at run time).
     #[serde(default)]
-    pub rules: crate::rules::Settings,
+    pub rules: rules::Settings,
     /// `[windows]`: delivery windows and holidays.
     #[serde(default)]
-    pub windows: crate::rules::window::WindowsConfig,
+    pub windows: rules::WindowsConfig,
     /// `[[groups]]`: operator groups alerted about new tickets.
     #[serde(default)]
-    pub groups: Vec<crate::rules::GroupConfig>,
+    pub groups: Vec<rules::GroupConfig>,
     /// `[directory]`: where customers come from (CSV columns, live lookup in the billing system).
     #[serde(default)]
-    pub directory: crate::directory::DirectoryConfig,
+    pub directory: directory::DirectoryConfig,
 }
 
 /// `[[modem]]`: one GSM modem on a serial port.
@@ -276,6 +279,27 @@ pub struct AndroidConfig {
     /// Most messages this route may start in a time window (`"120/hour"`).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// How received SMS reach pasarela: `webhook` (the phone calls `webhook_url`) or `poll`
+    /// (pasarela reads the phone's inbox, `GET /inbox`, every `poll_interval_secs`: for
+    /// networks where the phone cannot call pasarela).
+    #[serde(default)]
+    pub inbound: Inbound,
+    /// Seconds between reads of the phone's inbox with `inbound = "poll"`.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_secs: u64,
+}
+
+/// `[[android]] inbound`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Inbound {
+    #[default]
+    Webhook,
+    Poll,
+}
+
+fn default_poll_interval() -> u64 {
+    10
 }
 
 fn default_android_user() -> String {
@@ -421,6 +445,12 @@ impl Config {
                     .and_then(|h| h.rate_limit)
             })
     }
+}
+
+/// Whether `url` is a plain `http://host…` address (the form every outbound URL key takes).
+pub fn plain_http(url: &str) -> bool {
+    url.strip_prefix("http://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
 }
 
 /// `[daemon]`
@@ -614,21 +644,20 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Parses and validates `text`. Errors name key and line.
-    pub fn from_toml(text: &str) -> Result<Loaded, ConfigErrors> {
+    /// Parses `text` into its tables without checking values (serde's own errors, which name
+    /// key and line, still apply). [`crate::setup::from_toml`] parses and checks everything.
+    pub fn parse(text: &str) -> Result<Loaded, ConfigErrors> {
         let config: Config =
             toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(text, &e)]))?;
-        let loaded = Loaded {
+        Ok(Loaded {
             config,
             source: text.to_string(),
             path: None,
-        };
-        loaded.validate()?;
-        Ok(loaded)
+        })
     }
 
-    /// Reads, parses and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    /// Reads the file at `path` and [`Config::parse`]s it.
+    pub fn read(path: &Path) -> Result<Loaded, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 key: String::new(),
@@ -636,7 +665,7 @@ impl Config {
                 message: format!("cannot read {}: {e}", path.display()),
             }])
         })?;
-        let mut loaded = Config::from_toml(&text)?;
+        let mut loaded = Config::parse(&text)?;
         loaded.path = Some(path.to_path_buf());
         Ok(loaded)
     }
@@ -652,7 +681,8 @@ impl Loaded {
         }
     }
 
-    fn err(&self, key: &str, message: String) -> ConfigError {
+    /// An error about `key`, with the line where the file sets it.
+    pub fn err(&self, key: &str, message: String) -> ConfigError {
         ConfigError {
             key: key.to_string(),
             line: locate_key(&self.source, key),
@@ -660,7 +690,9 @@ impl Loaded {
         }
     }
 
-    /// Checks values serde cannot: addresses, time zones, countries, ranges.
+    /// Checks values serde cannot: addresses, time zones, countries, ranges, route names and
+    /// routing. Only the config's own checks: [`crate::setup::check`] adds each feature's
+    /// (templates, windows, the directory, each transport kind's table).
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let c = &self.config;
         let mut errors = Vec::new();
@@ -749,67 +781,7 @@ impl Loaded {
             ));
         }
         let mut names = std::collections::HashSet::new();
-        for m in &c.modems {
-            let at = |key: &str| format!("modem.{key}");
-            if m.name.trim().is_empty()
-                || !m
-                    .name
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
-            {
-                errors.push(self.err(
-                    &at("name"),
-                    format!("`{}` must be letters, digits, - or _", m.name),
-                ));
-            } else if !names.insert(m.name.clone()) {
-                errors.push(self.err(
-                    &at("name"),
-                    format!("`{}` is used by two [[modem]] tables", m.name),
-                ));
-            }
-            if !m.device.is_absolute() {
-                errors.push(self.err(
-                    &at("device"),
-                    format!(
-                        "`{}` must be a device path like /dev/ttyUSB0",
-                        m.device.display()
-                    ),
-                ));
-            }
-            if ![9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600].contains(&m.baud) {
-                errors.push(self.err(
-                    &at("baud"),
-                    format!(
-                        "{} is not a serial speed; use 115200 (or 9600 … 921600)",
-                        m.baud
-                    ),
-                ));
-            }
-            if !["SM", "ME", "MT"].contains(&m.storage.as_str()) {
-                errors.push(self.err(
-                    &at("storage"),
-                    format!("`{}` is not SM, ME or MT", m.storage),
-                ));
-            }
-            if m.pin.as_ref().is_some_and(|p| {
-                let p = p.expose();
-                !(4..=8).contains(&p.len()) || !p.chars().all(|ch| ch.is_ascii_digit())
-            }) {
-                errors.push(self.err(&at("pin"), "must be 4 to 8 digits".to_string()));
-            }
-            if let Some(smsc) = &m.smsc
-                && !(smsc.starts_with('+')
-                    && smsc.len() > 4
-                    && smsc[1..].chars().all(|ch| ch.is_ascii_digit()))
-            {
-                errors.push(self.err(
-                    &at("smsc"),
-                    format!("`{smsc}` is not an international number like +5491151740000"),
-                ));
-            }
-        }
         self.validate_routes(&mut names, &mut errors);
-        self.validate_rules(&mut errors);
         errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
         if errors.is_empty() {
             Ok(())
@@ -818,8 +790,8 @@ impl Loaded {
         }
     }
 
-    /// `[[android]]`, `[[http_sms]]`, `[webhooks]` and `[routing]`. `names` holds the route
-    /// names already taken by modems.
+    /// Route names, `[webhooks]` and `[routing]`. Each kind checks the rest of its own table
+    /// (`Kind::check`).
     fn validate_routes(
         &self,
         names: &mut std::collections::HashSet<String>,
@@ -831,12 +803,7 @@ impl Loaded {
                 && n.chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
         };
-        let plain_http = |url: &str| {
-            url.strip_prefix("http://")
-                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-        };
-        let webhook_listen = c.webhooks.listen.as_deref();
-        if let Some(listen) = webhook_listen
+        if let Some(listen) = c.webhooks.listen.as_deref()
             && listen.parse::<SocketAddr>().is_err()
         {
             errors.push(self.err(
@@ -844,149 +811,23 @@ impl Loaded {
                 format!("`{listen}` is not an address like 0.0.0.0:8090"),
             ));
         }
-        for a in &c.androids {
-            let at = |key: &str| format!("android.{key}");
-            if !valid_name(&a.name) || a.name.len() > 16 {
+        for (table, name, max) in c
+            .modems
+            .iter()
+            .map(|m| ("modem", &m.name, 64))
+            .chain(c.androids.iter().map(|a| ("android", &a.name, 16)))
+            .chain(c.http_sms.iter().map(|h| ("http_sms", &h.name, 64)))
+        {
+            let key = format!("{table}.name");
+            if !valid_name(name) || name.len() > max {
                 errors.push(self.err(
-                    &at("name"),
-                    format!("`{}` must be 1 to 16 letters, digits, - or _", a.name),
+                    &key,
+                    format!("`{name}` must be 1 to {max} letters, digits, - or _"),
                 ));
-            } else if !names.insert(a.name.clone()) {
+            } else if !names.insert(name.clone()) {
                 errors.push(self.err(
-                    &at("name"),
-                    format!("`{}` is already the name of another route", a.name),
-                ));
-            }
-            if !plain_http(&a.url) {
-                errors.push(self.err(
-                    &at("url"),
-                    format!(
-                        "`{}` must be the app's Local Server address like http://192.168.1.50:8080 \
-                         (plain http on the LAN)",
-                        a.url
-                    ),
-                ));
-            }
-            if a.password.expose().is_empty() {
-                errors.push(self.err(
-                    &at("password"),
-                    "must be the Local Server password the app shows".to_string(),
-                ));
-            }
-            if a.sim.is_some_and(|s| !(1..=3).contains(&s)) {
-                errors.push(self.err(&at("sim"), "must be 1, 2 or 3".to_string()));
-            }
-            if a.health_interval_secs == 0 || a.health_interval_secs > 3600 {
-                errors.push(self.err(
-                    &at("health_interval_secs"),
-                    format!("{} is out of range: use 1 to 3600", a.health_interval_secs),
-                ));
-            }
-            if a.request_timeout_secs == 0 || a.request_timeout_secs > 300 {
-                errors.push(self.err(
-                    &at("request_timeout_secs"),
-                    format!("{} is out of range: use 1 to 300", a.request_timeout_secs),
-                ));
-            }
-            match &a.webhook_url {
-                Some(url) => {
-                    let path = format!("/webhooks/android/{}", a.name);
-                    if !plain_http(url) || !url.trim_end_matches('/').ends_with(&path) {
-                        errors.push(self.err(
-                            &at("webhook_url"),
-                            format!(
-                                "`{url}` must be the address the phone can reach, like \
-                                 http://192.168.1.10:8090{path}"
-                            ),
-                        ));
-                    }
-                    if a.signing_key.as_ref().is_none_or(|k| k.expose().len() < 8) {
-                        errors.push(self.err(
-                            &at("signing_key"),
-                            "must be set to the app's webhook signing key (8+ characters) when \
-                             webhook_url is set"
-                                .to_string(),
-                        ));
-                    }
-                    if webhook_listen.is_none() {
-                        errors.push(
-                            self.err(
-                                &at("webhook_url"),
-                                "needs `listen = \"0.0.0.0:8090\"` under [webhooks]: the listener \
-                             the phone calls"
-                                    .to_string(),
-                            ),
-                        );
-                    }
-                }
-                None if a.signing_key.is_some() => errors.push(self.err(
-                    &at("signing_key"),
-                    "is set but webhook_url is not: set both or neither".to_string(),
-                )),
-                None => {}
-            }
-        }
-        for h in &c.http_sms {
-            let at = |key: &str| format!("http_sms.{key}");
-            if !valid_name(&h.name) {
-                errors.push(self.err(
-                    &at("name"),
-                    format!("`{}` must be letters, digits, - or _", h.name),
-                ));
-            } else if !names.insert(h.name.clone()) {
-                errors.push(self.err(
-                    &at("name"),
-                    format!("`{}` is already the name of another route", h.name),
-                ));
-            }
-            if !plain_http(&h.url) {
-                errors.push(self.err(
-                    &at("url"),
-                    format!(
-                        "`{}` must be an http:// address like \
-                         http://192.168.1.60:8080/v1/sms/send/",
-                        h.url
-                    ),
-                ));
-            }
-            let templates = std::iter::once(&h.url).chain(h.params.values());
-            if !templates.clone().any(|t| t.contains("{message}")) {
-                errors.push(
-                    self.err(
-                        &at("params"),
-                        "no template holds {message}: add e.g. `message = \"{message}\"` under \
-                     [http_sms.params]"
-                            .to_string(),
-                    ),
-                );
-            }
-            if !templates.clone().any(|t| t.contains("{phone}")) {
-                errors.push(
-                    self.err(
-                        &at("params"),
-                        "no template holds {phone}: add e.g. `phone = \"{phone}\"` under \
-                     [http_sms.params]"
-                            .to_string(),
-                    ),
-                );
-            }
-            for t in templates {
-                if let Some(bad) = crate::transport::http_sms::unknown_placeholder(t) {
-                    errors.push(self.err(
-                        &at("params"),
-                        format!(
-                            "`{{{bad}}}` in `{t}` is not one of {{phone}}, {{message}}, {{id}}"
-                        ),
-                    ));
-                }
-            }
-            if h.password.is_some() && h.username.is_none() {
-                errors.push(self.err(&at("password"), "is set but username is not".to_string()));
-            }
-            if h.timeout_secs == 0 || h.timeout_secs > 300 {
-                errors.push(self.err(
-                    &at("timeout_secs"),
-                    format!("{} is out of range: use 1 to 300", h.timeout_secs),
+                    &key,
+                    format!("`{name}` is already the name of another route"),
                 ));
             }
         }
@@ -1045,58 +886,6 @@ impl Loaded {
                     }
                 }
             }
-        }
-    }
-
-    /// `[rules]`, `[windows]`, `[[groups]]` and `[directory]`.
-    fn validate_rules(&self, errors: &mut Vec<ConfigError>) {
-        let c = &self.config;
-        let tz = c.company.timezone.parse().unwrap_or(chrono_tz::UTC);
-        let windows = match crate::rules::window::Windows::new(&c.windows, tz) {
-            Ok(w) => Some(w),
-            Err(list) => {
-                for (key, message) in list {
-                    errors.push(self.err(&key, message));
-                }
-                None
-            }
-        };
-        let phones =
-            crate::phone::PhoneContext::new(&c.company.country, c.company.assume_mobile).ok();
-        let mut group_names = Vec::new();
-        for g in &c.groups {
-            if g.name.trim().is_empty() || group_names.contains(&g.name) {
-                errors.push(self.err(
-                    "groups.name",
-                    format!("`{}` must be a unique, non-empty group name", g.name),
-                ));
-            }
-            group_names.push(g.name.clone());
-            if let Some(w) = &windows
-                && let Err(e) = w.check_name(&g.window)
-            {
-                errors.push(self.err("groups.window", e));
-            }
-            if g.phones.is_empty() {
-                errors.push(self.err("groups.phones", format!("group `{}` has no phones", g.name)));
-            }
-            for p in &g.phones {
-                if let Some(ctx) = &phones
-                    && let Err(e) = ctx.normalize(p)
-                {
-                    errors.push(self.err("groups.phones", format!("`{p}`: {e}")));
-                }
-            }
-        }
-        let mut rules = c.rules.clone();
-        rules.fill_defaults(c.company.language);
-        let extra: std::collections::BTreeSet<String> =
-            c.directory.extra_fields.iter().cloned().collect();
-        for (key, message) in rules.check(&extra, &group_names) {
-            errors.push(self.err(&key, message));
-        }
-        for (key, message) in c.directory.check() {
-            errors.push(self.err(&key, message));
         }
     }
 
@@ -1270,198 +1059,4 @@ pub fn locate_key(text: &str, dotted: &str) -> Option<usize> {
         }
     }
     section_line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_file_is_all_defaults() {
-        let loaded = Config::from_toml("").unwrap();
-        assert_eq!(loaded.config.admin.listen, "127.0.0.1:8080");
-        assert_eq!(loaded.config.company.country, "AR");
-        assert_eq!(
-            loaded.config.daemon.state_dir,
-            PathBuf::from("/var/lib/pasarela")
-        );
-    }
-
-    #[test]
-    fn bad_listen_names_key_and_line() {
-        let text = "[daemon]\nlog_level = \"info\"\n\n[admin]\nlisten = \"8080\"\n";
-        let err = Config::from_toml(text).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "admin.listen: `8080` is not an address like 127.0.0.1:8080 (line 5)"
-        );
-    }
-
-    #[test]
-    fn unknown_key_names_key_and_line() {
-        let text = "[admin]\nlisten = \"127.0.0.1:9\"\nlisen = \"x\"\n";
-        let err = Config::from_toml(text).unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("admin.lisen"), "{msg}");
-        assert!(msg.contains("unknown field"), "{msg}");
-        assert!(msg.contains("(line 3)"), "{msg}");
-    }
-
-    #[test]
-    fn wrong_type_names_line() {
-        let err = Config::from_toml("[daemon]\nshutdown_grace_secs = \"ten\"\n").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.starts_with("daemon.shutdown_grace_secs:"), "{msg}");
-        assert!(msg.contains("(line 2)"), "{msg}");
-    }
-
-    #[test]
-    fn malformed_toml_is_an_error_with_line() {
-        let err = Config::from_toml("[admin\nlisten=1").unwrap_err();
-        assert!(err.to_string().contains("line 1"), "{err}");
-    }
-
-    #[test]
-    fn secrets_never_print() {
-        let loaded = Config::from_toml("[admin]\ntoken = \"s3cr3t-s3cr3t-s3cr3t\"\n").unwrap();
-        let dbg = format!("{:?}", loaded.config);
-        assert!(!dbg.contains("s3cr3t"), "{dbg}");
-        assert!(dbg.contains("***"));
-    }
-
-    #[test]
-    fn short_token_and_bad_timezone_and_country_all_reported() {
-        let text = "[admin]\ntoken = \"short\"\n[company]\ntimezone = \"Mars/Olympus\"\ncountry = \"XX\"\n";
-        let err = Config::from_toml(text).unwrap_err();
-        assert_eq!(err.0.len(), 3, "{err}");
-        assert_eq!(err.0[0].key, "admin.token");
-        assert_eq!(err.0[1].line, Some(4));
-        assert_eq!(err.0[2].key, "company.country");
-    }
-
-    #[test]
-    fn relative_state_dir_rejected() {
-        let err = Config::from_toml("[daemon]\nstate_dir = \"data\"\n").unwrap_err();
-        assert!(err.to_string().starts_with("daemon.state_dir:"), "{err}");
-    }
-
-    #[test]
-    fn constant_time_eq_works() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-    }
-
-    #[test]
-    fn state_dir_not_writable_is_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("plainfile");
-        std::fs::write(&file, b"").unwrap();
-        let text = format!("[daemon]\nstate_dir = \"{}\"\n", file.display());
-        let loaded = Config::from_toml(&text).unwrap();
-        let err = loaded.check_environment().unwrap_err();
-        assert!(err.to_string().contains("not a directory"), "{err}");
-    }
-
-    #[test]
-    fn token_file_missing_and_world_readable() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope");
-        let text = format!(
-            "[daemon]\nstate_dir = \"{}\"\n[admin]\ntoken_file = \"{}\"\n",
-            dir.path().display(),
-            missing.display()
-        );
-        let loaded = Config::from_toml(&text).unwrap();
-        let err = loaded.check_environment().unwrap_err();
-        assert!(err.to_string().contains("admin.token_file"), "{err}");
-
-        use std::os::unix::fs::PermissionsExt;
-        let tok = dir.path().join("token");
-        std::fs::write(&tok, "0123456789abcdef0123\n").unwrap();
-        std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let text = format!(
-            "[daemon]\nstate_dir = \"{}\"\n[admin]\ntoken_file = \"{}\"\n",
-            dir.path().display(),
-            tok.display()
-        );
-        let loaded = Config::from_toml(&text).unwrap();
-        let warnings = loaded.check_environment().unwrap();
-        assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("chmod 640"));
-        assert_eq!(
-            loaded.admin_token().unwrap().unwrap().expose(),
-            "0123456789abcdef0123"
-        );
-    }
-
-    #[test]
-    fn example_phone_routes_parse() {
-        let text = include_str!("../config/pasarela.toml");
-        let (_, examples) = text.split_once("# ---- Phone routes").unwrap();
-        // Lines like `#name = "phone1"` are settings; `# text` lines are prose.
-        let enabled: String = text
-            .lines()
-            .take_while(|l| !l.starts_with("# ---- Phone routes"))
-            .chain(examples.lines().map(|l| match l.strip_prefix('#') {
-                Some(rest) if !rest.starts_with(' ') && !rest.is_empty() => rest,
-                _ => "",
-            }))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let loaded = Config::from_toml(&enabled).unwrap_or_else(|e| panic!("{e}"));
-        let c = &loaded.config;
-        assert_eq!(c.androids[0].name, "phone1");
-        assert_eq!(c.androids[0].rate_limit.unwrap().to_string(), "120/hour");
-        assert_eq!(c.http_sms[0].params["message"], "{message}");
-        assert_eq!(c.routing.policy, RoutePolicy::Failover);
-        assert_eq!(c.route_tier("modem1"), 0);
-        assert_eq!(c.route_tier("phone1"), 1);
-        assert_eq!(c.route_rate_limit("modem1"), None);
-        assert!(!format!("{c:?}").contains("copy-it-from-the-app"));
-    }
-
-    #[test]
-    fn route_mistakes_name_key_and_line() {
-        let text = "[[android]]\nname = \"phone1\"\nurl = \"https://10.0.0.2\"\npassword = \"x\"\n\
-                    webhook_url = \"http://10.0.0.1:8090/hooks\"\nrate_limit = \"5/fortnight\"\n";
-        let err = Config::from_toml(text).unwrap_err().to_string();
-        assert!(
-            err.contains("android.rate_limit:") && err.contains("(line 6)"),
-            "{err}"
-        );
-        let text = "[[android]]\nname = \"phone1\"\nurl = \"https://10.0.0.2\"\npassword = \"x\"\n\
-                    webhook_url = \"http://10.0.0.1:8090/hooks\"\n\
-                    [[http_sms]]\nname = \"phone1\"\nurl = \"http://h/{mesage}\"\n\
-                    [routing]\nprimary = [\"nope\"]\n";
-        let err = Config::from_toml(text).unwrap_err();
-        let keys: Vec<&str> = err.0.iter().map(|e| e.key.as_str()).collect();
-        for key in [
-            "android.url",
-            "android.webhook_url",
-            "android.signing_key",
-            "http_sms.name",
-            "http_sms.params",
-            "routing.primary",
-        ] {
-            assert!(keys.contains(&key), "{key} missing from {err}");
-        }
-        assert!(err.0.iter().all(|e| e.line.is_some()), "{err}");
-    }
-
-    #[test]
-    fn rate_limits_parse() {
-        assert_eq!(RateLimit::parse("120/hour").unwrap().per.as_secs(), 3600);
-        assert_eq!(RateLimit::parse("10 / 30s").unwrap().to_string(), "10/30s");
-        assert!(RateLimit::parse("0/hour").is_err());
-        assert!(RateLimit::parse("10").is_err());
-        assert!(RateLimit::parse("ten/hour").is_err());
-    }
-
-    #[test]
-    fn example_config_parses() {
-        let text = include_str!("../config/pasarela.toml");
-        let loaded = Config::from_toml(text).unwrap();
-        assert_eq!(loaded.config.company.country, "AR");
-    }
 }

@@ -17,7 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{Config, Loaded, ModemConfig};
+use crate::config::{Loaded, ModemConfig};
 use crate::modem::at::{Command, fields};
 use crate::modem::driver::{AtError, AtPort};
 use crate::modem::port::SerialPort;
@@ -161,7 +161,7 @@ impl Report<'_> {
 
 fn check_config(path: &Path, out: &mut Report<'_>) -> Option<Loaded> {
     let shown = path.display();
-    match Config::load(path) {
+    match crate::setup::load(path) {
         Ok(loaded) => {
             let token = match loaded.admin_token() {
                 Ok(Some(_)) if loaded.config.admin.token_file.is_some() => "token from file",

@@ -40,6 +40,7 @@ pub mod modem;
 pub mod phone;
 pub mod registry;
 pub mod rules;
+pub mod setup;
 pub mod shutdown;
 pub mod sms;
 pub mod store;

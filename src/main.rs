@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         Command::Pdu { cmd } => {
             ExitCode::from(u8::try_from(pasarela::sms::cli::run(cmd)).unwrap_or(1))
         }
-        Command::Run { config } => match Config::load(&config) {
+        Command::Run { config } => match pasarela::setup::load(&config) {
             Ok(loaded) => serve(loaded),
             Err(e) => {
                 eprintln!("{}: {e}", config.display());
@@ -165,7 +165,7 @@ fn main() -> ExitCode {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let loaded = match Config::load(path) {
+    let loaded = match pasarela::setup::load(path) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{}: configuration is not valid:\n{e}", path.display());
@@ -255,7 +255,7 @@ fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String
     }];
     config.rules.ticket.alert_groups = vec!["guardia".to_string()];
     let loaded = Loaded::from_config(config);
-    if let Err(e) = loaded.validate() {
+    if let Err(e) = pasarela::setup::check(&loaded) {
         return fail(2, e.to_string());
     }
     let base = match daemon::api_base(&loaded) {

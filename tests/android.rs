@@ -599,3 +599,164 @@ async fn wrong_credentials_keep_the_phone_out_of_use() {
     assert!(phone.with(|i| i.posts.is_empty() && i.webhooks.is_empty()));
     assert!(!d.stderr_text().contains("not-the-password"));
 }
+
+/// `inbound = "poll"`: the phone cannot reach pasarela (its webhook URL goes nowhere), so
+/// pasarela reads the app's inbox. Every SMS is stored once and answered once: across repeated
+/// reads, an entry listed twice, the phone's clock stepping back, and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_mode_stores_and_answers_each_inbox_sms_once() {
+    let phone = FakePhone::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let nowhere = free_port();
+    let extra = format!(
+        "inbound = \"poll\"\npoll_interval_secs = 1\n\
+         webhook_url = \"http://127.0.0.1:{nowhere}/webhooks/android/phone1\"\n\
+         signing_key = \"{SIGNING_KEY}\"\n[company]\nname = \"Red Sur\""
+    );
+    let conf = config(&phone, hook, false, &extra);
+    let mut d = start(dir.path(), &conf);
+    let (status, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(json!([{"code": "4521", "name": "Ana Núñez", "phone": "011 15-2345-6789", "balance": "1234.50"}])),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    // Only the state webhooks are registered: received SMS come from the inbox.
+    wait_for("the state webhooks registered", 20, async || {
+        let mut ids: Vec<String> = phone.with(|i| i.webhooks.keys().cloned().collect());
+        ids.sort();
+        ids == [
+            "pasarela-phone1-delivered",
+            "pasarela-phone1-failed",
+            "pasarela-phone1-sent",
+        ]
+    })
+    .await;
+
+    phone.receive_sms("text:1001", "+5491123456789", "Saldo");
+    phone.receive_sms(
+        "text:1002",
+        "+5491198765432",
+        "hola, ¿cómo consulto mi deuda?",
+    );
+    // The same entry listed twice (the app's table is keyed by id; a page can still repeat
+    // an entry when new messages shift the offsets).
+    phone.with(|i| {
+        let again = i.inbox[0].clone();
+        i.inbox.push(again);
+    });
+    wait_for("both answered", 30, async || {
+        phone.with(|i| i.sent.len()) >= 2
+    })
+    .await;
+    // The phone's clock steps back two minutes: the next SMS is stamped before the cursor.
+    phone.with(|i| i.clock_offset_ms = -120_000);
+    phone.receive_sms("text:1003", "+5491155554444", "soporte sin internet");
+    wait_for("the third answered", 30, async || {
+        phone.with(|i| i.sent.len()) >= 3
+    })
+    .await;
+    let reads = phone.with(|i| i.inbox_reads);
+    wait_for("three more reads of the inbox", 30, async || {
+        phone.with(|i| i.inbox_reads) >= reads + 3
+    })
+    .await;
+    let check = |d: &Daemon| {
+        let d_base = d.base.clone();
+        let phone = phone.clone();
+        async move {
+            let msgs = get_base(&d_base, "/api/messages?direction=in&limit=500").await;
+            let msgs = msgs["messages"].as_array().unwrap().clone();
+            let mut refs: Vec<String> = msgs
+                .iter()
+                .map(|m| m["peer"].as_str().unwrap().to_string())
+                .collect();
+            refs.sort();
+            assert_eq!(
+                refs,
+                ["+5491123456789", "+5491155554444", "+5491198765432"],
+                "each SMS stored once"
+            );
+            let mut to: Vec<String> = phone.with(|i| {
+                i.sent
+                    .iter()
+                    .map(|id| i.messages[id].phone.clone())
+                    .collect()
+            });
+            to.sort();
+            assert_eq!(
+                to,
+                ["+5491123456789", "+5491155554444", "+5491198765432"],
+                "each SMS answered once"
+            );
+        }
+    };
+    check(&d).await;
+    let ana = phone.with(|i| {
+        i.sent
+            .iter()
+            .map(|id| i.messages[id].clone())
+            .find(|m| m.phone == "+5491123456789")
+            .unwrap()
+    });
+    assert!(ana.text.contains("1.234,50"), "{}", ana.text);
+    let t = transport(&d, "phone1").await;
+    assert_eq!(t["details"]["inbox"], "read from the phone's inbox", "{t}");
+
+    // A restart reads the inbox again from the stored cursor: nothing new is stored or sent.
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(20)), Some(0));
+    let reads = phone.with(|i| i.inbox_reads);
+    let d = start(dir.path(), &conf);
+    wait_for("the inbox read after the restart", 30, async || {
+        phone.with(|i| i.inbox_reads) >= reads + 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    check(&d).await;
+    assert!(
+        phone.with(|i| i.violations.is_empty()),
+        "{:?}",
+        phone.with(|i| i.violations.clone())
+    );
+}
+
+/// An app version without `GET /inbox` is shown in the phone's status, with the reason; the
+/// phone still sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_mode_without_an_inbox_says_why() {
+    let phone = FakePhone::start().await;
+    phone.with(|i| i.no_inbox = true);
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(
+            &phone,
+            hook,
+            false,
+            "inbound = \"poll\"\npoll_interval_secs = 1",
+        ),
+    );
+    wait_for("the missing inbox reported", 20, async || {
+        let t = transport(&d, "phone1").await;
+        t["details"]["inbox"]
+            .as_str()
+            .is_some_and(|s| s.contains("the app has no inbox (GET /inbox answered 404"))
+    })
+    .await;
+    let t = transport(&d, "phone1").await;
+    assert_eq!(t["up"], true, "{t}");
+    let id = queue(&d, "+5491123456789", "Aviso").await;
+    wait_for("the message sent", 20, async || {
+        message(&d, id).await["state"] != "queued"
+    })
+    .await;
+    assert!(!phone.with(|i| i.sent.is_empty()));
+}
+
+async fn get_base(base: &str, path: &str) -> Value {
+    api(Method::GET, format!("{base}{path}"), None).await.1
+}

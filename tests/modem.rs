@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pasarela::admin::MessageView;
-use pasarela::config::{Config, Loaded};
+use pasarela::config::Loaded;
 use pasarela::daemon::{self, Parts};
 use pasarela::modem::sim::{self, ConfigPatch, Fault, SimHandle, SimOptions};
 use pasarela::store::{Direction, State};
@@ -27,7 +27,7 @@ impl Gateway {
             dir.join("state").display(),
             link.display()
         );
-        let loaded: Loaded = Config::from_toml(&text).unwrap();
+        let loaded: Loaded = pasarela::setup::from_toml(&text).unwrap();
         if std::env::var_os("PASARELA_TEST_LOG").is_some() {
             pasarela::logging::init(log::LevelFilter::Debug);
         }

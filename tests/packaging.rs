@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use pasarela::config::Config;
-
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
 }
@@ -34,7 +32,7 @@ fn packaged_config_is_the_example_with_the_token_file_on() {
     );
     assert!(packaged_text.lines().any(|l| l == token_line));
 
-    let loaded = Config::from_toml(&packaged_text).unwrap();
+    let loaded = pasarela::setup::from_toml(&packaged_text).unwrap();
     assert_eq!(
         loaded.config.admin.token_file.as_deref(),
         Some(Path::new("/etc/pasarela/admin.token"))

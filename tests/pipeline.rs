@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pasarela::config::{Config, Loaded};
+use pasarela::config::Loaded;
 use pasarela::daemon::{self, Parts};
 use pasarela::store::{Channel, ListFilter, MessageId, NewOutbound, Priority, State, Store};
 use pasarela::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
@@ -77,7 +77,7 @@ fn config(dir: &std::path::Path, extra: &str) -> Loaded {
          [dispatch]\nretry_base_secs = 1\nretry_max_secs = 2\n{extra}\n",
         dir.join("state").display()
     );
-    Config::from_toml(&text).unwrap()
+    pasarela::setup::from_toml(&text).unwrap()
 }
 
 async fn seed(dir: &std::path::Path, items: &[(&str, Priority)]) -> Vec<MessageId> {

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Datelike;
-use pasarela::config::{Config, Loaded};
+use pasarela::config::Loaded;
 use pasarela::daemon::{self, Parts};
 use pasarela::modem::sim::{self, SimHandle, SimOptions};
 use serde_json::{Value, json};
@@ -32,7 +32,7 @@ impl Gateway {
             dir.join("state").display(),
             link.display()
         );
-        let loaded: Loaded = Config::from_toml(&text).unwrap();
+        let loaded: Loaded = pasarela::setup::from_toml(&text).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -165,6 +165,54 @@ impl Kind for ModemKind {
         "modem"
     }
 
+    fn check(&self, c: &crate::config::Config) -> Vec<(String, String)> {
+        let mut errors = Vec::new();
+        for m in &c.modems {
+            let at = |key: &str| format!("modem.{key}");
+            if !m.device.is_absolute() {
+                errors.push((
+                    at("device"),
+                    format!(
+                        "`{}` must be a device path like /dev/ttyUSB0",
+                        m.device.display()
+                    ),
+                ));
+            }
+            if ![9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600].contains(&m.baud) {
+                errors.push((
+                    at("baud"),
+                    format!(
+                        "{} is not a serial speed; use 115200 (or 9600 … 921600)",
+                        m.baud
+                    ),
+                ));
+            }
+            if !["SM", "ME", "MT"].contains(&m.storage.as_str()) {
+                errors.push((
+                    at("storage"),
+                    format!("`{}` is not SM, ME or MT", m.storage),
+                ));
+            }
+            if m.pin.as_ref().is_some_and(|p| {
+                let p = p.expose();
+                !(4..=8).contains(&p.len()) || !p.chars().all(|ch| ch.is_ascii_digit())
+            }) {
+                errors.push((at("pin"), "must be 4 to 8 digits".to_string()));
+            }
+            if let Some(smsc) = &m.smsc
+                && !(smsc.starts_with('+')
+                    && smsc.len() > 4
+                    && smsc[1..].chars().all(|ch| ch.is_ascii_digit()))
+            {
+                errors.push((
+                    at("smsc"),
+                    format!("`{smsc}` is not an international number like +5491151740000"),
+                ));
+            }
+        }
+        errors
+    }
+
     fn build(&self, cx: &BuildContext<'_>) -> anyhow::Result<Built> {
         let mut built = Built::default();
         for cfg in &cx.config.modems {

@@ -16,161 +16,16 @@ pub mod window;
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+pub use crate::config::rules::{
+    BalanceRule, GroupConfig, OptOutRule, PaymentRule, Settings, TicketRule, UnknownMode,
+};
 pub use customer::{Customer, Money, OptOut};
 use template::{Use, Vars};
 use text::Keywords;
 
 use crate::config::Language;
-
-/// What to do with texts that match no keyword.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnknownMode {
-    Silent,
-    Help,
-}
-
-/// `[rules.balance]`: "SMS deuda".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BalanceRule {
-    pub enabled: bool,
-    pub keywords: Vec<String>,
-    pub reply: Option<String>,
-    /// Reply when the number matches no customer.
-    pub unknown_customer_reply: Option<String>,
-}
-
-impl Default for BalanceRule {
-    fn default() -> Self {
-        BalanceRule {
-            enabled: true,
-            keywords: vec!["saldo".into(), "deuda".into(), "cuenta".into()],
-            reply: None,
-            unknown_customer_reply: None,
-        }
-    }
-}
-
-/// `[rules.ticket]`: "SMS ticket".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TicketRule {
-    pub enabled: bool,
-    pub keywords: Vec<String>,
-    /// Tickets one customer (or number) may open per day (company time zone).
-    pub max_per_day: u32,
-    pub reply: Option<String>,
-    pub limit_reply: Option<String>,
-    /// Operator and category assigned to new tickets.
-    pub operator: String,
-    pub category: String,
-    /// Operator groups alerted by SMS about a new ticket (the ones whose window is open).
-    pub alert_groups: Vec<String>,
-    pub alert: Option<String>,
-    /// Forward each new ticket to the billing system: `POST` of the ticket as JSON, retried.
-    pub forward_url: Option<String>,
-}
-
-impl Default for TicketRule {
-    fn default() -> Self {
-        TicketRule {
-            enabled: true,
-            keywords: vec![
-                "soporte".into(),
-                "ayuda".into(),
-                "servicio".into(),
-                "reclamo".into(),
-            ],
-            max_per_day: 3,
-            reply: None,
-            limit_reply: None,
-            operator: "soporte".into(),
-            category: "reclamo".into(),
-            alert_groups: Vec::new(),
-            alert: None,
-            forward_url: None,
-        }
-    }
-}
-
-/// `[rules.payment]`: "SMS pago", sent on billing events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PaymentRule {
-    /// Notice for payments the billing system registered by itself (debit, gateway).
-    pub automatic: bool,
-    /// Notice for payments an operator entered by hand.
-    pub manual: bool,
-    pub template: Option<String>,
-}
-
-impl Default for PaymentRule {
-    fn default() -> Self {
-        PaymentRule {
-            automatic: true,
-            manual: true,
-            template: None,
-        }
-    }
-}
-
-/// `[rules.optout]`: `BAJA` / `ALTA`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OptOutRule {
-    pub enabled: bool,
-    /// Stop notifications and bulk to this number when the whole text is one of these.
-    pub stop_keywords: Vec<String>,
-    /// Undo it.
-    pub start_keywords: Vec<String>,
-    pub stop_reply: Option<String>,
-    pub start_reply: Option<String>,
-}
-
-impl Default for OptOutRule {
-    fn default() -> Self {
-        OptOutRule {
-            enabled: true,
-            stop_keywords: vec!["baja".into(), "stop".into()],
-            start_keywords: vec!["alta".into()],
-            stop_reply: None,
-            start_reply: None,
-        }
-    }
-}
-
-/// `[rules]`: every auto-reply setting. Editable at run time (`PUT /api/rules`); the edited
-/// copy is kept in the database and wins over the file until `DELETE /api/rules`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Settings {
-    /// Auto-replies one number may get per hour; more are dropped (reply loops, abuse).
-    pub max_replies_per_hour: u32,
-    /// `help` answers unmatched texts with `help_reply`; `silent` does not answer.
-    pub unknown: UnknownMode,
-    pub help_reply: Option<String>,
-    pub balance: BalanceRule,
-    pub ticket: TicketRule,
-    pub payment: PaymentRule,
-    pub optout: OptOutRule,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            max_replies_per_hour: 10,
-            unknown: UnknownMode::Help,
-            help_reply: None,
-            balance: BalanceRule::default(),
-            ticket: TicketRule::default(),
-            payment: PaymentRule::default(),
-            optout: OptOutRule::default(),
-        }
-    }
-}
 
 /// Default texts, per language.
 struct Defaults {
@@ -320,23 +175,6 @@ impl Settings {
             .set("clave_soporte", first(&self.ticket.keywords))
             .set("clave_baja", first(&self.optout.stop_keywords));
     }
-}
-
-/// `[[groups]]`: operators alerted together (on-call technicians, the office).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GroupConfig {
-    pub name: String,
-    /// Members' phone numbers, any usual form.
-    #[serde(default)]
-    pub phones: Vec<String>,
-    /// When this group is on duty (a delivery window name; `always` for any time).
-    #[serde(default = "always")]
-    pub window: String,
-}
-
-fn always() -> String {
-    window::ALWAYS.to_string()
 }
 
 /// Who sent the message, as far as the directory knows.
@@ -546,6 +384,59 @@ pub fn decide(
         }
     }
     Decision { rule, actions, why }
+}
+
+/// Problems in `[rules]`, `[windows]` and `[[groups]]` (templates, keywords, schedules, group
+/// members and windows), as (dotted key, message).
+pub fn check_config(c: &crate::config::Config) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    let tz = c.company.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let windows = match crate::rules::window::Windows::new(&c.windows, tz) {
+        Ok(w) => Some(w),
+        Err(list) => {
+            for (key, message) in list {
+                errors.push((key, message));
+            }
+            None
+        }
+    };
+    let phones = crate::phone::PhoneContext::new(&c.company.country, c.company.assume_mobile).ok();
+    let mut group_names = Vec::new();
+    for g in &c.groups {
+        if g.name.trim().is_empty() || group_names.contains(&g.name) {
+            errors.push((
+                "groups.name".to_string(),
+                format!("`{}` must be a unique, non-empty group name", g.name),
+            ));
+        }
+        group_names.push(g.name.clone());
+        if let Some(w) = &windows
+            && let Err(e) = w.check_name(&g.window)
+        {
+            errors.push(("groups.window".to_string(), e));
+        }
+        if g.phones.is_empty() {
+            errors.push((
+                "groups.phones".to_string(),
+                format!("group `{}` has no phones", g.name),
+            ));
+        }
+        for p in &g.phones {
+            if let Some(ctx) = &phones
+                && let Err(e) = ctx.normalize(p)
+            {
+                errors.push(("groups.phones".to_string(), format!("`{p}`: {e}")));
+            }
+        }
+    }
+    let mut rules = c.rules.clone();
+    rules.fill_defaults(c.company.language);
+    let extra: std::collections::BTreeSet<String> =
+        c.directory.extra_fields.iter().cloned().collect();
+    for (key, message) in rules.check(&extra, &group_names) {
+        errors.push((key, message));
+    }
+    errors
 }
 
 #[cfg(test)]

@@ -6,56 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use crate::config::rules::{ALWAYS, DaysSpec, WindowSpec, WindowsConfig};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
-
-/// `[windows.custom.NAME]`: one schedule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowSpec {
-    /// `lun-vie`, `mon-fri`, `todos`, or a list like `["sab", "dom"]`.
-    pub days: DaysSpec,
-    /// Opening time, `HH:MM`.
-    pub from: String,
-    /// Closing time, `HH:MM` (`24:00` for midnight).
-    pub to: String,
-    /// Open on holidays too.
-    #[serde(default)]
-    pub holidays: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum DaysSpec {
-    One(String),
-    List(Vec<String>),
-}
-
-/// `[windows]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WindowsConfig {
-    /// Window for notifications (billing events, API messages with priority `notification`);
-    /// `always` (the default) means no restriction.
-    pub notifications: String,
-    /// Window for bulk sends; default `always`.
-    pub bulk: String,
-    /// Holidays, `YYYY-MM-DD`.
-    pub holidays: Vec<String>,
-    pub custom: BTreeMap<String, WindowSpec>,
-}
-
-impl Default for WindowsConfig {
-    fn default() -> Self {
-        WindowsConfig {
-            notifications: ALWAYS.into(),
-            bulk: ALWAYS.into(),
-            holidays: Vec::new(),
-            custom: BTreeMap::new(),
-        }
-    }
-}
 
 /// A schedule, parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +20,6 @@ pub struct Window {
     to: u32,
     holidays: bool,
 }
-
-/// `always` is the pseudo-window "no restriction".
-pub const ALWAYS: &str = "always";
 
 fn weekday_index(name: &str) -> Option<u32> {
     let n = crate::rules::text::words(name).concat();

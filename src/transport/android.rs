@@ -25,9 +25,10 @@ use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::AndroidConfig;
+use crate::config::{AndroidConfig, Inbound};
 use crate::logging::peer as shown_peer;
-use crate::model::{MessageId, StatusUpdate, now_ms};
+use crate::model::{MessageId, NewInbound, StatusUpdate, now_ms};
+use crate::phone::PhoneContext;
 use crate::shutdown::Shutdown;
 use crate::transport::sink::SinkError;
 use crate::transport::{
@@ -55,6 +56,22 @@ pub const EVENTS: [(&str, &str); 4] = [
 const FOLLOW_UP_BATCH: u32 = 20;
 /// Messages older than this are no longer followed up.
 const FOLLOW_UP_FOR_MS: i64 = 24 * 3600 * 1000;
+/// Keyed-state key (plus the route name) of the inbox cursor: the newest `createdAt` (Unix ms,
+/// by the phone's clock, never ahead of ours) of the SMS stored from the phone's inbox.
+const INBOX_CURSOR_KEY: &str = "android_inbox_cursor:";
+/// Each read asks again for this much before the cursor: messages the phone stamped a little
+/// earlier than ones already read (its clock stepped back) are still found; ids dedupe them.
+const INBOX_OVERLAP_MS: i64 = 15 * 60 * 1000;
+/// Without a cursor (the first read), how far back the inbox is read: older texts are not
+/// answered hours late.
+const INBOX_FIRST_LOOK_MS: i64 = 60 * 60 * 1000;
+/// `to` of a read is this far past both clocks' now, so a phone whose clock runs ahead is read too.
+const INBOX_AHEAD_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Messages per `GET /inbox` page (the app allows 1-500) and pages per read.
+const INBOX_PAGE: usize = 100;
+const INBOX_PAGES: usize = 20;
+/// Ids remembered between reads so the overlap costs no database write; forgotten past this.
+const INBOX_REMEMBER: usize = 10_000;
 /// `meta` key of the random tag that makes our message ids unique to this database, so a
 /// reinstalled pasarela (ids starting at 1 again) never collides with ids the phone remembers.
 const ID_TAG_KEY: &str = "android_id_tag";
@@ -69,6 +86,9 @@ pub struct PhoneStatus {
     pub app_version: Option<String>,
     /// `registered`, `not configured`, or why registering failed.
     pub webhooks: String,
+    /// How received SMS arrive: `webhooks`, `read from the phone's inbox`, or why the inbox
+    /// cannot be read (an app without `GET /inbox`).
+    pub inbox: String,
     /// Set when the phone refused our username/password; cleared by the next accepted request.
     #[serde(skip)]
     pub auth_refused: bool,
@@ -81,6 +101,7 @@ pub struct Phone {
     client: reqwest::Client,
     status: Mutex<PhoneStatus>,
     sink: Sink,
+    phones: PhoneContext,
     tag: tokio::sync::OnceCell<String>,
 }
 
@@ -393,9 +414,11 @@ impl Phone {
             }
             let existing: Vec<WebhookReg> = listed.json().unwrap_or_default();
             let ours = format!("pasarela-{name}-");
+            let polled = self.cfg.inbound == Inbound::Poll;
             let wanted: Vec<(String, &str)> = match &self.cfg.webhook_url {
                 Some(_) => EVENTS
                     .iter()
+                    .filter(|(event, _)| !(polled && *event == "sms:received"))
                     .map(|(event, short)| (format!("{ours}{short}"), *event))
                     .collect(),
                 None => Vec::new(),
@@ -447,6 +470,193 @@ impl Phone {
                 self.update(|s| s.webhooks = state);
             }
         }
+    }
+}
+
+impl Phone {
+    /// The sender as stored: a normalized number, or the address as it came (alphanumeric
+    /// senders such as `Personal`, short codes).
+    pub fn inbound_peer(&self, from: &str) -> String {
+        if from.chars().any(|c| c.is_alphabetic()) {
+            return from.to_string();
+        }
+        self.phones
+            .normalize(from)
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|_| from.to_string())
+    }
+
+    /// One read of the phone's inbox (`inbound = "poll"`): every SMS since the cursor (less an
+    /// overlap) is stored once by its inbox id, oldest first, and the cursor then moves to the
+    /// newest one stored. A row is committed before the cursor passes it; a failure stops the
+    /// read and keeps the cursor at the last committed row. Returns how many were new.
+    pub async fn poll_inbox(&self, seen: &mut InboxSeen) -> usize {
+        let name = self.name().to_string();
+        let result = self.read_inbox(seen).await;
+        let state = match &result {
+            Ok(_) => "read from the phone's inbox".to_string(),
+            Err(why) => format!("cannot read the phone's inbox: {why}"),
+        };
+        if self.status().inbox != state {
+            match &result {
+                Ok(_) => {
+                    log::info!(transport = name.as_str(); "{name}: reading received SMS from the phone's inbox")
+                }
+                Err(why) => {
+                    log::warn!(transport = name.as_str(); "{name}: cannot read the phone's inbox: {why}")
+                }
+            }
+        }
+        self.update(|s| s.inbox = state);
+        result.unwrap_or(0)
+    }
+
+    async fn read_inbox(&self, seen: &mut InboxSeen) -> Result<usize, String> {
+        let name = self.name().to_string();
+        let key = format!("{INBOX_CURSOR_KEY}{name}");
+        let now = now_ms();
+        let cursor = self
+            .sink
+            .state()
+            .get(&key)
+            .await
+            .map_err(|e| e.to_string())?;
+        let from = match cursor {
+            Some(c) => c.min(now) - INBOX_OVERLAP_MS,
+            None => now - INBOX_FIRST_LOOK_MS,
+        };
+        let to = now.max(from) + INBOX_AHEAD_MS;
+        let mut items: Vec<InboxMessage> = Vec::new();
+        for page in 0..INBOX_PAGES {
+            let path = format!(
+                "/inbox?type=SMS&from={}&to={}&limit={INBOX_PAGE}&offset={}",
+                crate::web::rfc3339(from),
+                crate::web::rfc3339(to),
+                page * INBOX_PAGE
+            );
+            let a = self.call(self.request(Method::GET, &path), true).await?;
+            match a.status.as_u16() {
+                200 => {}
+                404 | 405 | 501 => {
+                    return Err(format!(
+                        "the app has no inbox (GET /inbox answered {}); update SMS Gateway for \
+                         Android to a version that serves it, or use inbound = \"webhook\"",
+                        a.status
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "GET /inbox answered {}: {}",
+                        a.status,
+                        a.error_message()
+                    ));
+                }
+            }
+            let got: Vec<InboxMessage> = a.json().ok_or_else(|| {
+                format!("GET /inbox did not answer the app's JSON ({})", a.snippet())
+            })?;
+            let full = got.len() >= INBOX_PAGE;
+            items.extend(got);
+            if !full {
+                break;
+            }
+        }
+        items.sort_by_key(|m| m.created_ms().unwrap_or(i64::MAX));
+        let mut newest = cursor;
+        let mut stored = 0;
+        let mut failure = None;
+        for m in items {
+            if m.kind.as_deref().is_some_and(|k| k != "SMS") {
+                continue;
+            }
+            if m.id.is_empty()
+                || m.id.len() > 200
+                || m.sender.trim().is_empty()
+                || m.sender.len() > 64
+            {
+                log::warn!(transport = name.as_str(); "{name}: an inbox entry without a usable id or sender was skipped");
+                continue;
+            }
+            if !seen.ids.contains(&m.id) {
+                let peer = self.inbound_peer(&m.sender);
+                let stored_as = self
+                    .sink
+                    .records()
+                    .inbound(NewInbound {
+                        channel: Channel::Sms,
+                        transport: name.clone(),
+                        peer: peer.clone(),
+                        body: m.content_preview.clone(),
+                        provider_ref: Some(m.id.clone()),
+                    })
+                    .await;
+                match stored_as {
+                    Ok((msg, true)) => {
+                        stored += 1;
+                        log::info!(
+                            msg_id = msg.0, channel = "sms", transport = name.as_str();
+                            "message {msg} received from {} via {name} (inbox)", shown_peer(&peer)
+                        );
+                    }
+                    Ok((_, false)) => {}
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+                if seen.ids.len() >= INBOX_REMEMBER {
+                    seen.ids.clear();
+                }
+                seen.ids.insert(m.id.clone());
+            }
+            if let Some(at) = m.created_ms() {
+                newest = Some(newest.map_or(at, |n| n.max(at)));
+            }
+        }
+        // Never ahead of our clock: a phone whose clock runs fast does not push the cursor past
+        // messages it stamps once its clock is corrected.
+        let newest = newest.map(|n| n.min(now));
+        if newest.is_some() && newest != cursor {
+            self.sink
+                .state()
+                .set(&key, newest)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        match failure {
+            Some(why) => Err(why),
+            None => Ok(stored),
+        }
+    }
+}
+
+/// Inbox ids already stored, remembered between reads of one phone.
+#[derive(Debug, Default)]
+pub struct InboxSeen {
+    ids: std::collections::HashSet<String>,
+}
+
+/// `smsgateway.IncomingMessage` (the parts we read). For an SMS the app puts the whole text in
+/// `contentPreview` (only data SMS and MMS get a shortened preview).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InboxMessage {
+    id: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    sender: String,
+    content_preview: String,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+impl InboxMessage {
+    fn created_ms(&self) -> Option<i64> {
+        let text = self.created_at.as_deref()?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+            .ok()
+            .map(|t| t.timestamp_millis())
     }
 }
 
@@ -662,17 +872,33 @@ impl PhoneTask {
     /// Checks the phone every `health_interval_secs` until `shutdown`, wakes the dispatcher
     /// when the phone comes back, and follows up messages still waiting for a delivery report.
     pub async fn run(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
-        let every = Duration::from_secs(self.phone.cfg.health_interval_secs);
+        let health_every = Duration::from_secs(self.phone.cfg.health_interval_secs);
+        let polled = self.phone.cfg.inbound == Inbound::Poll;
+        let every = if polled {
+            health_every.min(Duration::from_secs(
+                self.phone.cfg.poll_interval_secs.max(1),
+            ))
+        } else {
+            health_every
+        };
         let mut cursor = MessageId(0);
+        let mut seen = InboxSeen::default();
+        let mut last_health: Option<tokio::time::Instant> = None;
         while !shutdown.is_triggered() {
-            let was_up = self.phone.status().up;
-            self.phone.check().await;
-            let status = self.phone.status();
-            if status.up && !was_up {
-                self.phone.sink.came_up();
+            if last_health.is_none_or(|t| t.elapsed() >= health_every) {
+                last_health = Some(tokio::time::Instant::now());
+                let was_up = self.phone.status().up;
+                self.phone.check().await;
+                let status = self.phone.status();
+                if status.up && !was_up {
+                    self.phone.sink.came_up();
+                }
+                if status.up && self.phone.cfg.delivery_reports {
+                    cursor = self.phone.follow_up(cursor).await;
+                }
             }
-            if status.up && self.phone.cfg.delivery_reports {
-                cursor = self.phone.follow_up(cursor).await;
+            if polled && self.phone.status().up {
+                self.phone.poll_inbox(&mut seen).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -687,6 +913,7 @@ impl PhoneTask {
 pub fn phone(
     cfg: AndroidConfig,
     sink: Sink,
+    phones: PhoneContext,
 ) -> anyhow::Result<(Arc<Phone>, AndroidTransport, PhoneTask)> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(cfg.request_timeout_secs))
@@ -704,12 +931,18 @@ pub fn phone(
             } else {
                 "not configured".to_string()
             },
+            inbox: match cfg.inbound {
+                Inbound::Poll => "not read yet".to_string(),
+                Inbound::Webhook if cfg.webhook_url.is_some() => "webhooks".to_string(),
+                Inbound::Webhook => "not received (no webhook_url)".to_string(),
+            },
             ..Default::default()
         }),
         cfg,
         base,
         client,
         sink,
+        phones,
         tag: tokio::sync::OnceCell::new(),
     });
     Ok((
@@ -731,13 +964,98 @@ impl super::kind::Kind for AndroidKind {
         "android"
     }
 
+    fn check(&self, c: &crate::config::Config) -> Vec<(String, String)> {
+        use crate::config::plain_http;
+        let mut errors = Vec::new();
+        let webhook_listen = c.webhooks.listen.as_deref();
+        for a in &c.androids {
+            let at = |key: &str| format!("android.{key}");
+            if !plain_http(&a.url) {
+                errors.push((
+                    at("url"),
+                    format!(
+                        "`{}` must be the app's Local Server address like http://192.168.1.50:8080 \
+                         (plain http on the LAN)",
+                        a.url
+                    ),
+                ));
+            }
+            if a.password.expose().is_empty() {
+                errors.push((
+                    at("password"),
+                    "must be the Local Server password the app shows".to_string(),
+                ));
+            }
+            if a.sim.is_some_and(|s| !(1..=3).contains(&s)) {
+                errors.push((at("sim"), "must be 1, 2 or 3".to_string()));
+            }
+            if a.health_interval_secs == 0 || a.health_interval_secs > 3600 {
+                errors.push((
+                    at("health_interval_secs"),
+                    format!("{} is out of range: use 1 to 3600", a.health_interval_secs),
+                ));
+            }
+            if a.request_timeout_secs == 0 || a.request_timeout_secs > 300 {
+                errors.push((
+                    at("request_timeout_secs"),
+                    format!("{} is out of range: use 1 to 300", a.request_timeout_secs),
+                ));
+            }
+            if a.inbound == Inbound::Poll
+                && (a.poll_interval_secs == 0 || a.poll_interval_secs > 3600)
+            {
+                errors.push((
+                    at("poll_interval_secs"),
+                    format!("{} is out of range: use 1 to 3600", a.poll_interval_secs),
+                ));
+            }
+            match &a.webhook_url {
+                Some(url) => {
+                    let path = format!("/webhooks/android/{}", a.name);
+                    if !plain_http(url) || !url.trim_end_matches('/').ends_with(&path) {
+                        errors.push((
+                            at("webhook_url"),
+                            format!(
+                                "`{url}` must be the address the phone can reach, like \
+                                 http://192.168.1.10:8090{path}"
+                            ),
+                        ));
+                    }
+                    if a.signing_key.as_ref().is_none_or(|k| k.expose().len() < 8) {
+                        errors.push((
+                            at("signing_key"),
+                            "must be set to the app's webhook signing key (8+ characters) when \
+                             webhook_url is set"
+                                .to_string(),
+                        ));
+                    }
+                    if webhook_listen.is_none() {
+                        errors.push((
+                            at("webhook_url"),
+                            "needs `listen = \"0.0.0.0:8090\"` under [webhooks]: the listener \
+                             the phone calls"
+                                .to_string(),
+                        ));
+                    }
+                }
+                None if a.signing_key.is_some() => errors.push((
+                    at("signing_key"),
+                    "is set but webhook_url is not: set both or neither".to_string(),
+                )),
+                None => {}
+            }
+        }
+        errors
+    }
+
     fn build(&self, cx: &super::kind::BuildContext<'_>) -> anyhow::Result<super::kind::Built> {
         use anyhow::Context;
         let mut built = super::kind::Built::default();
         let mut hooked = std::collections::HashMap::new();
         for cfg in &cx.config.androids {
-            let (phone, transport, task) = phone(cfg.clone(), cx.sink.clone())
-                .with_context(|| format!("cannot set up the phone {}", cfg.name))?;
+            let (phone, transport, task) =
+                phone(cfg.clone(), cx.sink.clone(), cx.phones.clone())
+                    .with_context(|| format!("cannot set up the phone {}", cfg.name))?;
             if cfg.webhook_url.is_some() {
                 hooked.insert(cfg.name.clone(), phone);
             }
@@ -753,7 +1071,6 @@ impl super::kind::Kind for AndroidKind {
         }
         if !hooked.is_empty() {
             built.webhooks = Some(webhook::router(webhook::WebhookState {
-                phones: cx.phones.clone(),
                 routes: Arc::new(hooked),
             }));
         }
@@ -774,6 +1091,23 @@ mod tests {
         assert_eq!(m.overall(), ProcessingState::Failed);
         assert_eq!(m.error().as_deref(), Some("RESULT_ERROR_GENERIC_FAILURE"));
         assert!(serde_json::from_str::<MessageState>(r#"{"state":"Lost"}"#).is_err());
+    }
+
+    #[test]
+    fn inbox_entries_parse_as_the_app_writes_them() {
+        let list: Vec<InboxMessage> = serde_json::from_str(
+            r#"[{"id":"text:-1795","type":"SMS","sender":"+5491123456789","recipient":null,
+                 "simNumber":1,"contentPreview":"Saldo","createdAt":"2026-11-22T12:00:00.250-03:00"},
+                {"id":"text:7","type":"SMS","sender":"Personal","contentPreview":"x",
+                 "createdAt":"2026-11-22T15:00:00Z"},
+                {"id":"text:8","type":"SMS","sender":"1","contentPreview":"y",
+                 "createdAt":"yesterday"}]"#,
+        )
+        .unwrap();
+        assert_eq!(list[0].created_ms(), Some(1_795_359_600_250));
+        assert_eq!(list[1].created_ms(), Some(1_795_359_600_000));
+        assert_eq!(list[2].created_ms(), None);
+        assert_eq!(list[0].content_preview, "Saldo");
     }
 
     #[test]

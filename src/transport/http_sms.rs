@@ -282,6 +282,61 @@ impl super::kind::Kind for HttpSmsKind {
         "http_sms"
     }
 
+    fn check(&self, c: &crate::config::Config) -> Vec<(String, String)> {
+        use crate::config::plain_http;
+        let mut errors = Vec::new();
+        for h in &c.http_sms {
+            let at = |key: &str| format!("http_sms.{key}");
+            if !plain_http(&h.url) {
+                errors.push((
+                    at("url"),
+                    format!(
+                        "`{}` must be an http:// address like \
+                         http://192.168.1.60:8080/v1/sms/send/",
+                        h.url
+                    ),
+                ));
+            }
+            let templates = std::iter::once(&h.url).chain(h.params.values());
+            if !templates.clone().any(|t| t.contains("{message}")) {
+                errors.push((
+                    at("params"),
+                    "no template holds {message}: add e.g. `message = \"{message}\"` under \
+                     [http_sms.params]"
+                        .to_string(),
+                ));
+            }
+            if !templates.clone().any(|t| t.contains("{phone}")) {
+                errors.push((
+                    at("params"),
+                    "no template holds {phone}: add e.g. `phone = \"{phone}\"` under \
+                     [http_sms.params]"
+                        .to_string(),
+                ));
+            }
+            for t in templates {
+                if let Some(bad) = unknown_placeholder(t) {
+                    errors.push((
+                        at("params"),
+                        format!(
+                            "`{{{bad}}}` in `{t}` is not one of {{phone}}, {{message}}, {{id}}"
+                        ),
+                    ));
+                }
+            }
+            if h.password.is_some() && h.username.is_none() {
+                errors.push((at("password"), "is set but username is not".to_string()));
+            }
+            if h.timeout_secs == 0 || h.timeout_secs > 300 {
+                errors.push((
+                    at("timeout_secs"),
+                    format!("{} is out of range: use 1 to 300", h.timeout_secs),
+                ));
+            }
+        }
+        errors
+    }
+
     fn build(&self, cx: &super::kind::BuildContext<'_>) -> anyhow::Result<super::kind::Built> {
         let mut built = super::kind::Built::default();
         for route in &cx.config.http_sms {

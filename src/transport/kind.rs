@@ -40,6 +40,13 @@ pub trait Kind: Sync {
     /// The kind's config table (`[[android]]`) and its webhook path segment.
     fn name(&self) -> &'static str;
 
+    /// Problems in this kind's tables, as (dotted key, message): `("android.url", "…")`. Route
+    /// names (unique, well formed) are checked by the config itself.
+    fn check(&self, config: &Config) -> Vec<(String, String)> {
+        let _ = config;
+        Vec::new()
+    }
+
     /// Builds every route of this kind configured in `cx.config`. An error stops start-up.
     fn build(&self, cx: &BuildContext<'_>) -> anyhow::Result<Built>;
 }

@@ -1,7 +1,7 @@
 //! A stand-in for an Android phone running "SMS Gateway for Android" with its Local Server on,
 //! written from the app's published OpenAPI document (`smsgateway.Message`,
 //! `smsgateway.GetMessageResponse`, `smsgateway.Webhook`, `smsgateway.HealthResponse`,
-//! `WebHookEvent`) and its documented webhook signing: `X-Timestamp` (Unix seconds) and
+//! `WebHookEvent`, `smsgateway.IncomingMessage` of `GET /inbox`) and its documented webhook signing: `X-Timestamp` (Unix seconds) and
 //! `X-Signature` = hex HMAC-SHA256(signing key, raw body ‖ X-Timestamp).
 //!
 //! It checks every request against the document and records what does not conform in
@@ -70,6 +70,27 @@ pub struct Inner {
     pub delivery_parts: usize,
     /// `GET /health` answers an HTML page.
     pub health_html: bool,
+    /// The app's record of received messages, served by `GET /inbox` (newest first, as the
+    /// app's `ORDER BY createdAt DESC, id DESC`).
+    pub inbox: Vec<Received>,
+    /// An app version without `GET /inbox` (it answers 404, like any unknown route).
+    pub no_inbox: bool,
+    /// `GET /inbox` requests answered.
+    pub inbox_reads: usize,
+    /// How far the phone's clock is from the real one (ms); `to` defaults to the phone's now.
+    pub clock_offset_ms: i64,
+}
+
+/// One received message in the app's inbox (`IncomingMessage`).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub id: String,
+    /// `SMS`, `DATA_SMS`, `MMS`, `MMS_DOWNLOADED`.
+    pub kind: &'static str,
+    pub sender: String,
+    pub text: String,
+    /// Unix ms by the phone's clock.
+    pub created_ms: i64,
 }
 
 #[derive(Clone)]
@@ -105,11 +126,36 @@ impl FakePhone {
             .route("/message/{id}", get(message_state))
             .route("/webhooks", get(list_webhooks).post(register_webhook))
             .route("/webhooks/{id}", delete(delete_webhook))
+            .route("/inbox", get(inbox))
             .with_state(phone.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         phone
+    }
+
+    /// The phone's clock now (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        real + self.with(|i| i.clock_offset_ms)
+    }
+
+    /// An SMS arrives at the phone: the app records it in its inbox, stamped by the phone's
+    /// clock. Webhooks are not fired (tests of poll mode have none).
+    pub fn receive_sms(&self, id: &str, sender: &str, text: &str) {
+        let created_ms = self.now_ms();
+        self.with(|i| {
+            i.inbox.push(Received {
+                id: id.to_string(),
+                kind: "SMS",
+                sender: sender.to_string(),
+                text: text.to_string(),
+                created_ms,
+            })
+        });
     }
 
     pub fn url(&self) -> String {
@@ -539,4 +585,109 @@ async fn delete_webhook(
     }
     phone.with(|i| i.webhooks.remove(&id));
     StatusCode::NO_CONTENT.into_response()
+}
+
+fn iso(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::FixedOffset::west_opt(3 * 3600)
+        .unwrap()
+        .timestamp_millis_opt(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
+}
+
+/// `GET /inbox` as the app's `InboxRoutes` serves it: `type`, `limit` (1-500, default 50),
+/// `offset`, `from` (default the epoch) and `to` (default the phone's now) as ISO 8601,
+/// `from > to` refused, `createdAt BETWEEN from AND to`, newest first, `X-Total-Count`.
+async fn inbox(
+    State(phone): State<FakePhone>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = gate(&phone).await {
+        return r;
+    }
+    if phone.with(|i| i.no_inbox) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if !authorized(&headers) {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    let bad = |m: &str| {
+        phone.with(|i| i.violations.push(format!("GET /inbox: {m}")));
+        error(StatusCode::BAD_REQUEST, m)
+    };
+    let kind = query.get("type").filter(|t| !t.is_empty());
+    if kind.is_some_and(|t| !["SMS", "DATA_SMS", "MMS", "MMS_DOWNLOADED"].contains(&t.as_str())) {
+        return bad("Invalid type");
+    }
+    let limit: i64 = match query.get("limit").map(|l| l.parse()) {
+        None => 50,
+        Some(Ok(l)) => l,
+        Some(Err(_)) => 50,
+    };
+    if !(1..=500).contains(&limit) {
+        return bad("limit must be between 1 and 500");
+    }
+    let offset: i64 = query
+        .get("offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    if offset < 0 {
+        return bad("offset must be >= 0");
+    }
+    let parse = |v: &String| {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    };
+    let from = match query.get("from") {
+        None => 0,
+        Some(v) => match parse(v) {
+            Some(t) => t,
+            None => return bad("Invalid from datetime"),
+        },
+    };
+    let to = match query.get("to") {
+        None => phone.now_ms(),
+        Some(v) => match parse(v) {
+            Some(t) => t,
+            None => return bad("Invalid to datetime"),
+        },
+    };
+    if from > to {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Start date cannot be after end date",
+        );
+    }
+    let (total, page) = phone.with(|i| {
+        i.inbox_reads += 1;
+        let mut matching: Vec<&Received> = i
+            .inbox
+            .iter()
+            .filter(|m| kind.is_none_or(|k| k == m.kind))
+            .filter(|m| (from..=to).contains(&m.created_ms))
+            .collect();
+        matching.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)));
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .map(|m| {
+                json!({
+                    "id": m.id,
+                    "type": m.kind,
+                    "sender": m.sender,
+                    "recipient": "+5491100000000",
+                    "simNumber": 1,
+                    "contentPreview": m.text,
+                    "createdAt": iso(m.created_ms),
+                })
+            })
+            .collect();
+        (matching.len(), page)
+    });
+    ([("x-total-count", total.to_string())], axum::Json(page)).into_response()
 }

@@ -24,7 +24,6 @@ use sha2::Sha256;
 use super::Phone;
 use crate::logging::peer as shown_peer;
 use crate::model::{Channel, MessageId, NewInbound, StatusUpdate, now_ms};
-use crate::phone::PhoneContext;
 use crate::transport::sink::SinkError;
 use crate::web::{ApiError, read_body};
 
@@ -37,7 +36,6 @@ pub const MAX_SKEW_SECS: i64 = 300;
 /// What the webhook routes need.
 #[derive(Clone)]
 pub struct WebhookState {
-    pub phones: PhoneContext,
     /// By route name.
     pub routes: Arc<HashMap<String, Arc<Phone>>>,
 }
@@ -190,7 +188,7 @@ async fn receive(
     let payload = || serde_json::from_value::<SmsPayload>(event.payload.clone());
     let result = match event.event.as_str() {
         "sms:received" => match payload() {
-            Ok(p) => received(&state, &phone, p).await,
+            Ok(p) => received(&phone, p).await,
             Err(e) => return bad("invalid_payload", format!("payload: {e}")),
         },
         "sms:sent" | "sms:delivered" | "sms:failed" => match payload() {
@@ -228,7 +226,7 @@ async fn receive(
 }
 
 /// `sms:received`: stores the SMS through the shared inbound path, once per app message id.
-async fn received(state: &WebhookState, phone: &Phone, p: SmsPayload) -> Result<String, Response> {
+async fn received(phone: &Phone, p: SmsPayload) -> Result<String, Response> {
     let name = phone.name();
     let (Some(id), Some(from), Some(text)) = (
         p.message_id.filter(|s| !s.is_empty()),
@@ -247,15 +245,7 @@ async fn received(state: &WebhookState, phone: &Phone, p: SmsPayload) -> Result<
         ));
     }
     // Alphanumeric senders (`Personal`) and short codes stay as they came.
-    let peer = if from.chars().any(|c| c.is_alphabetic()) {
-        from.clone()
-    } else {
-        state
-            .phones
-            .normalize(&from)
-            .map(|m| m.as_str().to_string())
-            .unwrap_or(from)
-    };
+    let peer = phone.inbound_peer(&from);
     let stored = phone
         .sink
         .records()
