@@ -269,8 +269,9 @@ pub struct AndroidConfig {
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
     /// The address the phone should call with its webhooks, ending in
-    /// `/webhooks/android/<name>`; needs `[webhooks] listen` and `signing_key`. Without it the
-    /// phone delivers no inbound SMS and states are followed by polling only.
+    /// `/webhooks/android/<name>`; needs `[webhooks] listen` and `signing_key`. Without it
+    /// states are followed by polling only, and received SMS arrive only with
+    /// `inbound = "poll"`.
     #[serde(default)]
     pub webhook_url: Option<String>,
     /// The app's webhook signing key (Settings → Webhooks → Signing key).

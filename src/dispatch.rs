@@ -485,6 +485,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn outgoing_carries_the_message_as_its_channel_content() {
+        let m = Message {
+            id: MessageId(42),
+            direction: crate::model::Direction::Out,
+            channel: Channel::Sms,
+            transport: None,
+            peer: "+5491123456789".into(),
+            body: "Su pago fue registrado".into(),
+            state: crate::model::State::Sending,
+            priority: crate::model::Priority::Notification,
+            attempts: 3,
+            next_attempt_at: None,
+            last_error: None,
+            provider_ref: None,
+            customer_id: None,
+            created_at: 0,
+            updated_at: 0,
+            sent_at: None,
+            delivered_at: None,
+        };
+        let o = outgoing(&m);
+        assert_eq!(
+            (o.id, o.to.as_str(), o.attempt),
+            (MessageId(42), "+5491123456789", 3)
+        );
+        assert_eq!(o.content.sms_text(), Some("Su pago fue registrado"));
+        let mail = outgoing(&Message {
+            channel: Channel::Email,
+            ..m.clone()
+        });
+        assert_eq!(mail.content.channel(), Channel::Email);
+        assert_eq!(mail.content.sms_text(), None);
+        let wa = outgoing(&Message {
+            channel: Channel::Whatsapp,
+            ..m
+        });
+        assert!(matches!(
+            wa.content,
+            Content::Whatsapp(Whatsapp::Text { .. })
+        ));
+    }
+
+    #[test]
     fn backoff_doubles_and_caps() {
         let c = DispatchConfig {
             retry_base_secs: 10,

@@ -12,12 +12,21 @@
 //!
 //! | module        | owns                                                                  |
 //! |---------------|-----------------------------------------------------------------------|
-//! | [`config`]    | TOML config types, defaults, `validate()`; secrets never printed       |
+//! | [`config`]    | TOML config types, defaults, its own checks; imports no feature        |
+//! | [`setup`]     | loading a config with every check (config, kinds, rules, directory)    |
+//! | [`model`]     | message model both sides share: ids, channels, states, `Outgoing`      |
 //! | [`phone`]     | phone-number normalization ([`phone::Msisdn`], Argentine forms)        |
-//! | [`store`]     | the SQLite database: schema, migrations, messages, group commit        |
-//! | [`transport`] | the `Transport` trait, typed send errors; Android phone and HTTP routes |
+//! | [`store`]     | the SQLite database: schema, migrations, messages, group commit; the  |
+//! |               | transports' sink and keyed state (`store::sink`)                      |
+//! | [`transport`] | the `Transport` trait, typed send errors, the `Sink` transports report |
+//! |               | through, the `Kind` trait; Android phone and HTTP routes               |
+//! | [`registry`]  | the transport kinds, one line each; builds routes, tasks, webhooks     |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
+//! | [`inbox`]     | applies the rules' actions to each inbound message                     |
+//! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
+//! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
 //! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
+//! | [`web`]       | JSON error answers, body limits, strict JSON: admin and webhooks share |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
@@ -25,6 +34,10 @@
 //! | [`modem`]     | AT digester, serial port, the GSM modem task and route, the simulator   |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
 //! | [`doctor`]    | `pasarela doctor`: checks an installed box, one line and a fix each    |
+//!
+//! Dependencies point one way: transports and the modem know [`model`], [`config`] and their
+//! [`transport::Sink`], never the store, the admin API or the dispatcher; `config` knows no
+//! feature (`tests/structure.rs` checks both).
 
 pub mod admin;
 pub mod cli;

@@ -165,3 +165,52 @@ pub fn sink(store: &Store, wake: std::sync::Arc<dyn Fn() + Send + Sync>) -> crat
     let shared = std::sync::Arc::new(store.clone());
     crate::transport::Sink::new(shared.clone(), shared, wake)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Channel;
+
+    #[tokio::test]
+    async fn keyed_state_and_inbound_through_the_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let woken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sink = {
+            let woken = woken.clone();
+            sink(
+                &store,
+                std::sync::Arc::new(move || {
+                    woken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }),
+            )
+        };
+        let state = sink.state();
+        assert_eq!(state.get("k:phone1").await.unwrap(), None);
+        assert_eq!(state.get_or_init("k:phone1", 7).await.unwrap(), 7);
+        assert_eq!(state.get_or_init("k:phone1", 9).await.unwrap(), 7, "kept");
+        state.set("k:phone1", Some(11)).await.unwrap();
+        assert_eq!(state.get("k:phone1").await.unwrap(), Some(11));
+        state.set("k:phone1", None).await.unwrap();
+        assert_eq!(state.get("k:phone1").await.unwrap(), None);
+
+        let m = NewInbound {
+            channel: Channel::Sms,
+            transport: "phone1".into(),
+            peer: "+5491123456789".into(),
+            body: "saldo".into(),
+            provider_ref: Some("text:1".into()),
+        };
+        let (id, new) = sink.records().inbound(m.clone()).await.unwrap();
+        assert!(new);
+        assert_eq!(sink.records().inbound(m).await.unwrap(), (id, false));
+        sink.came_up();
+        assert_eq!(woken.load(std::sync::atomic::Ordering::Relaxed), 1);
+        store.close().await;
+        assert!(state.get("k:phone1").await.is_ok(), "reads still work");
+        assert!(
+            state.set("k", Some(1)).await.is_err(),
+            "a closed store refuses writes"
+        );
+    }
+}
