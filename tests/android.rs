@@ -751,10 +751,35 @@ async fn poll_mode_without_an_inbox_says_why() {
     assert_eq!(t["up"], true, "{t}");
     let id = queue(&d, "+5491123456789", "Aviso").await;
     wait_for("the message sent", 20, async || {
-        message(&d, id).await["state"] != "queued"
+        let state = message(&d, id).await["state"].clone();
+        state == "sent" || state == "delivered"
     })
     .await;
-    assert!(!phone.with(|i| i.sent.is_empty()));
+    assert_eq!(phone.with(|i| i.sent.len()), 1);
+    // An answer that is not the app's (HTML) is reported and stores nothing; once the inbox
+    // answers, what it holds is read.
+    phone.with(|i| {
+        i.no_inbox = false;
+        i.inbox_html = true;
+    });
+    phone.receive_sms("text:-1795", "Personal", "Su recarga fue acreditada");
+    wait_for("the HTML answer reported", 20, async || {
+        let t = transport(&d, "phone1").await;
+        t["details"]["inbox"]
+            .as_str()
+            .is_some_and(|s| s.contains("did not answer the app's JSON"))
+    })
+    .await;
+    assert!(inbound(&d).await.is_empty());
+    phone.with(|i| i.inbox_html = false);
+    wait_for("the SMS read", 20, async || inbound(&d).await.len() == 1).await;
+    let m = &inbound(&d).await[0];
+    assert_eq!(m["peer"], "Personal", "{m}");
+    assert_eq!(m["text"], "Su recarga fue acreditada", "{m}");
+    assert_eq!(
+        m["provider_ref"], "fffff8fd",
+        "the webhook form of the id: {m}"
+    );
 }
 
 async fn get_base(base: &str, path: &str) -> Value {

@@ -587,7 +587,7 @@ impl Phone {
                         transport: name.clone(),
                         peer: peer.clone(),
                         body: m.content_preview.clone(),
-                        provider_ref: Some(m.id.clone()),
+                        provider_ref: Some(webhook_message_id(&m.id)),
                     })
                     .await;
                 match stored_as {
@@ -627,6 +627,20 @@ impl Phone {
             Some(why) => Err(why),
             None => Ok(stored),
         }
+    }
+}
+
+/// The id the app's `sms:received` webhook gives the SMS an inbox entry `id` names, so an SMS
+/// that arrives both ways (a switch between `webhook` and `poll`) is stored once. The app keys
+/// both on the same 32-bit hash: the inbox as `text:<signed decimal>`, the webhook as its
+/// unsigned lowercase hex. Other ids are kept as they are.
+pub fn webhook_message_id(inbox_id: &str) -> String {
+    match inbox_id
+        .strip_prefix("text:")
+        .and_then(|n| n.parse::<i32>().ok())
+    {
+        Some(hash) => format!("{:x}", hash as u32),
+        None => inbox_id.to_string(),
     }
 }
 
@@ -1108,6 +1122,15 @@ mod tests {
         assert_eq!(list[1].created_ms(), Some(1_795_359_600_000));
         assert_eq!(list[2].created_ms(), None);
         assert_eq!(list[0].content_preview, "Saldo");
+    }
+
+    #[test]
+    fn inbox_ids_become_the_webhook_ids_of_the_same_sms() {
+        assert_eq!(webhook_message_id("text:-1795"), "fffff8fd");
+        assert_eq!(webhook_message_id("text:1001"), "3e9");
+        assert_eq!(webhook_message_id("text:0"), "0");
+        assert_eq!(webhook_message_id("text:99999999999"), "text:99999999999");
+        assert_eq!(webhook_message_id("mms:12"), "mms:12");
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct Inner {
     pub inbox: Vec<Received>,
     /// An app version without `GET /inbox` (it answers 404, like any unknown route).
     pub no_inbox: bool,
+    /// `GET /inbox` answers an HTML page (a captive portal, a wrong port).
+    pub inbox_html: bool,
     /// `GET /inbox` requests answered.
     pub inbox_reads: usize,
     /// How far the phone's clock is from the real one (ms); `to` defaults to the phone's now.
@@ -610,6 +612,13 @@ async fn inbox(
     }
     if phone.with(|i| i.no_inbox) {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    if phone.with(|i| i.inbox_html) {
+        return (
+            [("content-type", "text/html")],
+            "<html><body>Login</body></html>",
+        )
+            .into_response();
     }
     if !authorized(&headers) {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
