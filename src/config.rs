@@ -276,6 +276,9 @@ pub struct AndroidConfig {
     /// Most messages this route may start in a time window (`"120/hour"`).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` url.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_android_user() -> String {
@@ -317,6 +320,9 @@ pub struct HttpSmsConfig {
     pub timeout_secs: u64,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` url.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -352,6 +358,10 @@ pub enum PhoneFormat {
 pub struct WebhooksConfig {
     /// `0.0.0.0:8090`, or the box's LAN address; off when unset.
     pub listen: Option<String>,
+    /// PEM certificate chain: with `tls_key`, the listener serves https (reloaded on SIGHUP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[routing]`: which routes of a channel carry its messages.
@@ -474,6 +484,10 @@ pub struct AdminConfig {
     pub listen: String,
     pub token: Option<Secret>,
     pub token_file: Option<PathBuf>,
+    /// PEM certificate chain: with `tls_key`, the admin listener serves https.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -482,6 +496,8 @@ impl Default for AdminConfig {
             listen: "127.0.0.1:8080".to_string(),
             token: None,
             token_file: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -833,8 +849,31 @@ impl Loaded {
         };
         let plain_http = |url: &str| {
             url.strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"))
                 .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
         };
+        for (section, cert, key) in [
+            ("webhooks", &c.webhooks.tls_cert, &c.webhooks.tls_key),
+            ("admin", &c.admin.tls_cert, &c.admin.tls_key),
+        ] {
+            match (cert, key) {
+                (Some(_), None) => errors.push(self.err(
+                    &format!("{section}.tls_cert"),
+                    format!("is set but {section}.tls_key is not: set both or neither"),
+                )),
+                (None, Some(_)) => errors.push(self.err(
+                    &format!("{section}.tls_key"),
+                    format!("is set but {section}.tls_cert is not: set both or neither"),
+                )),
+                _ => {}
+            }
+        }
+        if c.webhooks.tls_cert.is_some() && webhook_listen_unset(c) {
+            errors.push(self.err(
+                "webhooks.tls_cert",
+                "needs `listen` under [webhooks]: there is no listener to serve https".to_string(),
+            ));
+        }
         let webhook_listen = c.webhooks.listen.as_deref();
         if let Some(listen) = webhook_listen
             && listen.parse::<SocketAddr>().is_err()
@@ -862,9 +901,15 @@ impl Loaded {
                     &at("url"),
                     format!(
                         "`{}` must be the app's Local Server address like http://192.168.1.50:8080 \
-                         (plain http on the LAN)",
+                         (or an https:// address: its Cloud/Private server)",
                         a.url
                     ),
+                ));
+            }
+            if a.ca_file.is_some() && !a.url.starts_with("https://") {
+                errors.push(self.err(
+                    &at("ca_file"),
+                    "only applies to an https:// url".to_string(),
                 ));
             }
             if a.password.expose().is_empty() {
@@ -896,7 +941,8 @@ impl Loaded {
                             &at("webhook_url"),
                             format!(
                                 "`{url}` must be the address the phone can reach, like \
-                                 http://192.168.1.10:8090{path}"
+                                 https://gw.isp.example:8090{path} (the app takes https only, \
+                                 but http://127.0.0.1)"
                             ),
                         ));
                     }
@@ -943,10 +989,16 @@ impl Loaded {
                 errors.push(self.err(
                     &at("url"),
                     format!(
-                        "`{}` must be an http:// address like \
+                        "`{}` must be an http:// or https:// address like \
                          http://192.168.1.60:8080/v1/sms/send/",
                         h.url
                     ),
+                ));
+            }
+            if h.ca_file.is_some() && !h.url.starts_with("https://") {
+                errors.push(self.err(
+                    &at("ca_file"),
+                    "only applies to an https:// url".to_string(),
                 ));
             }
             let templates = std::iter::once(&h.url).chain(h.params.values());
@@ -1122,11 +1174,67 @@ impl Loaded {
         if let Err(message) = check_dir_writable(&self.config.daemon.state_dir) {
             errors.push(self.err("daemon.state_dir", message));
         }
+        for (key, path) in self.ca_files() {
+            if let Err(message) = crate::net::tls::load_certs(path) {
+                errors.push(self.err(key, message));
+            }
+        }
+        for (section, cert, key) in self.tls_pairs() {
+            if let Err((part, message)) = crate::net::tls::load_pair(cert, key) {
+                let which = match part {
+                    crate::net::tls::PairPart::Cert => "tls_cert",
+                    crate::net::tls::PairPart::Key => "tls_key",
+                };
+                errors.push(self.err(&format!("{section}.{which}"), message));
+            }
+        }
         if errors.is_empty() {
             Ok(warnings)
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// Every `ca_file` set, with its key (`android.ca_file`, `rules.ticket.forward_ca_file`, …).
+    pub fn ca_files(&self) -> Vec<(&'static str, &Path)> {
+        let c = &self.config;
+        let mut files = Vec::new();
+        if let Some(p) = c.directory.http.as_ref().and_then(|h| h.ca_file.as_deref()) {
+            files.push(("directory.http.ca_file", p));
+        }
+        if let Some(p) = c.rules.ticket.forward_ca_file.as_deref() {
+            files.push(("rules.ticket.forward_ca_file", p));
+        }
+        files.extend(
+            c.androids
+                .iter()
+                .filter_map(|a| a.ca_file.as_deref())
+                .map(|p| ("android.ca_file", p)),
+        );
+        files.extend(
+            c.http_sms
+                .iter()
+                .filter_map(|h| h.ca_file.as_deref())
+                .map(|p| ("http_sms.ca_file", p)),
+        );
+        files
+    }
+
+    /// The listeners that serve https: (`webhooks` | `admin`, cert, key).
+    pub fn tls_pairs(&self) -> Vec<(&'static str, &Path, &Path)> {
+        let c = &self.config;
+        let mut pairs = Vec::new();
+        if let (Some(cert), Some(key), Some(_)) = (
+            &c.webhooks.tls_cert,
+            &c.webhooks.tls_key,
+            &c.webhooks.listen,
+        ) {
+            pairs.push(("webhooks", cert.as_path(), key.as_path()));
+        }
+        if let (Some(cert), Some(key)) = (&c.admin.tls_cert, &c.admin.tls_key) {
+            pairs.push(("admin", cert.as_path(), key.as_path()));
+        }
+        pairs
     }
 
     /// The admin token from `token` or `token_file`, if any.
@@ -1141,6 +1249,10 @@ impl Loaded {
             None => Ok(None),
         }
     }
+}
+
+fn webhook_listen_unset(c: &Config) -> bool {
+    c.webhooks.listen.is_none()
 }
 
 /// Reads a token file; returns the token and whether others can read the file.

@@ -17,6 +17,7 @@
 //! | [`store`]     | the SQLite database: schema, migrations, messages, group commit        |
 //! | [`transport`] | the `Transport` trait, typed send errors; Android phone and HTTP routes |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
+//! | [`net`]       | TLS in and out: HTTP client builder, listeners, PEM files, safe errors |
 //! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
@@ -36,6 +37,7 @@ pub mod doctor;
 pub mod inbox;
 pub mod logging;
 pub mod modem;
+pub mod net;
 pub mod phone;
 pub mod rules;
 pub mod shutdown;

@@ -72,6 +72,11 @@ pub struct TicketRule {
     pub alert: Option<String>,
     /// Forward each new ticket to the billing system: `POST` of the ticket as JSON, retried.
     pub forward_url: Option<String>,
+    /// Headers sent with each forward (`Authorization = "Bearer …"`), so tokens stay out of
+    /// the URL.
+    pub forward_headers: std::collections::BTreeMap<String, String>,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` forward_url.
+    pub forward_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for TicketRule {
@@ -92,6 +97,8 @@ impl Default for TicketRule {
             alert_groups: Vec::new(),
             alert: None,
             forward_url: None,
+            forward_headers: std::collections::BTreeMap::new(),
+            forward_ca_file: None,
         }
     }
 }
@@ -304,11 +311,34 @@ impl Settings {
         }
         if let Some(url) = &self.ticket.forward_url
             && !url.starts_with("http://")
+            && !url.starts_with("https://")
         {
             errors.push((
                 "rules.ticket.forward_url".to_string(),
-                format!("`{url}` must be an http:// address (https is not supported yet)"),
+                format!("`{url}` must be an http:// or https:// address"),
             ));
+        }
+        if self.ticket.forward_ca_file.is_some()
+            && !self
+                .ticket
+                .forward_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+        {
+            errors.push((
+                "rules.ticket.forward_ca_file".to_string(),
+                "only applies to an https:// forward_url".to_string(),
+            ));
+        }
+        for (name, value) in &self.ticket.forward_headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                errors.push((
+                    "rules.ticket.forward_headers".to_string(),
+                    format!("`{name}` is not a valid HTTP header name and value"),
+                ));
+            }
         }
         errors
     }

@@ -153,9 +153,9 @@ impl Phone {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_capped(resp, MAX_ANSWER)
+        let body = crate::net::http::read_capped(resp, MAX_ANSWER)
             .await
-            .map_err(|e| format!("the phone's answer broke off: {e}"))?;
+            .map_err(|e| format!("the phone's answer: {e}"))?;
         let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
         if authed && refused {
             self.update(|s| s.auth_refused = true);
@@ -466,19 +466,17 @@ fn webhook_error(a: &Answer) -> String {
     format!("the phone answered {}: {}", a.status, a.error_message())
 }
 
-/// Why a request got no answer, for operators.
+/// Why a request got no answer, for operators (the peer named by scheme, host and port).
 fn no_answer(base: &str, e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "no answer in time"
-    } else if e.is_connect() {
-        "cannot connect"
+    let what = crate::net::error::describe(base, e);
+    if crate::net::error::is_tls(e) {
+        format!("{what} (check the phone's certificate, or android.ca_file)")
     } else {
-        "the request failed"
-    };
-    format!(
-        "{what} at {base} (is the app running with Local Server on? Android may have stopped it \
-         in the background)"
-    )
+        format!(
+            "{what} (is the app running with Local Server on? Android may have stopped it in \
+             the background)"
+        )
+    }
 }
 
 /// An answer of the phone, body read.
@@ -516,21 +514,6 @@ impl Answer {
             .collect();
         format!("body starts `{text}`")
     }
-}
-
-/// Reads at most `limit` bytes of a body; a longer body is an error, not a truncation.
-pub(crate) async fn read_capped(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("the answer is larger than {} KiB", limit / 1024));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 fn random_bytes() -> [u8; 4] {
@@ -702,11 +685,11 @@ pub fn phone(
     store: Store,
     dispatch: DispatchHandle,
 ) -> anyhow::Result<(Arc<Phone>, AndroidTransport, PhoneTask)> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(cfg.request_timeout_secs))
-        .connect_timeout(Duration::from_secs(cfg.request_timeout_secs.min(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = crate::net::http::client(
+        &crate::net::http::ClientOptions::new(Duration::from_secs(cfg.request_timeout_secs))
+            .ca_file(cfg.ca_file.as_deref()),
+    )
+    .map_err(|e| anyhow::anyhow!("android.ca_file: {e}"))?;
     let base = cfg.url.trim_end_matches('/').to_string();
     let phone = Arc::new(Phone {
         status: Mutex::new(PhoneStatus {

@@ -95,11 +95,11 @@ struct RouteState {
 
 impl HttpSmsTransport {
     pub fn new(cfg: HttpSmsConfig) -> anyhow::Result<HttpSmsTransport> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .connect_timeout(Duration::from_secs(cfg.timeout_secs.min(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let client = crate::net::http::client(
+            &crate::net::http::ClientOptions::new(Duration::from_secs(cfg.timeout_secs))
+                .ca_file(cfg.ca_file.as_deref()),
+        )
+        .map_err(|e| anyhow::anyhow!("http_sms.ca_file: {e}"))?;
         Ok(HttpSmsTransport {
             cfg,
             client,
@@ -184,20 +184,19 @@ impl HttpSmsTransport {
         let resp = match self.build(message).send().await {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() {
-                    "no answer in time"
-                } else if e.is_connect() {
-                    "cannot connect"
+                let what = crate::net::error::describe(&self.cfg.url, &e);
+                let hint = if crate::net::error::is_tls(&e) {
+                    "check the server's certificate, or http_sms.ca_file"
                 } else {
-                    "the request failed"
+                    "check http_sms.url and that the app is running"
                 };
-                let why = format!("{name}: {what}; check http_sms.url and that the app is running");
+                let why = format!("{name}: {what}; {hint}");
                 self.note(why.clone(), true);
                 return Err(TransportError::Temporary(why));
             }
         };
         let status = resp.status();
-        let body = super::android::read_capped(resp, MAX_ANSWER)
+        let body = crate::net::http::read_capped(resp, MAX_ANSWER)
             .await
             .unwrap_or_default();
         let text: String = String::from_utf8_lossy(&body)
