@@ -67,10 +67,14 @@ pub fn tls_reason(e: &(dyn StdError + 'static)) -> Option<String> {
         if let Some(r) = err.downcast_ref::<rustls::Error>() {
             return Some(rustls_reason(r));
         }
+        // io::Error::source() skips the error it wraps: look inside (possibly nested) io errors.
         if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+            && let Some(inner) = io.get_ref()
         {
-            return Some(rustls_reason(r));
+            let inner: &(dyn StdError + 'static) = inner;
+            if let Some(r) = tls_reason(inner) {
+                return Some(r);
+            }
         }
         cur = err.source();
     }
