@@ -1542,7 +1542,7 @@ mod tests {
             err.contains("android.rate_limit:") && err.contains("(line 6)"),
             "{err}"
         );
-        let text = "[[android]]\nname = \"phone1\"\nurl = \"https://10.0.0.2\"\npassword = \"x\"\n\
+        let text = "[[android]]\nname = \"phone1\"\nurl = \"ftp://10.0.0.2\"\npassword = \"x\"\n\
                     webhook_url = \"http://10.0.0.1:8090/hooks\"\n\
                     [[http_sms]]\nname = \"phone1\"\nurl = \"http://h/{mesage}\"\n\
                     [routing]\nprimary = [\"nope\"]\n";

@@ -552,5 +552,10 @@ pub fn api_base(loaded: &Loaded) -> anyhow::Result<String> {
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    Ok(format!("http://{host}:{}", addr.port()))
+    let scheme = if loaded.config.admin.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{host}:{}", addr.port()))
 }

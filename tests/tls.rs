@@ -672,6 +672,17 @@ fn check_config_names_the_key_of_a_bad_pair_or_ca_file() {
         err.contains("webhooks.tls_key") && err.contains("cannot read"),
         "{err}"
     );
+    // Half a pair.
+    let (code, err) = check_config(&write(&format!(
+        "[webhooks]\nlisten = \"127.0.0.1:{}\"\ntls_cert = \"{}\"\n",
+        free_port(),
+        toml_path(&c1)
+    )));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("webhooks.tls_cert: is set but webhooks.tls_key is not"),
+        "{err}"
+    );
     // A ca_file that holds no certificate.
     let (code, err) = check_config(&write(&format!(
         "[[http_sms]]\nname = \"p\"\nurl = \"https://127.0.0.1:9/s?to={{phone}}&m={{message}}\"\n\
@@ -691,4 +702,96 @@ fn check_config_names_the_key_of_a_bad_pair_or_ca_file() {
         toml_path(&ca_file)
     )));
     assert_eq!(code, 0, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_starve_health_or_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("ISP test CA");
+    let (gc, gk, _) = ca.issue(dir.path(), "gateway");
+    let phone = FakePhone::start().await;
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &format!(
+            "token = \"{TOKEN}\"\n\
+             [webhooks]\nlisten = \"127.0.0.1:{hook}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\
+             [[android]]\nname = \"phone1\"\nurl = \"{}\"\npassword = \"{PASSWORD}\"\n\
+             webhook_url = \"https://127.0.0.1:{hook}/webhooks/android/phone1\"\n\
+             signing_key = \"{SIGNING_KEY}\"\n",
+            toml_path(&gc),
+            toml_path(&gk),
+            phone.url(),
+        ),
+    );
+    let admin_port: u16 = d.base.rsplit(':').next().unwrap().parse().unwrap();
+    // 200 slowloris clients: half send a request header a few bytes at a time and never end
+    // it (admin), half open TCP and never start the TLS handshake (webhooks).
+    let mut held = Vec::new();
+    for n in 0..200 {
+        use tokio::io::AsyncWriteExt;
+        let port = if n % 2 == 0 { admin_port } else { hook };
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        if port == admin_port {
+            s.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        held.push(s);
+    }
+    let health = reqwest::get(format!("{}/api/health", d.base))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+    let body = event(
+        "sms:received",
+        json!({"messageId": "slow-1", "phoneNumber": "+5491123456789", "message": "hola"}),
+    );
+    assert_eq!(
+        post_hook(&client_trusting(&ca.pem()), hook, &body).await,
+        200
+    );
+    assert_eq!(held.len(), 200);
+    drop(held);
+}
+
+/// Sends `head` (and no more), then reads until the listener closes the connection.
+async fn stall(addr: std::net::SocketAddr, head: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn stalled_headers_and_bodies_are_cut_off() {
+    let router = axum::Router::new().route(
+        "/echo",
+        axum::routing::post(|b: axum::body::Bytes| async move { b.len().to_string() }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_trigger, stop) = pasarela::shutdown::channel();
+    tokio::spawn(pasarela::net::serve::serve(
+        listener,
+        router,
+        None,
+        Default::default(),
+        stop,
+    ));
+    // A header never finished: closed without an answer.
+    let answer = stall(addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Le").await;
+    assert!(!answer.contains(" 200 "), "{answer}");
+    // A body that stops half-way: cut, never handed to the route as complete.
+    let answer = stall(
+        addr,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("not received within"), "{answer}");
 }

@@ -1,7 +1,8 @@
 //! The accept loop of pasarela's HTTP listeners (admin and webhooks): plain HTTP/1.1 or
 //! HTTPS from a [`CertStore`], with the input limits a LAN-facing listener needs: a cap on open
-//! connections, a TLS-handshake timeout and a header-read timeout, so slow or half-open
-//! clients cannot starve the others. A plain-http request to an https listener fails its
+//! connections, a TLS-handshake timeout, a header-read timeout and a body-read timeout, so slow
+//! or half-open clients cannot starve the others (request bodies are capped per route by the
+//! routers themselves). A plain-http request to an https listener fails its
 //! handshake and is closed; the listener goes on.
 
 use std::sync::Arc;
@@ -25,6 +26,9 @@ pub struct Limits {
     /// A client must send a request's whole header within this (also bounds an idle
     /// keep-alive connection waiting for its next request).
     pub header_timeout: Duration,
+    /// A request body that stalls this long between two pieces fails (the route answers an
+    /// error and the connection closes).
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -33,6 +37,7 @@ impl Default for Limits {
             max_connections: 512,
             handshake_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -46,6 +51,14 @@ pub async fn serve(
     limits: Limits,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    let body_timeout = limits.body_timeout;
+    let router = router.layer(axum::middleware::map_request(
+        move |req: axum::extract::Request| async move {
+            req.map(|body| {
+                axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body))
+            })
+        },
+    ));
     let acceptor = tls.map(|store| tokio_rustls::TlsAcceptor::from(store.server_config()));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (closing_tx, closing) = watch::channel(false);
