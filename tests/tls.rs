@@ -54,9 +54,12 @@ impl Ca {
 
     /// A server certificate for 127.0.0.1 and localhost: (cert file, key file, DER).
     fn issue(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf, Vec<u8>) {
-        let mut params =
-            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap();
+        self.issue_for(dir, stem, &["127.0.0.1", "localhost"])
+    }
+
+    fn issue_for(&self, dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf, Vec<u8>) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, stem);
@@ -794,4 +797,48 @@ async fn stalled_headers_and_bodies_are_cut_off() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("not received within"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_over_https_and_the_cli_that_trusts_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("ISP test CA");
+    // Issued for the box's DNS name; the CLI reaches it by IP and trusts exactly this one.
+    let (ac, ak, _) = ca.issue_for(dir.path(), "admin", &["gw.isp.example"]);
+    let d = start(
+        dir.path(),
+        &format!(
+            "token = \"{TOKEN}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            toml_path(&ac),
+            toml_path(&ak)
+        ),
+    );
+    let https = d.base.replace("http://", "https://");
+    let plain = reqwest::get(format!("{}/api/health", d.base)).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(common::bin())
+            .args(["send", "--to", "+5491123456789", "--text", "hola por https"])
+            .arg("--config")
+            .arg(&d.config)
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("queued as message"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Anyone else checks the name like a browser: by IP, the certificate is refused.
+    let err = client_trusting(&ca.pem())
+        .get(format!("{https}/api/health"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        pasarela::net::error::describe(&format!("{https}/api/health"), &err)
+            .starts_with("certificate is for another host name at https://127.0.0.1:"),
+        "{err:?}"
+    );
 }

@@ -498,7 +498,7 @@ impl Answer {
             message: Option<String>,
         }
         match self.json::<ErrorResponse>().and_then(|e| e.message) {
-            Some(m) => m.chars().take(300).collect(),
+            Some(m) => crate::net::error::sanitize(&m.chars().take(300).collect::<String>()),
             None => self.snippet(),
         }
     }
@@ -512,7 +512,7 @@ impl Answer {
             .filter(|c| !c.is_control())
             .take(80)
             .collect();
-        format!("body starts `{text}`")
+        format!("body starts `{}`", crate::net::error::sanitize(&text))
     }
 }
 

@@ -199,11 +199,14 @@ impl HttpSmsTransport {
         let body = crate::net::http::read_capped(resp, MAX_ANSWER)
             .await
             .unwrap_or_default();
-        let text: String = String::from_utf8_lossy(&body)
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(120)
-            .collect();
+        // What the provider said, for the message's error: no URLs or full numbers in it.
+        let text = crate::net::error::sanitize(
+            &String::from_utf8_lossy(&body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(120)
+                .collect::<String>(),
+        );
         let result = match status.as_u16() {
             200..=299 => match &self.cfg.success_contains {
                 Some(needle) if !String::from_utf8_lossy(&body).contains(needle.as_str()) => {
