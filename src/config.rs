@@ -868,7 +868,7 @@ impl Loaded {
                 _ => {}
             }
         }
-        if c.webhooks.tls_cert.is_some() && webhook_listen_unset(c) {
+        if c.webhooks.tls_cert.is_some() && c.webhooks.listen.is_none() {
             errors.push(self.err(
                 "webhooks.tls_cert",
                 "needs `listen` under [webhooks]: there is no listener to serve https".to_string(),
@@ -1174,6 +1174,20 @@ impl Loaded {
         if let Err(message) = check_dir_writable(&self.config.daemon.state_dir) {
             errors.push(self.err("daemon.state_dir", message));
         }
+        for a in &self.config.androids {
+            if let Some(url) = &a.webhook_url
+                && url.starts_with("http://")
+                && !url.starts_with("http://127.0.0.1")
+            {
+                warnings.push(format!(
+                    "android.webhook_url: the app registers only https:// webhook URLs (but \
+                     http://127.0.0.1): {} will be refused by phone {}; serve [webhooks] over \
+                     https (tls_cert, tls_key)",
+                    crate::net::error::peer_of(url),
+                    a.name
+                ));
+            }
+        }
         for (key, path) in self.ca_files() {
             if let Err(message) = crate::net::tls::load_certs(path) {
                 errors.push(self.err(key, message));
@@ -1249,10 +1263,6 @@ impl Loaded {
             None => Ok(None),
         }
     }
-}
-
-fn webhook_listen_unset(c: &Config) -> bool {
-    c.webhooks.listen.is_none()
 }
 
 /// Reads a token file; returns the token and whether others can read the file.
