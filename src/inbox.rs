@@ -162,7 +162,12 @@ impl RulesContext {
             .await
             .map_err(|e| vec![(String::new(), e.to_string())])?;
         let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
-        let errors = new.check(&extra, &names);
+        let mut errors = new.check(&extra, &names);
+        if let Some(path) = &new.ticket.forward_ca_file
+            && let Err(e) = crate::net::tls::load_certs(path)
+        {
+            errors.push(("rules.ticket.forward_ca_file".to_string(), e));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }

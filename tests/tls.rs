@@ -307,6 +307,19 @@ async fn billing_tickets_and_the_phone_work_over_https_with_the_isps_ca() {
     assert_eq!(body["customer"], "B-7");
     assert!(phone.with(|i| i.violations.is_empty()));
     assert!(!d.stderr_text().contains("billing-secret-token"));
+    // Through the API, a forward_ca_file that cannot be read is refused, naming the key.
+    let missing = dir.path().join("no-such-ca.pem");
+    let (status, body) = api(
+        Method::PUT,
+        format!("{}/api/rules", d.base),
+        Some(json!({"ticket": {"forward_ca_file": missing}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["error"]["field"], "rules.ticket.forward_ca_file",
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
