@@ -39,18 +39,26 @@ pub async fn send(config_path: &Path, to: &str, text: &str) -> anyhow::Result<St
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .context("the config sets no admin token (admin.token or admin.token_file)")?;
     let base = crate::daemon::api_base(&loaded)?;
-    post_message(&base, &token, to, text).await
+    post_message(
+        &base,
+        loaded.config.admin.tls_cert.as_deref(),
+        &token,
+        to,
+        text,
+    )
+    .await
 }
 
+/// `admin_cert`: the admin listener's `tls_cert` when it serves https.
 pub async fn post_message(
     base: &str,
+    admin_cert: Option<&Path>,
     token: &Secret,
     to: &str,
     text: &str,
 ) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
+    let client = crate::net::http::admin_client(admin_cert, std::time::Duration::from_secs(30))
+        .map_err(anyhow::Error::msg)?;
     let response = client
         .post(format!("{base}/api/messages"))
         .bearer_auth(token.expose())
@@ -117,9 +125,11 @@ pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result
         .context("the config sets no admin token (admin.token or admin.token_file)")?;
     let base = crate::daemon::api_base(&loaded)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(300))
-        .build()?;
+    let client = crate::net::http::admin_client(
+        loaded.config.admin.tls_cert.as_deref(),
+        std::time::Duration::from_secs(300),
+    )
+    .map_err(anyhow::Error::msg)?;
     let response = client
         .post(format!("{base}/api/customers/import"))
         .bearer_auth(token.expose())

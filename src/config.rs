@@ -288,6 +288,9 @@ pub struct AndroidConfig {
     /// Seconds between reads of the phone's inbox with `inbound = "poll"`.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_secs: u64,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` url.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[[android]] inbound`.
@@ -342,6 +345,9 @@ pub struct HttpSmsConfig {
     pub timeout_secs: u64,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` url.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -377,6 +383,10 @@ pub enum PhoneFormat {
 pub struct WebhooksConfig {
     /// `0.0.0.0:8090`, or the box's LAN address; off when unset.
     pub listen: Option<String>,
+    /// PEM certificate chain: with `tls_key`, the listener serves https (reloaded on SIGHUP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[routing]`: which routes of a channel carry its messages.
@@ -448,9 +458,11 @@ impl Config {
     }
 }
 
-/// Whether `url` is a plain `http://host…` address (the form every outbound URL key takes).
-pub fn plain_http(url: &str) -> bool {
+/// Whether `url` is an `http://host…` or `https://host…` address (the form every outbound URL
+/// key takes).
+pub fn http_url(url: &str) -> bool {
     url.strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
         .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
 }
 
@@ -505,6 +517,10 @@ pub struct AdminConfig {
     pub listen: String,
     pub token: Option<Secret>,
     pub token_file: Option<PathBuf>,
+    /// PEM certificate chain: with `tls_key`, the admin listener serves https.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -513,6 +529,8 @@ impl Default for AdminConfig {
             listen: "127.0.0.1:8080".to_string(),
             token: None,
             token_file: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -804,6 +822,28 @@ impl Loaded {
                 && n.chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
         };
+        for (section, cert, key) in [
+            ("webhooks", &c.webhooks.tls_cert, &c.webhooks.tls_key),
+            ("admin", &c.admin.tls_cert, &c.admin.tls_key),
+        ] {
+            match (cert, key) {
+                (Some(_), None) => errors.push(self.err(
+                    &format!("{section}.tls_cert"),
+                    format!("is set but {section}.tls_key is not: set both or neither"),
+                )),
+                (None, Some(_)) => errors.push(self.err(
+                    &format!("{section}.tls_key"),
+                    format!("is set but {section}.tls_cert is not: set both or neither"),
+                )),
+                _ => {}
+            }
+        }
+        if c.webhooks.tls_cert.is_some() && c.webhooks.listen.is_none() {
+            errors.push(self.err(
+                "webhooks.tls_cert",
+                "needs `listen` under [webhooks]: there is no listener to serve https".to_string(),
+            ));
+        }
         if let Some(listen) = c.webhooks.listen.as_deref()
             && listen.parse::<SocketAddr>().is_err()
         {
@@ -912,11 +952,81 @@ impl Loaded {
         if let Err(message) = check_dir_writable(&self.config.daemon.state_dir) {
             errors.push(self.err("daemon.state_dir", message));
         }
+        for a in &self.config.androids {
+            if let Some(url) = &a.webhook_url
+                && url.starts_with("http://")
+                && !url.starts_with("http://127.0.0.1")
+            {
+                warnings.push(format!(
+                    "android.webhook_url: the app registers only https:// webhook URLs (but \
+                     http://127.0.0.1): {} will be refused by phone {}; serve [webhooks] over \
+                     https (tls_cert, tls_key)",
+                    crate::net::error::peer_of(url),
+                    a.name
+                ));
+            }
+        }
+        for (key, path) in self.ca_files() {
+            if let Err(message) = crate::net::tls::load_certs(path) {
+                errors.push(self.err(key, message));
+            }
+        }
+        for (section, cert, key) in self.tls_pairs() {
+            if let Err((part, message)) = crate::net::tls::load_pair(cert, key) {
+                let which = match part {
+                    crate::net::tls::PairPart::Cert => "tls_cert",
+                    crate::net::tls::PairPart::Key => "tls_key",
+                };
+                errors.push(self.err(&format!("{section}.{which}"), message));
+            }
+        }
         if errors.is_empty() {
             Ok(warnings)
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// Every `ca_file` set, with its key (`android.ca_file`, `rules.ticket.forward_ca_file`, …).
+    pub fn ca_files(&self) -> Vec<(&'static str, &Path)> {
+        let c = &self.config;
+        let mut files = Vec::new();
+        if let Some(p) = c.directory.http.as_ref().and_then(|h| h.ca_file.as_deref()) {
+            files.push(("directory.http.ca_file", p));
+        }
+        if let Some(p) = c.rules.ticket.forward_ca_file.as_deref() {
+            files.push(("rules.ticket.forward_ca_file", p));
+        }
+        files.extend(
+            c.androids
+                .iter()
+                .filter_map(|a| a.ca_file.as_deref())
+                .map(|p| ("android.ca_file", p)),
+        );
+        files.extend(
+            c.http_sms
+                .iter()
+                .filter_map(|h| h.ca_file.as_deref())
+                .map(|p| ("http_sms.ca_file", p)),
+        );
+        files
+    }
+
+    /// The listeners that serve https: (`webhooks` | `admin`, cert, key).
+    pub fn tls_pairs(&self) -> Vec<(&'static str, &Path, &Path)> {
+        let c = &self.config;
+        let mut pairs = Vec::new();
+        if let (Some(cert), Some(key), Some(_)) = (
+            &c.webhooks.tls_cert,
+            &c.webhooks.tls_key,
+            &c.webhooks.listen,
+        ) {
+            pairs.push(("webhooks", cert.as_path(), key.as_path()));
+        }
+        if let (Some(cert), Some(key)) = (&c.admin.tls_cert, &c.admin.tls_key) {
+            pairs.push(("admin", cert.as_path(), key.as_path()));
+        }
+        pairs
     }
 
     /// The admin token from `token` or `token_file`, if any.

@@ -76,6 +76,19 @@ pub async fn run(
         }
     };
     let listen_addr = listener.local_addr()?;
+    let admin_tls = tls_store(
+        "admin",
+        cfg.admin.tls_cert.as_deref(),
+        cfg.admin.tls_key.as_deref(),
+    )?;
+    let webhook_tls = match cfg.webhooks.listen {
+        Some(_) => tls_store(
+            "webhooks",
+            cfg.webhooks.tls_cert.as_deref(),
+            cfg.webhooks.tls_key.as_deref(),
+        )?,
+        None => None,
+    };
     let token = loaded.admin_token()?;
     if token.is_none() {
         log::warn!(
@@ -110,7 +123,9 @@ pub async fn run(
         )));
     }
     let webhook_listener = match (&cfg.webhooks.listen, built.webhooks) {
-        (Some(listen), Some(router)) => Some((bind_webhooks(listen).await?, router)),
+        (Some(listen), Some(router)) => {
+            Some((bind_webhooks(listen, webhook_tls.is_some()).await?, router))
+        }
         _ => None,
     };
     let rules = crate::inbox::RulesContext::new(cfg, store.clone(), handle.clone())
@@ -152,18 +167,18 @@ pub async fn run(
         let router = admin::router(state);
         let mut first = Some(listener);
         let shutdown2 = shutdown.clone();
+        let tls = admin_tls.clone();
         tokio::spawn(supervise("admin server", shutdown.clone(), move || {
             let listener = first.take();
             let router = router.clone();
-            let mut stop = shutdown2.clone();
+            let stop = shutdown2.clone();
+            let tls = tls.clone();
             async move {
                 let listener = match listener {
                     Some(l) => l,
                     None => TcpListener::bind(listen_addr).await?,
                 };
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.wait().await })
-                    .await?;
+                crate::net::serve::serve(listener, router, tls, Default::default(), stop).await?;
                 Ok(())
             }
         }))
@@ -172,23 +187,30 @@ pub async fn run(
         let addr = listener.local_addr().ok();
         let mut first = Some(listener);
         let shutdown2 = shutdown.clone();
+        let tls = webhook_tls.clone();
         tokio::spawn(supervise("webhook server", shutdown.clone(), move || {
             let listener = first.take();
             let router = router.clone();
-            let mut stop = shutdown2.clone();
+            let stop = shutdown2.clone();
+            let tls = tls.clone();
             async move {
                 let listener = match (listener, addr) {
                     (Some(l), _) => l,
                     (None, Some(a)) => TcpListener::bind(a).await?,
                     (None, None) => anyhow::bail!("the webhook listener has no address"),
                 };
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.wait().await })
-                    .await?;
+                crate::net::serve::serve(listener, router, tls, Default::default(), stop).await?;
                 Ok(())
             }
         }))
     });
+    let reload_task = tokio::spawn(reload_on_hangup(
+        [admin_tls.clone(), webhook_tls.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        shutdown.clone(),
+    ));
     let indexer = {
         let store = store.clone();
         let stop = shutdown.clone();
@@ -228,8 +250,9 @@ pub async fn run(
 
     notify(&[NotifyState::Ready]);
     log::info!(
-        "pasarela {} ready: admin API on http://{listen_addr}/api/, database {}, {} transport(s)",
+        "pasarela {} ready: admin API on {}://{listen_addr}/api/, database {}, {} transport(s)",
         env!("CARGO_PKG_VERSION"),
+        if admin_tls.is_some() { "https" } else { "http" },
         store.path().display(),
         transports.len()
     );
@@ -255,6 +278,7 @@ pub async fn run(
         log::warn!("stopping: webhook requests still open were cut");
     }
     reporter.abort();
+    reload_task.abort();
     for t in rule_tasks {
         let _ = t.await;
     }
@@ -265,15 +289,70 @@ pub async fn run(
 }
 
 /// Binds the `[webhooks]` listener; every kind's webhook routes are served on it.
-async fn bind_webhooks(listen: &str) -> anyhow::Result<TcpListener> {
+async fn bind_webhooks(listen: &str, tls: bool) -> anyhow::Result<TcpListener> {
     let addr: SocketAddr = listen
         .parse()
         .with_context(|| format!("`{listen}` is not an address (webhooks.listen)"))?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (webhooks.listen)"))?;
-    log::info!("webhooks on http://{}/webhooks/…", listener.local_addr()?);
+    log::info!(
+        "webhooks on {}://{}/webhooks/…",
+        if tls { "https" } else { "http" },
+        listener.local_addr()?
+    );
     Ok(listener)
+}
+
+/// The certificate store of a listener whose `[section]` sets `tls_cert` and `tls_key`.
+fn tls_store(
+    section: &str,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<Option<Arc<crate::net::tls::CertStore>>> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    crate::net::tls::CertStore::load(cert, key)
+        .map(Some)
+        .map_err(|(part, message)| {
+            let which = match part {
+                crate::net::tls::PairPart::Cert => "tls_cert",
+                crate::net::tls::PairPart::Key => "tls_key",
+            };
+            anyhow::anyhow!("{section}.{which}: {message}")
+        })
+}
+
+/// On each SIGHUP, reads the listeners' certificate files again. A pair that fails to load
+/// leaves the old one in use. Open connections, the queue and every other task go on.
+async fn reload_on_hangup(stores: Vec<Arc<crate::net::tls::CertStore>>, mut shutdown: Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("cannot watch SIGHUP ({e}); certificates reload only at restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            got = hangup.recv() => if got.is_none() { return },
+            _ = shutdown.wait() => return,
+        }
+        if stores.is_empty() {
+            log::info!("SIGHUP received: no TLS listener to reload");
+        }
+        for store in &stores {
+            match store.reload() {
+                Ok(()) => log::info!(
+                    "SIGHUP: reloaded the certificate {}",
+                    store.cert_path().display()
+                ),
+                Err(e) => log::error!("SIGHUP: keeping the old certificate: {e}"),
+            }
+        }
+    }
 }
 
 fn notify(states: &[NotifyState<'_>]) {
@@ -421,5 +500,10 @@ pub fn api_base(loaded: &Loaded) -> anyhow::Result<String> {
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    Ok(format!("http://{host}:{}", addr.port()))
+    let scheme = if loaded.config.admin.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{host}:{}", addr.port()))
 }

@@ -110,18 +110,21 @@ impl DirectoryConfig {
             }
         }
         if let Some(h) = &self.http {
-            if !h.url.starts_with("http://") {
+            if !h.url.starts_with("http://") && !h.url.starts_with("https://") {
                 errors.push((
                     "directory.http.url".to_string(),
-                    format!(
-                        "`{}` must start with http:// (https is not supported by this version yet)",
-                        h.url
-                    ),
+                    format!("`{}` must start with http:// or https://", h.url),
                 ));
             } else if reqwest::Url::parse(&expand_url(&h.url, "+5491123456789")).is_err() {
                 errors.push((
                     "directory.http.url".to_string(),
                     format!("`{}` is not a URL", h.url),
+                ));
+            }
+            if h.ca_file.is_some() && !h.url.starts_with("https://") {
+                errors.push((
+                    "directory.http.ca_file".to_string(),
+                    "only applies to an https:// url".to_string(),
                 ));
             }
             if !h.url.contains("{phone") {
@@ -790,20 +793,24 @@ pub struct Directory {
 }
 
 impl Directory {
-    pub fn new(store: Store, config: &DirectoryConfig) -> Directory {
-        let http = config.http.as_ref().map(|h| {
-            Arc::new(HttpLookup {
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_millis(h.timeout_ms))
-                    .connect_timeout(Duration::from_millis(h.timeout_ms))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .unwrap_or_default(),
-                config: h.clone(),
-                cache: Mutex::new(HashMap::new()),
-            })
-        });
-        Directory { store, http }
+    /// Fails only on an unreadable `directory.http.ca_file` (check-config reports it first).
+    pub fn new(store: Store, config: &DirectoryConfig) -> Result<Directory, String> {
+        let http = match config.http.as_ref() {
+            Some(h) => {
+                let timeout = Duration::from_millis(h.timeout_ms);
+                let client = crate::net::http::client(
+                    &crate::net::http::ClientOptions::new(timeout).ca_file(h.ca_file.as_deref()),
+                )
+                .map_err(|e| format!("directory.http.ca_file: {e}"))?;
+                Some(Arc::new(HttpLookup {
+                    client,
+                    config: h.clone(),
+                    cache: Mutex::new(HashMap::new()),
+                }))
+            }
+            None => None,
+        };
+        Ok(Directory { store, http })
     }
 
     /// Looks `phone` (E.164) up. Never fails: a broken billing system falls back to the local
@@ -869,11 +876,13 @@ impl HttpLookup {
         let started = Instant::now();
         let response = req.send().await.map_err(|e| {
             if e.is_timeout() {
-                format!("no answer within {} ms", self.config.timeout_ms)
-            } else if e.is_connect() {
-                "cannot connect".to_string()
+                format!(
+                    "no answer within {} ms at {}",
+                    self.config.timeout_ms,
+                    crate::net::error::peer_of(&url)
+                )
             } else {
-                format!("request failed: {e}")
+                crate::net::error::describe(&url, &e)
             }
         })?;
         let status = response.status();
@@ -890,13 +899,9 @@ impl HttpLookup {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = response
-            .bytes()
+        let body = crate::net::http::read_capped(response, 1 << 20)
             .await
-            .map_err(|e| format!("the answer broke off: {e}"))?;
-        if body.len() > 1 << 20 {
-            return Err("answered more than 1 MiB".into());
-        }
+            .map_err(|e| e.to_string())?;
         let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
             format!(
                 "answered {} that is not JSON",

@@ -1,5 +1,6 @@
 //! `pasarela doctor`: the checks an operator runs when something is wrong on an installed box.
-//! Each check is one line, `ok` or `FAIL` with the fix; `--` marks checks that were not run
+//! Each check is one line, `ok` or `FAIL` with the fix (`WARN` with the fix for what will fail
+//! soon, such as a certificate expiring within 14 days); `--` marks checks that were not run
 //! because an earlier one failed. The command exits 0 only when nothing failed.
 //!
 //! Contracts:
@@ -39,6 +40,10 @@ pub enum Outcome {
     Fail {
         fix: String,
     },
+    /// Works now, but will not for long (a certificate about to expire). Not a failure.
+    Warn {
+        fix: String,
+    },
     /// Not run because an earlier check failed.
     Skip,
 }
@@ -65,6 +70,13 @@ impl Check {
         }
     }
 
+    fn warn(what: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            outcome: Outcome::Warn { fix: fix.into() },
+            what: what.into(),
+        }
+    }
+
     fn skip(what: impl Into<String>) -> Check {
         Check {
             outcome: Outcome::Skip,
@@ -82,6 +94,7 @@ impl fmt::Display for Check {
         match &self.outcome {
             Outcome::Ok => write!(f, "ok   {}", self.what),
             Outcome::Fail { fix } => write!(f, "FAIL {}  → fix: {fix}", self.what),
+            Outcome::Warn { fix } => write!(f, "WARN {}  → fix: {fix}", self.what),
             Outcome::Skip => write!(f, "--   {}", self.what),
         }
     }
@@ -119,10 +132,15 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
         }
     };
     out.push(check_state_dir(&cfg.daemon.state_dir, account.as_ref()));
+    let now = chrono::Utc::now().timestamp();
+    for (section, cert, _) in loaded.tls_pairs() {
+        out.push(check_certificate(section, cert, now));
+    }
 
     // Whether the daemon answers decides where the modem's state comes from.
     let base = crate::daemon::api_base(&loaded).unwrap_or_default();
-    let health = admin_health(&base).await;
+    let admin_cert = cfg.admin.tls_cert.as_deref();
+    let health = admin_health(&base, admin_cert).await;
     let status = match &health {
         Ok(_) => Some(daemon_status(&loaded, &base).await),
         Err(_) => None,
@@ -851,8 +869,8 @@ fn from_daemon(m: &ModemConfig, status: &serde_json::Value, out: &mut Report<'_>
     out.push(smsc_check(name, text("smsc").as_deref()));
 }
 
-async fn admin_health(base: &str) -> Result<String, String> {
-    let client = http()?;
+async fn admin_health(base: &str, admin_cert: Option<&Path>) -> Result<String, String> {
+    let client = http(admin_cert)?;
     let response = client
         .get(format!("{base}/api/health"))
         .send()
@@ -879,7 +897,7 @@ async fn daemon_status(loaded: &Loaded, base: &str) -> Result<serde_json::Value,
         .admin_token()
         .map_err(|e| e.to_string())?
         .ok_or("no admin token in the config")?;
-    let response = http()?
+    let response = http(loaded.config.admin.tls_cert.as_deref())?
         .get(format!("{base}/api/status"))
         .bearer_auth(token.expose())
         .send()
@@ -891,11 +909,49 @@ async fn daemon_status(loaded: &Loaded, base: &str) -> Result<serde_json::Value,
     response.json().await.map_err(|e| e.to_string())
 }
 
-fn http() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(HTTP_TIMEOUT)
-        .build()
-        .map_err(|e| e.to_string())
+fn http(admin_cert: Option<&Path>) -> Result<reqwest::Client, String> {
+    crate::net::http::admin_client(admin_cert, HTTP_TIMEOUT)
+}
+
+/// A certificate expiring within this long gets a WARN: time to renew before phones refuse it.
+const CERT_WARN_SECS: i64 = 14 * 86_400;
+
+/// The expiry of a listener's certificate (`section` is `webhooks` or `admin`): WARN within 14
+/// days, FAIL once expired.
+fn check_certificate(section: &str, path: &Path, now: i64) -> Check {
+    const RENEW: &str = "renew it (certbot renew, or your CA), then sudo systemctl reload pasarela";
+    let shown = path.display();
+    let not_after = crate::net::tls::load_certs(path).and_then(|certs| {
+        crate::net::tls::not_after(&certs[0])
+            .ok_or_else(|| format!("cannot read the expiry date of {shown}"))
+    });
+    match not_after {
+        Err(e) => Check::fail(
+            format!("{section}.tls_cert: {e}"),
+            "point it at the PEM certificate chain (e.g. fullchain.pem)",
+        ),
+        Ok(t) => {
+            let date = chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            let days = (t - now).div_euclid(86_400);
+            if t <= now {
+                Check::fail(
+                    format!("{section}.tls_cert {shown} expired on {date}"),
+                    RENEW,
+                )
+            } else if t - now < CERT_WARN_SECS {
+                Check::warn(
+                    format!("{section}.tls_cert {shown} expires in {days} day(s), on {date}"),
+                    RENEW,
+                )
+            } else {
+                Check::ok(format!(
+                    "{section}.tls_cert {shown} is valid until {date} ({days} days)"
+                ))
+            }
+        }
+    }
 }
 
 fn check_journal() -> Check {
@@ -916,6 +972,32 @@ fn check_journal() -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificates_expiring_within_14_days_get_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["gw.isp.example".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2027, 3, 15);
+        let path = dir.path().join("fullchain.pem");
+        std::fs::write(&path, params.self_signed(&key).unwrap().pem()).unwrap();
+        let day = 86_400;
+        let expiry = 1_805_068_800; // 2027-03-15T00:00:00Z
+        let at = |now: i64| check_certificate("webhooks", &path, now);
+        assert_eq!(at(expiry - 90 * day).outcome, Outcome::Ok);
+        let soon = at(expiry - 5 * day);
+        assert!(matches!(soon.outcome, Outcome::Warn { .. }), "{soon}");
+        assert!(!soon.failed());
+        assert!(
+            soon.to_string().starts_with(&format!(
+                "WARN webhooks.tls_cert {} expires in 5 day(s), on 2027-03-15",
+                path.display()
+            )),
+            "{soon}"
+        );
+        assert!(at(expiry + day).failed());
+        assert!(check_certificate("admin", &dir.path().join("none.pem"), 0).failed());
+    }
 
     const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
                           pasarela:x:998:997:pasarela:/var/lib/pasarela:/usr/sbin/nologin\n";

@@ -29,6 +29,9 @@ use crate::shutdown::Shutdown;
 use crate::store::directory as sql;
 use crate::store::{Channel, Message, MessageId, NewOutbound, Priority, Store, StoreError, now_ms};
 
+/// Longest wait for the billing system to take a forwarded ticket.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Key of the API-edited rules in the `settings` table.
 pub const RULES_KEY: &str = "rules";
 
@@ -114,7 +117,8 @@ impl RulesContext {
             }
         }
         Ok(RulesContext {
-            directory: Directory::new(store.clone(), &config.directory),
+            directory: Directory::new(store.clone(), &config.directory)
+                .map_err(anyhow::Error::msg)?,
             directory_config: config.directory.clone(),
             store,
             settings: Arc::new(RwLock::new(Arc::new(effective))),
@@ -158,7 +162,12 @@ impl RulesContext {
             .await
             .map_err(|e| vec![(String::new(), e.to_string())])?;
         let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
-        let errors = new.check(&extra, &names);
+        let mut errors = new.check(&extra, &names);
+        if let Some(path) = &new.ticket.forward_ca_file
+            && let Err(e) = crate::net::tls::load_certs(path)
+        {
+            errors.push(("rules.ticket.forward_ca_file".to_string(), e));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -523,12 +532,31 @@ impl RulesContext {
 
     /// Forwards new tickets to the billing system until `shutdown`.
     pub async fn run_forwarder(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        // Rebuilt when forward_ca_file changes (PUT /api/rules may change it at run time).
+        let mut client: Option<(Option<std::path::PathBuf>, reqwest::Client)> = None;
         while !shutdown.is_triggered() {
             let settings = self.settings();
+            let ca_file = settings.ticket.forward_ca_file.clone();
+            if client.as_ref().is_none_or(|(ca, _)| *ca != ca_file) {
+                let opts = crate::net::http::ClientOptions::new(FORWARD_TIMEOUT)
+                    .ca_file(ca_file.as_deref());
+                client = Some((
+                    ca_file.clone(),
+                    crate::net::http::client(&opts).unwrap_or_else(|e| {
+                        log::error!(
+                            "rules.ticket.forward_ca_file: {e}; forwarding trusts only the \
+                             Mozilla roots until it is fixed"
+                        );
+                        crate::net::http::client(&crate::net::http::ClientOptions::new(
+                            FORWARD_TIMEOUT,
+                        ))
+                        .unwrap_or_default()
+                    }),
+                ));
+            }
+            let Some((_, client)) = client.as_ref() else {
+                continue;
+            };
             let now = now_ms();
             let due = self
                 .store
@@ -538,8 +566,11 @@ impl RulesContext {
                 let Some(url) = settings.ticket.forward_url.clone() else {
                     break;
                 };
-                let result = client
-                    .post(&url)
+                let mut req = client.post(&url);
+                for (k, v) in &settings.ticket.forward_headers {
+                    req = req.header(k, v);
+                }
+                let result = req
                     .json(&serde_json::json!({
                         "id": t.id,
                         "customer": t.customer_code,
@@ -556,8 +587,12 @@ impl RulesContext {
                 let outcome = match result {
                     Ok(r) if r.status().is_success() => Ok(()),
                     Ok(r) => Err(format!("the billing system answered HTTP {}", r.status())),
-                    Err(e) if e.is_timeout() => Err("no answer within 10 s".to_string()),
-                    Err(e) => Err(format!("cannot reach it: {e}")),
+                    Err(e) if e.is_timeout() => Err(format!(
+                        "no answer within {} s at {}",
+                        FORWARD_TIMEOUT.as_secs(),
+                        crate::net::error::peer_of(&url)
+                    )),
+                    Err(e) => Err(crate::net::error::describe(&url, &e)),
                 };
                 let attempts = t.forward_attempts + 1;
                 // 4 s, doubling, at most an hour; never given up (tickets are not lost).

@@ -25,6 +25,7 @@
 //! | [`inbox`]     | applies the rules' actions to each inbound message                     |
 //! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
+//! | [`net`]       | TLS in and out: HTTP client builder, listeners, PEM files, safe errors |
 //! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
 //! | [`web`]       | JSON error answers, body limits, strict JSON: admin and webhooks share |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
@@ -50,6 +51,7 @@ pub mod inbox;
 pub mod logging;
 pub mod model;
 pub mod modem;
+pub mod net;
 pub mod phone;
 pub mod registry;
 pub mod rules;

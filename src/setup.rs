@@ -200,14 +200,14 @@ mod tests {
 
     #[test]
     fn route_mistakes_name_key_and_line() {
-        let text = "[[android]]\nname = \"phone1\"\nurl = \"https://10.0.0.2\"\npassword = \"x\"\n\
+        let text = "[[android]]\nname = \"phone1\"\nurl = \"ftp://10.0.0.2\"\npassword = \"x\"\n\
                     webhook_url = \"http://10.0.0.1:8090/hooks\"\nrate_limit = \"5/fortnight\"\n";
         let err = from_toml(text).unwrap_err().to_string();
         assert!(
             err.contains("android.rate_limit:") && err.contains("(line 6)"),
             "{err}"
         );
-        let text = "[[android]]\nname = \"phone1\"\nurl = \"https://10.0.0.2\"\npassword = \"x\"\n\
+        let text = "[[android]]\nname = \"phone1\"\nurl = \"ftp://10.0.0.2\"\npassword = \"x\"\n\
                     webhook_url = \"http://10.0.0.1:8090/hooks\"\n\
                     [[http_sms]]\nname = \"phone1\"\nurl = \"http://h/{mesage}\"\n\
                     [routing]\nprimary = [\"nope\"]\n";

@@ -35,6 +35,9 @@ pub struct HttpDirectoryConfig {
     pub cache_secs: u64,
     #[serde(default)]
     pub fields: FieldPointers,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` url.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_timeout_ms() -> u64 {

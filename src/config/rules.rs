@@ -54,6 +54,11 @@ pub struct TicketRule {
     pub alert: Option<String>,
     /// Forward each new ticket to the billing system: `POST` of the ticket as JSON, retried.
     pub forward_url: Option<String>,
+    /// Headers sent with each forward (`Authorization = "Bearer …"`), so tokens stay out of
+    /// the URL.
+    pub forward_headers: std::collections::BTreeMap<String, String>,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` forward_url.
+    pub forward_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for TicketRule {
@@ -74,6 +79,8 @@ impl Default for TicketRule {
             alert_groups: Vec::new(),
             alert: None,
             forward_url: None,
+            forward_headers: std::collections::BTreeMap::new(),
+            forward_ca_file: None,
         }
     }
 }

@@ -159,11 +159,34 @@ impl Settings {
         }
         if let Some(url) = &self.ticket.forward_url
             && !url.starts_with("http://")
+            && !url.starts_with("https://")
         {
             errors.push((
                 "rules.ticket.forward_url".to_string(),
-                format!("`{url}` must be an http:// address (https is not supported yet)"),
+                format!("`{url}` must be an http:// or https:// address"),
             ));
+        }
+        if self.ticket.forward_ca_file.is_some()
+            && !self
+                .ticket
+                .forward_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+        {
+            errors.push((
+                "rules.ticket.forward_ca_file".to_string(),
+                "only applies to an https:// forward_url".to_string(),
+            ));
+        }
+        for (name, value) in &self.ticket.forward_headers {
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(value).is_err()
+            {
+                errors.push((
+                    "rules.ticket.forward_headers".to_string(),
+                    format!("`{name}` is not a valid HTTP header name and value"),
+                ));
+            }
         }
         errors
     }

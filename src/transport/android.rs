@@ -163,9 +163,9 @@ impl Phone {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_capped(resp, MAX_ANSWER)
+        let body = crate::net::http::read_capped(resp, MAX_ANSWER)
             .await
-            .map_err(|e| format!("the phone's answer broke off: {e}"))?;
+            .map_err(|e| format!("the phone's answer: {e}"))?;
         let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
         if authed && refused {
             self.update(|s| s.auth_refused = true);
@@ -678,19 +678,17 @@ fn webhook_error(a: &Answer) -> String {
     format!("the phone answered {}: {}", a.status, a.error_message())
 }
 
-/// Why a request got no answer, for operators.
+/// Why a request got no answer, for operators (the peer named by scheme, host and port).
 fn no_answer(base: &str, e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "no answer in time"
-    } else if e.is_connect() {
-        "cannot connect"
+    let what = crate::net::error::describe(base, e);
+    if crate::net::error::is_tls(e) {
+        format!("{what} (check the phone's certificate, or android.ca_file)")
     } else {
-        "the request failed"
-    };
-    format!(
-        "{what} at {base} (is the app running with Local Server on? Android may have stopped it \
-         in the background)"
-    )
+        format!(
+            "{what} (is the app running with Local Server on? Android may have stopped it in \
+             the background)"
+        )
+    }
 }
 
 /// An answer of the phone, body read.
@@ -712,7 +710,7 @@ impl Answer {
             message: Option<String>,
         }
         match self.json::<ErrorResponse>().and_then(|e| e.message) {
-            Some(m) => m.chars().take(300).collect(),
+            Some(m) => crate::net::error::sanitize(&m.chars().take(300).collect::<String>()),
             None => self.snippet(),
         }
     }
@@ -726,23 +724,8 @@ impl Answer {
             .filter(|c| !c.is_control())
             .take(80)
             .collect();
-        format!("body starts `{text}`")
+        format!("body starts `{}`", crate::net::error::sanitize(&text))
     }
-}
-
-/// Reads at most `limit` bytes of a body; a longer body is an error, not a truncation.
-pub(crate) async fn read_capped(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > limit {
-            return Err(format!("the answer is larger than {} KiB", limit / 1024));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 fn random_bytes() -> [u8; 4] {
@@ -929,11 +912,11 @@ pub fn phone(
     sink: Sink,
     phones: PhoneContext,
 ) -> anyhow::Result<(Arc<Phone>, AndroidTransport, PhoneTask)> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(cfg.request_timeout_secs))
-        .connect_timeout(Duration::from_secs(cfg.request_timeout_secs.min(10)))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = crate::net::http::client(
+        &crate::net::http::ClientOptions::new(Duration::from_secs(cfg.request_timeout_secs))
+            .ca_file(cfg.ca_file.as_deref()),
+    )
+    .map_err(|e| anyhow::anyhow!("android.ca_file: {e}"))?;
     let base = cfg.url.trim_end_matches('/').to_string();
     let phone = Arc::new(Phone {
         status: Mutex::new(PhoneStatus {
@@ -979,20 +962,23 @@ impl super::kind::Kind for AndroidKind {
     }
 
     fn check(&self, c: &crate::config::Config) -> Vec<(String, String)> {
-        use crate::config::plain_http;
+        use crate::config::http_url;
         let mut errors = Vec::new();
         let webhook_listen = c.webhooks.listen.as_deref();
         for a in &c.androids {
             let at = |key: &str| format!("android.{key}");
-            if !plain_http(&a.url) {
+            if !http_url(&a.url) {
                 errors.push((
                     at("url"),
                     format!(
                         "`{}` must be the app's Local Server address like http://192.168.1.50:8080 \
-                         (plain http on the LAN)",
+                         (or an https:// address: its Cloud/Private server)",
                         a.url
                     ),
                 ));
+            }
+            if a.ca_file.is_some() && !a.url.starts_with("https://") {
+                errors.push((at("ca_file"), "only applies to an https:// url".to_string()));
             }
             if a.password.expose().is_empty() {
                 errors.push((
@@ -1026,12 +1012,13 @@ impl super::kind::Kind for AndroidKind {
             match &a.webhook_url {
                 Some(url) => {
                     let path = format!("/webhooks/android/{}", a.name);
-                    if !plain_http(url) || !url.trim_end_matches('/').ends_with(&path) {
+                    if !http_url(url) || !url.trim_end_matches('/').ends_with(&path) {
                         errors.push((
                             at("webhook_url"),
                             format!(
                                 "`{url}` must be the address the phone can reach, like \
-                                 http://192.168.1.10:8090{path}"
+                                 https://gw.isp.example:8090{path} (the app takes https only, \
+                                 but http://127.0.0.1)"
                             ),
                         ));
                     }

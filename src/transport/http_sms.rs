@@ -97,11 +97,11 @@ struct RouteState {
 
 impl HttpSmsTransport {
     pub fn new(cfg: HttpSmsConfig) -> anyhow::Result<HttpSmsTransport> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(cfg.timeout_secs))
-            .connect_timeout(Duration::from_secs(cfg.timeout_secs.min(10)))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let client = crate::net::http::client(
+            &crate::net::http::ClientOptions::new(Duration::from_secs(cfg.timeout_secs))
+                .ca_file(cfg.ca_file.as_deref()),
+        )
+        .map_err(|e| anyhow::anyhow!("http_sms.ca_file: {e}"))?;
         Ok(HttpSmsTransport {
             cfg,
             client,
@@ -187,27 +187,29 @@ impl HttpSmsTransport {
         let resp = match self.build(message).send().await {
             Ok(r) => r,
             Err(e) => {
-                let what = if e.is_timeout() {
-                    "no answer in time"
-                } else if e.is_connect() {
-                    "cannot connect"
+                let what = crate::net::error::describe(&self.cfg.url, &e);
+                let hint = if crate::net::error::is_tls(&e) {
+                    "check the server's certificate, or http_sms.ca_file"
                 } else {
-                    "the request failed"
+                    "check http_sms.url and that the app is running"
                 };
-                let why = format!("{name}: {what}; check http_sms.url and that the app is running");
+                let why = format!("{name}: {what}; {hint}");
                 self.note(why.clone(), true);
                 return Err(TransportError::Temporary(why));
             }
         };
         let status = resp.status();
-        let body = super::android::read_capped(resp, MAX_ANSWER)
+        let body = crate::net::http::read_capped(resp, MAX_ANSWER)
             .await
             .unwrap_or_default();
-        let text: String = String::from_utf8_lossy(&body)
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(120)
-            .collect();
+        // What the provider said, for the message's error: no URLs or full numbers in it.
+        let text = crate::net::error::sanitize(
+            &String::from_utf8_lossy(&body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(120)
+                .collect::<String>(),
+        );
         let result = match status.as_u16() {
             200..=299 => match &self.cfg.success_contains {
                 Some(needle) if !String::from_utf8_lossy(&body).contains(needle.as_str()) => {
@@ -283,19 +285,22 @@ impl super::kind::Kind for HttpSmsKind {
     }
 
     fn check(&self, c: &crate::config::Config) -> Vec<(String, String)> {
-        use crate::config::plain_http;
+        use crate::config::http_url;
         let mut errors = Vec::new();
         for h in &c.http_sms {
             let at = |key: &str| format!("http_sms.{key}");
-            if !plain_http(&h.url) {
+            if !http_url(&h.url) {
                 errors.push((
                     at("url"),
                     format!(
-                        "`{}` must be an http:// address like \
+                        "`{}` must be an http:// or https:// address like \
                          http://192.168.1.60:8080/v1/sms/send/",
                         h.url
                     ),
                 ));
+            }
+            if h.ca_file.is_some() && !h.url.starts_with("https://") {
+                errors.push((at("ca_file"), "only applies to an https:// url".to_string()));
             }
             let templates = std::iter::once(&h.url).chain(h.params.values());
             if !templates.clone().any(|t| t.contains("{message}")) {

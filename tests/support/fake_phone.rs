@@ -81,6 +81,8 @@ pub struct Inner {
     pub inbox_reads: usize,
     /// How far the phone's clock is from the real one (ms); `to` defaults to the phone's now.
     pub clock_offset_ms: i64,
+    /// Webhook URLs refused by the app's https rule.
+    pub refused_webhooks: Vec<String>,
 }
 
 /// One received message in the app's inbox (`IncomingMessage`).
@@ -101,11 +103,38 @@ pub struct FakePhone {
     pub release: Arc<tokio::sync::Notify>,
     pub addr: std::net::SocketAddr,
     client: reqwest::Client,
+    /// Set when the Local Server speaks https (the app's Cloud/Private server mode).
+    tls: bool,
+    _stop: Option<Arc<pasarela::shutdown::ShutdownTrigger>>,
 }
 
 impl FakePhone {
     pub async fn start() -> FakePhone {
+        FakePhone::start_with(None, None).await
+    }
+
+    /// A phone whose API is served over https with `cert`/`key` (PEM files), and whose
+    /// webhook client trusts `ca_pem` besides the Mozilla roots (a CA installed on the phone).
+    pub async fn start_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca_pem: Option<&str>,
+    ) -> FakePhone {
+        let store = pasarela::net::tls::CertStore::load(cert, key).unwrap();
+        FakePhone::start_with(Some(store), ca_pem).await
+    }
+
+    async fn start_with(
+        tls: Option<Arc<pasarela::net::tls::CertStore>>,
+        ca_pem: Option<&str>,
+    ) -> FakePhone {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(pem) = ca_pem {
+            client = client
+                .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+        }
+        let (trigger, stop) = pasarela::shutdown::channel();
         let phone = FakePhone {
             inner: Arc::new(Mutex::new(Inner {
                 delivery_parts: 2,
@@ -113,10 +142,9 @@ impl FakePhone {
             })),
             release: Arc::new(tokio::sync::Notify::new()),
             addr: listener.local_addr().unwrap(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            client: client.build().unwrap(),
+            tls: tls.is_some(),
+            _stop: Some(Arc::new(trigger)),
         };
         let app = Router::new()
             .route("/health", get(health))
@@ -131,7 +159,9 @@ impl FakePhone {
             .route("/inbox", get(inbox))
             .with_state(phone.clone());
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            pasarela::net::serve::serve(listener, app, tls, Default::default(), stop)
+                .await
+                .unwrap();
         });
         phone
     }
@@ -161,7 +191,8 @@ impl FakePhone {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -564,6 +595,16 @@ async fn register_webhook(
     if !ok {
         phone.with(|i| i.violations.push(format!("POST /webhooks: {w}")));
         return error(StatusCode::BAD_REQUEST, "Invalid webhook");
+    }
+    // The app's rule (`WebHooksService.replace`): https only, but `http://127.0.0.1` for
+    // receivers on the phone itself.
+    let url = w["url"].as_str().unwrap_or_default();
+    let local = url
+        .strip_prefix("http://127.0.0.1")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']));
+    if !url.starts_with("https://") && !local {
+        phone.with(|i| i.refused_webhooks.push(url.to_string()));
+        return error(StatusCode::BAD_REQUEST, "url must start with https://");
     }
     if w.get("id").is_none() {
         w["id"] = json!(rand_id());
