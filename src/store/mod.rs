@@ -90,6 +90,9 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// Signalled after a new inbound message is committed (the rules wait on it).
     inbound: Arc<tokio::sync::Notify>,
+    /// Write jobs handed to the writer since open (for tests and figures: idle loops must not
+    /// write).
+    writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -146,11 +149,17 @@ impl Store {
             reader: rtx,
             path: Arc::new(path),
             inbound: Arc::new(tokio::sync::Notify::new()),
+            writes: Arc::default(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Write jobs requested through this store (all clones) since it was opened.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Notified whenever a new inbound message has been committed.
@@ -165,6 +174,8 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {
             let result = in_savepoint(conn, f);
