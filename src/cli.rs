@@ -170,3 +170,42 @@ pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result
         bail!("{out}")
     }
 }
+
+fn state_dir(config_path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let loaded =
+        Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    Ok(loaded.config.daemon.state_dir)
+}
+
+/// `pasarela backup PATH`: a consistent copy of the database (safe while the daemon runs).
+pub fn backup(config_path: &Path, dest: &Path) -> anyhow::Result<String> {
+    let dir = state_dir(config_path)?;
+    let db = dir.join(crate::store::DB_FILE);
+    if !db.is_file() {
+        bail!("there is no database at {}", db.display());
+    }
+    // Shared, like the daemon's: a restore cannot start while the copy is made.
+    let _lock = crate::store::backup::lock_state_dir(&dir, false)?;
+    let size = crate::store::backup::backup_to(&db, dest)?;
+    Ok(format!(
+        "backup written to {} ({:.1} MB)",
+        dest.display(),
+        size as f64 / 1e6
+    ))
+}
+
+/// `pasarela restore PATH`: puts a backup in place of the database; refuses while the daemon
+/// (or anything else) has the database open.
+pub fn restore(config_path: &Path, source: &Path) -> anyhow::Result<String> {
+    let dir = state_dir(config_path)?;
+    let done = crate::store::backup::restore_from(&dir, source)?;
+    Ok(match done.previous {
+        Some(p) => format!(
+            "restored {} into {}; the previous database is kept as {}",
+            source.display(),
+            dir.display(),
+            p.display()
+        ),
+        None => format!("restored {} into {}", source.display(), dir.display()),
+    })
+}

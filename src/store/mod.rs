@@ -9,8 +9,10 @@
 //! in WAL mode: it survives a power cut). Reader threads serve queries from their own
 //! connections, so history searches never wait behind writes.
 
+pub mod backup;
 pub mod directory;
 pub mod messages;
+pub mod retention;
 mod schema;
 pub mod sms;
 
@@ -93,6 +95,9 @@ pub struct Store {
     /// Write jobs handed to the writer since open (for tests and figures: idle loops must not
     /// write).
     writes: Arc<std::sync::atomic::AtomicU64>,
+    /// Shared lock on the state directory while any handle lives: `pasarela restore` waits
+    /// for none.
+    _lock: Arc<backup::DbLock>,
 }
 
 impl Store {
@@ -103,6 +108,8 @@ impl Store {
             path: state_dir.to_path_buf(),
             source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
         })?;
+        let lock = backup::lock_state_dir(state_dir, false)?
+            .ok_or_else(|| StoreError::Conflict("the state directory is locked".into()))?;
         let path = state_dir.join(DB_FILE);
         let open_err = |source| StoreError::Open {
             path: path.clone(),
@@ -150,6 +157,7 @@ impl Store {
             path: Arc::new(path),
             inbound: Arc::new(tokio::sync::Notify::new()),
             writes: Arc::default(),
+            _lock: Arc::new(lock),
         })
     }
 
