@@ -317,24 +317,32 @@ fn decode_status_report(
     if r.remaining() == 0 {
         return Ok(report);
     }
-    if let Ok((pid, dcs, user_data)) = decode_report_parameters(r, udhi) {
-        report.pid = pid;
-        report.dcs = dcs;
-        report.user_data = user_data;
+    if let Ok(p) = decode_report_parameters(r, udhi) {
+        report.pid = p.pid;
+        report.dcs = p.dcs;
+        report.user_data = p.user_data;
     }
     Ok(report)
+}
+
+/// What a status report's TP-PI announces.
+#[derive(Default)]
+struct ReportParameters {
+    pid: Option<u8>,
+    dcs: Option<Dcs>,
+    user_data: Option<UserData>,
 }
 
 /// The optional fields of a status report after TP-Status: TP-PI and what it announces.
 fn decode_report_parameters(
     r: &mut Reader<'_>,
     udhi: bool,
-) -> Result<(Option<u8>, Option<Dcs>, Option<UserData>), SmsError> {
+) -> Result<ReportParameters, SmsError> {
     let pi = r.u8("parameter indicator")?;
     // Bit 7 is the extension bit and bits 3-6 are reserved: an indicator using them is padding
     // or from a later release, and what follows cannot be read with this one.
     if pi & 0xF8 != 0 {
-        return Ok((None, None, None));
+        return Ok(ReportParameters::default());
     }
     let pid = if pi & 0x01 != 0 {
         Some(r.u8("protocol identifier")?)
@@ -355,7 +363,11 @@ fn decode_report_parameters(
         let coding = dcs.unwrap_or(Dcs::decode(0, dcs_offset)?);
         user_data = Some(decode_user_data(r, &coding, dcs_offset, udhi)?);
     }
-    Ok((pid, dcs, user_data))
+    Ok(ReportParameters {
+        pid,
+        dcs,
+        user_data,
+    })
 }
 
 /// Reads TP-UDL and TP-UD. `dcs_offset` locates the DCS for the compressed-text error.
