@@ -156,7 +156,11 @@ fn prefill(db: &std::path::Path, rows: i64) {
                     .execute(rusqlite::params![
                         conn.last_insert_rowid(),
                         i % 256,
-                        if state == "delivered" { "delivered" } else { "sent" },
+                        if state == "delivered" {
+                            "delivered"
+                        } else {
+                            "sent"
+                        },
                         base + i * 1000
                     ])
                     .unwrap();

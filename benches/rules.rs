@@ -187,12 +187,8 @@ async fn run() {
                     .recv_timeout(Duration::from_secs(5))
                     .expect("the inbound row is visible");
                 from_injection.push(handed);
-                from_commit.push(
-                    handed_at
-                        .saturating_duration_since(committed)
-                        .as_secs_f64()
-                        * 1000.0,
-                );
+                from_commit
+                    .push(handed_at.saturating_duration_since(committed).as_secs_f64() * 1000.0);
                 break;
             }
             assert!(

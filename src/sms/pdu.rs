@@ -334,10 +334,7 @@ struct ReportParameters {
 }
 
 /// The optional fields of a status report after TP-Status: TP-PI and what it announces.
-fn decode_report_parameters(
-    r: &mut Reader<'_>,
-    udhi: bool,
-) -> Result<ReportParameters, SmsError> {
+fn decode_report_parameters(r: &mut Reader<'_>, udhi: bool) -> Result<ReportParameters, SmsError> {
     let pi = r.u8("parameter indicator")?;
     // Bit 7 is the extension bit and bits 3-6 are reserved: an indicator using them is padding
     // or from a later release, and what follows cannot be read with this one.
