@@ -37,12 +37,15 @@ fn lock_error(path: &Path, e: std::io::Error) -> StoreError {
 /// `Ok(None)` when `exclusive` and someone else holds it.
 pub fn lock_state_dir(state_dir: &Path, exclusive: bool) -> Result<Option<DbLock>, StoreError> {
     let path = state_dir.join(LOCK_FILE);
+    // A lock file another user created (root running `pasarela backup`) is still lockable
+    // through a read-only descriptor.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .read(true)
         .write(true)
         .open(&path)
+        .or_else(|_| File::open(&path))
         .map_err(|e| lock_error(&path, e))?;
     let op = if exclusive {
         libc::LOCK_EX | libc::LOCK_NB
