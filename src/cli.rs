@@ -31,37 +31,62 @@ pub fn summary(loaded: &Loaded) -> String {
     )
 }
 
-/// `pasarela send`: queues one SMS through the running daemon's API.
-pub async fn send(config_path: &Path, to: &str, text: &str) -> anyhow::Result<String> {
-    let loaded = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = loaded
-        .admin_token()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .context("the config sets no admin token (admin.token or admin.token_file)")?;
-    let base = crate::daemon::api_base(&loaded)?;
-    post_message(&base, &token, to, text).await
+/// The running daemon's API as the config describes it: one place for its address, the token,
+/// the HTTP client and the "is it running?" error of every command that talks to it.
+struct DaemonApi {
+    base: String,
+    token: Secret,
+    client: reqwest::Client,
 }
 
-pub async fn post_message(
-    base: &str,
-    token: &Secret,
-    to: &str,
-    text: &str,
-) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
-    let response = client
-        .post(format!("{base}/api/messages"))
-        .bearer_auth(token.expose())
-        .json(&serde_json::json!({"to": to, "text": text}))
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach pasarela at {base}; is it running? (systemctl status pasarela)")
+impl DaemonApi {
+    fn from_config(config_path: &Path, timeout_secs: u64) -> anyhow::Result<DaemonApi> {
+        let loaded = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let token = loaded
+            .admin_token()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .context("the config sets no admin token (admin.token or admin.token_file)")?;
+        Ok(DaemonApi {
+            base: crate::daemon::api_base(&loaded)?,
+            token,
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(timeout_secs))
+                .build()?,
+        })
+    }
+
+    /// A `POST` to `path` (under the base address) with the token.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose())
+    }
+
+    /// Sends `request`; the status and the JSON body (`null` when it is not JSON).
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach pasarela at {}; is it running? (systemctl status pasarela)",
+                self.base
+            )
         })?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or_default()))
+    }
+}
+
+/// `pasarela send`: queues one SMS through the running daemon's API.
+pub async fn send(config_path: &Path, to: &str, text: &str) -> anyhow::Result<String> {
+    let api = DaemonApi::from_config(config_path, 30)?;
+    let (status, body) = api
+        .call(
+            api.post("/api/messages")
+                .json(&serde_json::json!({"to": to, "text": text})),
+        )
+        .await?;
     if status.is_success() {
         Ok(format!(
             "queued as message {} ({})",
@@ -110,28 +135,15 @@ pub async fn seed_demo_customers(
 
 /// `pasarela customers import FILE.csv`: sends the file to the running daemon's import route.
 pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result<String> {
-    let loaded = Config::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = loaded
-        .admin_token()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .context("the config sets no admin token (admin.token or admin.token_file)")?;
-    let base = crate::daemon::api_base(&loaded)?;
+    let api = DaemonApi::from_config(config_path, 300)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(300))
-        .build()?;
-    let response = client
-        .post(format!("{base}/api/customers/import"))
-        .bearer_auth(token.expose())
-        .header("content-type", "text/csv")
-        .body(bytes)
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach pasarela at {base}; is it running? (systemctl status pasarela)")
-        })?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let (status, body) = api
+        .call(
+            api.post("/api/customers/import")
+                .header("content-type", "text/csv")
+                .body(bytes),
+        )
+        .await?;
     if let Some(msg) = body["error"]["message"].as_str() {
         bail!("pasarela refused the file ({status}): {msg}");
     }
