@@ -14,7 +14,8 @@
 //! |---------------|-----------------------------------------------------------------------|
 //! | [`config`]    | TOML config types, defaults, `validate()`; secrets never printed       |
 //! | [`phone`]     | phone-number normalization ([`phone::Msisdn`], Argentine forms)        |
-//! | [`store`]     | the SQLite database: schema, migrations, messages, group commit        |
+//! | [`store`]     | the SQLite database: schema, migrations, messages, group commit,       |
+//! |               | retention, backup and restore                                         |
 //! | [`transport`] | the `Transport` trait, typed send errors; Android phone and HTTP routes |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
 //! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |

@@ -8,6 +8,9 @@
 //! only then answers. An answer therefore means the change is durable (`synchronous = FULL`
 //! in WAL mode: it survives a power cut). Reader threads serve queries from their own
 //! connections, so history searches never wait behind writes.
+//!
+//! [`retention`] prunes old finished messages in the background; [`backup`] makes consistent
+//! copies and restores one, guarded by a lock on the state directory that every handle holds.
 
 pub mod backup;
 pub mod directory;
