@@ -1,7 +1,9 @@
 //! GSM modem benchmarks against `pasarela modem-sim` over real pseudo-terminals. One JSON line
 //! per figure.
 //!
-//! - `inbound_latency`: the simulator stores a message and emits `+CMTI` → the row is committed.
+//! - `inbound_latency`: the simulator stores a message and emits `+CMTI` → the row is committed,
+//!   timed when a separate reader first sees the row (so after COMMIT and fsync returned), not
+//!   from `created_at`, which is stamped before COMMIT.
 //! - `send_overhead`: 200 messages with a 50 ms per-part send delay, one modem, against 200 × 50 ms.
 //! - `send_scaling`: the same on four modems, throughput against one.
 //! - `idle_modem`: resident memory and CPU of the real binary with one modem over 60 s.
@@ -90,21 +92,46 @@ async fn sims(dir: &std::path::Path, n: usize, send_delay_ms: u64) -> Vec<SimHan
     out
 }
 
-/// A read-only look at the newest inbound row (body, created_at), beside the running daemon.
-fn newest_inbound(state: &std::path::Path) -> impl Fn() -> Option<(String, i64)> + use<> {
+/// How often the commit watcher looks: the resolution of "after the commit returned".
+const WATCH_EVERY: Duration = Duration::from_micros(200);
+
+/// Watches the database from its own thread (a read-only connection, as any other process
+/// would have) until an inbound row with `body` is visible, and sends the instant it first saw
+/// it with the row's `created_at`. A row is visible only once its commit (and fsync) returned,
+/// so this is at most [`WATCH_EVERY`] plus one query after the commit.
+fn watch_commit(
+    state: &std::path::Path,
+    body: String,
+) -> std::sync::mpsc::Receiver<(Instant, i64)> {
     let conn = rusqlite::Connection::open_with_flags(
         state.join("pasarela.db"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();
-    move || {
-        conn.query_row(
-            "SELECT body, created_at FROM messages WHERE direction = 'in' ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .ok()
-    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let found: Option<i64> = conn
+                .query_row(
+                    "SELECT created_at FROM messages WHERE direction = 'in' AND body = ?1",
+                    [&body],
+                    |r| r.get(0),
+                )
+                .ok();
+            if let Some(created_at) = found {
+                let _ = tx.send((Instant::now(), created_at));
+                return;
+            }
+            std::thread::sleep(WATCH_EVERY);
+        }
+    });
+    rx
+}
+
+/// Whether every figure met its target (`actual <= target`), for the JSON line.
+fn met(pairs: &[(f64, f64)]) -> bool {
+    pairs.iter().all(|(actual, target)| actual <= target)
 }
 
 /// Modem start-up takes a few AT round trips; give it time before measuring.
@@ -121,32 +148,31 @@ async fn inbound_latency() {
     let sims = sims(dir.path(), 1, 0).await;
     let running = start(dir.path(), &[sims[0].link().to_path_buf()]).await;
     settle().await;
-    let reader = newest_inbound(&running.state);
     let n = if quick() { 30 } else { 300 };
     let mut samples = Vec::with_capacity(n);
+    let mut stamped = Vec::with_capacity(n);
     for i in 0..n {
         let text = format!("saldo {i}");
+        let seen = watch_commit(&running.state, text.clone());
         let t0 = now_ms();
+        let started = Instant::now();
         sims[0].inbound("+5491123456789", &text).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some((body, created_at)) = reader()
-                && body == text
-            {
-                samples.push((created_at - t0).max(0) as f64);
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "message {i} never reached the database"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        let (at, created_at) = tokio::task::spawn_blocking(move || seen.recv())
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("message {i} never reached the database"));
+        samples.push(at.duration_since(started).as_secs_f64() * 1000.0);
+        stamped.push((created_at - t0).max(0) as f64);
     }
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    stamped.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
     println!(
         "{}",
-        json!({"bench": "inbound_latency", "messages": n, "p50_ms": percentile(&samples, 0.5), "p99_ms": percentile(&samples, 0.99), "max_ms": samples[n - 1], "target_p50_ms": 20, "target_p99_ms": 100})
+        json!({"bench": "inbound_latency", "measured_until": "the committed row is visible to another reader (polled every 0.2 ms)",
+               "messages": n, "p50_ms": p50, "p99_ms": p99, "max_ms": samples[n - 1],
+               "created_at_stamp_p50_ms": percentile(&stamped, 0.5),
+               "target_p50_ms": 20, "target_p99_ms": 100, "target_met": met(&[(p50, 20.0), (p99, 100.0)])})
     );
     running.stop().await;
     for s in sims {
@@ -197,14 +223,15 @@ async fn send_overhead() {
     let delay = 50;
     let one = send_run(n, 1, delay).await;
     let ideal = n as f64 * delay as f64 / 1000.0;
+    let overhead = (one / ideal - 1.0) * 100.0;
     println!(
         "{}",
-        json!({"bench": "send_overhead", "messages": n, "modems": 1, "part_delay_ms": delay, "seconds": one, "ideal_seconds": ideal, "overhead_percent": (one / ideal - 1.0) * 100.0, "target_overhead_percent": 5})
+        json!({"bench": "send_overhead", "messages": n, "modems": 1, "part_delay_ms": delay, "seconds": one, "ideal_seconds": ideal, "overhead_percent": overhead, "target_overhead_percent": 5, "target_met": met(&[(overhead, 5.0)])})
     );
     let four = send_run(n, 4, delay).await;
     println!(
         "{}",
-        json!({"bench": "send_scaling", "messages": n, "modems": 4, "part_delay_ms": delay, "seconds": four, "speedup_vs_one": one / four, "target_speedup": 3.6})
+        json!({"bench": "send_scaling", "messages": n, "modems": 4, "part_delay_ms": delay, "seconds": four, "speedup_vs_one": one / four, "target_speedup": 3.6, "target_met": one / four >= 3.6})
     );
 }
 
@@ -245,7 +272,8 @@ async fn idle_modem() {
             "bench": "idle_modem", "rss_mb": rss_kb as f64 / 1024.0,
             "rss_mb_after_first_messages": rss_after_kb as f64 / 1024.0,
             "cpu_percent_of_one_core": cpu, "window_secs": window,
-            "target_rss_mb": 10, "target_cpu_percent": 1
+            "target_rss_mb": 10, "target_cpu_percent": 1,
+            "target_met": met(&[(rss_kb as f64 / 1024.0, 10.0), (cpu, 1.0)])
         })
     );
     drop(d);

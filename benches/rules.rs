@@ -4,11 +4,14 @@
 //!   Argentine amounts) posted to `/api/customers/import` until the answer (all rows committed).
 //! - `saldo_reply_latency`: with 100,000 customers stored, a customer texts "saldo" to the
 //!   simulated modem (zero send delay); time until the reply is handed to the modem (`AT+CMGS`
-//!   accepted), measured from the inbound row's commit and from the injection.
+//!   accepted), measured from the injection and from the inbound row's commit. "From the commit"
+//!   starts when a separate reader first sees the row (polled every 0.2 ms from its own
+//!   thread), so after COMMIT and fsync returned; `created_at` is stamped before COMMIT and is
+//!   not used.
 //!
 //! `PASARELA_BENCH_QUICK=1` shrinks counts for a smoke run.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use pasarela::config::Loaded;
 use pasarela::daemon::{self, Parts};
@@ -21,11 +24,36 @@ fn quick() -> bool {
     std::env::var_os("PASARELA_BENCH_QUICK").is_some()
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+/// Watches the database from its own thread until an inbound row from `peer` with `body` is
+/// visible, and sends the instant it first saw it: after its commit returned, by at most one
+/// poll interval (0.2 ms) and one query.
+fn watch_commit(
+    db: &std::path::Path,
+    peer: String,
+    body: String,
+) -> std::sync::mpsc::Receiver<Instant> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let found = conn
+                .query_row(
+                    "SELECT 1 FROM messages WHERE direction = 'in' AND peer = ?1 AND body = ?2",
+                    [&peer, &body],
+                    |_| Ok(()),
+                )
+                .is_ok();
+            if found {
+                let _ = tx.send(Instant::now());
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    rx
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -124,16 +152,14 @@ async fn run() {
     assert!(status.is_success(), "{report}");
     assert_eq!(report["inserted"], n, "{report}");
     assert_eq!(report["rejected"].as_array().unwrap().len(), 0, "{report}");
+    // The target is for 100,000 rows; a quick run scales it.
+    let target = 5.0 * n as f64 / 100_000.0;
     println!(
         "{}",
-        json!({"bench": "customers_import_csv", "rows": n, "bytes": bytes, "seconds": (secs * 1000.0).round() / 1000.0, "rows_per_s": (n as f64 / secs).round(), "target_seconds_for_100000": 5})
+        json!({"bench": "customers_import_csv", "rows": n, "bytes": bytes, "seconds": (secs * 1000.0).round() / 1000.0, "rows_per_s": (n as f64 / secs).round(), "target_seconds_for_100000": 5, "target_met": secs <= target})
     );
 
-    let reader = rusqlite::Connection::open_with_flags(
-        dir.path().join("state").join("pasarela.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let db = dir.path().join("state").join("pasarela.db");
     let mut from_commit = Vec::new();
     let mut from_injection = Vec::new();
     for k in 0..samples_wanted {
@@ -141,27 +167,28 @@ async fn run() {
         let i = (k * 7919) % n;
         let phone = e164(i);
         let before = sim.sent().len();
-        let t0 = now_ms();
+        let text = format!("saldo {k}");
+        let seen = watch_commit(&db, phone.clone(), text.clone());
         let started = Instant::now();
-        sim.inbound(&phone, &format!("saldo {k}")).unwrap();
+        sim.inbound(&phone, &text).unwrap();
         loop {
             let sent = sim.sent();
             if let Some(m) = sent[before..].iter().find(|m| m.to == phone) {
-                let handed = started.elapsed().as_secs_f64() * 1000.0;
+                let handed_at = Instant::now();
+                let handed = handed_at.duration_since(started).as_secs_f64() * 1000.0;
                 assert!(
                     m.text.contains(&format!("Cliente Número {i},")),
                     "{}",
                     m.text
                 );
-                let committed: i64 = reader
-                    .query_row(
-                        "SELECT created_at FROM messages WHERE direction = 'in' AND peer = ?1 ORDER BY id DESC LIMIT 1",
-                        [&phone],
-                        |r| r.get(0),
-                    )
-                    .unwrap();
+                // The reply needs the committed row, so the watcher has seen it by now (or within
+                // one poll interval).
+                let committed = seen
+                    .recv_timeout(Duration::from_secs(5))
+                    .expect("the inbound row is visible");
                 from_injection.push(handed);
-                from_commit.push((handed - (committed - t0) as f64).max(0.0));
+                from_commit
+                    .push(handed_at.saturating_duration_since(committed).as_secs_f64() * 1000.0);
                 break;
             }
             assert!(
@@ -181,7 +208,8 @@ async fn run() {
                "commit_to_modem_p99_ms": round(percentile(&from_commit, 0.99)),
                "injection_to_modem_p50_ms": round(percentile(&from_injection, 0.5)),
                "injection_to_modem_p99_ms": round(percentile(&from_injection, 0.99)),
-               "target_p99_ms": 50})
+               "target_p99_ms": 50,
+               "target_met": percentile(&from_commit, 0.99) <= 50.0})
     );
     let _ = stop.send(());
     task.await.unwrap().unwrap();

@@ -31,45 +31,65 @@ pub fn summary(loaded: &Loaded) -> String {
     )
 }
 
-/// `pasarela send`: queues one SMS through the running daemon's API.
-pub async fn send(config_path: &Path, to: &str, text: &str) -> anyhow::Result<String> {
-    let loaded = crate::setup::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = loaded
-        .admin_token()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .context("the config sets no admin token (admin.token or admin.token_file)")?;
-    let base = crate::daemon::api_base(&loaded)?;
-    post_message(
-        &base,
-        loaded.config.admin.tls_cert.as_deref(),
-        &token,
-        to,
-        text,
-    )
-    .await
+/// The running daemon's API as the config describes it: one place for its address, the token,
+/// the HTTP client and the "is it running?" error of every command that talks to it.
+struct DaemonApi {
+    base: String,
+    token: Secret,
+    client: reqwest::Client,
 }
 
-/// `admin_cert`: the admin listener's `tls_cert` when it serves https.
-pub async fn post_message(
-    base: &str,
-    admin_cert: Option<&Path>,
-    token: &Secret,
-    to: &str,
-    text: &str,
-) -> anyhow::Result<String> {
-    let client = crate::net::http::admin_client(admin_cert, std::time::Duration::from_secs(30))
-        .map_err(anyhow::Error::msg)?;
-    let response = client
-        .post(format!("{base}/api/messages"))
-        .bearer_auth(token.expose())
-        .json(&serde_json::json!({"to": to, "text": text}))
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach pasarela at {base}; is it running? (systemctl status pasarela)")
+impl DaemonApi {
+    fn from_config(config_path: &Path, timeout_secs: u64) -> anyhow::Result<DaemonApi> {
+        let loaded = crate::setup::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let token = loaded
+            .admin_token()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .context("the config sets no admin token (admin.token or admin.token_file)")?;
+        Ok(DaemonApi {
+            base: crate::daemon::api_base(&loaded)?,
+            token,
+            // Trusts exactly the admin listener's own certificate when it serves https.
+            client: crate::net::http::admin_client(
+                loaded.config.admin.tls_cert.as_deref(),
+                std::time::Duration::from_secs(timeout_secs),
+            )
+            .map_err(anyhow::Error::msg)?,
+        })
+    }
+
+    /// A `POST` to `path` (under the base address) with the token.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(self.token.expose())
+    }
+
+    /// Sends `request`; the status and the JSON body (`null` when it is not JSON).
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let response = request.send().await.with_context(|| {
+            format!(
+                "cannot reach pasarela at {}; is it running? (systemctl status pasarela)",
+                self.base
+            )
         })?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let status = response.status();
+        Ok((status, response.json().await.unwrap_or_default()))
+    }
+}
+
+/// `pasarela send`: queues one SMS through the running daemon's API.
+pub async fn send(config_path: &Path, to: &str, text: &str) -> anyhow::Result<String> {
+    let api = DaemonApi::from_config(config_path, 30)?;
+    let (status, body) = api
+        .call(
+            api.post("/api/messages")
+                .json(&serde_json::json!({"to": to, "text": text})),
+        )
+        .await?;
     if status.is_success() {
         Ok(format!(
             "queued as message {} ({})",
@@ -118,30 +138,15 @@ pub async fn seed_demo_customers(
 
 /// `pasarela customers import FILE.csv`: sends the file to the running daemon's import route.
 pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result<String> {
-    let loaded = crate::setup::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let token = loaded
-        .admin_token()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .context("the config sets no admin token (admin.token or admin.token_file)")?;
-    let base = crate::daemon::api_base(&loaded)?;
+    let api = DaemonApi::from_config(config_path, 300)?;
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let client = crate::net::http::admin_client(
-        loaded.config.admin.tls_cert.as_deref(),
-        std::time::Duration::from_secs(300),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let response = client
-        .post(format!("{base}/api/customers/import"))
-        .bearer_auth(token.expose())
-        .header("content-type", "text/csv")
-        .body(bytes)
-        .send()
-        .await
-        .with_context(|| {
-            format!("cannot reach pasarela at {base}; is it running? (systemctl status pasarela)")
-        })?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let (status, body) = api
+        .call(
+            api.post("/api/customers/import")
+                .header("content-type", "text/csv")
+                .body(bytes),
+        )
+        .await?;
     if let Some(msg) = body["error"]["message"].as_str() {
         bail!("pasarela refused the file ({status}): {msg}");
     }
@@ -179,4 +184,43 @@ pub async fn import_customers(config_path: &Path, file: &Path) -> anyhow::Result
     } else {
         bail!("{out}")
     }
+}
+
+fn state_dir(config_path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let loaded = crate::setup::load(config_path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    Ok(loaded.config.daemon.state_dir)
+}
+
+/// `pasarela backup PATH`: a consistent copy of the database (safe while the daemon runs).
+pub fn backup(config_path: &Path, dest: &Path) -> anyhow::Result<String> {
+    let dir = state_dir(config_path)?;
+    let db = dir.join(crate::store::DB_FILE);
+    if !db.is_file() {
+        bail!("there is no database at {}", db.display());
+    }
+    // Shared, like the daemon's: a restore cannot start while the copy is made.
+    let _lock = crate::store::backup::lock_state_dir(&dir, false)?;
+    let size = crate::store::backup::backup_to(&db, dest)?;
+    Ok(format!(
+        "backup written to {} ({:.1} MB)",
+        dest.display(),
+        size as f64 / 1e6
+    ))
+}
+
+/// `pasarela restore PATH`: puts a backup in place of the database; refuses while the daemon
+/// (or anything else) has the database open.
+pub fn restore(config_path: &Path, source: &Path) -> anyhow::Result<String> {
+    let dir = state_dir(config_path)?;
+    let done = crate::store::backup::restore_from(&dir, source)?;
+    Ok(match done.previous {
+        Some(p) => format!(
+            "restored {} into {}; the previous database is kept as {}",
+            source.display(),
+            dir.display(),
+            p.display()
+        ),
+        None => format!("restored {} into {}", source.display(), dir.display()),
+    })
 }

@@ -475,6 +475,8 @@ pub struct DaemonConfig {
     pub log_level: LogLevel,
     /// Seconds that in-flight sends get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Delivered, failed and cancelled messages older than this are deleted (0 keeps all).
+    pub retention_days: u32,
 }
 
 impl Default for DaemonConfig {
@@ -483,6 +485,7 @@ impl Default for DaemonConfig {
             state_dir: PathBuf::from("/var/lib/pasarela"),
             log_level: LogLevel::Info,
             shutdown_grace_secs: 10,
+            retention_days: 365,
         }
     }
 }

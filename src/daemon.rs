@@ -218,6 +218,11 @@ pub async fn run(
             index_text_loop(store.clone(), stop.clone())
         }))
     };
+    tokio::spawn(crate::store::retention::run(
+        store.clone(),
+        cfg.daemon.retention_days,
+        shutdown.clone(),
+    ));
     let mut rule_tasks = Vec::new();
     for (name, which) in [("inbox", 0u8), ("scheduler", 1), ("ticket forwarder", 2)] {
         let rules = rules.clone();

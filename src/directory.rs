@@ -389,7 +389,12 @@ fn raw_from_json(c: CustomerJson) -> Result<RawCustomer, (String, String)> {
     let balance = match c.balance {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        // A JSON number's dot is a decimal point: checked here, then passed on in plain form.
+        Some(serde_json::Value::Number(n)) => Some(
+            Money::from_json_number(&n)
+                .map_err(|e| ("balance".to_string(), e))?
+                .plain(),
+        ),
         Some(other) => {
             return Err((
                 "balance".into(),
@@ -542,6 +547,42 @@ pub fn decode_text(bytes: &[u8]) -> (String, &'static str) {
 #[error("{0}")]
 pub struct FileError(pub String);
 
+/// The line where a quoted field opens that the file never closes, read the way the CSV
+/// reader reads quotes: only a `"` at the start of a field opens one, `""` inside is a quote.
+fn unclosed_quote(text: &str, delimiter: u8) -> Option<usize> {
+    let mut line = 1;
+    let mut opened_on = None;
+    let mut at_field_start = true;
+    let mut bytes = text.bytes().peekable();
+    while let Some(b) = bytes.next() {
+        if opened_on.is_some() {
+            match b {
+                b'"' if bytes.peek() == Some(&b'"') => {
+                    bytes.next();
+                }
+                b'"' => opened_on = None,
+                b'\n' => line += 1,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' if at_field_start => {
+                opened_on = Some(line);
+                at_field_start = false;
+            }
+            b'\n' => {
+                line += 1;
+                at_field_start = true;
+            }
+            b'\r' => at_field_start = true,
+            d if d == delimiter => at_field_start = true,
+            _ => at_field_start = false,
+        }
+    }
+    opened_on
+}
+
 /// Parses a customer CSV: header row, `,` `;` or tab separated (detected from the header).
 pub fn parse_csv(
     bytes: &[u8],
@@ -564,6 +605,13 @@ pub fn parse_csv(
         .into_iter()
         .max_by_key(|d| header_line.matches(*d as char).count())
         .unwrap_or(b',');
+    if let Some(line) = unclosed_quote(&text, delimiter) {
+        return Err(FileError(format!(
+            "line {line}: a quoted field opens here and is never closed, so every line after it \
+             would be read as part of one field; close the quote (\"…\") or remove it, then send \
+             the file again"
+        )));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -1065,6 +1113,29 @@ mod tests {
         assert_eq!(good[0].extra.get("nodo").map(String::as_str), Some("Norte"));
         assert!(parse_csv(b"", &config, &ctx()).is_err());
         assert!(parse_csv(b"nombre,telefono\nAna,1159876543\n", &config, &ctx()).is_err());
+    }
+
+    #[test]
+    fn an_unclosed_quote_refuses_the_file_naming_its_line() {
+        let csv = "codigo,nombre,telefono,observaciones\n\
+                   A1,Ana,1159876543,\"dice \"\"hola\"\"\n en dos líneas\"\n\
+                   A2,\"Bruno,1159876544,x\n\
+                   A3,Caro,1159876545,y\n\
+                   A4,Dani,1159876546,z\n";
+        let e = parse_csv(csv.as_bytes(), &DirectoryConfig::default(), &ctx()).unwrap_err();
+        assert!(e.0.starts_with("line 4:"), "{e}");
+        assert!(e.0.contains("never closed"), "{e}");
+        // Closed quotes, quotes inside a field and a multi-line field are fine.
+        let ok = "codigo;nombre;telefono;observaciones\r\n\
+                  A1;\"Ana; la del \"\"centro\"\"\";1159876543;5\" de ancho\r\n\
+                  A2;Bruno;1159876544;\"dos\nlíneas\"\r\n";
+        let config = DirectoryConfig {
+            extra_fields: vec!["observaciones".into()],
+            ..DirectoryConfig::default()
+        };
+        let (good, rejected, _) = parse_csv(ok.as_bytes(), &config, &ctx()).unwrap();
+        assert_eq!((good.len(), rejected.len()), (2, 0), "{rejected:?}");
+        assert_eq!(good[0].name, "Ana; la del \"centro\"");
     }
 
     #[test]

@@ -459,66 +459,8 @@ impl RulesContext {
     /// Moves messages between `scheduled` and `queued` as windows open and close.
     pub async fn run_scheduler(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         while !shutdown.is_triggered() {
-            let now = now_ms();
-            // Windows that are closed now hold their queued messages (cheap when none are).
-            let mut names = self.windows.names();
-            names.retain(|n| !self.windows.is_open(n, now));
-            for name in names {
-                let reopens = self.windows.next_open(&name, now);
-                let n = {
-                    let name = name.clone();
-                    self.store
-                        .write(move |c| sql::hold_window(c, &name, reopens, now))
-                        .await?
-                };
-                if n > 0 {
-                    log::info!("window {name} is closed: {n} message(s) wait until it opens again");
-                }
-            }
-            // Scheduled messages whose time came: queue them if their window is open.
-            let due = self
-                .store
-                .read(move |c| sql::scheduled_due(c, now, 1000))
-                .await?;
-            let mut queued = 0;
-            if !due.is_empty() {
-                let windows = self.windows.clone();
-                queued = self
-                    .store
-                    .write(move |c| {
-                        let mut queued = 0;
-                        for (id, window) in due {
-                            let at = window
-                                .as_deref()
-                                .map(|w| windows.next_open(w, now))
-                                .filter(|t| *t > now);
-                            sql::reschedule(c, id, at, now)?;
-                            queued += usize::from(at.is_none());
-                        }
-                        Ok(queued)
-                    })
-                    .await?;
-            }
-            if queued > 0 {
-                log::info!("{queued} scheduled message(s) queued: their window is open");
-                self.dispatch.wake();
-            }
+            let next = self.schedule_once(now_ms()).await?;
             // Sleep until the next window change or scheduled time, at most 30 s.
-            let next_sched: Option<i64> = self
-                .store
-                .read(|c| {
-                    Ok(c.query_row(
-                        "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'scheduled'",
-                        [],
-                        |r| r.get(0),
-                    )?)
-                })
-                .await?;
-            let next = [self.windows.next_change(now), next_sched]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + 30_000);
             let wait = (next - now_ms()).clamp(50, 30_000) as u64;
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
@@ -526,6 +468,85 @@ impl RulesContext {
             }
         }
         Ok(())
+    }
+
+    /// One pass of the scheduler at `now`: holds the queued messages of closed windows, queues
+    /// the scheduled ones whose time came and whose window is open. Returns when the next pass
+    /// is due (Unix ms). A pass with nothing to move only reads: a closed window with nothing
+    /// queued costs no write (and no fsync) on every pass.
+    pub async fn schedule_once(&self, now: i64) -> Result<i64, StoreError> {
+        let mut closed = self.windows.names();
+        closed.retain(|n| !self.windows.is_open(n, now));
+        let to_hold = if closed.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .read(move |c| {
+                    let mut held = Vec::new();
+                    for name in closed {
+                        if sql::has_queued_in_window(c, &name)? {
+                            held.push(name);
+                        }
+                    }
+                    Ok(held)
+                })
+                .await?
+        };
+        for name in to_hold {
+            let reopens = self.windows.next_open(&name, now);
+            let n = {
+                let name = name.clone();
+                self.store
+                    .write(move |c| sql::hold_window(c, &name, reopens, now))
+                    .await?
+            };
+            if n > 0 {
+                log::info!("window {name} is closed: {n} message(s) wait until it opens again");
+            }
+        }
+        // Scheduled messages whose time came: queue them if their window is open.
+        let due = self
+            .store
+            .read(move |c| sql::scheduled_due(c, now, 1000))
+            .await?;
+        let mut queued = 0;
+        if !due.is_empty() {
+            let windows = self.windows.clone();
+            queued = self
+                .store
+                .write(move |c| {
+                    let mut queued = 0;
+                    for (id, window) in due {
+                        let at = window
+                            .as_deref()
+                            .map(|w| windows.next_open(w, now))
+                            .filter(|t| *t > now);
+                        sql::reschedule(c, id, at, now)?;
+                        queued += usize::from(at.is_none());
+                    }
+                    Ok(queued)
+                })
+                .await?;
+        }
+        if queued > 0 {
+            log::info!("{queued} scheduled message(s) queued: their window is open");
+            self.dispatch.wake();
+        }
+        let next_sched: Option<i64> = self
+            .store
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'scheduled'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await?;
+        Ok([self.windows.next_change(now), next_sched]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + 30_000))
     }
 
     // ----- ticket forwarding ------------------------------------------------------------------
@@ -656,5 +677,111 @@ impl RulesContext {
             .set("clave_soporte", first(&s.ticket.keywords))
             .set("clave_baja", first(&s.optout.stop_keywords));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::messages::{self, Outcome};
+
+    /// `oficina`: Monday to Friday 09:00–18:00 UTC; notifications wait for it.
+    async fn context(dir: &std::path::Path) -> RulesContext {
+        let text = format!(
+            "[daemon]\nstate_dir = \"{}\"\n[company]\nname = \"Red Sur\"\ntimezone = \"UTC\"\n\
+             [windows]\nnotifications = \"oficina\"\n\
+             [windows.custom.oficina]\ndays = \"lun-vie\"\nfrom = \"09:00\"\nto = \"18:00\"\n",
+            dir.display()
+        );
+        let loaded = crate::setup::from_toml(&text).unwrap();
+        let store = Store::open(dir).unwrap();
+        RulesContext::new(&loaded.config, store, DispatchHandle::default())
+            .await
+            .unwrap()
+    }
+
+    fn at(rfc3339: &str) -> i64 {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    #[tokio::test]
+    async fn a_closed_window_with_nothing_queued_costs_no_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path()).await;
+        // Saturday noon: `oficina` is closed and nothing is queued.
+        let saturday = at("2026-11-28T12:00:00Z");
+        let before = ctx.store.write_count();
+        for pass in 0..3 {
+            let next = ctx.schedule_once(saturday + pass * 30_000).await.unwrap();
+            assert!(next > saturday, "the next pass is later");
+        }
+        assert_eq!(ctx.store.write_count(), before, "idle passes only read");
+    }
+
+    #[tokio::test]
+    async fn a_retry_due_after_its_window_closed_waits_for_it_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path()).await;
+        let open = at("2026-11-30T17:59:00Z"); // Monday, a minute before closing
+        let window = ctx.window_for(Priority::Notification, None);
+        assert_eq!(window.as_deref(), Some("oficina"));
+        let claim = |now: i64| {
+            ctx.store
+                .write(move |c| messages::claim_due(c, Channel::Sms, "modem1", now, 10))
+        };
+        let id = ctx
+            .store
+            .write(move |c| {
+                messages::insert_outbound(
+                    c,
+                    &[NewOutbound {
+                        channel: Channel::Sms,
+                        peer: "+5491123456789".into(),
+                        body: "aviso".into(),
+                        priority: Priority::Notification,
+                        customer_id: None,
+                        window,
+                        not_before: None,
+                    }],
+                    open,
+                )
+            })
+            .await
+            .unwrap()[0]
+            .0;
+        assert_eq!(claim(open).await.unwrap().len(), 1);
+        // The attempt fails temporarily; its retry falls due at 18:00:30, after the close.
+        let retry_at = at("2026-11-30T18:00:30Z");
+        ctx.store
+            .write(move |c| {
+                messages::record_outcome(
+                    c,
+                    id,
+                    &Outcome::Retry {
+                        error: "no network".into(),
+                        retry_at,
+                    },
+                    open + 1_000,
+                )
+            })
+            .await
+            .unwrap();
+        // Due, but its window is closed: the dispatcher cannot claim it, the scheduler keeps it.
+        let late = retry_at + 5_000;
+        assert!(
+            claim(late).await.unwrap().is_empty(),
+            "not sent after close"
+        );
+        ctx.schedule_once(late).await.unwrap();
+        assert!(claim(late).await.unwrap().is_empty());
+        let m = ctx.store.get(id).await.unwrap();
+        assert_eq!(m.next_attempt_at, Some(at("2026-12-01T09:00:00Z")));
+        // Tuesday 09:00: the scheduler queues it and it goes out.
+        let tuesday = at("2026-12-01T09:00:01Z");
+        ctx.schedule_once(tuesday).await.unwrap();
+        let claimed = claim(tuesday).await.unwrap();
+        assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), [id]);
     }
 }

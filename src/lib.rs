@@ -17,7 +17,8 @@
 //! | [`model`]     | message model both sides share: ids, channels, states, `Outgoing`      |
 //! | [`phone`]     | phone-number normalization ([`phone::Msisdn`], Argentine forms)        |
 //! | [`store`]     | the SQLite database: schema, migrations, messages, group commit; the  |
-//! |               | transports' sink and keyed state (`store::sink`)                      |
+//! |               | transports' sink and keyed state (`store::sink`); retention, backup  |
+//! |               | and restore                                                           |
 //! | [`transport`] | the `Transport` trait, typed send errors, the `Sink` transports report |
 //! |               | through, the `Kind` trait; Android phone and HTTP routes               |
 //! | [`registry`]  | the transport kinds, one line each; builds routes, tasks, webhooks     |

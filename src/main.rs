@@ -83,6 +83,21 @@ enum Command {
         #[arg(long, default_value = pasarela::doctor::SERVICE_USER, value_name = "USER")]
         user: String,
     },
+    /// Write a consistent copy of the database to PATH (a new file). Safe while the daemon runs.
+    Backup {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Replace the database with a copy made by `backup`. Refuses while the daemon runs; the
+    /// replaced database is kept beside it.
+    Restore {
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
+        config: PathBuf,
+    },
     /// Print the version.
     Version,
 }
@@ -148,6 +163,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Backup { path, config } => report("backup", cli::backup(&config, &path)),
+        Command::Restore { path, config } => report("restore", cli::restore(&config, &path)),
         Command::Send { to, text, config } => {
             let rt = runtime();
             match rt.block_on(cli::send(&config, &to, &text)) {
@@ -160,6 +177,20 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints a command's one-line result, or its error; exit 0 or 1.
+fn report(command: &str, result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pasarela {command}: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -535,3 +535,101 @@ async fn customers_import_command_reports_lines() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no customer code column"));
 }
+
+/// `GET /api/backup` streams a database; `pasarela backup` writes one; `pasarela restore`
+/// refuses while the daemon runs and puts the copy back once it is stopped.
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_route_backup_and_restore_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path());
+    let base = d.base.clone();
+    let send = |text: &'static str| {
+        let base = base.clone();
+        async move {
+            let (code, _) = api(
+                Method::POST,
+                format!("{base}/api/messages"),
+                Some(json!({"to": "+5491123456789", "text": text})),
+            )
+            .await;
+            assert_eq!(code, 202);
+        }
+    };
+    send("uno").await;
+    let count = |db: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+
+    let r = client()
+        .get(format!("{}/api/backup", d.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the backup needs the token");
+    let r = client()
+        .get(format!("{}/api/backup", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/vnd.sqlite3");
+    let bytes = r.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+    let streamed = dir.path().join("streamed.db");
+    std::fs::write(&streamed, &bytes).unwrap();
+    assert_eq!(count(&streamed), 1);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".backup"))
+        .collect();
+    assert!(leftovers.is_empty(), "the temporary copy is gone");
+
+    let config = d.config.clone();
+    let run = |args: Vec<std::ffi::OsString>| {
+        let config = config.clone();
+        async move {
+            tokio::process::Command::new(bin())
+                .args(args)
+                .arg("--config")
+                .arg(config)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let copy = dir.path().join("copia.db");
+    let out = run(vec!["backup".into(), copy.clone().into()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backup written"));
+    assert_eq!(count(&copy), 1);
+
+    send("dos").await;
+    let out = run(vec!["restore".into(), copy.clone().into()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use") && err.contains("stop it first"),
+        "{err}"
+    );
+
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(30)), Some(0));
+    assert_eq!(count(&d.db()), 2);
+    let out = run(vec!["restore".into(), copy.clone().into()]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("previous database is kept"));
+    assert_eq!(count(&d.db()), 1, "the copy is back");
+}

@@ -330,10 +330,11 @@ async fn an_undecodable_pdu_is_kept_raw_and_its_slot_freed() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path(), |_| {}).await;
     let gw = Gateway::start(dir.path(), sim.link(), "").await;
-    // An SMS-DELIVER whose user-data length promises far more than follows.
+    // An SMS-DELIVER with a reserved data coding scheme (0x80). (User data shorter than its
+    // length alone is no longer undecodable: what arrived is decoded, marked truncated.)
     sim.inbound_raw(vec![
         0x07, 0x91, 0x45, 0x19, 0x11, 0x15, 0x47, 0xF0, 0x04, 0x0B, 0x91, 0x45, 0x19, 0x21, 0x43,
-        0x65, 0xF7, 0x00, 0x00, 0x62, 0x11, 0x22, 0x00, 0x00, 0x00, 0x80, 0xA0, 0xC8,
+        0x65, 0xF7, 0x00, 0x80, 0x62, 0x11, 0x22, 0x00, 0x00, 0x00, 0x80, 0xA0, 0xC8,
     ]);
     sim.inbound("+5491123456789", "después").unwrap();
     wait_for("both stored", 20, async || {

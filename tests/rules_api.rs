@@ -530,3 +530,75 @@ async fn tickets_are_forwarded_to_the_billing_system_until_it_accepts() {
     gw.stop().await;
     sim.shutdown().await;
 }
+
+/// The review findings of the rules work, through the API: a payment event without `balance`,
+/// JSON numbers with three decimals, an unclosed CSV quote and opt-outs by number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_without_balance_decimals_quotes_and_optouts_by_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path()).await;
+    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let (status, body) = gw
+        .post(
+            "/api/customers",
+            json!([{"code": "P1", "name": "Pía", "phone": "1159876543", "balance": "1234.50"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A JSON number's dot is a decimal point: three decimals are refused, not read as thousands.
+    let (status, body) = gw
+        .post("/api/customers", json!([{"code": "P1", "balance": 1.234}]))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let reason = body["rejected"][0]["error"].as_str().unwrap_or_default();
+    assert_eq!(body["rejected"][0]["field"], "balance", "{body}");
+    assert!(reason.contains("3 decimals"), "{body}");
+    let ev = |id: &str, amount: Value| json!({"id": id, "type": "payment", "customer": "P1", "amount": amount, "method": "manual"});
+    let (status, body) = gw.post("/api/events", ev("d1", json!(500.125))).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("amount")),
+        "{body}"
+    );
+    let found = gw.get("/api/customers?code=P1").await;
+    assert_eq!(
+        found["customers"][0]["balance"], "1234.50",
+        "nothing changed"
+    );
+
+    // A payment without `balance`: the stored balance predates it and is not told as current.
+    let (status, body) = gw.post("/api/events", ev("p1", json!(500))).await;
+    assert_eq!(status, 202, "{body}");
+    let texts = wait_sent(&sim, "+5491159876543", 1).await;
+    assert_eq!(texts, ["Red Sur: recibimos su pago de $ 500,00. ¡Gracias!"]);
+
+    // An unclosed quote refuses the file, naming the line, and imports nothing.
+    let (status, body) = gw
+        .csv(b"codigo,nombre,telefono\nQ1,Quique,1159876550\nQ2,\"Rita,1159876551\nQ3,Sol,1159876552\n")
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("line 3") && msg.contains("never closed"),
+        "{msg}"
+    );
+    assert_eq!(gw.get("/api/customers?q=").await["total_in_directory"], 1);
+
+    // BAJA from her number: the customer shows the opt-out by number.
+    let found = gw.get("/api/customers?code=P1").await;
+    assert_eq!(found["customers"][0]["optouts_by_number"], json!([]));
+    sim.inbound("+5491159876543", "BAJA").unwrap();
+    wait_for("the opt-out by number", 30, async || {
+        let found = gw.get("/api/customers?code=P1").await;
+        found["customers"][0]["optouts_by_number"][0]["phone"] == "+5491159876543"
+    })
+    .await;
+    let found = gw.get("/api/customers?phone=1159876543").await;
+    let optouts = &found["customers"][0]["optouts_by_number"];
+    assert_eq!(optouts[0]["channel"], "sms", "{found}");
+    assert!(optouts[0]["at"].as_i64().unwrap() > 0);
+    assert_eq!(found["customers"][0]["optout"]["sms"], false, "{found}");
+    gw.stop().await;
+    sim.shutdown().await;
+}

@@ -229,6 +229,12 @@ async fn batch(
         e.body.items = errors;
         return Err(e);
     }
+    if items.len() != n {
+        return Err(ApiError::internal(format!(
+            "batch validation returned {} of {n} messages",
+            items.len()
+        )));
+    }
     let now = now_ms();
     let mut placed_items = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
@@ -297,35 +303,69 @@ fn validate_all(
     max_parts: usize,
     requests: &[SendRequest],
 ) -> (Vec<NewOutbound>, Vec<ItemError>) {
+    validate_each(requests, |index, r| {
+        validate(phones, max_parts, r, &format!("messages[{index}]."))
+    })
+}
+
+/// Runs `check` on every item, spread over up to four threads. Every index ends up either in
+/// the items (in order) or in the errors: a check that panics becomes that item's error, and
+/// a worker lost some other way fails every item of its chunk, so nothing is dropped or
+/// shifted and the caller can refuse the whole batch.
+fn validate_each<F>(requests: &[SendRequest], check: F) -> (Vec<NewOutbound>, Vec<ItemError>)
+where
+    F: Fn(usize, &SendRequest) -> Result<NewOutbound, (String, String)> + Sync,
+{
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(4);
     let chunk = requests.len().div_ceil(threads).max(1);
+    let internal = |index: usize| ItemError {
+        index,
+        field: format!("messages[{index}]"),
+        message: format!(
+            "messages[{index}]: could not be validated (internal error, see the log); nothing was queued"
+        ),
+    };
+    let check = &check;
     let results: Vec<Vec<Result<NewOutbound, ItemError>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = requests
             .chunks(chunk)
             .enumerate()
             .map(|(c, part)| {
-                scope.spawn(move || {
+                let handle = scope.spawn(move || {
                     part.iter()
                         .enumerate()
                         .map(|(i, r)| {
                             let index = c * chunk + i;
-                            validate(phones, max_parts, r, &format!("messages[{index}].")).map_err(
-                                |(field, message)| ItemError {
+                            let checked =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    check(index, r)
+                                }));
+                            match checked {
+                                Ok(Ok(item)) => Ok(item),
+                                Ok(Err((field, message))) => Err(ItemError {
                                     index,
                                     message: format!("{field}: {message}"),
                                     field,
-                                },
-                            )
+                                }),
+                                Err(_) => {
+                                    log::error!("batch: validating messages[{index}] panicked");
+                                    Err(internal(index))
+                                }
+                            }
                         })
-                        .collect()
-                })
+                        .collect::<Vec<_>>()
+                });
+                (c * chunk..c * chunk + part.len(), handle)
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|(range, h)| match h.join() {
+                Ok(v) if v.len() == range.len() => v,
+                _ => range.map(|i| Err(internal(i))).collect(),
+            })
             .collect()
     });
     let mut items = Vec::with_capacity(requests.len());
@@ -538,4 +578,63 @@ async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
             "alive": heartbeat > 0 && now_ms() - heartbeat < 3 * crate::dispatch::IDLE_TICK.as_millis() as i64,
         },
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(i: usize) -> SendRequest {
+        SendRequest {
+            to: format!("+54911{:08}", 20_000_000 + i),
+            text: format!("aviso {i}"),
+            channel: None,
+            priority: None,
+            window: None,
+        }
+    }
+
+    fn item(r: &SendRequest) -> NewOutbound {
+        NewOutbound {
+            channel: Channel::Sms,
+            peer: r.to.clone(),
+            body: r.text.clone(),
+            priority: Priority::Bulk,
+            customer_id: None,
+            window: None,
+            not_before: None,
+        }
+    }
+
+    #[test]
+    fn a_panicking_check_fails_its_own_item_and_shifts_nothing() {
+        let requests: Vec<SendRequest> = (0..40).map(request).collect();
+        let (items, errors) = validate_each(&requests, |i, r| {
+            if i == 13 {
+                panic!("a validation bug");
+            }
+            Ok(item(r))
+        });
+        assert_eq!(errors.iter().map(|e| e.index).collect::<Vec<_>>(), [13]);
+        assert!(errors[0].message.contains("internal error"), "{errors:?}");
+        let bodies: Vec<String> = items.into_iter().map(|m| m.body).collect();
+        let others: Vec<String> = (0..40)
+            .filter(|&i| i != 13)
+            .map(|i| format!("aviso {i}"))
+            .collect();
+        assert_eq!(bodies, others, "every other item, in order");
+        // Plain validation errors keep their index too, across chunks.
+        let (items, errors) = validate_each(&requests, |i, r| {
+            if i % 10 == 9 {
+                Err((format!("messages[{i}].to"), "is not a number".into()))
+            } else {
+                Ok(item(r))
+            }
+        });
+        assert_eq!(items.len(), 36);
+        assert_eq!(
+            errors.iter().map(|e| e.index).collect::<Vec<_>>(),
+            [9, 19, 29, 39]
+        );
+    }
 }

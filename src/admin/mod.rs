@@ -6,6 +6,7 @@
 //! unknown JSON fields are rejected.
 
 mod api;
+mod backup;
 mod rules_api;
 
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let protected = api::routes()
         .merge(rules_api::routes())
+        .merge(backup::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,

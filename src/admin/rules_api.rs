@@ -135,8 +135,14 @@ struct CustomerQuery {
     limit: Option<u32>,
 }
 
-fn customer_json(c: &Customer) -> serde_json::Value {
+/// A customer for the API. `optouts_by_number` lists the customer's numbers that texted
+/// `BAJA` (they get no notices or bulk on that channel even while `optout` is all false).
+fn customer_json(c: &Customer, by_number: &[(String, String, i64)]) -> serde_json::Value {
     serde_json::json!({
+        "optouts_by_number": by_number
+            .iter()
+            .map(|(channel, phone, at)| serde_json::json!({"channel": channel, "phone": phone, "at": at}))
+            .collect::<Vec<_>>(),
         "id": c.id,
         "code": c.code,
         "name": c.name,
@@ -181,9 +187,24 @@ async fn find_customers(
             .read(move |c| sql::search_customers(c, text.trim(), limit))
             .await?
     };
-    let total = state.store.read(sql::count_customers).await?;
+    let (total, by_number) = {
+        let ids: Vec<i64> = found.iter().filter_map(|c| c.id).collect();
+        state
+            .store
+            .read(move |c| {
+                let mut by_number = std::collections::HashMap::new();
+                for id in ids {
+                    by_number.insert(id, sql::number_optouts(c, id)?);
+                }
+                Ok((sql::count_customers(c)?, by_number))
+            })
+            .await?
+    };
     Ok(Json(serde_json::json!({
-        "customers": found.iter().map(customer_json).collect::<Vec<_>>(),
+        "customers": found
+            .iter()
+            .map(|c| customer_json(c, c.id.and_then(|id| by_number.get(&id)).map_or(&[], |v| v)))
+            .collect::<Vec<_>>(),
         "total_in_directory": total,
     })))
 }
@@ -340,7 +361,7 @@ fn money_field(field: &str, v: &Option<serde_json::Value>) -> Result<Option<Mone
         Some(serde_json::Value::String(s)) => Money::parse(s)
             .map(Some)
             .map_err(|e| ApiError::field(field, e)),
-        Some(serde_json::Value::Number(n)) => Money::parse(&n.to_string())
+        Some(serde_json::Value::Number(n)) => Money::from_json_number(n)
             .map(Some)
             .map_err(|e| ApiError::field(field, e)),
         Some(other) => Err(ApiError::field(
@@ -429,11 +450,20 @@ async fn event(
     let rules = state.rules.clone();
     let now = now_ms();
     let phone = customer.phones.first().cloned();
+    // Without a `balance` the stored one predates this payment: the notice does not tell it as
+    // current (its own template, and `%deuda%` says "no disponible").
+    if balance.is_none() {
+        customer.balance = None;
+    }
+    let notice_template = match balance {
+        Some(_) => settings.payment.template.as_deref(),
+        None => settings.payment.template_without_balance.as_deref(),
+    };
     let text = phone.as_ref().map(|p| {
         let mut vars = rules.vars(Some(&customer), p);
         vars.set("monto", amount.format(rules.company.language))
             .set("metodo", rules.method_word(automatic));
-        template::render(settings.payment.template.as_deref().unwrap_or(""), &vars)
+        template::render(notice_template.unwrap_or(""), &vars)
     });
     let window = rules.window_for(Priority::Notification, None);
     let not_before = rules.not_before(window.as_deref(), now);

@@ -23,6 +23,9 @@ pub struct BalanceRule {
     pub reply: Option<String>,
     /// Reply when the number matches no customer.
     pub unknown_customer_reply: Option<String>,
+    /// Reply when the customer is known but their balance is not (an empty cell in the
+    /// import, a billing answer without one): never told as `$ 0,00`.
+    pub unavailable_reply: Option<String>,
 }
 
 impl Default for BalanceRule {
@@ -32,6 +35,7 @@ impl Default for BalanceRule {
             keywords: vec!["saldo".into(), "deuda".into(), "cuenta".into()],
             reply: None,
             unknown_customer_reply: None,
+            unavailable_reply: None,
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct PaymentRule {
     /// Notice for payments an operator entered by hand.
     pub manual: bool,
     pub template: Option<String>,
+    /// Notice for a payment event that carries no `balance`: the stored balance predates the
+    /// payment, so it is not told as the current one.
+    pub template_without_balance: Option<String>,
 }
 
 impl Default for PaymentRule {
@@ -102,6 +109,7 @@ impl Default for PaymentRule {
             automatic: true,
             manual: true,
             template: None,
+            template_without_balance: None,
         }
     }
 }

@@ -128,6 +128,37 @@ impl Money {
         Ok(Money(cents))
     }
 
+    /// Reads a JSON number (`1234.5`, `1234.50`, `1234`, `1.2e3`). Its `.` is always the decimal
+    /// point, so `1.234` is one peso and 234 thousandths: that is refused (amounts are in cents)
+    /// instead of being read as 1234 the way the text `"1.234"` is.
+    pub fn from_json_number(n: &serde_json::Number) -> Result<Money, String> {
+        let text = n.to_string();
+        let plain = if text.contains(['e', 'E']) {
+            // serde_json prints floats with an exponent only when they are huge or tiny.
+            match n.as_f64() {
+                Some(f) if f.is_finite() && f.abs() < 1e15 => format!("{f}"),
+                _ => return Err(format!("{text} is too large")),
+            }
+        } else {
+            text.clone()
+        };
+        let (whole, frac) = plain.split_once('.').unwrap_or((&plain, ""));
+        if frac.len() > 2 {
+            return Err(format!(
+                "{text} has {} decimals; a number's dot is the decimal point and amounts are in \
+                 cents: send at most two decimals, or the text \"{text}\" if the dot separates \
+                 thousands",
+                frac.len()
+            ));
+        }
+        let normalized = if frac.is_empty() {
+            whole.to_string()
+        } else {
+            format!("{whole}.{frac:0<2}")
+        };
+        Money::parse(&normalized)
+    }
+
     /// The amount as customers read it: es `$ 1.234,50`, en `$1,234.50`.
     pub fn format(self, language: Language) -> String {
         let whole = (self.0 / 100).to_string();
@@ -244,6 +275,22 @@ mod tests {
         }
         assert!(Money::parse("-1.234,50").unwrap_err().contains("negative"));
         assert!(Money::parse("9999999999999999").is_err());
+    }
+
+    #[test]
+    fn json_numbers_use_the_dot_as_decimal_point() {
+        let num = |s: &str| Money::from_json_number(&serde_json::from_str(s).unwrap());
+        assert_eq!(num("1234.5"), Ok(Money(123450)));
+        assert_eq!(num("1234.50"), Ok(Money(123450)));
+        assert_eq!(num("1234"), Ok(Money(123400)));
+        assert_eq!(num("0.05"), Ok(Money(5)));
+        assert_eq!(num("1.2e3"), Ok(Money(120000)));
+        // Three decimals are not thousands: `1.234` as a number would be 1234.00 as text.
+        let e = num("1.234").unwrap_err();
+        assert!(e.contains("3 decimals") && e.contains("\"1.234\""), "{e}");
+        assert!(num("1234.567").is_err());
+        assert!(num("-5").unwrap_err().contains("negative"));
+        assert!(num("1e300").is_err());
     }
 
     #[test]

@@ -31,10 +31,12 @@ use crate::config::Language;
 struct Defaults {
     balance: &'static str,
     balance_unknown: &'static str,
+    balance_unavailable: &'static str,
     ticket: &'static str,
     ticket_limit: &'static str,
     alert: &'static str,
     payment: &'static str,
+    payment_without_balance: &'static str,
     stop: &'static str,
     start: &'static str,
     help: &'static str,
@@ -43,10 +45,12 @@ struct Defaults {
 const ES: Defaults = Defaults {
     balance: "Estimado %nombre%, su saldo pendiente de pago es %deuda%. Gracias por comunicarse con %empresa%.",
     balance_unknown: "%empresa%: no encontramos un cliente con este número. Comuníquese con nosotros para actualizar sus datos.",
+    balance_unavailable: "Estimado %nombre%, su saldo no está disponible en este momento. Consúltelo con %empresa%.",
     ticket: "%empresa%: registramos su reclamo con el número %id%. Un técnico se comunicará a la brevedad.",
     ticket_limit: "%empresa%: ya registramos sus reclamos de hoy. Un técnico se comunicará a la brevedad.",
     alert: "Nuevo ticket %id% de %nombre% (%telefono%): %texto%",
     payment: "%empresa%: recibimos su pago de %monto%. Saldo pendiente: %deuda%. ¡Gracias!",
+    payment_without_balance: "%empresa%: recibimos su pago de %monto%. ¡Gracias!",
     stop: "%empresa%: no recibirá más avisos en este número. Para volver a recibirlos envíe ALTA.",
     start: "%empresa%: volverá a recibir avisos en este número.",
     help: "%empresa%: envíe %clave_saldo% para conocer su saldo o %clave_soporte% para pedir asistencia técnica. Envíe %clave_baja% para no recibir avisos.",
@@ -55,10 +59,12 @@ const ES: Defaults = Defaults {
 const EN: Defaults = Defaults {
     balance: "Dear %nombre%, your pending balance is %deuda%. Thank you for contacting %empresa%.",
     balance_unknown: "%empresa%: we found no customer with this number. Please contact us to update your details.",
+    balance_unavailable: "Dear %nombre%, your balance is not available right now. Please ask %empresa% for it.",
     ticket: "%empresa%: your support request is number %id%. A technician will contact you soon.",
     ticket_limit: "%empresa%: we already have your requests for today. A technician will contact you soon.",
     alert: "New ticket %id% from %nombre% (%telefono%): %texto%",
     payment: "%empresa%: we received your payment of %monto%. Pending balance: %deuda%. Thank you!",
+    payment_without_balance: "%empresa%: we received your payment of %monto%. Thank you!",
     stop: "%empresa%: you will get no more notices on this number. Text ALTA to get them again.",
     start: "%empresa%: you will get notices on this number again.",
     help: "%empresa%: text %clave_saldo% for your balance or %clave_soporte% for technical support. Text %clave_baja% to stop notices.",
@@ -83,10 +89,15 @@ impl Settings {
         };
         fill(&mut self.balance.reply, d.balance);
         fill(&mut self.balance.unknown_customer_reply, d.balance_unknown);
+        fill(&mut self.balance.unavailable_reply, d.balance_unavailable);
         fill(&mut self.ticket.reply, d.ticket);
         fill(&mut self.ticket.limit_reply, d.ticket_limit);
         fill(&mut self.ticket.alert, d.alert);
         fill(&mut self.payment.template, d.payment);
+        fill(
+            &mut self.payment.template_without_balance,
+            d.payment_without_balance,
+        );
         fill(&mut self.optout.stop_reply, d.stop);
         fill(&mut self.optout.start_reply, d.start);
         fill(&mut self.help_reply, d.help);
@@ -109,11 +120,16 @@ impl Settings {
         kw("rules.ticket.keywords", &self.ticket.keywords);
         kw("rules.optout.stop_keywords", &self.optout.stop_keywords);
         kw("rules.optout.start_keywords", &self.optout.start_keywords);
-        let templates: [(&str, &Option<String>, Use); 9] = [
+        let templates: [(&str, &Option<String>, Use); 11] = [
             ("rules.balance.reply", &self.balance.reply, Use::Customer),
             (
                 "rules.balance.unknown_customer_reply",
                 &self.balance.unknown_customer_reply,
+                Use::Customer,
+            ),
+            (
+                "rules.balance.unavailable_reply",
+                &self.balance.unavailable_reply,
                 Use::Customer,
             ),
             ("rules.ticket.reply", &self.ticket.reply, Use::Ticket),
@@ -126,6 +142,11 @@ impl Settings {
             (
                 "rules.payment.template",
                 &self.payment.template,
+                Use::Payment,
+            ),
+            (
+                "rules.payment.template_without_balance",
+                &self.payment.template_without_balance,
                 Use::Payment,
             ),
             (
@@ -366,14 +387,18 @@ pub fn decide(
         }
         let b = &settings.balance;
         if b.enabled && Keywords::new(&b.keywords).found_in(&words) {
-            let reply = match customer {
-                Some(_) => render(&b.reply, &vars),
-                None => render(&b.unknown_customer_reply, &vars),
+            let (reply, note) = match customer {
+                Some(c) if c.balance.is_some() => (render(&b.reply, &vars), ""),
+                Some(_) => (
+                    render(&b.unavailable_reply, &vars),
+                    "; no balance on record, told it is not available",
+                ),
+                None => (render(&b.unknown_customer_reply, &vars), ""),
             };
             break 'rule (
                 Rule::Balance,
                 vec![Action::Reply(reply)],
-                format!("balance keyword from {who}"),
+                format!("balance keyword from {who}{note}"),
             );
         }
         match settings.unknown {

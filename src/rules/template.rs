@@ -179,7 +179,13 @@ impl Vars {
             }
             v.set("nombre", c.name.clone())
                 .set("codigo", c.code.clone())
-                .set("deuda", c.balance.unwrap_or_default().format(language))
+                .set(
+                    "deuda",
+                    match c.balance {
+                        Some(b) => b.format(language),
+                        None => unavailable_word(language).to_string(),
+                    },
+                )
                 .set(
                     "vencimiento",
                     c.due_date
@@ -191,6 +197,14 @@ impl Vars {
                 .set("email", c.email.clone().unwrap_or_default());
         }
         v
+    }
+}
+
+/// What `%deuda%` says when the balance is not known: never `$ 0,00`.
+pub fn unavailable_word(language: Language) -> &'static str {
+    match language {
+        Language::Es => "no disponible",
+        Language::En => "not available",
     }
 }
 

@@ -393,3 +393,68 @@ fn settings_are_checked() {
     );
     assert!(settings().check(&extra, &[]).is_empty());
 }
+
+#[test]
+fn an_unknown_balance_is_not_told_as_zero() {
+    let s = settings();
+    let no_balance = Customer {
+        balance: None,
+        ..ana()
+    };
+    let facts = Facts {
+        customer: Found::One(&no_balance),
+        replies_last_hour: 0,
+        tickets_today: 0,
+    };
+    let d = decide(&s, &company(), PEER, "saldo", facts);
+    assert_eq!(d.rule, Rule::Balance);
+    assert_eq!(
+        did(&d),
+        vec![reply(
+            "Estimado Ana Pérez, su saldo no está disponible en este momento. Consúltelo con Red Sur."
+        )]
+    );
+    assert!(d.why.contains("no balance on record"), "{}", d.why);
+    // In English, and `%deuda%` in any other template says it is not available.
+    let mut en = Settings::default();
+    en.fill_defaults(Language::En);
+    en.help_reply = Some("Balance: %deuda%".into());
+    let english = Company {
+        name: "Red Sur".into(),
+        language: Language::En,
+    };
+    let d = decide(&en, &english, PEER, "balance please", facts);
+    assert_eq!(
+        did(&d),
+        vec![reply("Balance: not available")],
+        "no keyword: the help text"
+    );
+    let d = decide(&en, &english, PEER, "saldo", facts);
+    assert_eq!(
+        did(&d),
+        vec![reply(
+            "Dear Ana Pérez, your balance is not available right now. Please ask Red Sur for it."
+        )]
+    );
+    // A known zero balance is still told as zero.
+    let paid = Customer {
+        balance: Some(Money(0)),
+        ..ana()
+    };
+    let d = decide(
+        &s,
+        &company(),
+        PEER,
+        "saldo",
+        Facts {
+            customer: Found::One(&paid),
+            ..facts
+        },
+    );
+    assert_eq!(
+        did(&d),
+        vec![reply(
+            "Estimado Ana Pérez, su saldo pendiente de pago es $ 0,00. Gracias por comunicarse con Red Sur."
+        )]
+    );
+}

@@ -186,6 +186,9 @@ fn timestamp(t: &DateTime<chrono::FixedOffset>) -> Value {
 fn user_data_fields(obj: &mut serde_json::Map<String, Value>, ud: Option<&UserData>) {
     obj.insert("text".into(), json!(ud.map(UserData::text)));
     obj.insert("encoding".into(), json!(ud.map(|u| u.encoding.as_str())));
+    if ud.is_some_and(|u| u.truncated) {
+        obj.insert("truncated".into(), json!(true));
+    }
     obj.insert(
         "concat".into(),
         json!(ud.and_then(|u| u.concat).map(|c| json!({

@@ -5,7 +5,11 @@
 //! - [`decode_pdu`] reads only inside the buffer; every malformed input is an [`SmsError`] with
 //!   the octet offset (counted from the start of the buffer, SMS-centre field included).
 //! - Octets after the user data are ignored; a length field that claims more than the buffer or
-//!   more than the standard allows is an error.
+//!   more than the standard allows is an error, with two exceptions real modems need:
+//!   - user data shorter than its TP-UDL (some modems cut it) decodes what is there and is
+//!     marked [`UserData::truncated`];
+//!   - a status report's optional fields (TP-PI and what it announces) that do not decode, such
+//!     as `FF` padding (TP-PI `FF`, TP-UDL 255), are dropped: the report keeps its status.
 //! - The message type comes from TP-MTI alone (00 deliver, 01 submit, 10 status report), which is
 //!   how a modem's storage presents them; TP-MTI 11 is rejected.
 //! - 8-bit user data is kept as bytes; [`UserData::text`] shows it as hex, never as characters.
@@ -44,6 +48,9 @@ pub struct UserData {
     /// UCS-2 only: a high surrogate that closed this part and waits for the next part (set only
     /// on a concatenated part that is not the last).
     pub trailing_high_surrogate: Option<u16>,
+    /// The buffer ended before the octets TP-UDL announced: `content` is what arrived (whole
+    /// characters only). The caller should keep the raw PDU beside the text.
+    pub truncated: bool,
 }
 
 impl UserData {
@@ -304,26 +311,60 @@ fn decode_status_report(
         dcs: None,
         user_data: None,
     };
-    // TP-Parameter-Indicator and what it announces are optional; a report may end here.
+    // TP-Parameter-Indicator and what it announces are optional; a report may end here. Some
+    // modems pad the rest with `FF` (TP-PI `FF`, reserved DCS `FF`, TP-UDL 255): what does not
+    // decode is dropped, since the status above is what the report is for.
     if r.remaining() == 0 {
         return Ok(report);
     }
-    let pi = r.u8("parameter indicator")?;
-    if pi & 0x01 != 0 {
-        report.pid = Some(r.u8("protocol identifier")?);
-    }
-    let mut dcs_offset = r.offset();
-    if pi & 0x02 != 0 {
-        report.dcs = Some(Dcs::decode(r.u8("data coding scheme")?, dcs_offset)?);
-    }
-    if pi & 0x04 != 0 {
-        if report.dcs.is_none() {
-            dcs_offset = r.offset();
-        }
-        let dcs = report.dcs.unwrap_or(Dcs::decode(0, dcs_offset)?);
-        report.user_data = Some(decode_user_data(r, &dcs, dcs_offset, udhi)?);
+    if let Ok(p) = decode_report_parameters(r, udhi) {
+        report.pid = p.pid;
+        report.dcs = p.dcs;
+        report.user_data = p.user_data;
     }
     Ok(report)
+}
+
+/// What a status report's TP-PI announces.
+#[derive(Default)]
+struct ReportParameters {
+    pid: Option<u8>,
+    dcs: Option<Dcs>,
+    user_data: Option<UserData>,
+}
+
+/// The optional fields of a status report after TP-Status: TP-PI and what it announces.
+fn decode_report_parameters(r: &mut Reader<'_>, udhi: bool) -> Result<ReportParameters, SmsError> {
+    let pi = r.u8("parameter indicator")?;
+    // Bit 7 is the extension bit and bits 3-6 are reserved: an indicator using them is padding
+    // or from a later release, and what follows cannot be read with this one.
+    if pi & 0xF8 != 0 {
+        return Ok(ReportParameters::default());
+    }
+    let pid = if pi & 0x01 != 0 {
+        Some(r.u8("protocol identifier")?)
+    } else {
+        None
+    };
+    let mut dcs_offset = r.offset();
+    let dcs = if pi & 0x02 != 0 {
+        Some(Dcs::decode(r.u8("data coding scheme")?, dcs_offset)?)
+    } else {
+        None
+    };
+    let mut user_data = None;
+    if pi & 0x04 != 0 {
+        if dcs.is_none() {
+            dcs_offset = r.offset();
+        }
+        let coding = dcs.unwrap_or(Dcs::decode(0, dcs_offset)?);
+        user_data = Some(decode_user_data(r, &coding, dcs_offset, udhi)?);
+    }
+    Ok(ReportParameters {
+        pid,
+        dcs,
+        user_data,
+    })
 }
 
 /// Reads TP-UDL and TP-UD. `dcs_offset` locates the DCS for the compressed-text error.
@@ -353,7 +394,9 @@ fn decode_user_data(
         });
     }
     let ud_offset = r.offset();
-    let ud = r.take(octets, "user data")?;
+    // A modem that cut the user data short: decode what is there and say so.
+    let truncated = r.remaining() < octets;
+    let ud = r.take(octets.min(r.remaining()), "user data")?;
     let (header_len, header, concat) = if udhi && !ud.is_empty() {
         let header_len = 1 + usize::from(ud[0]);
         let body = ud.get(1..header_len).ok_or(SmsError::HeaderTooLong {
@@ -372,7 +415,7 @@ fn decode_user_data(
     } else {
         (0, Vec::new(), None)
     };
-    let body = &ud[header_len..];
+    let mut body = &ud[header_len..];
     let body_offset = ud_offset + header_len;
     let mut leading_low_surrogate = None;
     let mut trailing_high_surrogate = None;
@@ -387,6 +430,12 @@ fn decode_user_data(
                     available: octets,
                 })?;
             let fill = (header_septets * 7 - header_len * 8) as u8;
+            // Only the septets whose seven bits all arrived.
+            let count = if truncated {
+                count.min((body.len() * 8).saturating_sub(usize::from(fill)) / 7)
+            } else {
+                count
+            };
             let septets = gsm7::unpack(body, fill, count).ok_or(SmsError::truncated(
                 "user data",
                 body_offset,
@@ -403,10 +452,18 @@ fn decode_user_data(
             Content::Text(gsm7::decode_with(&septets, shift))
         }
         Encoding::Ucs2 => {
-            let (lead, trail) = concat.map_or((false, false), |c| (c.seq > 1, c.seq < c.total));
+            let (lead, mut trail) = concat.map_or((false, false), |c| (c.seq > 1, c.seq < c.total));
+            if truncated {
+                // Whole UTF-16 units only; a character cut in half is dropped, not an error.
+                body = &body[..body.len() & !1];
+                trail = true;
+            }
             let part = ucs2::decode_part(body, body_offset, lead, trail)?;
             leading_low_surrogate = part.leading_low;
-            trailing_high_surrogate = part.trailing_high;
+            // A high surrogate left by the cut is not waiting for another part.
+            if !truncated {
+                trailing_high_surrogate = part.trailing_high;
+            }
             Content::Text(part.text)
         }
         Encoding::EightBit => Content::Binary(body.to_vec()),
@@ -418,6 +475,7 @@ fn decode_user_data(
         content,
         leading_low_surrogate,
         trailing_high_surrogate,
+        truncated,
     })
 }
 

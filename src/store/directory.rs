@@ -325,6 +325,23 @@ pub fn opted_out(
     Ok(by_customer)
 }
 
+/// Opt-outs by number (`BAJA` texted from one of the customer's phones): (channel, phone,
+/// when, Unix ms), by phone order then channel.
+pub fn number_optouts(
+    conn: &Connection,
+    customer_id: i64,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.channel, o.peer, o.at FROM customer_phones p \
+         JOIN optouts o ON o.peer = p.phone WHERE p.customer_id = ?1 \
+         ORDER BY p.position, o.channel",
+    )?;
+    let rows = stmt
+        .query_map([customer_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Auto-replies (`reply` priority) queued to `peer` since `since` (Unix ms).
 pub fn replies_since(conn: &Connection, peer: &str, since: i64) -> Result<u32, StoreError> {
     let n: i64 = conn
@@ -411,6 +428,15 @@ pub fn reschedule(
 }
 
 /// Queued messages of a window that has just closed go back to `scheduled` until `reopens`.
+/// Whether any message of `window` is queued (read-only; decides if a hold is needed).
+pub fn has_queued_in_window(conn: &Connection, window: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE state = 'queued' AND send_window = ?1)",
+        )?
+        .query_row([window], |r| r.get(0))?)
+}
+
 pub fn hold_window(
     conn: &Connection,
     window: &str,

@@ -457,9 +457,13 @@ pub fn record_outcome(
                  next_attempt_at = NULL WHERE id = ?1 AND state = 'sending'",
             )?
             .execute(params![id.0, provider_ref, now])?,
+        // A message bound to a delivery window waits as `scheduled`: only the scheduler, which
+        // knows the windows, queues it again, so a retry falling due after its window closed
+        // does not go out (it waits for the window to open).
         Outcome::Retry { error, retry_at } => conn
             .prepare_cached(
-                "UPDATE messages SET state = 'queued', last_error = ?2, next_attempt_at = ?3, \
+                "UPDATE messages SET state = CASE WHEN send_window IS NULL THEN 'queued' ELSE 'scheduled' END, \
+                 last_error = ?2, next_attempt_at = ?3, \
                  updated_at = ?4 WHERE id = ?1 AND state = 'sending'",
             )?
             .execute(params![id.0, error, retry_at, now])?,
@@ -632,10 +636,11 @@ pub fn resend(conn: &Connection, id: MessageId, now: i64) -> Result<Message, Sto
 }
 
 /// Returns every message left in `sending` (by a crash, or a shutdown that ran out of grace)
-/// to the queue, due now. At-least-once: such a message may have reached the network.
+/// to the queue, due now (one bound to a delivery window to `scheduled`, for the scheduler to
+/// check its window). At-least-once: such a message may have reached the network.
 pub fn requeue_sending(conn: &Connection, now: i64) -> Result<Vec<MessageId>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "UPDATE messages SET state = 'queued', next_attempt_at = ?1, updated_at = ?1, \
+        "UPDATE messages SET state = CASE WHEN send_window IS NULL THEN 'queued' ELSE 'scheduled' END, next_attempt_at = ?1, updated_at = ?1, \
          last_error = COALESCE(last_error, 'interrupted while sending; sent again') \
          WHERE state = 'sending' RETURNING id",
     )?;
@@ -645,10 +650,11 @@ pub fn requeue_sending(conn: &Connection, now: i64) -> Result<Vec<MessageId>, St
     Ok(ids)
 }
 
-/// Puts specific `sending` messages back in the queue (their transport gave up on them).
+/// Puts specific `sending` messages back in the queue (their transport gave up on them); one
+/// bound to a delivery window goes to `scheduled`, as a retry does.
 pub fn requeue(conn: &Connection, ids: &[MessageId], now: i64) -> Result<usize, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "UPDATE messages SET state = 'queued', attempts = MAX(attempts - 1, 0), next_attempt_at = ?2, \
+        "UPDATE messages SET state = CASE WHEN send_window IS NULL THEN 'queued' ELSE 'scheduled' END, attempts = MAX(attempts - 1, 0), next_attempt_at = ?2, \
          updated_at = ?2 WHERE id = ?1 AND state = 'sending'",
     )?;
     let mut n = 0;

@@ -8,9 +8,14 @@
 //! only then answers. An answer therefore means the change is durable (`synchronous = FULL`
 //! in WAL mode: it survives a power cut). Reader threads serve queries from their own
 //! connections, so history searches never wait behind writes.
+//!
+//! [`retention`] prunes old finished messages in the background; [`backup`] makes consistent
+//! copies and restores one, guarded by a lock on the state directory that every handle holds.
 
+pub mod backup;
 pub mod directory;
 pub mod messages;
+pub mod retention;
 mod schema;
 pub mod sink;
 pub mod sms;
@@ -84,6 +89,12 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// Signalled after a new inbound message is committed (the rules wait on it).
     inbound: Arc<tokio::sync::Notify>,
+    /// Write jobs handed to the writer since open (for tests and figures: idle loops must not
+    /// write).
+    writes: Arc<std::sync::atomic::AtomicU64>,
+    /// Shared lock on the state directory while any handle lives: `pasarela restore` waits
+    /// for none.
+    _lock: Arc<backup::DbLock>,
 }
 
 impl Store {
@@ -94,6 +105,8 @@ impl Store {
             path: state_dir.to_path_buf(),
             source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
         })?;
+        let lock = backup::lock_state_dir(state_dir, false)?
+            .ok_or_else(|| StoreError::Conflict("the state directory is locked".into()))?;
         let path = state_dir.join(DB_FILE);
         let open_err = |source| StoreError::Open {
             path: path.clone(),
@@ -140,11 +153,18 @@ impl Store {
             reader: rtx,
             path: Arc::new(path),
             inbound: Arc::new(tokio::sync::Notify::new()),
+            writes: Arc::default(),
+            _lock: Arc::new(lock),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Write jobs requested through this store (all clones) since it was opened.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Notified whenever a new inbound message has been committed.
@@ -159,6 +179,8 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |conn| {
             let result = in_savepoint(conn, f);

@@ -248,6 +248,43 @@ pub fn apply_part_status(
     Ok(Some(MessageId(message)))
 }
 
+/// Keeps the raw PDU of an SMS the modem cut short (user data ended before its TP-UDL) on its
+/// message: `last_error` says the text is what arrived and carries the PDU as hex. `pdu_hash`
+/// is the one given to [`receive`]. Returns false while the part's message is not complete
+/// yet (call again when [`receive`] answers [`Received::Message`] for a later part).
+pub fn note_truncated(
+    conn: &Connection,
+    transport: &str,
+    pdu_hash: &str,
+    raw_hex: &str,
+) -> Result<bool, StoreError> {
+    let single: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE direction = 'in' AND transport = ?1 AND provider_ref = ?2",
+        )?
+        .query_row(params![transport, pdu_hash], |r| r.get(0))
+        .optional()?;
+    let id = match single {
+        Some(id) => Some(id),
+        None => conn
+            .prepare_cached(
+                "SELECT message_id FROM sms_parts_in WHERE transport = ?1 AND pdu_hash = ?2",
+            )?
+            .query_row(params![transport, pdu_hash], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+            .flatten(),
+    };
+    let Some(id) = id else { return Ok(false) };
+    let note =
+        format!("the modem cut this SMS short; the text is what arrived; raw PDU: {raw_hex}");
+    conn.prepare_cached(
+        "UPDATE messages SET last_error = CASE WHEN last_error IS NULL THEN ?2 \
+         ELSE last_error || '; ' || ?2 END WHERE id = ?1",
+    )?
+    .execute(params![id, note])?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +332,60 @@ mod tests {
         let m = store.get(flushed[0]).await.unwrap();
         assert_eq!(m.body, "x[…]");
         assert!(m.last_error.unwrap().contains("part(s) 2 of 2"));
+    }
+
+    #[tokio::test]
+    async fn a_truncated_sms_keeps_its_raw_pdu() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let single = InboundSms {
+            concat: None,
+            pdu_hash: "cut-1".into(),
+            ..part(0, 1, 1, "Hola")
+        };
+        let Received::Message(id) = store.write(move |c| receive(c, &single, 1)).await.unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            store
+                .write(|c| note_truncated(c, "modem1", "cut-1", "00040ED0"))
+                .await
+                .unwrap()
+        );
+        let m = store.get(id).await.unwrap();
+        assert_eq!(m.body, "Hola");
+        assert!(m.last_error.unwrap().ends_with("raw PDU: 00040ED0"));
+        // A part of a long message: noted once the message is complete.
+        let first = part(9, 2, 1, "parte ");
+        let hash = first.pdu_hash.clone();
+        store.write(move |c| receive(c, &first, 1)).await.unwrap();
+        let h = hash.clone();
+        assert!(
+            !store
+                .write(move |c| note_truncated(c, "modem1", &h, "AA"))
+                .await
+                .unwrap()
+        );
+        let second = part(9, 2, 2, "dos");
+        let Received::Message(id) = store.write(move |c| receive(c, &second, 1)).await.unwrap()
+        else {
+            panic!()
+        };
+        assert!(
+            store
+                .write(move |c| note_truncated(c, "modem1", &hash, "AA"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .get(id)
+                .await
+                .unwrap()
+                .last_error
+                .unwrap()
+                .contains("raw PDU: AA")
+        );
     }
 }

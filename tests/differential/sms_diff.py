@@ -225,7 +225,19 @@ BOTH = [
     "07914519010000F006110D91451921436587F942500171150029425001711510293000",
     "07914519010000F006120D91451921436587F942500171150029425001711510294600",
     "07914519010000F006130D91451921436587F9425001711500294250017115102962",
-]
+    # Status reports whose optional fields are FF padding (TP-PI FF, then FF for PID, DCS and
+    # UDL 255), as some modems print them: the status must still come out.
+    "07914519010000F006110D91451921436587F9425001711500294250017115102900FFFFFFFF",
+    "07914519010000F006110D91451921436587F9425001711500294250017115102946FF",
+    "07914519010000F006110D91451921436587F9425001711500294250017115102930FFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+] + [
+    # SMS-DELIVERs whose user data is shorter than their TP-UDL (a modem cut them): both decode
+    # what is there (7-bit cut mid-text, 7-bit with no user data at all, UCS-2 cut mid-character).
+] + (TRUNCATED := [
+    "00040ED0D0B27CFE7687D90000425001711510290AC8373B0C",
+    "00040ED0D0B27CFE7687D900004250017115102914",
+    "0891451901000000F0000AD0437658FE060008425001711510000C0048006F006C00",
+])
 
 
 def both_decode():
@@ -252,6 +264,7 @@ def both_decode():
             check(f"{case} text", ours["text"] == gammu_text(theirs), (ours["text"], theirs["Text"]))
             check(f"{case} timestamp", same_time(ours["timestamp"], theirs["DateTime"]), ours["timestamp"])
         check(f"{case} smsc", (ours["smsc"] or "") == theirs["SMSC"]["Number"], (ours["smsc"], theirs["SMSC"]))
+        check(f"{case} truncated", ours.get("truncated", False) == (h in TRUNCATED), ours.get("truncated"))
 
 
 def main():

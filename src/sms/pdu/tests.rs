@@ -325,17 +325,6 @@ fn malformed_input_is_a_typed_error() {
         ("0004038121F3000042200371151029".into(), true, |e| {
             matches!(e, SmsError::InvalidTimestamp { offset: 8, .. })
         }),
-        // UDL claims more septets than follow.
-        ("0004038121F30000425001711510290AC837".into(), true, |e| {
-            matches!(
-                e,
-                SmsError::Truncated {
-                    field: "user data",
-                    offset: 16,
-                    ..
-                }
-            )
-        }),
         // UDL beyond 160 septets / 140 octets.
         ("0004038121F3000042500171151029A1".into(), true, |e| {
             matches!(
@@ -431,13 +420,17 @@ fn malformed_input_is_a_typed_error() {
         assert!(expected(&err), "{h}: {err:?}");
         assert!(!err.to_string().is_empty());
     }
-    // Every strict prefix of a valid PDU fails cleanly.
+    // Every strict prefix of a valid PDU up to its TP-UDL (octet 26) fails cleanly; a longer
+    // one decodes what it has, marked truncated.
     let bytes = hex::decode(ok).unwrap();
     for n in 0..bytes.len() {
-        assert!(
-            decode_pdu(&bytes[..n], true).is_err(),
-            "prefix of {n} octets"
-        );
+        match decode_pdu(&bytes[..n], true) {
+            Err(_) => assert!(n <= 26, "prefix of {n} octets"),
+            Ok(DecodedPdu::Deliver(d)) => {
+                assert!(n > 26 && d.user_data.truncated, "prefix of {n} octets")
+            }
+            Ok(other) => panic!("prefix of {n} octets: {other:?}"),
+        }
     }
 }
 
@@ -476,4 +469,93 @@ fn spanish_single_shift_header_selects_the_spanish_table() {
     assert_eq!(with.user_data.text(), "Camión");
     let without = deliver(&build_deliver("1", 0x00, &[], &Body::Gsm7(septets)));
     assert_eq!(without.user_data.text(), "Camion");
+}
+
+/// Status reports whose optional fields are `FF` padding, as some modems print them: the
+/// status still decodes and the padding is dropped.
+#[test]
+fn status_reports_padded_with_ff_keep_their_status() {
+    let head = "07914519010000F006110D91451921436587F94250017115002942500171151029";
+    let cases = [
+        // TP-PI FF, then PID, DCS and UDL all FF, and nothing behind them.
+        ("00FFFFFFFF", 0x00, DeliveryStatus::Delivered),
+        // TP-PI FF alone.
+        ("46FF", 0x46, DeliveryStatus::Failed),
+        // TP-PI FF and a long run of FF (the rest of the modem's buffer).
+        (
+            "30FFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+            0x30,
+            DeliveryStatus::Pending,
+        ),
+        // TP-PI announcing user data, UDL 255 (beyond 160 septets).
+        ("0004FF", 0x00, DeliveryStatus::Delivered),
+        // TP-PI announcing DCS FF (reserved) and user data.
+        ("0006FFFF", 0x00, DeliveryStatus::Delivered),
+    ];
+    for (tail, code, status) in cases {
+        let r = report(&format!("{head}{tail}"));
+        assert_eq!((r.status_code, r.status()), (code, status), "{tail}");
+        assert_eq!(r.message_reference, 0x11, "{tail}");
+        assert_eq!(r.recipient.value, "+5491123456789", "{tail}");
+        assert_eq!((r.pid, r.dcs, r.user_data), (None, None, None), "{tail}");
+    }
+    // TP-PI announcing user data that is not there: the status, and empty truncated text.
+    let r = report(&format!("{head}620405"));
+    assert_eq!(r.status(), DeliveryStatus::Failed);
+    assert!(
+        r.user_data
+            .is_some_and(|u| u.truncated && u.text().is_empty())
+    );
+}
+
+/// User data shorter than TP-UDL (a modem cut it): what arrived decodes, marked truncated.
+#[test]
+fn user_data_shorter_than_its_length_decodes_what_is_there() {
+    // "Hola saldo" is 10 septets in 9 octets; UDL still says 10 but only 4 octets follow
+    // (4 whole septets: 28 of 32 bits).
+    let full = "00040ED0D0B27CFE7687D90000425001711510290AC8373B0C9A87D9E437";
+    assert!(!deliver(full).user_data.truncated);
+    let cut = &full[..full.len() - 10];
+    let d = deliver(cut);
+    assert!(d.user_data.truncated);
+    assert_eq!(d.user_data.text(), "Hola");
+    assert_eq!(d.from.value, "Personal");
+    // UDL 20 septets, no octet of user data at all.
+    let d = deliver("00040ED0D0B27CFE7687D900004250017115102914");
+    assert!(d.user_data.truncated);
+    assert_eq!(d.user_data.text(), "");
+    // UCS-2 "Hola ú" (12 octets) cut after 7 octets: three whole characters, the half one dropped.
+    let ucs2 = "0891451901000000F0000AD0437658FE060008425001711510000C0048006F006C0061002000FA";
+    let d = deliver(&ucs2[..ucs2.len() - 10]);
+    assert!(d.user_data.truncated);
+    assert_eq!(d.user_data.text(), "Hol");
+    // UCS-2 cut between the two halves of an emoji: the lone high surrogate is dropped.
+    let body = Body::Octets("ab😀".encode_utf16().flat_map(u16::to_be_bytes).collect());
+    let whole = build_deliver("+5491123456789", 0x08, &[], &body);
+    let d = deliver(&whole[..whole.len() - 4]);
+    assert!(d.user_data.truncated);
+    assert_eq!(d.user_data.text(), "ab");
+    assert_eq!(d.user_data.trailing_high_surrogate, None);
+    // 8-bit data keeps the octets that came.
+    let d = deliver("0004038121F30004425001711510290501020304");
+    assert!(d.user_data.truncated);
+    assert_eq!(d.user_data.text(), "01020304");
+    // A concatenated GSM part cut inside its text keeps its header and what followed it.
+    let header = Concat {
+        reference: 7,
+        total: 2,
+        seq: 1,
+        wide: false,
+    }
+    .header();
+    let body = Body::Gsm7(crate::sms::gsm7::encode("parte uno completa").unwrap());
+    let whole = build_deliver("+5491123456789", 0x00, &header, &body);
+    let d = deliver(&whole[..whole.len() - 8]);
+    assert!(d.user_data.truncated);
+    assert_eq!(
+        d.user_data.concat.map(|c| (c.reference, c.seq)),
+        Some((7, 1))
+    );
+    assert!("parte uno completa".starts_with(&d.user_data.text()));
+    assert!(d.user_data.text().len() >= 12, "{}", d.user_data.text());
 }
