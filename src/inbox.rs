@@ -601,7 +601,7 @@ impl RulesContext {
                         "operator": t.operator,
                         "category": t.category,
                         "state": t.state,
-                        "created_at": crate::web::rfc3339(t.created_at),
+                        "created_at": crate::jsonapi::rfc3339(t.created_at),
                     }))
                     .send()
                     .await;

@@ -28,7 +28,7 @@
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
 //! | [`net`]       | TLS in and out: HTTP client builder, listeners, PEM files, safe errors |
 //! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
-//! | [`web`]       | JSON error answers, body limits, strict JSON: admin and webhooks share |
+//! | [`jsonapi`]   | JSON error answers, body limits, strict JSON: admin and webhooks share |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
@@ -49,6 +49,7 @@ pub mod directory;
 pub mod dispatch;
 pub mod doctor;
 pub mod inbox;
+pub mod jsonapi;
 pub mod logging;
 pub mod model;
 pub mod modem;
@@ -61,4 +62,3 @@ pub mod shutdown;
 pub mod sms;
 pub mod store;
 pub mod transport;
-pub mod web;

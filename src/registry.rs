@@ -31,8 +31,8 @@ pub fn build_all(cx: &BuildContext<'_>) -> anyhow::Result<Built> {
     Ok(all)
 }
 
-async fn webhook_not_found() -> crate::web::ApiError {
-    crate::web::ApiError::new(
+async fn webhook_not_found() -> crate::jsonapi::ApiError {
+    crate::jsonapi::ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
         "not_found",
         "this listener only takes webhooks at /webhooks/<kind>/<route name>",

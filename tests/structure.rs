@@ -116,6 +116,7 @@ fn config_imports_no_feature_module() {
             "setup",
             "store",
             "transport",
+            "jsonapi",
             "web",
             "cli",
         ],
@@ -124,9 +125,9 @@ fn config_imports_no_feature_module() {
 }
 
 #[test]
-fn the_web_helpers_and_the_model_are_leaves() {
+fn the_json_helpers_and_the_model_are_leaves() {
     let found = uses(
-        &under(&["web.rs", "model.rs"]),
+        &under(&["jsonapi.rs", "model.rs"]),
         &[
             "admin",
             "config",

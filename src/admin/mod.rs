@@ -24,7 +24,7 @@ use crate::phone::PhoneContext;
 use crate::store::Store;
 use crate::transport::Transport;
 
-pub use crate::web::{ApiError, ErrorBody, ItemError, JsonBody, parse_json, rfc3339};
+pub use crate::jsonapi::{ApiError, ErrorBody, ItemError, JsonBody, parse_json, rfc3339};
 pub use api::{MessageView, SendRequest};
 
 /// Everything a request handler may touch.

@@ -530,8 +530,8 @@ impl Phone {
         for page in 0..INBOX_PAGES {
             let path = format!(
                 "/inbox?type=SMS&from={}&to={}&limit={INBOX_PAGE}&offset={}",
-                crate::web::rfc3339(from),
-                crate::web::rfc3339(to),
+                crate::jsonapi::rfc3339(from),
+                crate::jsonapi::rfc3339(to),
                 page * INBOX_PAGE
             );
             let a = self.call(self.request(Method::GET, &path), true).await?;

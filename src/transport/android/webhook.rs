@@ -22,10 +22,10 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::Phone;
+use crate::jsonapi::{ApiError, read_body};
 use crate::logging::peer as shown_peer;
 use crate::model::{Channel, MessageId, NewInbound, StatusUpdate, now_ms};
 use crate::transport::sink::SinkError;
-use crate::web::{ApiError, read_body};
 
 /// Largest webhook body accepted; the app's are well under 2 KiB (an SMS is at most a few KiB
 /// of text even when long).
