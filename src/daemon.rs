@@ -167,9 +167,13 @@ pub async fn run(
                     Some(l) => l,
                     None => TcpListener::bind(listen_addr).await?,
                 };
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.wait().await })
-                    .await?;
+                // The pages throttle failed logins per client address.
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await?;
                 Ok(())
             }
         }))

@@ -17,7 +17,8 @@
 //! | [`store`]     | the SQLite database: schema, migrations, messages, group commit        |
 //! | [`transport`] | the `Transport` trait, typed send errors; Android phone and HTTP routes |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
-//! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
+//! | [`admin`]     | HTTP API and the pages on one listener, bearer-token auth for the API   |
+//! | [`web`]       | the operators' pages: login, sessions, CSRF, templates, embedded assets |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
@@ -42,3 +43,4 @@ pub mod shutdown;
 pub mod sms;
 pub mod store;
 pub mod transport;
+pub mod web;

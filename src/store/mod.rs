@@ -11,8 +11,10 @@
 
 pub mod directory;
 pub mod messages;
+pub mod overview;
 mod schema;
 pub mod sms;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
