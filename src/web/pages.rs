@@ -1883,44 +1883,38 @@ async fn save_rules(
     if !ctx.admin() {
         return forbidden(&ctx);
     }
+    // Only the fields the form sent are changed (PUT /api/rules keeps the others).
     let get = |k: String| {
         form.iter()
             .find(|(f, _)| *f == k)
             .map(|(_, v)| v.replace("\r\n", "\n"))
-            .unwrap_or_default()
     };
+    let (_, current) = web.call(Method::GET, "/api/rules", None).await;
+    let mut sections = sections_from(&current);
     let mut patch = serde_json::json!({});
-    let mut sections = Vec::new();
-    for (key, title, kw, reply) in SECTIONS {
-        let keywords = get(format!("{key}.keywords"));
-        let reply_text = get(format!("{key}.reply"));
-        if let Some((table, k)) = kw {
+    for (s, (key, _, kw, reply)) in sections.iter_mut().zip(SECTIONS) {
+        if let (Some((table, k)), Some(keywords)) = (kw, get(format!("{key}.keywords"))) {
             let list: Vec<String> = keywords
                 .split(',')
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .collect();
             patch[*table][*k] = serde_json::json!(list);
+            s.keywords = keywords;
         }
-        let value = if reply_text.trim().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::Value::String(reply_text.clone())
-        };
-        if reply.0.is_empty() {
-            patch[reply.1] = value;
-        } else {
-            patch[reply.0][reply.1] = value;
+        if let Some(reply_text) = get(format!("{key}.reply")) {
+            let value = if reply_text.trim().is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(reply_text.clone())
+            };
+            if reply.0.is_empty() {
+                patch[reply.1] = value;
+            } else {
+                patch[reply.0][reply.1] = value;
+            }
+            s.reply = reply_text;
         }
-        sections.push(RuleSection {
-            key,
-            title_key: title,
-            has_keywords: kw.is_some(),
-            keywords,
-            reply: reply_text,
-            keywords_error: None,
-            reply_error: None,
-        });
     }
     let (status, body) = web.call(Method::PUT, "/api/rules", Some(patch)).await;
     if status.is_success() {
