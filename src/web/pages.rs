@@ -1383,16 +1383,24 @@ struct CustQuery {
     q: String,
 }
 
-async fn customers_page(
-    web: &Web,
-    ctx: &Ctx,
+/// What the customers page shows beside the search results.
+#[derive(Default)]
+struct CustomersView {
     q: String,
     preview: Option<ImportPreview>,
     csv: String,
-    status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
-) -> Response {
+}
+
+async fn customers_page(web: &Web, ctx: &Ctx, view: CustomersView, status: StatusCode) -> Response {
+    let CustomersView {
+        q,
+        preview,
+        csv,
+        notice,
+        error,
+    } = view;
     let text = q.trim().to_string();
     let found = web
         .app
@@ -1433,12 +1441,11 @@ async fn customers(
     customers_page(
         &web,
         &ctx,
-        q.q,
-        None,
-        String::new(),
+        CustomersView {
+            q: q.q,
+            ..Default::default()
+        },
         StatusCode::OK,
-        None,
-        None,
     )
     .await
 }
@@ -1489,12 +1496,11 @@ async fn import(
                 customers_page(
                     &web,
                     &ctx,
-                    String::new(),
-                    None,
-                    String::new(),
+                    CustomersView {
+                        notice: Some(notice),
+                        ..Default::default()
+                    },
                     StatusCode::OK,
-                    Some(notice),
-                    None,
                 )
                 .await
             }
@@ -1502,12 +1508,11 @@ async fn import(
                 customers_page(
                     &web,
                     &ctx,
-                    String::new(),
-                    None,
-                    String::new(),
+                    CustomersView {
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    },
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    None,
-                    Some(e.to_string()),
                 )
                 .await
             }
@@ -1553,12 +1558,12 @@ async fn import(
             customers_page(
                 &web,
                 &ctx,
-                String::new(),
-                Some(preview),
-                form.csv,
+                CustomersView {
+                    preview: Some(preview),
+                    csv: form.csv,
+                    ..Default::default()
+                },
                 StatusCode::OK,
-                None,
-                None,
             )
             .await
         }
@@ -1566,12 +1571,12 @@ async fn import(
             customers_page(
                 &web,
                 &ctx,
-                String::new(),
-                None,
-                form.csv,
+                CustomersView {
+                    csv: form.csv,
+                    error: Some(e.0),
+                    ..Default::default()
+                },
                 StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(e.0),
             )
             .await
         }
@@ -1771,8 +1776,11 @@ struct RulesPage {
     customers: Vec<(String, String)>,
 }
 
+/// Where a setting is in `[rules]` as JSON: (table, key); an empty table is the top level.
+type JsonPath = (&'static str, &'static str);
+
 /// The sections the page edits: (form key, title, keywords JSON path, reply JSON path).
-const SECTIONS: &[(&str, &str, Option<(&str, &str)>, (&str, &str))] = &[
+const SECTIONS: &[(&str, &str, Option<JsonPath>, JsonPath)] = &[
     (
         "balance",
         "rules.balance",
