@@ -41,23 +41,48 @@ pub struct Thread {
     pub unread: bool,
 }
 
-/// The `limit` numbers with the newest messages. Walks the `(peer, id)` index once per number.
+/// Rows walked newest first looking for distinct numbers: bounds one request's work when a
+/// few numbers hold most of the recent traffic.
+const THREAD_SCAN: usize = 200_000;
+
+/// The `limit` numbers with the newest messages, newest first. Walks the history newest first
+/// (the primary key) until it has `limit` numbers, so it costs about the rows since the
+/// `limit`-th number's last message, not the whole history.
 pub fn threads(conn: &Connection, limit: u32) -> Result<Vec<Thread>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.peer, t.last_id, COALESCE(t.last_in, 0) > COALESCE(r.read_id, 0) FROM \
-           (SELECT peer, MAX(id) AS last_id, MAX(CASE WHEN direction = 'in' THEN id END) AS last_in \
-            FROM messages GROUP BY peer) t \
-         LEFT JOIN conversation_reads r ON r.peer = t.peer \
-         ORDER BY t.last_id DESC LIMIT ?1",
+    let mut walk = conn.prepare_cached("SELECT id, peer FROM messages ORDER BY id DESC")?;
+    let mut rows = walk.query([])?;
+    let mut found: Vec<(String, i64)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut walked = 0;
+    while let Some(row) = rows.next()? {
+        walked += 1;
+        let peer: String = row.get(1)?;
+        if seen.insert(peer.clone()) {
+            found.push((peer, row.get(0)?));
+            if found.len() >= limit as usize {
+                break;
+            }
+        }
+        if walked >= THREAD_SCAN {
+            break;
+        }
+    }
+    drop(rows);
+    let mut unread = conn.prepare_cached(
+        "SELECT COALESCE((SELECT MAX(id) FROM messages WHERE peer = ?1 AND direction = 'in'), 0) \
+              > COALESCE((SELECT read_id FROM conversation_reads WHERE peer = ?1), 0)",
     )?;
-    let rows = stmt.query_map([limit], |r| {
-        Ok(Thread {
-            peer: r.get(0)?,
-            last_id: r.get(1)?,
-            unread: r.get(2)?,
+    found
+        .into_iter()
+        .map(|(peer, last_id)| {
+            let unread: bool = unread.query_row([&peer], |r| r.get(0))?;
+            Ok(Thread {
+                peer,
+                last_id,
+                unread,
+            })
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect()
 }
 
 /// Marks a conversation read up to its newest inbound message.

@@ -1280,8 +1280,21 @@ async fn conversation(
         Ok(r) => r,
         Err(r) => return r,
     };
+    let names = {
+        let peer = peer.clone();
+        web.app
+            .store
+            .read(move |c| sql::customers_by_phone(c, &peer))
+            .await
+            .map(|found| found.into_iter().map(|c| c.name).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
     let mut p = page(&ctx, "conversations", "conv.title");
-    p.title = peer.clone();
+    p.title = if names.is_empty() {
+        peer.clone()
+    } else {
+        format!("{} · {peer}", names.join(", "))
+    };
     render(&ConversationPage {
         p,
         peer_url: seg(&peer),
@@ -1760,6 +1773,8 @@ async fn ticket_action(
 
 pub struct RuleSection {
     pub key: &'static str,
+    /// Which variables the preview allows (`customer`, `ticket`).
+    pub uses: &'static str,
     pub title_key: &'static str,
     pub has_keywords: bool,
     pub keywords: String,
@@ -1815,6 +1830,11 @@ fn sections_from(rules: &serde_json::Value) -> Vec<RuleSection> {
         .iter()
         .map(|(key, title, kw, reply)| RuleSection {
             key,
+            uses: if *key == "ticket" {
+                "ticket"
+            } else {
+                "customer"
+            },
             title_key: title,
             has_keywords: kw.is_some(),
             keywords: kw

@@ -32,6 +32,7 @@
     var timer = null;
     function update() {
       var body = { template: area.value };
+      if (area.getAttribute("data-uses")) { body.uses = area.getAttribute("data-uses"); }
       if (pick) {
         var sel = document.getElementById(pick);
         if (sel && sel.value) { body.customer = sel.value; }
