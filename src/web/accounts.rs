@@ -44,15 +44,18 @@ pub async fn list(store: &Store) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
-/// Creates `name` as an admin when no user by that name exists; `Ok(false)` when it did.
+/// Creates `name` as an admin with `password`, or gives an existing `name` that password
+/// (its sessions survive when the password is unchanged); `Ok(false)` when the user existed.
 pub async fn ensure_admin(store: &Store, name: &str, password: &str) -> anyhow::Result<bool> {
     let n = name.to_string();
-    if store
-        .read(move |c| users::user_by_name(c, &n))
-        .await?
-        .is_some()
-    {
-        passwd(store, name, password).await?;
+    if let Some(user) = store.read(move |c| users::user_by_name(c, &n)).await? {
+        let (p, hash) = (password.to_string(), user.password);
+        let same = tokio::task::spawn_blocking(move || auth::verify_password(&p, &hash))
+            .await
+            .unwrap_or(false);
+        if !same {
+            passwd(store, name, password).await?;
+        }
         return Ok(false);
     }
     add(store, name, Role::Admin, password).await?;
