@@ -481,6 +481,21 @@ fn customers_import_previews_errors_by_line_and_rules_show_errors_by_field() {
     assert_eq!(status, 200);
     assert!(html.contains("+5491133334444"), "{html}");
 
+    // A file larger than a plain form's 2 MiB is previewed too.
+    let mut big = String::from("codigo;nombre\n");
+    for i in 0..20_000 {
+        big.push_str(&format!(
+            "{};Cliente con un nombre largo para llenar la fila {}{}\n",
+            50_000 + i,
+            i,
+            "x".repeat(90)
+        ));
+    }
+    assert!(big.len() > 2 << 20);
+    let (status, _, html) = s.post("/customers/import", &[("csv", &big)]);
+    assert_eq!(status, 200);
+    assert!(html.contains("20000"), "the count of valid rows");
+
     let (status, html) = s.get("/rules");
     assert_eq!(status, 200);
     assert!(html.contains("saldo, deuda, cuenta"), "{html}");

@@ -38,7 +38,10 @@ pub(super) fn routes() -> Router<Web> {
         .route("/ui/conversations/{peer}", get(conversation_live))
         .route("/conversations/{peer}/reply", post(reply))
         .route("/customers", get(customers))
-        .route("/customers/import", post(import))
+        .route(
+            "/customers/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::max(super::FORM_LIMIT)),
+        )
         .route("/customers/{code}", get(customer))
         .route("/tickets", get(tickets))
         .route("/tickets/{id}/{action}", post(ticket_action))
