@@ -164,7 +164,12 @@ pub async fn run(
         }))
     };
     let http_task = {
-        let router = admin::router(state);
+        let router = admin::router_with(
+            state,
+            crate::web::WebOptions {
+                secure_cookies: admin_tls.is_some(),
+            },
+        );
         let mut first = Some(listener);
         let shutdown2 = shutdown.clone();
         let tls = admin_tls.clone();

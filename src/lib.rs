@@ -27,7 +27,8 @@
 //! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
 //! | [`net`]       | TLS in and out: HTTP client builder, listeners, PEM files, safe errors |
-//! | [`admin`]     | HTTP API (and later pages) on one listener, bearer-token auth          |
+//! | [`admin`]     | HTTP API and the pages on one listener, bearer-token auth for the API   |
+//! | [`web`]       | the operators' pages: login, sessions, CSRF, templates, embedded assets |
 //! | [`jsonapi`]   | JSON error answers, body limits, strict JSON: admin and webhooks share |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
@@ -62,3 +63,4 @@ pub mod shutdown;
 pub mod sms;
 pub mod store;
 pub mod transport;
+pub mod web;

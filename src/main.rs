@@ -45,6 +45,16 @@ enum Command {
         /// Control API of the simulated modem (make a customer text the gateway).
         #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR")]
         sim_control: String,
+        /// Password of the pages' user `admin` instead of a generated one.
+        #[arg(long, value_name = "PASSWORD")]
+        ui_password: Option<String>,
+    },
+    /// Manage the users of the web pages (in the database of the config's state directory).
+    User {
+        #[command(subcommand)]
+        cmd: UserCommand,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH", global = true)]
+        config: PathBuf,
     },
     /// Check a configuration file: exit 0 with a summary, or exit 2 naming each bad key and line.
     CheckConfig {
@@ -103,6 +113,25 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input, or asked for on a terminal.
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// `operator` sends, replies and handles tickets; `admin` also changes rules and users.
+        #[arg(long, value_parser = ["admin", "operator"])]
+        role: String,
+    },
+    /// Change a user's password (read like `add`) and end their sessions.
+    Passwd {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List the users: name, role, language.
+    List,
+}
+
+#[derive(Subcommand)]
 enum CustomersCommand {
     /// Import customers from a CSV file with a header row (codigo,nombre,telefono,email,deuda,…);
     /// rows are upserted by code. Prints inserted / updated / rejected with line numbers.
@@ -137,7 +166,9 @@ fn main() -> ExitCode {
             listen,
             token,
             sim_control,
-        } => demo(dir, listen, token, sim_control),
+            ui_password,
+        } => demo(dir, listen, token, sim_control, ui_password),
+        Command::User { cmd, config } => user(cmd, &config),
         Command::ModemSim(args) => pasarela::modem::sim::cli::run(args),
         Command::Doctor { config, user } => {
             let opts = pasarela::doctor::Options { config, user };
@@ -195,6 +226,50 @@ fn report(command: &str, result: anyhow::Result<String>) -> ExitCode {
     }
 }
 
+fn user(cmd: UserCommand, config: &std::path::Path) -> ExitCode {
+    use pasarela::web::accounts;
+    let loaded = match pasarela::setup::load(config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{}: {e}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let state_dir = loaded.config.daemon.state_dir.clone();
+    let result = runtime().block_on(async move {
+        let store = pasarela::store::Store::open(&state_dir)?;
+        let outcome = match cmd {
+            UserCommand::Add { name, role } => {
+                let role = pasarela::store::users::Role::parse(&role)
+                    .ok_or_else(|| anyhow::anyhow!("--role must be admin or operator"))?;
+                let password = accounts::read_password("Password: ")?;
+                accounts::add(&store, &name, role, &password)
+                    .await
+                    .map(|()| vec![format!("user {name} added ({role})")])
+            }
+            UserCommand::Passwd { name } => {
+                let password = accounts::read_password("New password: ")?;
+                accounts::passwd(&store, &name, &password)
+                    .await
+                    .map(|()| vec![format!("password of {name} changed; their sessions ended")])
+            }
+            UserCommand::List => accounts::list(&store).await,
+        };
+        store.close().await;
+        outcome
+    });
+    match result {
+        Ok(lines) => {
+            lines.iter().for_each(|l| println!("{l}"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pasarela user: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn check_config(path: &std::path::Path) -> ExitCode {
     let loaded = match pasarela::setup::load(path) {
         Ok(l) => l,
@@ -246,7 +321,13 @@ fn serve(loaded: Loaded) -> ExitCode {
     }
 }
 
-fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String) -> ExitCode {
+fn demo(
+    dir: PathBuf,
+    listen: String,
+    token: Option<String>,
+    sim_control: String,
+    ui_password: Option<String>,
+) -> ExitCode {
     let fail = |code: u8, msg: String| {
         eprintln!("demo: {msg}");
         ExitCode::from(code)
@@ -266,6 +347,13 @@ fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String
     };
     let token = match token.map(Ok).unwrap_or_else(cli::generate_token) {
         Ok(t) => t,
+        Err(e) => return fail(1, format!("{e:#}")),
+    };
+    let ui_password = match ui_password
+        .map(Ok)
+        .unwrap_or_else(|| cli::generate_token().map(|t| t[..12].to_string()))
+    {
+        Ok(p) => p,
         Err(e) => return fail(1, format!("{e:#}")),
     };
     if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -305,6 +393,7 @@ fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String
             let store = pasarela::store::Store::open(&dir)?;
             let seeded =
                 cli::seed_demo_customers(&store, &loaded.config.company.phone_context()).await?;
+            pasarela::web::accounts::ensure_admin(&store, "admin", &ui_password).await?;
             store.close().await;
             if seeded > 0 {
                 println!("{seeded} sample customers loaded (GET /api/customers?q=)");
@@ -313,6 +402,7 @@ fn demo(dir: PathBuf, listen: String, token: Option<String>, sim_control: String
         let sim_base = format!("http://{}", sim.control_addr().unwrap_or(sim_addr));
         println!("pasarela demo: database in {}, simulated modem at {}", dir.display(), link.display());
         println!("admin token: {token}");
+        println!("web pages: {base}/  user: admin  password: {ui_password}");
         println!("a customer texts the gateway (Ana Pérez asks for her balance, then opens a ticket):");
         println!(
             "  curl -s -d '{{\"from\":\"+5491123456789\",\"text\":\"Hola, ¿cuál es mi saldo?\"}}' {sim_base}/inbound"

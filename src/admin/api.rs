@@ -491,6 +491,7 @@ async fn list(
         q: q.q.filter(|s| !s.is_empty()),
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,
+        manual: None,
         before,
         limit: limit + 1,
     };

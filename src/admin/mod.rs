@@ -1,4 +1,5 @@
-//! The admin HTTP face: the JSON API under `/api/` (and, later, the pages), on one listener.
+//! The admin HTTP face: the JSON API under `/api/` and the operators' pages (`crate::web`),
+//! on one listener.
 //!
 //! Every route but `GET /api/health` needs `Authorization: Bearer <token>` (compared in
 //! constant time). With no token configured those routes answer 503 saying how to set one.
@@ -43,6 +44,11 @@ pub struct AppState {
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.
 pub fn router(state: AppState) -> Router {
+    router_with(state, crate::web::WebOptions::default())
+}
+
+/// [`router`] with the pages' options (a TLS listener marks cookies `Secure`).
+pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
     let protected = api::routes()
         .merge(rules_api::routes())
         .merge(backup::routes())
@@ -50,11 +56,16 @@ pub fn router(state: AppState) -> Router {
             Arc::new(state.token.clone()),
             require_token,
         ));
+    // The pages reach the same handlers in-process, after their own session and CSRF checks.
+    let unguarded = api::routes()
+        .merge(rules_api::routes())
+        .with_state(state.clone());
     Router::new()
         .route("/api/health", axum::routing::get(api::health))
         .merge(protected)
+        .with_state(state.clone())
+        .merge(crate::web::router(state, unguarded, web))
         .fallback(not_found)
-        .with_state(state)
 }
 
 async fn not_found() -> ApiError {

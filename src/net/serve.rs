@@ -90,7 +90,15 @@ pub async fn serve(
         connections.spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(router);
+            // Handlers may read the client's address (`ConnectInfo`), e.g. to throttle logins.
+            let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                router,
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    req
+                },
+            ));
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout);

@@ -69,6 +69,9 @@ pub struct ListFilter {
     pub q: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
+    /// `Some(true)`: sent by a user of the pages; `Some(false)`: outbound sent by pasarela
+    /// itself (rules, events, the API).
+    pub manual: Option<bool>,
     pub before: Option<MessageId>,
     pub limit: u32,
 }
@@ -208,6 +211,12 @@ pub fn list(conn: &Connection, f: &ListFilter) -> Result<Vec<Message>, StoreErro
     }
     if let Some(p) = &f.peer {
         base.clause("m.peer = ?", p.clone());
+    }
+    if let Some(manual) = f.manual {
+        base.clause("(m.author IS NOT NULL) = ?", i64::from(manual));
+        if !manual {
+            base.clause("m.direction = ?", Direction::Out.as_str().to_string());
+        }
     }
     let mut upper = f.before.map(|b| b.0);
     let mut lower = None;

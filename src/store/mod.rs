@@ -15,10 +15,12 @@
 pub mod backup;
 pub mod directory;
 pub mod messages;
+pub mod overview;
 pub mod retention;
 mod schema;
 pub mod sink;
 pub mod sms;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

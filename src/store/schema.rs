@@ -162,4 +162,34 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: the operators' pages: users, their sessions, what each conversation has been read up
+    // to, and who sent a message from the pages.
+    r#"
+    CREATE TABLE users (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT    NOT NULL UNIQUE,
+        role       TEXT    NOT NULL CHECK (role IN ('admin', 'operator')),
+        -- argon2id PHC string.
+        password   TEXT    NOT NULL,
+        lang       TEXT    NOT NULL DEFAULT 'es',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    -- A session is known by the SHA-256 of its cookie, so a copy of the database opens none.
+    CREATE TABLE sessions (
+        token_hash TEXT    PRIMARY KEY,
+        user_id    INTEGER NOT NULL,
+        csrf       TEXT    NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_user ON sessions (user_id);
+    -- The newest inbound message of a number the operators have seen.
+    CREATE TABLE conversation_reads (
+        peer    TEXT    PRIMARY KEY,
+        read_id INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- The user who sent a message from the pages (NULL: the API, a rule or an event).
+    ALTER TABLE messages ADD COLUMN author TEXT;
+    "#,
 ];

@@ -1,0 +1,447 @@
+//! The pages' words: one table per language. Spanish is the default; a user's choice is kept
+//! on their row. A key missing from a table shows the key itself (a test keeps the tables in
+//! step).
+
+/// A page's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Es,
+    En,
+}
+
+impl Lang {
+    pub fn parse(code: &str) -> Lang {
+        if code == "en" { Lang::En } else { Lang::Es }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Es => "es",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// Looks words up for one language; templates call `tr.t("key")`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tr {
+    pub lang: Lang,
+}
+
+impl Tr {
+    pub fn t(&self, key: &str) -> &'static str {
+        let table = match self.lang {
+            Lang::Es => ES,
+            Lang::En => EN,
+        };
+        table
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| {
+                // Keys are literals of the templates; a missing one is a bug the test below catches.
+                ES.iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| *v)
+                    .unwrap_or("?")
+            })
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.lang.code()
+    }
+
+    /// The language the switch offers.
+    pub fn other(&self) -> &'static str {
+        match self.lang {
+            Lang::Es => "en",
+            Lang::En => "es",
+        }
+    }
+
+    /// A message state in words.
+    pub fn state(&self, state: &str) -> &'static str {
+        self.t(&format!("state.{state}"))
+    }
+}
+
+pub const ES: &[(&str, &str)] = &[
+    ("nav.dashboard", "Tablero"),
+    ("nav.conversations", "Conversaciones"),
+    ("nav.messages", "Mensajes"),
+    ("nav.send", "Enviar"),
+    ("nav.customers", "Clientes"),
+    ("nav.tickets", "Tickets"),
+    ("nav.rules", "Reglas"),
+    ("nav.channels", "Canales"),
+    ("nav.system", "Sistema"),
+    ("nav.menu", "Menú principal"),
+    ("lang.switch", "English"),
+    ("logout", "Salir"),
+    ("login.title", "Ingresar"),
+    ("login.username", "Usuario"),
+    ("login.password", "Contraseña"),
+    ("login.submit", "Ingresar"),
+    ("login.wrong", "Usuario o contraseña incorrectos."),
+    (
+        "login.throttled",
+        "Demasiados intentos fallidos. Espere y vuelva a intentar en (segundos):",
+    ),
+    ("login.expired", "El formulario venció; vuelva a intentar."),
+    ("forbidden", "Esta página es solo para administradores."),
+    (
+        "csrf",
+        "El formulario venció o no vino de esta página; recárguela y vuelva a intentar.",
+    ),
+    ("dash.routes", "Rutas"),
+    ("dash.queue", "Cola"),
+    ("dash.today", "Hoy"),
+    ("dash.failures", "Últimas fallas"),
+    ("dash.none", "Ninguna."),
+    ("dash.up", "activa"),
+    ("dash.down", "caída"),
+    ("dash.in", "entrantes"),
+    ("dash.out", "salientes"),
+    ("dash.live", "Se actualiza solo cada pocos segundos."),
+    ("col.route", "Ruta"),
+    ("col.channel", "Canal"),
+    ("col.state", "Estado"),
+    ("col.detail", "Detalle"),
+    ("col.count", "Cantidad"),
+    ("col.time", "Hora"),
+    ("col.number", "Número"),
+    ("col.text", "Texto"),
+    ("col.error", "Error"),
+    ("col.direction", "Dirección"),
+    ("col.who", "Quién"),
+    ("col.name", "Nombre"),
+    ("col.code", "Código"),
+    ("col.phones", "Teléfonos"),
+    ("col.balance", "Saldo"),
+    ("col.line", "Línea"),
+    ("col.field", "Campo"),
+    ("col.role", "Rol"),
+    ("col.id", "N.º"),
+    ("col.operator", "Operador"),
+    ("col.forward", "Reenvío"),
+    ("col.category", "Categoría"),
+    ("send.title", "Enviar un SMS"),
+    ("send.to", "Para (número)"),
+    ("send.text", "Texto"),
+    ("send.channel", "Canal"),
+    ("send.submit", "Enviar"),
+    ("send.customer", "Buscar cliente (nombre o número)"),
+    ("send.counter", "caracteres · partes · codificación"),
+    ("send.bulk", "Envío masivo"),
+    ("send.numbers", "Números (uno por línea)"),
+    (
+        "send.password",
+        "Su contraseña, para confirmar el envío masivo",
+    ),
+    ("send.bulk_submit", "Enviar a todos"),
+    ("send.bulk_done", "Mensajes encolados:"),
+    (
+        "send.bad_password",
+        "La contraseña no es correcta; no se envió nada.",
+    ),
+    ("msg.title", "Mensajes"),
+    ("msg.filter", "Filtrar"),
+    ("msg.since", "Desde"),
+    ("msg.until", "Hasta"),
+    ("msg.search", "Buscar texto"),
+    ("msg.origin", "Origen"),
+    ("msg.auto", "automático"),
+    ("msg.manual", "manual (desde estas páginas)"),
+    ("msg.any", "todos"),
+    ("msg.csv", "Exportar CSV"),
+    ("msg.next", "Más antiguos"),
+    ("msg.resend", "Reenviar"),
+    ("msg.cancel", "Cancelar"),
+    ("msg.parts", "Partes enviadas"),
+    ("msg.created", "Creado"),
+    ("msg.sent", "Enviado"),
+    ("msg.delivered", "Entregado"),
+    ("msg.updated", "Último cambio"),
+    ("msg.attempts", "Intentos"),
+    ("msg.route", "Ruta"),
+    ("msg.none", "No hay mensajes con estos filtros."),
+    ("msg.conversation", "Ver la conversación"),
+    ("dir.in", "entrante"),
+    ("dir.out", "saliente"),
+    ("who.auto", "respuesta automática"),
+    ("who.operator", "operador"),
+    ("who.campaign", "campaña"),
+    ("who.notice", "aviso"),
+    ("who.customer", "cliente"),
+    ("conv.title", "Conversaciones"),
+    ("conv.unread", "sin leer"),
+    ("conv.reply", "Responder"),
+    ("conv.reply_text", "Respuesta"),
+    ("conv.none", "Todavía no hay conversaciones."),
+    ("cust.title", "Clientes"),
+    ("cust.search", "Buscar (código o nombre)"),
+    ("cust.import", "Importar CSV"),
+    ("cust.file", "Archivo CSV"),
+    ("cust.paste", "o pegue el CSV aquí"),
+    ("cust.preview", "Vista previa"),
+    ("cust.commit", "Importar estas filas"),
+    ("cust.good", "Filas válidas:"),
+    ("cust.rejected", "Filas con errores:"),
+    ("cust.done", "Importación hecha:"),
+    ("cust.inserted", "nuevos"),
+    ("cust.updated", "actualizados"),
+    ("cust.optout", "Bajas"),
+    ("cust.none", "Ningún cliente coincide."),
+    ("cust.total", "Clientes en el directorio:"),
+    ("tick.title", "Tickets"),
+    ("tick.open", "abierto"),
+    ("tick.closed", "cerrado"),
+    ("tick.close", "Cerrar"),
+    ("tick.reopen", "Reabrir"),
+    ("tick.assign", "Asignar a"),
+    ("tick.all", "todos"),
+    ("tick.none", "No hay tickets."),
+    ("tick.fwd_off", "sin reenvío"),
+    ("rules.title", "Reglas y plantillas"),
+    ("rules.save", "Guardar"),
+    ("rules.saved", "Reglas guardadas."),
+    ("rules.keywords", "Palabras clave (separadas por comas)"),
+    ("rules.reply", "Texto de respuesta"),
+    ("rules.preview", "Vista previa para el cliente"),
+    ("rules.balance", "Saldo"),
+    ("rules.ticket", "Ticket"),
+    ("rules.optout", "Baja"),
+    ("rules.unknown", "Mensaje no reconocido"),
+    ("rules.enabled", "Activada"),
+    ("chan.title", "Canales"),
+    (
+        "chan.note",
+        "El archivo de configuración (/etc/pasarela/pasarela.toml) es la fuente de las rutas y sus credenciales; esta página solo las muestra.",
+    ),
+    ("chan.none", "No hay rutas configuradas."),
+    ("sys.title", "Sistema"),
+    ("sys.version", "Versión"),
+    ("sys.uptime", "Funcionando desde hace (segundos)"),
+    ("sys.dbsize", "Tamaño de la base de datos"),
+    ("sys.users", "Usuarios"),
+    ("sys.customers", "Clientes"),
+    ("state.received", "recibido"),
+    ("state.scheduled", "programado"),
+    ("state.queued", "en cola"),
+    ("state.sending", "enviando"),
+    ("state.sent", "enviado"),
+    ("state.delivered", "entregado"),
+    ("state.failed", "falló"),
+    ("state.cancelled", "cancelado"),
+    ("error", "Error"),
+    ("not_found", "No encontrado."),
+    ("yes", "sí"),
+    ("no", "no"),
+];
+
+pub const EN: &[(&str, &str)] = &[
+    ("nav.dashboard", "Dashboard"),
+    ("nav.conversations", "Conversations"),
+    ("nav.messages", "Messages"),
+    ("nav.send", "Send"),
+    ("nav.customers", "Customers"),
+    ("nav.tickets", "Tickets"),
+    ("nav.rules", "Rules"),
+    ("nav.channels", "Channels"),
+    ("nav.system", "System"),
+    ("nav.menu", "Main menu"),
+    ("lang.switch", "Español"),
+    ("logout", "Log out"),
+    ("login.title", "Log in"),
+    ("login.username", "Username"),
+    ("login.password", "Password"),
+    ("login.submit", "Log in"),
+    ("login.wrong", "Wrong username or password."),
+    (
+        "login.throttled",
+        "Too many failed attempts. Wait and try again in (seconds):",
+    ),
+    ("login.expired", "The form expired; try again."),
+    ("forbidden", "This page is for administrators only."),
+    (
+        "csrf",
+        "The form expired or did not come from this page; reload it and try again.",
+    ),
+    ("dash.routes", "Routes"),
+    ("dash.queue", "Queue"),
+    ("dash.today", "Today"),
+    ("dash.failures", "Last failures"),
+    ("dash.none", "None."),
+    ("dash.up", "up"),
+    ("dash.down", "down"),
+    ("dash.in", "in"),
+    ("dash.out", "out"),
+    ("dash.live", "Updates by itself every few seconds."),
+    ("col.route", "Route"),
+    ("col.channel", "Channel"),
+    ("col.state", "State"),
+    ("col.detail", "Detail"),
+    ("col.count", "Count"),
+    ("col.time", "Time"),
+    ("col.number", "Number"),
+    ("col.text", "Text"),
+    ("col.error", "Error"),
+    ("col.direction", "Direction"),
+    ("col.who", "Who"),
+    ("col.name", "Name"),
+    ("col.code", "Code"),
+    ("col.phones", "Phones"),
+    ("col.balance", "Balance"),
+    ("col.line", "Line"),
+    ("col.field", "Field"),
+    ("col.role", "Role"),
+    ("col.id", "No."),
+    ("col.operator", "Operator"),
+    ("col.forward", "Forwarding"),
+    ("col.category", "Category"),
+    ("send.title", "Send an SMS"),
+    ("send.to", "To (number)"),
+    ("send.text", "Text"),
+    ("send.channel", "Channel"),
+    ("send.submit", "Send"),
+    ("send.customer", "Find a customer (name or number)"),
+    ("send.counter", "characters · parts · encoding"),
+    ("send.bulk", "Bulk send"),
+    ("send.numbers", "Numbers (one per line)"),
+    ("send.password", "Your password, to confirm the bulk send"),
+    ("send.bulk_submit", "Send to all"),
+    ("send.bulk_done", "Messages queued:"),
+    (
+        "send.bad_password",
+        "The password is wrong; nothing was sent.",
+    ),
+    ("msg.title", "Messages"),
+    ("msg.filter", "Filter"),
+    ("msg.since", "From"),
+    ("msg.until", "Until"),
+    ("msg.search", "Search text"),
+    ("msg.origin", "Origin"),
+    ("msg.auto", "automatic"),
+    ("msg.manual", "manual (from these pages)"),
+    ("msg.any", "all"),
+    ("msg.csv", "Export CSV"),
+    ("msg.next", "Older"),
+    ("msg.resend", "Resend"),
+    ("msg.cancel", "Cancel"),
+    ("msg.parts", "Parts sent"),
+    ("msg.created", "Created"),
+    ("msg.sent", "Sent"),
+    ("msg.delivered", "Delivered"),
+    ("msg.updated", "Last change"),
+    ("msg.attempts", "Attempts"),
+    ("msg.route", "Route"),
+    ("msg.none", "No messages match these filters."),
+    ("msg.conversation", "See the conversation"),
+    ("dir.in", "in"),
+    ("dir.out", "out"),
+    ("who.auto", "auto-reply"),
+    ("who.operator", "operator"),
+    ("who.campaign", "campaign"),
+    ("who.notice", "notice"),
+    ("who.customer", "customer"),
+    ("conv.title", "Conversations"),
+    ("conv.unread", "unread"),
+    ("conv.reply", "Reply"),
+    ("conv.reply_text", "Reply"),
+    ("conv.none", "No conversations yet."),
+    ("cust.title", "Customers"),
+    ("cust.search", "Search (code or name)"),
+    ("cust.import", "Import a CSV"),
+    ("cust.file", "CSV file"),
+    ("cust.paste", "or paste the CSV here"),
+    ("cust.preview", "Preview"),
+    ("cust.commit", "Import these rows"),
+    ("cust.good", "Valid rows:"),
+    ("cust.rejected", "Rows with errors:"),
+    ("cust.done", "Import done:"),
+    ("cust.inserted", "new"),
+    ("cust.updated", "updated"),
+    ("cust.optout", "Opt-outs"),
+    ("cust.none", "No customer matches."),
+    ("cust.total", "Customers in the directory:"),
+    ("tick.title", "Tickets"),
+    ("tick.open", "open"),
+    ("tick.closed", "closed"),
+    ("tick.close", "Close"),
+    ("tick.reopen", "Reopen"),
+    ("tick.assign", "Assign to"),
+    ("tick.all", "all"),
+    ("tick.none", "No tickets."),
+    ("tick.fwd_off", "not forwarded"),
+    ("rules.title", "Rules and templates"),
+    ("rules.save", "Save"),
+    ("rules.saved", "Rules saved."),
+    ("rules.keywords", "Keywords (comma separated)"),
+    ("rules.reply", "Reply text"),
+    ("rules.preview", "Preview for customer"),
+    ("rules.balance", "Balance"),
+    ("rules.ticket", "Ticket"),
+    ("rules.optout", "Opt-out"),
+    ("rules.unknown", "Unrecognised message"),
+    ("rules.enabled", "Enabled"),
+    ("chan.title", "Channels"),
+    (
+        "chan.note",
+        "The config file (/etc/pasarela/pasarela.toml) is the source of the routes and their credentials; this page only shows them.",
+    ),
+    ("chan.none", "No routes are configured."),
+    ("sys.title", "System"),
+    ("sys.version", "Version"),
+    ("sys.uptime", "Up for (seconds)"),
+    ("sys.dbsize", "Database size"),
+    ("sys.users", "Users"),
+    ("sys.customers", "Customers"),
+    ("state.received", "received"),
+    ("state.scheduled", "scheduled"),
+    ("state.queued", "queued"),
+    ("state.sending", "sending"),
+    ("state.sent", "sent"),
+    ("state.delivered", "delivered"),
+    ("state.failed", "failed"),
+    ("state.cancelled", "cancelled"),
+    ("error", "Error"),
+    ("not_found", "Not found."),
+    ("yes", "yes"),
+    ("no", "no"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_tables_have_the_same_keys() {
+        let keys = |t: &[(&'static str, &'static str)]| {
+            let mut k: Vec<&str> = t.iter().map(|(k, _)| *k).collect();
+            k.sort_unstable();
+            k
+        };
+        assert_eq!(keys(ES), keys(EN));
+        let mut k = keys(ES);
+        let n = k.len();
+        k.dedup();
+        assert_eq!(k.len(), n, "a key appears twice");
+    }
+
+    #[test]
+    fn every_key_used_by_a_template_is_translated() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for piece in text.split("t(\"").skip(1) {
+                let key = piece.split('"').next().unwrap();
+                assert!(
+                    ES.iter().any(|(k, _)| *k == key),
+                    "{}: `{key}` is not in the tables",
+                    path.display()
+                );
+            }
+        }
+    }
+}

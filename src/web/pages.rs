@@ -1,0 +1,2101 @@
+//! The page handlers and the data each template shows.
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+
+use super::auth::{self, LOGIN_COOKIE, SESSION_COOKIE};
+use super::i18n::{Lang, Tr};
+use super::{Ctx, Web, api_error};
+use crate::rules::{Customer, Money};
+use crate::store::directory as sql;
+use crate::store::{
+    Channel, Direction, ListFilter, Message, MessageId, Priority, State as MsgState,
+};
+use crate::store::{now_ms, overview, users};
+
+pub(super) fn routes() -> Router<Web> {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/ui/dashboard", get(dashboard_live))
+        .route("/logout", post(logout))
+        .route("/lang", post(set_lang))
+        .route("/send", get(send_form).post(send))
+        .route("/send/bulk", post(bulk))
+        .route("/ui/preview", post(preview))
+        .route("/messages", get(messages))
+        .route("/messages.csv", get(messages_csv))
+        .route("/messages/{id}", get(message))
+        .route("/messages/{id}/resend", post(resend))
+        .route("/messages/{id}/cancel", post(cancel))
+        .route("/conversations", get(conversations))
+        .route("/ui/conversations", get(conversations_live))
+        .route("/conversations/{peer}", get(conversation))
+        .route("/ui/conversations/{peer}", get(conversation_live))
+        .route("/conversations/{peer}/reply", post(reply))
+        .route("/customers", get(customers))
+        .route(
+            "/customers/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::max(super::FORM_LIMIT)),
+        )
+        .route("/customers/{code}", get(customer))
+        .route("/tickets", get(tickets))
+        .route("/tickets/{id}/{action}", post(ticket_action))
+        .route("/rules", get(rules_form).post(save_rules))
+        .route("/channels", get(channels))
+        .route("/system", get(system))
+}
+
+// ----- common ---------------------------------------------------------------------------------
+
+/// What the layout needs.
+pub struct Page {
+    pub tr: Tr,
+    pub user: String,
+    pub admin: bool,
+    pub csrf: String,
+    pub nav: &'static str,
+    pub title: String,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+fn page(ctx: &Ctx, nav: &'static str, title_key: &str) -> Page {
+    let tr = ctx.tr();
+    Page {
+        tr,
+        user: ctx.user.name.clone(),
+        admin: ctx.admin(),
+        csrf: ctx.csrf.clone(),
+        nav,
+        title: tr.t(title_key).to_string(),
+        notice: None,
+        error: None,
+    }
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    log::error!("pages: {e}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see `journalctl -u pasarela`",
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    p: Page,
+}
+
+fn error_page(ctx: &Ctx, status: StatusCode, message: String) -> Response {
+    let mut p = page(ctx, "", "error");
+    p.error = Some(message);
+    (status, render(&ErrorPage { p })).into_response()
+}
+
+fn forbidden(ctx: &Ctx) -> Response {
+    error_page(ctx, StatusCode::FORBIDDEN, ctx.tr().t("forbidden").into())
+}
+
+fn not_found(ctx: &Ctx) -> Response {
+    error_page(ctx, StatusCode::NOT_FOUND, ctx.tr().t("not_found").into())
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// A path segment for a phone number or a customer code (`+` and the like escaped).
+fn seg(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn who_key(m: &Message, author: Option<&String>) -> &'static str {
+    match (m.direction, author, m.priority) {
+        (Direction::In, _, _) => "who.customer",
+        (_, Some(_), _) => "who.operator",
+        (_, None, Priority::Reply) => "who.auto",
+        (_, None, Priority::Bulk) => "who.campaign",
+        (_, None, Priority::Notification) => "who.notice",
+    }
+}
+
+/// One message as the lists show it.
+pub struct MsgRow {
+    pub id: i64,
+    pub time: String,
+    pub dir: &'static str,
+    pub dir_key: &'static str,
+    pub channel: &'static str,
+    pub peer: String,
+    pub peer_url: String,
+    pub text: String,
+    pub state: &'static str,
+    pub who_key: &'static str,
+    pub author: Option<String>,
+    pub error: Option<String>,
+}
+
+async fn rows(web: &Web, messages: Vec<Message>) -> Result<Vec<MsgRow>, Response> {
+    let ids: Vec<i64> = messages.iter().map(|m| m.id.0).collect();
+    let authors = web
+        .app
+        .store
+        .read(move |c| overview::authors(c, &ids))
+        .await
+        .map_err(internal)?;
+    Ok(messages
+        .into_iter()
+        .map(|m| {
+            let author = authors.get(&m.id.0).cloned();
+            MsgRow {
+                id: m.id.0,
+                time: web.time(m.created_at),
+                dir: m.direction.as_str(),
+                dir_key: if m.direction == Direction::In {
+                    "dir.in"
+                } else {
+                    "dir.out"
+                },
+                channel: m.channel.as_str(),
+                peer_url: seg(&m.peer),
+                who_key: who_key(&m, author.as_ref()),
+                author,
+                peer: m.peer,
+                text: m.body,
+                state: m.state.as_str(),
+                error: m.last_error,
+            }
+        })
+        .collect())
+}
+
+/// Local midnight of today in the company's time zone, as Unix ms.
+fn local_midnight(web: &Web, date: Option<chrono::NaiveDate>) -> i64 {
+    use chrono::TimeZone;
+    let tz = web.app.rules.windows.tz();
+    let date = date.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive());
+    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0)
+}
+
+// ----- login ----------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    tr: Tr,
+    csrf: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct NextQuery {
+    next: Option<String>,
+}
+
+fn login_page(
+    web: &Web,
+    status: StatusCode,
+    next: String,
+    username: String,
+    error: Option<String>,
+) -> Response {
+    let csrf = match auth::random_hex(16) {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let page = LoginPage {
+        tr: Tr { lang: Lang::Es },
+        csrf: csrf.clone(),
+        next,
+        username,
+        error,
+    };
+    let cookie = auth::set_cookie(LOGIN_COOKIE, &csrf, Some(3600), web.secure);
+    (status, [(header::SET_COOKIE, cookie)], render(&page)).into_response()
+}
+
+pub(super) async fn login_form(State(web): State<Web>, Query(q): Query<NextQuery>) -> Response {
+    login_page(
+        &web,
+        StatusCode::OK,
+        q.next.unwrap_or_default(),
+        String::new(),
+        None,
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Only a local path is a place to go back to after logging in.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+pub(super) async fn login(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let es = Tr { lang: Lang::Es };
+    let expected = auth::cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !auth::same_secret(&form.csrf, expected) {
+        return login_page(
+            &web,
+            StatusCode::FORBIDDEN,
+            form.next,
+            form.username,
+            Some(es.t("login.expired").into()),
+        );
+    }
+    let name = form.username.trim().to_string();
+    let keys = vec![
+        format!("user:{name}"),
+        format!("addr:{}", super::peer_addr(&extensions)),
+    ];
+    if let Some(wait) = web.throttle.locked(&keys) {
+        log::warn!("pages: login for `{name}` refused: too many failures");
+        return login_page(
+            &web,
+            StatusCode::TOO_MANY_REQUESTS,
+            form.next,
+            name,
+            Some(format!(
+                "{} {}",
+                es.t("login.throttled"),
+                wait.as_secs().max(1)
+            )),
+        );
+    }
+    let lookup = {
+        let name = name.clone();
+        web.app
+            .store
+            .read(move |c| users::user_by_name(c, &name))
+            .await
+    };
+    let user = match lookup {
+        Ok(u) => u,
+        Err(e) => return internal(e),
+    };
+    let hash = user
+        .as_ref()
+        .map(|u| u.password.clone())
+        .unwrap_or_else(|| auth::dummy_hash().to_string());
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| ok) else {
+        web.throttle.fail(&keys);
+        log::warn!("pages: failed login for `{name}`");
+        return login_page(
+            &web,
+            StatusCode::UNAUTHORIZED,
+            form.next,
+            name,
+            Some(es.t("login.wrong").into()),
+        );
+    };
+    web.throttle.succeed(&keys[0]);
+    let (token, csrf) = match (auth::random_hex(32), auth::random_hex(16)) {
+        (Ok(t), Ok(c)) => (t, c),
+        (Err(e), _) | (_, Err(e)) => return internal(e),
+    };
+    let hash = auth::token_hash(&token);
+    let user_id = user.id;
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| {
+            users::purge_sessions(c, now_ms() - auth::IDLE.as_millis() as i64)?;
+            users::insert_session(c, &hash, user_id, &csrf, now_ms())
+        })
+        .await
+    {
+        return internal(e);
+    }
+    log::info!("pages: `{}` logged in", user.name);
+    let mut response = see_other(safe_next(&form.next));
+    let h = response.headers_mut();
+    for c in [
+        auth::set_cookie(SESSION_COOKIE, &token, None, web.secure),
+        auth::set_cookie(LOGIN_COOKIE, "", Some(0), web.secure),
+    ] {
+        if let Ok(v) = c.parse() {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+async fn logout(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    let hash = ctx.token_hash.clone();
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| users::delete_session(c, &hash))
+        .await
+    {
+        return internal(e);
+    }
+    let cookie = auth::set_cookie(SESSION_COOKIE, "", Some(0), web.secure);
+    ([(header::SET_COOKIE, cookie)], see_other("/login")).into_response()
+}
+
+#[derive(Deserialize)]
+struct LangForm {
+    lang: String,
+}
+
+/// The path of a same-site `Referer`, to go back to after a switch.
+fn back(headers: &HeaderMap) -> String {
+    let referer = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("/");
+    let path = referer
+        .split_once("://")
+        .map(|(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]))
+        .unwrap_or("/");
+    safe_next(path).to_string()
+}
+
+async fn set_lang(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Form(form): Form<LangForm>,
+) -> Response {
+    let lang = Lang::parse(&form.lang).code();
+    let id = ctx.user.id;
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| users::set_lang(c, id, lang))
+        .await
+    {
+        return internal(e);
+    }
+    see_other(&back(&headers))
+}
+
+// ----- dashboard ------------------------------------------------------------------------------
+
+pub struct RouteRow {
+    pub name: String,
+    pub channel: String,
+    pub up: bool,
+    pub detail: String,
+    pub facts: String,
+}
+
+fn route_rows(web: &Web) -> Vec<RouteRow> {
+    web.app
+        .transports
+        .iter()
+        .map(|t| {
+            let h = t.health();
+            RouteRow {
+                name: t.name().to_string(),
+                channel: t.channel().as_str().to_string(),
+                up: h.up,
+                detail: h.detail,
+                facts: t
+                    .details()
+                    .and_then(|d| serde_json::to_string_pretty(&d).ok())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+pub struct DashData {
+    pub routes: Vec<RouteRow>,
+    pub queue: Vec<(&'static str, u64)>,
+    /// Channel, in, out.
+    pub today: Vec<(String, u64, u64)>,
+    pub failures: Vec<MsgRow>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    p: Page,
+    routes: Vec<RouteRow>,
+    queue: Vec<(&'static str, u64)>,
+    today: Vec<(String, u64, u64)>,
+    failures: Vec<MsgRow>,
+}
+
+#[derive(Template)]
+#[template(path = "dash_live.html")]
+struct DashLive {
+    p: Page,
+    routes: Vec<RouteRow>,
+    queue: Vec<(&'static str, u64)>,
+    today: Vec<(String, u64, u64)>,
+    failures: Vec<MsgRow>,
+}
+
+async fn dash_data(web: &Web) -> Result<DashData, Response> {
+    let states = vec![
+        MsgState::Scheduled,
+        MsgState::Queued,
+        MsgState::Sending,
+        MsgState::Failed,
+    ];
+    let counts = web
+        .app
+        .store
+        .count_by_state(states.clone())
+        .await
+        .map_err(internal)?;
+    let queue = states
+        .iter()
+        .map(|s| {
+            let n = counts.iter().find(|(st, _)| st == s).map_or(0, |(_, n)| *n);
+            (s.as_str(), n)
+        })
+        .collect();
+    let since = local_midnight(web, None);
+    let traffic = web
+        .app
+        .store
+        .read(move |c| overview::traffic_since(c, since))
+        .await
+        .map_err(internal)?;
+    let mut today: Vec<(String, u64, u64)> = Vec::new();
+    for t in traffic {
+        let i = match today.iter().position(|r| r.0 == t.channel) {
+            Some(i) => i,
+            None => {
+                today.push((t.channel.clone(), 0, 0));
+                today.len() - 1
+            }
+        };
+        if t.direction == "in" {
+            today[i].1 += t.count;
+        } else {
+            today[i].2 += t.count;
+        }
+    }
+    let failed = web
+        .app
+        .store
+        .list(ListFilter {
+            state: Some(MsgState::Failed),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .map_err(internal)?;
+    Ok(DashData {
+        routes: route_rows(web),
+        queue,
+        today,
+        failures: rows(web, failed).await?,
+    })
+}
+
+async fn dashboard(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    match dash_data(&web).await {
+        Ok(d) => render(&DashboardPage {
+            p: page(&ctx, "dashboard", "nav.dashboard"),
+            routes: d.routes,
+            queue: d.queue,
+            today: d.today,
+            failures: d.failures,
+        }),
+        Err(r) => r,
+    }
+}
+
+async fn dashboard_live(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    match dash_data(&web).await {
+        Ok(d) => render(&DashLive {
+            p: page(&ctx, "dashboard", "nav.dashboard"),
+            routes: d.routes,
+            queue: d.queue,
+            today: d.today,
+            failures: d.failures,
+        }),
+        Err(r) => r,
+    }
+}
+
+// ----- send -----------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "send.html")]
+struct SendPage {
+    p: Page,
+    customers: Vec<(String, String)>,
+    to: String,
+    text: String,
+    field: String,
+}
+
+/// Customers as picker entries: (label, first phone).
+async fn picker(web: &Web) -> Result<Vec<(String, String)>, Response> {
+    let found = web
+        .app
+        .store
+        .read(|c| sql::search_customers(c, "", 500))
+        .await
+        .map_err(internal)?;
+    Ok(found
+        .into_iter()
+        .filter_map(|c| {
+            let phone = c.phones.first()?.clone();
+            Some((format!("{} ({})", c.name, c.code), phone))
+        })
+        .collect())
+}
+
+async fn send_page(
+    web: &Web,
+    ctx: &Ctx,
+    status: StatusCode,
+    form: SendForm,
+    error: Option<(String, String)>,
+    notice: Option<String>,
+) -> Response {
+    let customers = match picker(web).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut p = page(ctx, "send", "send.title");
+    p.notice = notice;
+    let field = error.as_ref().map(|e| e.1.clone()).unwrap_or_default();
+    p.error = error.map(|e| e.0);
+    (
+        status,
+        render(&SendPage {
+            p,
+            customers,
+            to: form.to,
+            text: form.text,
+            field,
+        }),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct SendForm {
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    channel: String,
+}
+
+async fn send_form(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    send_page(&web, &ctx, StatusCode::OK, SendForm::default(), None, None).await
+}
+
+/// Queues one message through `POST /api/messages` and records the user who sent it.
+async fn send_one(
+    web: &Web,
+    ctx: &Ctx,
+    to: &str,
+    text: &str,
+    channel: &str,
+    priority: &str,
+) -> Result<i64, (String, String)> {
+    let channel = if channel.is_empty() { "sms" } else { channel };
+    let (status, body) = web
+        .call(
+            Method::POST,
+            "/api/messages",
+            Some(serde_json::json!({"to": to, "text": text, "channel": channel, "priority": priority})),
+        )
+        .await;
+    if !status.is_success() {
+        return Err(api_error(&body));
+    }
+    let id = body["id"].as_i64().unwrap_or_default();
+    let user = ctx.user.name.clone();
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| overview::set_author(c, id, &user))
+        .await
+    {
+        log::warn!("pages: cannot record who sent message {id}: {e}");
+    }
+    log::info!("pages: `{}` sent message {id}", ctx.user.name);
+    Ok(id)
+}
+
+async fn send(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<SendForm>,
+) -> Response {
+    match send_one(
+        &web,
+        &ctx,
+        &form.to,
+        &form.text,
+        &form.channel,
+        "notification",
+    )
+    .await
+    {
+        Ok(id) => see_other(&format!("/messages/{id}")),
+        Err(e) => {
+            send_page(
+                &web,
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+                Some(e),
+                None,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct BulkForm {
+    numbers: String,
+    text: String,
+    password: String,
+}
+
+/// Bulk send to a pasted list, after the user's password is typed again.
+async fn bulk(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<BulkForm>,
+) -> Response {
+    let tr = ctx.tr();
+    let hash = ctx.user.password.clone();
+    let password = form.password.clone();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let keep = SendForm::default();
+    if !ok {
+        log::warn!(
+            "pages: bulk send by `{}` refused: wrong password",
+            ctx.user.name
+        );
+        let e = (
+            tr.t("send.bad_password").to_string(),
+            "password".to_string(),
+        );
+        return send_page(&web, &ctx, StatusCode::FORBIDDEN, keep, Some(e), None).await;
+    }
+    let messages: Vec<serde_json::Value> = form
+        .numbers
+        .lines()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| serde_json::json!({"to": n, "text": form.text, "priority": "bulk"}))
+        .collect();
+    let (status, body) = web
+        .call(
+            Method::POST,
+            "/api/messages/batch",
+            Some(serde_json::json!({"messages": messages})),
+        )
+        .await;
+    if !status.is_success() {
+        let (mut message, field) = api_error(&body);
+        for item in body["error"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(10)
+        {
+            message.push_str(&format!(
+                "; {}: {}",
+                item["index"].as_u64().map_or(0, |i| i + 1),
+                item["message"].as_str().unwrap_or("")
+            ));
+        }
+        return send_page(
+            &web,
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            keep,
+            Some((message, field)),
+            None,
+        )
+        .await;
+    }
+    let ids: Vec<i64> = body["ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_i64())
+        .collect();
+    let n = ids.len();
+    let user = ctx.user.name.clone();
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| {
+            for id in ids {
+                overview::set_author(c, id, &user)?;
+            }
+            Ok(())
+        })
+        .await
+    {
+        log::warn!("pages: cannot record who sent a bulk send: {e}");
+    }
+    log::info!("pages: `{}` sent {n} messages in bulk", ctx.user.name);
+    let notice = format!("{} {n}", tr.t("send.bulk_done"));
+    send_page(&web, &ctx, StatusCode::OK, keep, None, Some(notice)).await
+}
+
+/// `POST /ui/preview`: `POST /api/templates/preview` for the pages' counters.
+async fn preview(State(web): State<Web>, body: axum::body::Bytes) -> Response {
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({"error": {"message": e.to_string()}})),
+            )
+                .into_response();
+        }
+    };
+    let (status, answer) = web
+        .call(Method::POST, "/api/templates/preview", Some(value))
+        .await;
+    (status, Json(answer)).into_response()
+}
+
+// ----- messages -------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default, serde::Serialize)]
+struct MsgFilter {
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    direction: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    origin: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    cursor: String,
+}
+
+fn bad(field: &str, value: &str) -> String {
+    format!("{field}: `{value}` is not a valid value")
+}
+
+fn to_list_filter(web: &Web, f: &MsgFilter, limit: u32) -> Result<ListFilter, String> {
+    fn opt<T>(field: &str, v: &str, parse: fn(&str) -> Option<T>) -> Result<Option<T>, String> {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            parse(v).map(Some).ok_or_else(|| bad(field, v))
+        }
+    }
+    let date = |field: &str, v: &str| -> Result<Option<chrono::NaiveDate>, String> {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| bad(field, v))
+        }
+    };
+    let since = date("since", &f.since)?.map(|d| local_midnight(web, Some(d)));
+    let until = date("until", &f.until)?
+        .and_then(|d| d.succ_opt())
+        .map(|d| local_midnight(web, Some(d)));
+    let manual = match f.origin.as_str() {
+        "" => None,
+        "manual" => Some(true),
+        "auto" => Some(false),
+        other => return Err(bad("origin", other)),
+    };
+    let before = if f.cursor.is_empty() {
+        None
+    } else {
+        Some(MessageId(
+            f.cursor.parse().map_err(|_| bad("cursor", &f.cursor))?,
+        ))
+    };
+    Ok(ListFilter {
+        direction: opt("direction", &f.direction, Direction::parse)?,
+        state: opt("state", &f.state, MsgState::parse)?,
+        channel: opt("channel", &f.channel, Channel::parse)?,
+        peer: None,
+        q: Some(f.q.trim().to_string()).filter(|q| !q.is_empty()),
+        since,
+        until,
+        manual,
+        before,
+        limit,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "messages.html")]
+struct MessagesPage {
+    p: Page,
+    f: MsgFilter,
+    channels: Vec<(&'static str, bool)>,
+    states: Vec<(&'static str, bool)>,
+    rows: Vec<MsgRow>,
+    query: String,
+    next: Option<String>,
+}
+
+const PAGE_SIZE: u32 = 50;
+
+async fn messages(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Query(f): Query<MsgFilter>,
+) -> Response {
+    let mut p = page(&ctx, "messages", "msg.title");
+    let (found, status) = match to_list_filter(&web, &f, PAGE_SIZE + 1) {
+        Ok(filter) => match web.app.store.list(filter).await {
+            Ok(rows) => (rows, StatusCode::OK),
+            Err(e) => return internal(e),
+        },
+        Err(e) => {
+            p.error = Some(e);
+            (Vec::new(), StatusCode::BAD_REQUEST)
+        }
+    };
+    let mut found = found;
+    let next = if found.len() > PAGE_SIZE as usize {
+        found.truncate(PAGE_SIZE as usize);
+        let mut n = MsgFilter {
+            cursor: found.last().map(|m| m.id.0.to_string()).unwrap_or_default(),
+            ..f_clone(&f)
+        };
+        n.cursor = n.cursor.clone();
+        serde_urlencoded::to_string(&n).ok()
+    } else {
+        None
+    };
+    let rows = match rows(&web, found).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let query = serde_urlencoded::to_string(MsgFilter {
+        cursor: String::new(),
+        ..f_clone(&f)
+    })
+    .unwrap_or_default();
+    (
+        status,
+        render(&MessagesPage {
+            p,
+            channels: Channel::ALL
+                .iter()
+                .map(|c| (c.as_str(), f.channel == c.as_str()))
+                .collect(),
+            states: MsgState::ALL
+                .iter()
+                .map(|s| (s.as_str(), f.state == s.as_str()))
+                .collect(),
+            f,
+            rows,
+            query,
+            next,
+        }),
+    )
+        .into_response()
+}
+
+fn f_clone(f: &MsgFilter) -> MsgFilter {
+    MsgFilter {
+        since: f.since.clone(),
+        until: f.until.clone(),
+        direction: f.direction.clone(),
+        channel: f.channel.clone(),
+        state: f.state.clone(),
+        origin: f.origin.clone(),
+        q: f.q.clone(),
+        cursor: f.cursor.clone(),
+    }
+}
+
+/// Most rows one CSV export holds.
+const CSV_MAX: usize = 100_000;
+
+async fn messages_csv(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Query(f): Query<MsgFilter>,
+) -> Response {
+    let mut filter = match to_list_filter(&web, &f, 1000) {
+        Ok(filter) => filter,
+        Err(e) => return error_page(&ctx, StatusCode::BAD_REQUEST, e),
+    };
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let _ = out.write_record([
+        "id",
+        "created_at",
+        "direction",
+        "channel",
+        "number",
+        "text",
+        "state",
+        "route",
+        "error",
+        "sent_at",
+        "delivered_at",
+    ]);
+    let mut written = 0;
+    loop {
+        let batch = match web.app.store.list(filter.clone()).await {
+            Ok(b) => b,
+            Err(e) => return internal(e),
+        };
+        let last = batch.last().map(|m| m.id);
+        let n = batch.len();
+        for m in batch {
+            let t = |v: Option<i64>| v.map(crate::admin::rfc3339).unwrap_or_default();
+            let _ = out.write_record([
+                m.id.0.to_string(),
+                crate::admin::rfc3339(m.created_at),
+                m.direction.to_string(),
+                m.channel.to_string(),
+                m.peer,
+                m.body,
+                m.state.to_string(),
+                m.transport.unwrap_or_default(),
+                m.last_error.unwrap_or_default(),
+                t(m.sent_at),
+                t(m.delivered_at),
+            ]);
+        }
+        written += n;
+        if n < filter.limit as usize || written >= CSV_MAX {
+            break;
+        }
+        filter.before = last;
+    }
+    let bytes = out.into_inner().unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"mensajes.csv\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    p: Page,
+    m: MsgRow,
+    route: String,
+    attempts: u32,
+    times: Vec<(&'static str, String)>,
+    parts: String,
+    can_resend: bool,
+    can_cancel: bool,
+}
+
+fn parse_id(raw: &str) -> Option<MessageId> {
+    raw.parse::<i64>().ok().filter(|n| *n > 0).map(MessageId)
+}
+
+async fn message(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return not_found(&ctx);
+    };
+    let m = match web.app.store.get(id).await {
+        Ok(m) => m,
+        Err(crate::store::StoreError::NotFound(_)) => return not_found(&ctx),
+        Err(e) => return internal(e),
+    };
+    let parts = match web.app.store.parts_sent(id).await {
+        Ok(p) => p,
+        Err(e) => return internal(e),
+    };
+    let mut times = vec![("msg.created", web.time(m.created_at))];
+    if let Some(t) = m.sent_at {
+        times.push(("msg.sent", web.time(t)));
+    }
+    if let Some(t) = m.delivered_at {
+        times.push(("msg.delivered", web.time(t)));
+    }
+    times.push(("msg.updated", web.time(m.updated_at)));
+    let route = m.transport.clone().unwrap_or_else(|| "—".into());
+    let attempts = m.attempts;
+    let out = m.direction == Direction::Out;
+    let can_resend = out
+        && matches!(
+            m.state,
+            MsgState::Failed | MsgState::Cancelled | MsgState::Delivered | MsgState::Sent
+        );
+    let can_cancel = out && matches!(m.state, MsgState::Queued | MsgState::Scheduled);
+    let mut rows = match rows(&web, vec![m]).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(row) = rows.pop() else {
+        return not_found(&ctx);
+    };
+    let mut p = page(&ctx, "messages", "msg.title");
+    p.title = format!("{} {}", p.title, row.id);
+    render(&MessagePage {
+        p,
+        m: row,
+        route,
+        attempts,
+        times,
+        parts: if parts.is_empty() {
+            "—".into()
+        } else {
+            parts
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        can_resend,
+        can_cancel,
+    })
+}
+
+async fn message_action(web: &Web, ctx: &Ctx, id: &str, action: &str) -> Response {
+    let Some(id) = parse_id(id) else {
+        return not_found(ctx);
+    };
+    let (status, body) = web
+        .call(Method::POST, &format!("/api/messages/{id}/{action}"), None)
+        .await;
+    if status.is_success() {
+        log::info!("pages: `{}` did {action} on message {id}", ctx.user.name);
+        see_other(&format!("/messages/{id}"))
+    } else {
+        error_page(ctx, status, api_error(&body).0)
+    }
+}
+
+async fn resend(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    message_action(&web, &ctx, &id, "resend").await
+}
+
+async fn cancel(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> Response {
+    message_action(&web, &ctx, &id, "cancel").await
+}
+
+// ----- conversations --------------------------------------------------------------------------
+
+pub struct ThreadRow {
+    pub peer: String,
+    pub peer_url: String,
+    pub title: String,
+    pub time: String,
+    pub last: String,
+    pub unread: bool,
+}
+
+#[derive(Template)]
+#[template(path = "conversations.html")]
+struct ConversationsPage {
+    p: Page,
+    threads: Vec<ThreadRow>,
+}
+
+#[derive(Template)]
+#[template(path = "threads.html")]
+struct ThreadsLive {
+    p: Page,
+    threads: Vec<ThreadRow>,
+}
+
+async fn thread_rows(web: &Web) -> Result<Vec<ThreadRow>, Response> {
+    let threads = web
+        .app
+        .store
+        .read(|c| {
+            let threads = overview::threads(c, 100)?;
+            let mut out = Vec::with_capacity(threads.len());
+            for t in threads {
+                let last = crate::store::messages::get(c, MessageId(t.last_id))?;
+                let names: Vec<String> = sql::customers_by_phone(c, &t.peer)?
+                    .into_iter()
+                    .map(|c| c.name)
+                    .collect();
+                out.push((t, last, names));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(internal)?;
+    Ok(threads
+        .into_iter()
+        .map(|(t, last, names)| ThreadRow {
+            title: if names.is_empty() {
+                t.peer.clone()
+            } else {
+                format!("{} · {}", names.join(", "), t.peer)
+            },
+            peer_url: seg(&t.peer),
+            peer: t.peer,
+            time: web.time(last.created_at),
+            last: last.body,
+            unread: t.unread,
+        })
+        .collect())
+}
+
+async fn conversations(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    match thread_rows(&web).await {
+        Ok(threads) => render(&ConversationsPage {
+            p: page(&ctx, "conversations", "conv.title"),
+            threads,
+        }),
+        Err(r) => r,
+    }
+}
+
+async fn conversations_live(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    match thread_rows(&web).await {
+        Ok(threads) => render(&ThreadsLive {
+            p: page(&ctx, "conversations", "conv.title"),
+            threads,
+        }),
+        Err(r) => r,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "conversation.html")]
+struct ConversationPage {
+    p: Page,
+    peer_url: String,
+    rows: Vec<MsgRow>,
+}
+
+#[derive(Template)]
+#[template(path = "thread.html")]
+struct ThreadLive {
+    p: Page,
+    rows: Vec<MsgRow>,
+}
+
+/// The messages with one number, oldest first; marks the conversation read.
+async fn thread(web: &Web, peer: &str) -> Result<Vec<MsgRow>, Response> {
+    let mut found = web
+        .app
+        .store
+        .list(ListFilter {
+            peer: Some(peer.to_string()),
+            limit: 200,
+            ..Default::default()
+        })
+        .await
+        .map_err(internal)?;
+    found.reverse();
+    let p = peer.to_string();
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| overview::mark_read(c, &p))
+        .await
+    {
+        log::warn!("pages: cannot mark a conversation read: {e}");
+    }
+    rows(web, found).await
+}
+
+async fn conversation(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(peer): Path<String>,
+) -> Response {
+    let rows = match thread(&web, &peer).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let names = {
+        let peer = peer.clone();
+        web.app
+            .store
+            .read(move |c| sql::customers_by_phone(c, &peer))
+            .await
+            .map(|found| found.into_iter().map(|c| c.name).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let mut p = page(&ctx, "conversations", "conv.title");
+    p.title = if names.is_empty() {
+        peer.clone()
+    } else {
+        format!("{} · {peer}", names.join(", "))
+    };
+    render(&ConversationPage {
+        p,
+        peer_url: seg(&peer),
+        rows,
+    })
+}
+
+async fn conversation_live(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(peer): Path<String>,
+) -> Response {
+    match thread(&web, &peer).await {
+        Ok(rows) => render(&ThreadLive {
+            p: page(&ctx, "conversations", "conv.title"),
+            rows,
+        }),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    text: String,
+}
+
+async fn reply(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(peer): Path<String>,
+    Form(form): Form<ReplyForm>,
+) -> Response {
+    // Answer on the channel the customer last wrote on.
+    let last_in = web
+        .app
+        .store
+        .list(ListFilter {
+            peer: Some(peer.clone()),
+            direction: Some(Direction::In),
+            limit: 1,
+            ..Default::default()
+        })
+        .await;
+    let channel = match last_in {
+        Ok(m) => m.first().map_or(Channel::Sms, |m| m.channel),
+        Err(e) => return internal(e),
+    };
+    match send_one(&web, &ctx, &peer, &form.text, channel.as_str(), "reply").await {
+        Ok(_) => see_other(&format!("/conversations/{}", seg(&peer))),
+        Err((message, _)) => error_page(&ctx, StatusCode::UNPROCESSABLE_ENTITY, message),
+    }
+}
+
+// ----- customers ------------------------------------------------------------------------------
+
+pub struct CustRow {
+    pub code: String,
+    pub code_url: String,
+    pub name: String,
+    pub phones: String,
+    pub balance: String,
+}
+
+fn cust_row(web: &Web, c: &Customer) -> CustRow {
+    CustRow {
+        code: c.code.clone(),
+        code_url: seg(&c.code),
+        name: c.name.clone(),
+        phones: c.phones.join(", "),
+        balance: c
+            .balance
+            .map(|b: Money| b.format(web.app.rules.company.language))
+            .unwrap_or_default(),
+    }
+}
+
+pub struct ImportPreview {
+    pub good: usize,
+    pub sample: Vec<CustRow>,
+    /// Line, field, error.
+    pub rejected: Vec<(String, String, String)>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "customers.html")]
+struct CustomersPage {
+    p: Page,
+    q: String,
+    total: u64,
+    rows: Vec<CustRow>,
+    preview: Option<ImportPreview>,
+    csv: String,
+}
+
+#[derive(Deserialize, Default)]
+struct CustQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// What the customers page shows beside the search results.
+#[derive(Default)]
+struct CustomersView {
+    q: String,
+    preview: Option<ImportPreview>,
+    csv: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn customers_page(web: &Web, ctx: &Ctx, view: CustomersView, status: StatusCode) -> Response {
+    let CustomersView {
+        q,
+        preview,
+        csv,
+        notice,
+        error,
+    } = view;
+    let text = q.trim().to_string();
+    let found = web
+        .app
+        .store
+        .read(move |c| {
+            Ok((
+                sql::search_customers(c, &text, 100)?,
+                sql::count_customers(c)?,
+            ))
+        })
+        .await;
+    let (found, total) = match found {
+        Ok(f) => f,
+        Err(e) => return internal(e),
+    };
+    let mut p = page(ctx, "customers", "cust.title");
+    p.notice = notice;
+    p.error = error;
+    (
+        status,
+        render(&CustomersPage {
+            p,
+            q,
+            total,
+            rows: found.iter().map(|c| cust_row(web, c)).collect(),
+            preview,
+            csv,
+        }),
+    )
+        .into_response()
+}
+
+async fn customers(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<CustQuery>,
+) -> Response {
+    customers_page(
+        &web,
+        &ctx,
+        CustomersView {
+            q: q.q,
+            ..Default::default()
+        },
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct ImportForm {
+    csv: String,
+    #[serde(default)]
+    commit: String,
+}
+
+/// Without `commit`: parses the CSV and shows its first rows and its errors by line,
+/// changing nothing. With `commit=1`: imports the good rows (`POST /api/customers/import`).
+async fn import(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(mut form): Form<ImportForm>,
+) -> Response {
+    // A browser posts a text area with CRLF line ends; the CSV reader numbers CRLF lines
+    // wrongly (one short per line), so rows are read with LF ends and keep their file's lines.
+    form.csv = form.csv.replace("\r\n", "\n");
+    if form.commit == "1" {
+        let r = crate::directory::import_csv(
+            &web.app.store,
+            form.csv.into_bytes(),
+            web.app.rules.directory_config.clone(),
+            web.app.phones.clone(),
+        )
+        .await;
+        return match r {
+            Ok(report) => {
+                log::info!(
+                    "pages: `{}` imported customers: {} inserted, {} updated, {} rejected",
+                    ctx.user.name,
+                    report.inserted,
+                    report.updated,
+                    report.rejected.len()
+                );
+                let tr = ctx.tr();
+                let notice = format!(
+                    "{} {} {}, {} {}",
+                    tr.t("cust.done"),
+                    report.inserted,
+                    tr.t("cust.inserted"),
+                    report.updated,
+                    tr.t("cust.updated")
+                );
+                customers_page(
+                    &web,
+                    &ctx,
+                    CustomersView {
+                        notice: Some(notice),
+                        ..Default::default()
+                    },
+                    StatusCode::OK,
+                )
+                .await
+            }
+            Err(e) => {
+                customers_page(
+                    &web,
+                    &ctx,
+                    CustomersView {
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    },
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+        };
+    }
+    let bytes = form.csv.clone().into_bytes();
+    let config = web.app.rules.directory_config.clone();
+    let phones = web.app.phones.clone();
+    let parsed =
+        tokio::task::spawn_blocking(move || crate::directory::parse_csv(&bytes, &config, &phones))
+            .await;
+    match parsed {
+        Ok(Ok((good, rejected, warnings))) => {
+            let sample = good
+                .iter()
+                .take(10)
+                .map(|c| CustRow {
+                    code: c.code.clone(),
+                    code_url: seg(&c.code),
+                    name: c.name.clone(),
+                    phones: c.phones.join(", "),
+                    balance: c
+                        .balance
+                        .map(|b| b.format(web.app.rules.company.language))
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let preview = ImportPreview {
+                good: good.len(),
+                sample,
+                rejected: rejected
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.line.map(|l| l.to_string()).unwrap_or_default(),
+                            r.field.unwrap_or_default(),
+                            r.error,
+                        )
+                    })
+                    .collect(),
+                warnings,
+            };
+            customers_page(
+                &web,
+                &ctx,
+                CustomersView {
+                    preview: Some(preview),
+                    csv: form.csv,
+                    ..Default::default()
+                },
+                StatusCode::OK,
+            )
+            .await
+        }
+        Ok(Err(e)) => {
+            customers_page(
+                &web,
+                &ctx,
+                CustomersView {
+                    csv: form.csv,
+                    error: Some(e.0),
+                    ..Default::default()
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub struct TicketRow {
+    pub id: i64,
+    pub time: String,
+    pub peer: String,
+    pub peer_url: String,
+    pub text: String,
+    pub open: bool,
+    pub operator: String,
+    pub forward: Option<String>,
+}
+
+fn ticket_rows(web: &Web, tickets: Vec<sql::Ticket>) -> Vec<TicketRow> {
+    tickets
+        .into_iter()
+        .map(|t| TicketRow {
+            id: t.id,
+            time: web.time(t.created_at),
+            peer_url: seg(&t.peer),
+            peer: t.peer,
+            text: t.text,
+            open: t.state == "open",
+            operator: t.operator,
+            forward: t.forward_state.map(|s| match t.forward_error {
+                Some(e) => format!("{s} ({} × {e})", t.forward_attempts),
+                None => s,
+            }),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "customer.html")]
+struct CustomerPage {
+    p: Page,
+    c: CustRow,
+    phones: Vec<(String, String)>,
+    optout: String,
+    tickets: Vec<TicketRow>,
+    rows: Vec<MsgRow>,
+}
+
+async fn customer(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(code): Path<String>,
+) -> Response {
+    let found = {
+        let code = code.clone();
+        web.app
+            .store
+            .read(move |c| {
+                let Some(customer) = sql::customer_by_code(c, &code)? else {
+                    return Ok(None);
+                };
+                let tickets = sql::list_tickets(c, None, Some(&code), None, 50)?;
+                let mut messages = Vec::new();
+                for phone in &customer.phones {
+                    messages.extend(crate::store::messages::list(
+                        c,
+                        &ListFilter {
+                            peer: Some(phone.clone()),
+                            limit: 100,
+                            ..Default::default()
+                        },
+                    )?);
+                }
+                messages.sort_by_key(|m| m.id);
+                Ok(Some((customer, tickets, messages)))
+            })
+            .await
+    };
+    let (customer, tickets, messages) = match found {
+        Ok(Some(f)) => f,
+        Ok(None) => return not_found(&ctx),
+        Err(e) => return internal(e),
+    };
+    let rows = match rows(&web, messages).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let tr = ctx.tr();
+    let o = customer.optout;
+    let optout = [("SMS", o.sms), ("WhatsApp", o.whatsapp), ("email", o.email)]
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", if *v { tr.t("yes") } else { tr.t("no") }))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let mut p = page(&ctx, "customers", "cust.title");
+    p.title = format!("{} ({})", customer.name, customer.code);
+    render(&CustomerPage {
+        p,
+        phones: customer
+            .phones
+            .iter()
+            .map(|ph| (ph.clone(), seg(ph)))
+            .collect(),
+        c: cust_row(&web, &customer),
+        optout,
+        tickets: ticket_rows(&web, tickets),
+        rows,
+    })
+}
+
+// ----- tickets --------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "tickets.html")]
+struct TicketsPage {
+    p: Page,
+    state: String,
+    tickets: Vec<TicketRow>,
+}
+
+#[derive(Deserialize, Default)]
+struct TicketQuery {
+    #[serde(default)]
+    state: String,
+}
+
+async fn tickets(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Query(q): Query<TicketQuery>,
+) -> Response {
+    let state = match q.state.as_str() {
+        "open" | "closed" => Some(q.state.clone()),
+        _ => None,
+    };
+    let found = web
+        .app
+        .store
+        .read(move |c| sql::list_tickets(c, state.as_deref(), None, None, 200))
+        .await;
+    match found {
+        Ok(t) => render(&TicketsPage {
+            p: page(&ctx, "tickets", "tick.title"),
+            state: q.state,
+            tickets: ticket_rows(&web, t),
+        }),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AssignForm {
+    #[serde(default)]
+    operator: String,
+}
+
+async fn ticket_action(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+    Form(form): Form<AssignForm>,
+) -> Response {
+    let body = match action.as_str() {
+        "close" | "reopen" => None,
+        "assign" => Some(serde_json::json!({"operator": form.operator})),
+        _ => return not_found(&ctx),
+    };
+    let (status, answer) = web
+        .call(Method::POST, &format!("/api/tickets/{id}/{action}"), body)
+        .await;
+    if status.is_success() {
+        log::info!("pages: `{}` did {action} on ticket {id}", ctx.user.name);
+        see_other(&back(&headers))
+    } else {
+        error_page(&ctx, status, api_error(&answer).0)
+    }
+}
+
+// ----- rules ----------------------------------------------------------------------------------
+
+pub struct RuleSection {
+    pub key: &'static str,
+    /// Which variables the preview allows (`customer`, `ticket`).
+    pub uses: &'static str,
+    pub title_key: &'static str,
+    pub has_keywords: bool,
+    pub keywords: String,
+    pub reply: String,
+    pub keywords_error: Option<String>,
+    pub reply_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "rules.html")]
+struct RulesPage {
+    p: Page,
+    sections: Vec<RuleSection>,
+    customers: Vec<(String, String)>,
+}
+
+/// Where a setting is in `[rules]` as JSON: (table, key); an empty table is the top level.
+type JsonPath = (&'static str, &'static str);
+
+/// The sections the page edits: (form key, title, keywords JSON path, reply JSON path).
+const SECTIONS: &[(&str, &str, Option<JsonPath>, JsonPath)] = &[
+    (
+        "balance",
+        "rules.balance",
+        Some(("balance", "keywords")),
+        ("balance", "reply"),
+    ),
+    (
+        "ticket",
+        "rules.ticket",
+        Some(("ticket", "keywords")),
+        ("ticket", "reply"),
+    ),
+    (
+        "optout",
+        "rules.optout",
+        Some(("optout", "stop_keywords")),
+        ("optout", "stop_reply"),
+    ),
+    ("unknown", "rules.unknown", None, ("", "help_reply")),
+];
+
+fn at<'a>(v: &'a serde_json::Value, (table, key): (&str, &str)) -> &'a serde_json::Value {
+    if table.is_empty() {
+        &v[key]
+    } else {
+        &v[table][key]
+    }
+}
+
+fn sections_from(rules: &serde_json::Value) -> Vec<RuleSection> {
+    SECTIONS
+        .iter()
+        .map(|(key, title, kw, reply)| RuleSection {
+            key,
+            uses: if *key == "ticket" {
+                "ticket"
+            } else {
+                "customer"
+            },
+            title_key: title,
+            has_keywords: kw.is_some(),
+            keywords: kw
+                .map(|k| {
+                    at(rules, k)
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+            reply: at(rules, *reply).as_str().unwrap_or("").to_string(),
+            keywords_error: None,
+            reply_error: None,
+        })
+        .collect()
+}
+
+async fn rules_page(
+    web: &Web,
+    ctx: &Ctx,
+    status: StatusCode,
+    sections: Vec<RuleSection>,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let customers = match web
+        .app
+        .store
+        .read(|c| sql::search_customers(c, "", 200))
+        .await
+    {
+        Ok(c) => c
+            .into_iter()
+            .map(|c| (format!("{} ({})", c.name, c.code), c.code))
+            .collect(),
+        Err(e) => return internal(e),
+    };
+    let mut p = page(ctx, "rules", "rules.title");
+    p.notice = notice;
+    p.error = error;
+    (
+        status,
+        render(&RulesPage {
+            p,
+            sections,
+            customers,
+        }),
+    )
+        .into_response()
+}
+
+async fn rules_form(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let (_, rules) = web.call(Method::GET, "/api/rules", None).await;
+    rules_page(
+        &web,
+        &ctx,
+        StatusCode::OK,
+        sections_from(&rules),
+        None,
+        None,
+    )
+    .await
+}
+
+/// Saves through `PUT /api/rules` (the same checks); errors are shown beside their field.
+async fn save_rules(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    // Only the fields the form sent are changed (PUT /api/rules keeps the others).
+    let get = |k: String| {
+        form.iter()
+            .find(|(f, _)| *f == k)
+            .map(|(_, v)| v.replace("\r\n", "\n"))
+    };
+    let (_, current) = web.call(Method::GET, "/api/rules", None).await;
+    let mut sections = sections_from(&current);
+    let mut patch = serde_json::json!({});
+    for (s, (key, _, kw, reply)) in sections.iter_mut().zip(SECTIONS) {
+        if let (Some((table, k)), Some(keywords)) = (kw, get(format!("{key}.keywords"))) {
+            let list: Vec<String> = keywords
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            patch[*table][*k] = serde_json::json!(list);
+            s.keywords = keywords;
+        }
+        if let Some(reply_text) = get(format!("{key}.reply")) {
+            let value = if reply_text.trim().is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(reply_text.clone())
+            };
+            if reply.0.is_empty() {
+                patch[reply.1] = value;
+            } else {
+                patch[reply.0][reply.1] = value;
+            }
+            s.reply = reply_text;
+        }
+    }
+    let (status, body) = web.call(Method::PUT, "/api/rules", Some(patch)).await;
+    if status.is_success() {
+        log::info!("pages: `{}` saved the rules", ctx.user.name);
+        let notice = ctx.tr().t("rules.saved").to_string();
+        return rules_page(
+            &web,
+            &ctx,
+            StatusCode::OK,
+            sections_from(&body),
+            Some(notice),
+            None,
+        )
+        .await;
+    }
+    let (message, _) = api_error(&body);
+    let mut unplaced = Vec::new();
+    for piece in message.split("; ") {
+        let (field, text) = piece.split_once(": ").unwrap_or(("", piece));
+        let field = field.trim_start_matches("rules.");
+        let mut placed = false;
+        for (s, (_, _, kw, reply)) in sections.iter_mut().zip(SECTIONS) {
+            let path = |(t, k): (&str, &str)| {
+                if t.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{t}.{k}")
+                }
+            };
+            if kw.is_some_and(|k| field.starts_with(&path(k))) {
+                s.keywords_error = Some(text.to_string());
+                placed = true;
+            } else if field == path(*reply) {
+                s.reply_error = Some(text.to_string());
+                placed = true;
+            }
+        }
+        if !placed {
+            unplaced.push(piece.to_string());
+        }
+    }
+    let error = if unplaced.is_empty() {
+        None
+    } else {
+        Some(unplaced.join("; "))
+    };
+    rules_page(
+        &web,
+        &ctx,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        sections,
+        None,
+        error,
+    )
+    .await
+}
+
+// ----- channels and system --------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "channels.html")]
+struct ChannelsPage {
+    p: Page,
+    routes: Vec<RouteRow>,
+}
+
+async fn channels(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    render(&ChannelsPage {
+        p: page(&ctx, "channels", "chan.title"),
+        routes: route_rows(&web),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "system.html")]
+struct SystemPage {
+    p: Page,
+    version: &'static str,
+    uptime: u64,
+    db_size: String,
+    customers: u64,
+    users: Vec<(String, String)>,
+}
+
+async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    let facts = web
+        .app
+        .store
+        .read(|c| {
+            Ok((
+                overview::database_size(c)?,
+                sql::count_customers(c)?,
+                users::list_users(c)?,
+            ))
+        })
+        .await;
+    let (size, customers, list) = match facts {
+        Ok(f) => f,
+        Err(e) => return internal(e),
+    };
+    let wal =
+        std::fs::metadata(format!("{}-wal", web.app.store.path().display())).map_or(0, |m| m.len());
+    render(&SystemPage {
+        p: page(&ctx, "system", "sys.title"),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime: web.app.started.elapsed().as_secs(),
+        db_size: format!("{:.1} MiB", (size + wal) as f64 / 1048576.0),
+        customers,
+        users: if ctx.admin() {
+            list.into_iter()
+                .map(|u| (u.name, u.role.to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(safe_next("/messages?q=a"), "/messages?q=a");
+        assert_eq!(safe_next("//evil.example/"), "/");
+        assert_eq!(safe_next("https://evil.example/"), "/");
+        assert_eq!(safe_next(""), "/");
+    }
+
+    #[test]
+    fn crlf_from_a_form_keeps_the_rows_line_numbers() {
+        let csv = "codigo;nombre;telefono;deuda\r\n2001;Luis Díaz;1133334444;1.000,00\r\n2002;Mal Número;12;10\r\n";
+        let phones = crate::config::CompanyConfig::default().phone_context();
+        let parse = |text: &str| {
+            crate::directory::parse_csv(text.as_bytes(), &Default::default(), &phones).unwrap()
+        };
+        let (good, bad, _) = parse(&csv.replace("\r\n", "\n"));
+        assert_eq!(good.len(), 1);
+        assert_eq!(bad[0].line, Some(3), "{bad:?}");
+        // What the import route gets from a CRLF file today (left for the directory's owner).
+        assert_eq!(parse(csv).1[0].line, Some(2));
+    }
+
+    #[test]
+    fn numbers_are_escaped_in_paths() {
+        assert_eq!(seg("+5491123456789"), "%2B5491123456789");
+        assert_eq!(seg("1001"), "1001");
+    }
+}

@@ -1,0 +1,531 @@
+//! The operators' pages through `pasarela demo`: the real binary, a real SQLite file, the
+//! simulated modem on a real pseudo-terminal, plain HTTP with cookies kept by hand (so every
+//! redirect and cookie flag is visible).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, wait_until};
+use reqwest::blocking::{Client, Response};
+use reqwest::redirect::Policy;
+
+const TOKEN: &str = "web-demo-token-0123456789";
+const PASSWORD: &str = "clave-del-admin";
+
+struct Demo {
+    child: Child,
+    base: String,
+    sim: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_demo() -> Demo {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, sim_port) = (free_port(), free_port());
+    let child = Command::new(common::bin())
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--sim-control", &format!("127.0.0.1:{sim_port}")])
+        .args(["--token", TOKEN, "--ui-password", PASSWORD])
+        .env("PASARELA_JOURNAL_SOCKET", dir.path().join("no-journal"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let demo = Demo {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        sim: format!("http://127.0.0.1:{sim_port}"),
+        dir,
+    };
+    wait_until("the demo to answer", Duration::from_secs(30), || {
+        reqwest::blocking::get(format!("{}/api/health", demo.base))
+            .is_ok_and(|r| r.status().is_success())
+    });
+    demo
+}
+
+fn http() -> Client {
+    Client::builder()
+        .redirect(Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn set_cookies(r: &Response) -> Vec<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+fn cookie_value(set: &[String], name: &str) -> Option<String> {
+    set.iter().find_map(|c| {
+        let first = c.split(';').next()?;
+        let (k, v) = first.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// The value of `<input ... name="NAME" value="...">` (the first one).
+fn field(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no field {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A logged-in browser: its session cookie and CSRF token.
+struct Session {
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+/// Posts the login form; answers the response.
+fn post_login(base: &str, user: &str, password: &str) -> Response {
+    let page = http().get(format!("{base}/login")).send().unwrap();
+    let login_cookie = cookie_value(&set_cookies(&page), "pasarela_login").unwrap();
+    let csrf = field(&page.text().unwrap(), "csrf");
+    http()
+        .post(format!("{base}/login"))
+        .header("cookie", format!("pasarela_login={login_cookie}"))
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .unwrap()
+}
+
+fn login(base: &str, user: &str, password: &str) -> Session {
+    let r = post_login(base, user, password);
+    assert_eq!(r.status(), 303, "login refused");
+    let cookie = cookie_value(&set_cookies(&r), "pasarela_session").unwrap();
+    let mut s = Session {
+        base: base.to_string(),
+        cookie,
+        csrf: String::new(),
+    };
+    let (_, html) = s.get("/");
+    s.csrf = field(&html, "csrf");
+    s
+}
+
+impl Session {
+    fn get(&self, path: &str) -> (u16, String) {
+        let r = http()
+            .get(format!("{}{path}", self.base))
+            .header("cookie", format!("pasarela_session={}", self.cookie))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// Posts a form with the CSRF token; answers status, Location and body.
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.push(("csrf", &self.csrf));
+        self.post_raw(path, &fields)
+    }
+
+    fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let r = http()
+            .post(format!("{}{path}", self.base))
+            .header("cookie", format!("pasarela_session={}", self.cookie))
+            .form(form)
+            .send()
+            .unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (r.status().as_u16(), location, r.text().unwrap())
+    }
+}
+
+#[test]
+fn a_page_without_a_session_redirects_to_login() {
+    let demo = start_demo();
+    let r = http()
+        .get(format!("{}/messages?state=failed", demo.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/login?next=%2Fmessages%3Fstate%3Dfailed"
+    );
+    for path in [
+        "/",
+        "/send",
+        "/conversations",
+        "/customers",
+        "/rules",
+        "/system",
+    ] {
+        let r = http().get(format!("{}{path}", demo.base)).send().unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+    }
+    // A made-up cookie is no session; the live fragments answer 401 instead of a redirect.
+    let r = http()
+        .get(format!("{}/ui/dashboard", demo.base))
+        .header("cookie", "pasarela_session=0123")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The API keeps its bearer token and does not take the session instead.
+    let s = login(&demo.base, "admin", PASSWORD);
+    let r = http()
+        .get(format!("{}/api/messages", demo.base))
+        .header("cookie", format!("pasarela_session={}", s.cookie))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[test]
+fn the_session_cookie_has_its_flags_and_logout_ends_the_session() {
+    let demo = start_demo();
+    let r = post_login(&demo.base, "admin", PASSWORD);
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    let set = set_cookies(&r);
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("pasarela_session="))
+        .unwrap();
+    assert!(session.contains("; HttpOnly"), "{session}");
+    assert!(session.contains("; SameSite=Strict"), "{session}");
+    assert!(session.contains("; Path=/"), "{session}");
+    assert!(
+        !session.contains("Secure"),
+        "plain HTTP cannot carry a Secure cookie: {session}"
+    );
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (status, html) = s.get("/");
+    assert_eq!(status, 200);
+    assert!(html.contains("dBm"), "the modem's signal: {html}");
+    let (status, _, _) = s.post("/logout", &[]);
+    assert_eq!(status, 303);
+    let (status, _) = s.get("/");
+    assert_eq!(status, 303, "the session ended");
+}
+
+#[test]
+fn a_form_without_the_csrf_token_is_refused() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (status, _, body) = s.post_raw(
+        "/send",
+        &[("to", "1123456789"), ("text", "hola"), ("channel", "sms")],
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, _, _) = s.post_raw(
+        "/send",
+        &[("to", "1123456789"), ("text", "hola"), ("csrf", "0000")],
+    );
+    assert_eq!(status, 403);
+    // The counter's JSON call carries the token in a header.
+    let r = http()
+        .post(format!("{}/ui/preview", demo.base))
+        .header("cookie", format!("pasarela_session={}", s.cookie))
+        .json(&serde_json::json!({"template": "hola"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http()
+        .post(format!("{}/ui/preview", demo.base))
+        .header("cookie", format!("pasarela_session={}", s.cookie))
+        .header("x-csrf-token", &s.csrf)
+        .json(&serde_json::json!({"template": "¿Cómo está? Le escribe %empresa%"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["encoding"], "ucs2", "{v}");
+    assert_eq!(v["parts"], 1);
+    // A login form posted without its cookie is refused too.
+    let r = http()
+        .post(format!("{}/login", demo.base))
+        .form(&[("username", "admin"), ("password", PASSWORD), ("csrf", "x")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Nothing was queued by the refused forms.
+    let (_, html) = s.get("/messages");
+    assert!(!html.contains("data-id="), "{html}");
+}
+
+#[test]
+fn wrong_passwords_are_throttled() {
+    let demo = start_demo();
+    for _ in 0..5 {
+        assert_eq!(post_login(&demo.base, "admin", "equivocada").status(), 401);
+    }
+    let r = post_login(&demo.base, "admin", PASSWORD);
+    assert_eq!(r.status(), 429, "the right password waits too");
+    let html = r.text().unwrap();
+    assert!(html.contains("Demasiados intentos"), "{html}");
+}
+
+#[test]
+fn users_from_the_command_line_and_an_operator_kept_out_of_admin_pages() {
+    let demo = start_demo();
+    let config = demo.dir.path().join("pasarela.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[daemon]\nstate_dir = \"{}\"\n",
+            demo.dir.path().join("demo").display()
+        ),
+    )
+    .unwrap();
+    let user = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(common::bin())
+            .arg("user")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = user(&["add", "ana", "--role", "operator"], "clave de ana\n");
+    assert!(ok, "{out}");
+    let (ok, out) = user(&["add", "ana", "--role", "operator"], "clave de ana\n");
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = user(&["add", "beto", "--role", "admin"], "corta\n");
+    assert!(!ok && out.contains("at least 8"), "{out}");
+    let (ok, out) = user(&["list"], "");
+    assert!(ok, "{out}");
+    assert_eq!(out, "admin\tadmin\tes\nana\toperator\tes\n");
+
+    let ana = login(&demo.base, "ana", "clave de ana");
+    let (status, html) = ana.get("/rules");
+    assert_eq!(status, 403, "{html}");
+    let (status, _, _) = ana.post("/rules", &[("balance.reply", "x")]);
+    assert_eq!(status, 403);
+    let (status, html) = ana.get("/system");
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains("operator</td>"),
+        "users are for admins: {html}"
+    );
+    let (status, html) = ana.get("/send");
+    assert_eq!(status, 200, "operators send");
+    assert!(!html.contains("href=\"/rules\""), "{html}");
+
+    let (ok, out) = user(&["passwd", "ana"], "otra clave de ana\n");
+    assert!(ok, "{out}");
+    let (status, _) = ana.get("/");
+    assert_eq!(status, 303, "a new password ends the sessions");
+    assert_eq!(post_login(&demo.base, "ana", "clave de ana").status(), 401);
+    login(&demo.base, "ana", "otra clave de ana");
+
+    let admin = login(&demo.base, "admin", PASSWORD);
+    let (status, html) = admin.get("/system");
+    assert_eq!(status, 200);
+    assert!(html.contains("<td>ana</td><td>operator</td>"), "{html}");
+}
+
+#[test]
+fn send_see_it_delivered_reply_and_switch_language() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (status, html) = s.get("/send");
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"to\"") && html.contains("name=\"channel\""));
+    assert!(html.contains("Ana Pérez (1001)"), "the customer picker");
+
+    // A bad number is refused naming the field, and the text is kept.
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "12"),
+            ("text", "Hola desde la oficina"),
+            ("channel", "sms"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(html.contains("to: "), "{html}");
+    assert!(html.contains("Hola desde la oficina</textarea>"));
+
+    let (status, location, _) = s.post(
+        "/send",
+        &[
+            ("to", "011 15-2345-6789"),
+            ("text", "Su pago fue registrado. ¡Gracias!"),
+            ("channel", "sms"),
+        ],
+    );
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/messages/"), "{location}");
+    wait_until(
+        "the message to be delivered",
+        Duration::from_secs(60),
+        || s.get(&location).1.contains("state-delivered"),
+    );
+    let (_, html) = s.get("/messages?direction=out&origin=manual&q=PAGO");
+    assert!(html.contains("Su pago fue registrado"), "{html}");
+    assert!(html.contains("(admin)"), "who sent it: {html}");
+    let (_, html) = s.get("/messages?origin=auto");
+    assert!(!html.contains("Su pago fue registrado"), "{html}");
+    let (status, html) = s.get("/messages?since=nope");
+    assert_eq!(status, 400);
+    assert!(html.contains("since: `nope`"), "{html}");
+    let r = http()
+        .get(format!("{}/messages.csv?direction=out", demo.base))
+        .header("cookie", format!("pasarela_session={}", s.cookie))
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = r.text().unwrap();
+    assert!(csv.starts_with("id,created_at,direction"), "{csv}");
+    assert!(csv.contains("Su pago fue registrado. ¡Gracias!"), "{csv}");
+
+    // A customer texts "saldo": the thread shows the auto-reply, unread.
+    let r = http()
+        .post(format!("{}/inbound", demo.sim))
+        .json(&serde_json::json!({"from": "+5491123456789", "text": "saldo"}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    wait_until(
+        "the auto-reply in the inbox",
+        Duration::from_secs(60),
+        || {
+            let (_, html) = s.get("/ui/conversations");
+            html.contains("Ana Pérez") && html.contains("$ 1.234,50") && html.contains("unread")
+        },
+    );
+    let (_, html) = s.get("/conversations/%2B5491123456789");
+    assert!(html.contains("respuesta automática"), "{html}");
+    let (_, html) = s.get("/ui/conversations");
+    assert!(!html.contains("thread unread"), "read once opened: {html}");
+    let (status, location, _) = s.post(
+        "/conversations/%2B5491123456789/reply",
+        &[("text", "Ya le enviamos el detalle por correo.")],
+    );
+    assert_eq!(
+        (status, location.as_str()),
+        (303, "/conversations/%2B5491123456789")
+    );
+    let (_, html) = s.get("/ui/conversations/%2B5491123456789");
+    assert!(html.contains("Ya le enviamos el detalle"), "{html}");
+    assert!(html.contains("operador (admin)"), "{html}");
+
+    let (status, _, _) = s.post("/lang", &[("lang", "en")]);
+    assert_eq!(status, 303);
+    let (_, html) = s.get("/");
+    assert!(html.contains("<h1>Dashboard</h1>"), "{html}");
+    assert!(html.contains("lang=\"en\""));
+}
+
+#[test]
+fn customers_import_previews_errors_by_line_and_rules_show_errors_by_field() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let csv = "codigo;nombre;telefono;deuda\n2001;Luis Díaz;1133334444;1.000,00\n2002;Sin Teléfono;12;abc\n";
+    let (status, _, html) = s.post("/customers/import", &[("csv", csv)]);
+    assert_eq!(status, 200);
+    assert!(html.contains("Luis Díaz"), "{html}");
+    assert!(html.contains("id=\"import-errors\""), "{html}");
+    assert!(
+        html.contains("<tr><td>3</td>"),
+        "the bad row's line: {html}"
+    );
+    let (_, html) = s.get("/customers?q=Luis");
+    assert!(!html.contains("2001"), "a preview changes nothing: {html}");
+    let (status, _, html) = s.post("/customers/import", &[("csv", csv), ("commit", "1")]);
+    assert_eq!(status, 200);
+    assert!(html.contains("1 nuevos"), "{html}");
+    let (_, html) = s.get("/customers?q=Luis");
+    assert!(html.contains("/customers/2001"), "{html}");
+    let (status, html) = s.get("/customers/2001");
+    assert_eq!(status, 200);
+    assert!(html.contains("+5491133334444"), "{html}");
+
+    // A file larger than a plain form's 2 MiB is previewed too.
+    let mut big = String::from("codigo;nombre\n");
+    for i in 0..20_000 {
+        big.push_str(&format!(
+            "{};Cliente con un nombre largo para llenar la fila {}{}\n",
+            50_000 + i,
+            i,
+            "x".repeat(90)
+        ));
+    }
+    assert!(big.len() > 2 << 20);
+    let (status, _, html) = s.post("/customers/import", &[("csv", &big)]);
+    assert_eq!(status, 200);
+    assert!(html.contains("20000"), "the count of valid rows");
+
+    let (status, html) = s.get("/rules");
+    assert_eq!(status, 200);
+    assert!(html.contains("saldo, deuda, cuenta"), "{html}");
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("balance.keywords", "saldo, deuda"),
+            ("balance.reply", "Su saldo es %nodefinida%"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("id=\"balance-reply-err\""), "{html}");
+    assert!(html.contains("nodefinida"), "{html}");
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("balance.keywords", "saldo, deuda"),
+            ("balance.reply", "Su saldo es %deuda%."),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Reglas guardadas"), "{html}");
+    assert!(html.contains("value=\"saldo, deuda\""), "{html}");
+
+    let (status, html) = s.get("/channels");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("modem1") && html.contains("pasarela.toml"),
+        "{html}"
+    );
+    let (status, html) = s.get("/tickets");
+    assert_eq!(status, 200, "{html}");
+}
