@@ -234,28 +234,53 @@ async fn survives_unplug_hang_errors_and_noise() {
     sim.shutdown().await;
 }
 
+fn detail(status: &serde_json::Value) -> String {
+    status["transports"][0]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_pin_is_tried_once_ever() {
+async fn a_wrong_pin_is_tried_once_per_sim_and_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path(), |o| o.config.pin = Some("4321".into())).await;
     let gw = Gateway::start(dir.path(), sim.link(), "pin = \"1111\"").await;
     wait_for("the PIN refusal", 20, async || {
-        gw.get("/api/status").await["transports"][0]["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("rejected the configured PIN"))
+        detail(&gw.get("/api/status").await).contains("rejected the configured PIN")
     })
     .await;
+    let d = detail(&gw.get("/api/status").await);
+    assert!(!d.contains("1111"), "the PIN leaks into the status: {d}");
+    assert!(d.contains("****"), "{d}");
     gw.stop().await;
     // A restart with the same PIN does not try it again.
     let gw = Gateway::start(dir.path(), sim.link(), "pin = \"1111\"").await;
     wait_for("the refusal to retry", 20, async || {
-        gw.get("/api/status").await["transports"][0]["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("already rejected once"))
+        detail(&gw.get("/api/status").await).contains("already rejected once")
     })
     .await;
     gw.stop().await;
-    // The right PIN unlocks it.
+    // Another SIM (another ICCID) whose PIN is 1111: the same PIN is tried on it.
+    sim.set_config(ConfigPatch {
+        iccid: Some("8954340000000000002".into()),
+        pin: Some(Some("1111".into())),
+        ..ConfigPatch::default()
+    })
+    .unwrap();
+    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"1111\"").await;
+    wait_for("the new SIM up", 30, async || {
+        gw.get("/api/status").await["transports"][0]["up"] == true
+    })
+    .await;
+    gw.stop().await;
+    // Back to the first SIM: the right PIN unlocks it.
+    sim.set_config(ConfigPatch {
+        iccid: Some("8954340000000000001".into()),
+        pin: Some(Some("4321".into())),
+        ..ConfigPatch::default()
+    })
+    .unwrap();
     let gw = Gateway::start(dir.path(), sim.link(), "pin = \"4321\"").await;
     wait_for("the modem up", 30, async || {
         gw.get("/api/status").await["transports"][0]["up"] == true
@@ -263,6 +288,25 @@ async fn a_wrong_pin_is_tried_once_ever() {
     .await;
     gw.stop().await;
     sim.set_config(ConfigPatch::default()).unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_that_times_out_is_not_taken_for_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |o| o.config.pin = Some("4321".into())).await;
+    sim.fault(&Fault::HangOnPin { secs: 1.0 }).unwrap();
+    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"4321\"").await;
+    // The first AT+CPIN= gets no answer (20 s); the next session enters it again.
+    wait_for("the modem up after the PIN timeout", 90, async || {
+        let status = gw.get("/api/status").await;
+        let d = detail(&status);
+        assert!(!d.contains("4321"), "the PIN leaks into the status: {d}");
+        assert!(!d.contains("rejected"), "a timeout taken for a rejection: {d}");
+        status["transports"][0]["up"] == true
+    })
+    .await;
+    gw.stop().await;
     sim.shutdown().await;
 }
 
