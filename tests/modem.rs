@@ -302,7 +302,10 @@ async fn a_pin_that_times_out_is_not_taken_for_rejected() {
         let status = gw.get("/api/status").await;
         let d = detail(&status);
         assert!(!d.contains("4321"), "the PIN leaks into the status: {d}");
-        assert!(!d.contains("rejected"), "a timeout taken for a rejection: {d}");
+        assert!(
+            !d.contains("rejected"),
+            "a timeout taken for a rejection: {d}"
+        );
         status["transports"][0]["up"] == true
     })
     .await;

@@ -109,7 +109,10 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
             .find_map(|l| l.strip_prefix("+CMGS:"))
             .and_then(|mr| mr.trim().split(',').next()?.trim().parse::<u8>().ok())
             .ok_or_else(|| {
-                AtError::Error(format!("{} (no message reference in the answer)", cmd.shown()))
+                AtError::Error(format!(
+                    "{} (no message reference in the answer)",
+                    cmd.shown()
+                ))
             })
     }
 
@@ -139,7 +142,10 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
             let read = tokio::time::timeout_at(deadline, self.port.read(&mut self.buf)).await;
             match read {
                 Err(_) => {
-                    return Err(AtError::Timeout(cmd.shown().to_string(), cmd.timeout.as_secs()));
+                    return Err(AtError::Timeout(
+                        cmd.shown().to_string(),
+                        cmd.timeout.as_secs(),
+                    ));
                 }
                 Ok(Ok(0)) => return Err(AtError::Closed),
                 Ok(Ok(n)) => self.digester.push(&self.buf[..n]),

@@ -275,7 +275,11 @@ const PIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The ICCID in an answer line (`+CCID: 8954…`, `^ICCID: "8954…"` or the bare digits).
 fn parse_iccid(line: &str, prefix: &str) -> Option<String> {
-    let v = line.strip_prefix(prefix).unwrap_or(line).trim().trim_matches('"');
+    let v = line
+        .strip_prefix(prefix)
+        .unwrap_or(line)
+        .trim()
+        .trim_matches('"');
     (v.len() >= 10 && v.len() <= 22 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
         .then(|| v.to_ascii_uppercase())
 }
@@ -575,10 +579,10 @@ impl Modem {
         at: &mut AtPort<P>,
     ) -> Result<String, SessionEnd> {
         for (c, prefix) in [("AT+CCID", "+CCID:"), ("AT^ICCID?", "^ICCID:")] {
-            if let Ok(lines) = self.cmd(at, Command::new(c, None)).await? {
-                if let Some(iccid) = lines.iter().find_map(|l| parse_iccid(l, prefix)) {
-                    return Ok(iccid);
-                }
+            if let Ok(lines) = self.cmd(at, Command::new(c, None)).await?
+                && let Some(iccid) = lines.iter().find_map(|l| parse_iccid(l, prefix))
+            {
+                return Ok(iccid);
             }
         }
         Ok(String::new())
@@ -1006,7 +1010,10 @@ mod tests {
     fn iccid_answers() {
         let want = Some("8954340000000000001".to_string());
         assert_eq!(parse_iccid("+CCID: 8954340000000000001", "+CCID:"), want);
-        assert_eq!(parse_iccid("^ICCID: \"8954340000000000001\"", "^ICCID:"), want);
+        assert_eq!(
+            parse_iccid("^ICCID: \"8954340000000000001\"", "^ICCID:"),
+            want
+        );
         assert_eq!(parse_iccid("8954340000000000001", "+CCID:"), want);
         assert_eq!(parse_iccid("+CCID: ", "+CCID:"), None);
         assert_eq!(parse_iccid("+CCID: 89 54", "+CCID:"), None);
