@@ -23,7 +23,7 @@ use crate::logging::peer as shown_peer;
 use crate::model::{Channel, Content, Email, Outgoing, Whatsapp};
 use crate::shutdown::Shutdown;
 use crate::store::{Message, MessageId, Outcome, Store, StoreError, now_ms};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{SendReceipt, Transport, TransportError};
 
 /// Longest a transport may take over one send before the attempt counts as a temporary failure.
 /// A modem's own `AT+CMGS` timeout is 60 s per part; ten parts fit.
@@ -417,11 +417,14 @@ pub fn backoff(config: &DispatchConfig, attempts: u32) -> Duration {
 pub fn outcome_of(
     config: &DispatchConfig,
     message: &Message,
-    result: Result<Option<String>, TransportError>,
+    result: Result<SendReceipt, TransportError>,
     now: i64,
 ) -> Outcome {
     match result {
-        Ok(provider_ref) => Outcome::Sent { provider_ref },
+        Ok(receipt) => Outcome::Sent {
+            provider_ref: receipt.provider_ref,
+            note: receipt.unconfirmed,
+        },
         Err(TransportError::Permanent(reason)) => Outcome::Failed { error: reason },
         Err(TransportError::Temporary(reason)) if message.attempts >= config.max_attempts => {
             Outcome::Failed {
@@ -472,7 +475,7 @@ async fn send_one(
     let route = transport.name().to_string();
     let outgoing = outgoing(&message);
     let result = match tokio::time::timeout(SEND_DEADLINE, transport.send(&outgoing)).await {
-        Ok(r) => r.map(|receipt| receipt.provider_ref),
+        Ok(r) => r,
         Err(_) => Err(TransportError::Temporary(format!(
             "no answer from {route} within {} s",
             SEND_DEADLINE.as_secs()
@@ -488,9 +491,16 @@ async fn send_one(
     }
     let peer = shown_peer(&message.peer);
     match &outcome {
-        Outcome::Sent { .. } => log::info!(
+        Outcome::Sent { note: None, .. } => log::info!(
             msg_id = id, channel = channel, transport = route.as_str();
             "message {id} sent to {peer} via {route}"
+        ),
+        Outcome::Sent {
+            note: Some(note), ..
+        } => log::warn!(
+            msg_id = id, channel = channel, transport = route.as_str();
+            "message {id} to {peer} handed to {route} without a confirmation ({note}); \
+             counted as sent, not resent"
         ),
         Outcome::Retry { error, retry_at } => log::warn!(
             msg_id = id, channel = channel, transport = route.as_str();
@@ -559,7 +569,7 @@ mod tests {
 
     use crate::model::Priority;
     use crate::store::NewOutbound;
-    use crate::transport::{BoxFuture, Health, SendReceipt};
+    use crate::transport::{BoxFuture, Health};
 
     /// Faults a test tells the dispatcher to hit.
     #[derive(Default)]
@@ -621,6 +631,7 @@ mod tests {
             Box::pin(async move {
                 Ok(SendReceipt {
                     provider_ref: Some(format!("ref-{}", message.id)),
+                    ..SendReceipt::default()
                 })
             })
         }

@@ -998,6 +998,7 @@ impl Modem {
         }
         Ok(SendReceipt {
             provider_ref: (!refs.is_empty()).then(|| refs.join(",")),
+            ..SendReceipt::default()
         })
     }
 }
