@@ -407,3 +407,24 @@ async fn an_undecodable_pdu_is_kept_raw_and_its_slot_freed() {
     gw.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_the_port_fails_while_the_daemon_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |_| {}).await;
+    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    wait_for("the modem up", 30, async || {
+        gw.get("/api/status").await["transports"][0]["up"] == true
+    })
+    .await;
+    let device = sim.device().unwrap();
+    let second = pasarela::modem::port::open(&device, 115200);
+    let err = second
+        .err()
+        .expect("a second open succeeded while the daemon holds the port");
+    assert!(err.to_string().contains("in use"), "{err}");
+    gw.stop().await;
+    // Free again once the daemon let it go.
+    assert!(pasarela::modem::port::open(&device, 115200).is_ok());
+    sim.shutdown().await;
+}

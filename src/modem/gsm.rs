@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::at::{Command, Urc, fields};
 use super::driver::{AtError, AtPort};
-use super::port::SerialPort;
 use crate::config::ModemConfig;
 use crate::logging::peer as shown_peer;
 use crate::model::{InboundSms, NewInbound, PartStatus, Received};
@@ -378,7 +377,7 @@ impl Modem {
                 device.display()
             )));
         }
-        let port = SerialPort::open(device, self.cfg.baud)
+        let port = super::port::open(device, self.cfg.baud)
             .map_err(|e| SessionEnd::Link(format!("cannot open {}: {e}", device.display())))?;
         let mut at = AtPort::new(port);
         self.start_up(&mut at).await?;
