@@ -418,10 +418,9 @@ async fn a_second_open_of_the_port_fails_while_the_daemon_holds_it() {
     })
     .await;
     let device = sim.device().unwrap();
-    let second = pasarela::modem::port::open(&device, 115200);
-    let err = second
-        .err()
-        .expect("a second open succeeded while the daemon holds the port");
+    let Err(err) = pasarela::modem::port::open(&device, 115200) else {
+        panic!("a second open succeeded while the daemon holds the port");
+    };
     assert!(err.to_string().contains("in use"), "{err}");
     gw.stop().await;
     // Free again once the daemon let it go.
