@@ -2,12 +2,12 @@
 //! follows the "SMS Gateway for Android" OpenAPI document and signs its webhooks like the app.
 
 mod common;
-#[path = "support/fake_phone.rs"]
+#[path = "common/fake_phone.rs"]
 mod fake_phone;
 
 use std::time::Duration;
 
-use common::{Daemon, TOKEN, api, free_port};
+use common::{Daemon, TOKEN, api, free_port, wait_for};
 use fake_phone::{FakePhone, Mode, PASSWORD, SIGNING_KEY, sign, sign_at};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -34,16 +34,6 @@ fn config(phone: &FakePhone, hook_port: u16, webhooks: bool, extra: &str) -> Str
 
 fn start(dir: &std::path::Path, admin_extra: &str) -> Daemon {
     tokio::task::block_in_place(|| Daemon::start_full(dir, "", admin_extra, &[]))
-}
-
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
 }
 
 async fn get(d: &Daemon, path: &str) -> Value {

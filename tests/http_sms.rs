@@ -5,13 +5,12 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use common::{Daemon, TOKEN, api};
+use common::{Daemon, TOKEN, api, wait_for};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -52,16 +51,6 @@ async fn serve(router: Router) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}")
-}
-
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
 }
 
 async fn queue(d: &Daemon, to: &str, text: &str) -> i64 {
