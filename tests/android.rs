@@ -7,7 +7,7 @@ mod fake_phone;
 
 use std::time::Duration;
 
-use common::{Daemon, TOKEN, api, free_port, wait_for};
+use common::{Daemon, TOKEN, api, free_port, queue, wait_for};
 use fake_phone::{FakePhone, Mode, PASSWORD, SIGNING_KEY, sign, sign_at};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -38,17 +38,6 @@ fn start(dir: &std::path::Path, admin_extra: &str) -> Daemon {
 
 async fn get(d: &Daemon, path: &str) -> Value {
     api(Method::GET, format!("{}{path}", d.base), None).await.1
-}
-
-async fn queue(d: &Daemon, to: &str, text: &str) -> i64 {
-    let (status, body) = api(
-        Method::POST,
-        format!("{}/api/messages", d.base),
-        Some(json!({"to": to, "text": text})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    body["id"].as_i64().unwrap()
 }
 
 async fn batch(d: &Daemon, texts: &[String], priority: &str) {

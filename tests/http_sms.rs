@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use common::{Daemon, TOKEN, api, wait_for};
+use common::{Daemon, TOKEN, api, queue, wait_for};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -51,17 +51,6 @@ async fn serve(router: Router) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}")
-}
-
-async fn queue(d: &Daemon, to: &str, text: &str) -> i64 {
-    let (status, body) = api(
-        Method::POST,
-        format!("{}/api/messages", d.base),
-        Some(json!({"to": to, "text": text})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    body["id"].as_i64().unwrap()
 }
 
 async fn state(d: &Daemon, id: i64) -> Value {

@@ -239,3 +239,15 @@ pub async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> boo
     }
     panic!("timed out after {secs} s waiting for {what}");
 }
+
+/// Queues one text through `POST /api/messages`; its id.
+pub async fn queue(d: &Daemon, to: &str, text: &str) -> i64 {
+    let (status, body) = api(
+        reqwest::Method::POST,
+        format!("{}/api/messages", d.base),
+        Some(serde_json::json!({"to": to, "text": text})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_i64().unwrap()
+}
