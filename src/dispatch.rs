@@ -23,7 +23,7 @@ use crate::logging::peer as shown_peer;
 use crate::model::{Channel, Content, Email, Outgoing, Whatsapp};
 use crate::shutdown::Shutdown;
 use crate::store::{Message, MessageId, Outcome, Store, StoreError, now_ms};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{SendReceipt, Transport, TransportError};
 
 /// Longest a transport may take over one send before the attempt counts as a temporary failure.
 /// A modem's own `AT+CMGS` timeout is 60 s per part; ten parts fit.
@@ -130,7 +130,12 @@ pub struct Dispatcher {
     config: DispatchConfig,
     handle: DispatchHandle,
     grace: Duration,
+    #[cfg(test)]
+    faults: Arc<tests::Faults>,
 }
+
+/// Longest wait between two tries to store a send's outcome while the database refuses it.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl Dispatcher {
     pub fn new(
@@ -155,6 +160,8 @@ impl Dispatcher {
             config,
             handle,
             grace,
+            #[cfg(test)]
+            faults: Arc::default(),
         }
     }
 
@@ -233,7 +240,7 @@ impl Dispatcher {
             let wait = self.idle_wait().await;
             tokio::select! {
                 _ = self.handle.wake.notified() => {}
-                Some(done) = inflight.join_next_with_id() => self.reap(done, &mut owners).await,
+                Some(done) = inflight.join_next_with_id() => self.reap(done, &mut inflight, &mut owners),
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.wait() => {}
             }
@@ -247,14 +254,23 @@ impl Dispatcher {
         inflight: &mut JoinSet<()>,
         owners: &mut HashMap<tokio::task::Id, Message>,
     ) {
+        #[cfg(test)]
+        self.faults.new_round();
         for (index, free) in self.eligible().0 {
             let route = &self.routes[index];
+            // Slots first, then the claim: every claimed message has a slot and a task.
+            let permits: Vec<_> = (0..free)
+                .map_while(|_| route.slots.clone().try_acquire_owned().ok())
+                .collect();
+            if permits.is_empty() {
+                continue;
+            }
             let claimed = match self
                 .store
                 .claim_due(
                     route.transport.channel(),
                     route.transport.name(),
-                    free as u32,
+                    permits.len() as u32,
                 )
                 .await
             {
@@ -264,14 +280,13 @@ impl Dispatcher {
                     continue;
                 }
             };
+            #[cfg(test)]
+            self.faults.after_claim(&route.slots);
             if let Some(limiter) = &route.limiter {
                 let mut w = limiter.lock().unwrap_or_else(|e| e.into_inner());
                 w.record(tokio::time::Instant::now(), claimed.len());
             }
-            for message in claimed {
-                let Ok(permit) = route.slots.clone().try_acquire_owned() else {
-                    break;
-                };
+            for (message, permit) in claimed.into_iter().zip(permits) {
                 let owned = message.clone();
                 let task = send_one(
                     self.store.clone(),
@@ -280,6 +295,8 @@ impl Dispatcher {
                     self.config.clone(),
                     self.handle.clone(),
                     self.other_routes(index),
+                    #[cfg(test)]
+                    self.faults.clone(),
                 );
                 let handle = inflight.spawn(async move {
                     task.await;
@@ -315,9 +332,10 @@ impl Dispatcher {
         }
     }
 
-    async fn reap(
+    fn reap(
         &self,
         done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+        inflight: &mut JoinSet<()>,
         owners: &mut HashMap<tokio::task::Id, Message>,
     ) {
         match done {
@@ -331,9 +349,22 @@ impl Dispatcher {
                     let reason = TransportError::Temporary(format!("the transport crashed: {e}"));
                     let outcome = outcome_of(&self.config, &m, Err(reason), now_ms());
                     log::error!(msg_id = m.id.0; "send of message {} crashed: {e}; outcome {outcome:?}", m.id);
-                    if let Err(e) = self.store.record_outcome(m.id, outcome).await {
-                        log::error!(msg_id = m.id.0; "message {}: cannot record the crash: {e:#}", m.id);
-                    }
+                    // A task of its own stores it, so the message always has one working on it.
+                    let store = self.store.clone();
+                    #[cfg(test)]
+                    let faults = self.faults.clone();
+                    let id = m.id;
+                    let handle = inflight.spawn(async move {
+                        record_until_stored(
+                            &store,
+                            id,
+                            outcome,
+                            #[cfg(test)]
+                            &faults,
+                        )
+                        .await
+                    });
+                    owners.insert(handle.id(), m);
                 }
             }
         }
@@ -355,7 +386,7 @@ impl Dispatcher {
         let deadline = tokio::time::Instant::now() + self.grace;
         while !inflight.is_empty() {
             match tokio::time::timeout_at(deadline, inflight.join_next_with_id()).await {
-                Ok(Some(done)) => self.reap(done, &mut owners).await,
+                Ok(Some(done)) => self.reap(done, &mut inflight, &mut owners),
                 Ok(None) => break,
                 Err(_) => break,
             }
@@ -386,11 +417,14 @@ pub fn backoff(config: &DispatchConfig, attempts: u32) -> Duration {
 pub fn outcome_of(
     config: &DispatchConfig,
     message: &Message,
-    result: Result<Option<String>, TransportError>,
+    result: Result<SendReceipt, TransportError>,
     now: i64,
 ) -> Outcome {
     match result {
-        Ok(provider_ref) => Outcome::Sent { provider_ref },
+        Ok(receipt) => Outcome::Sent {
+            provider_ref: receipt.provider_ref,
+            note: receipt.unconfirmed,
+        },
         Err(TransportError::Permanent(reason)) => Outcome::Failed { error: reason },
         Err(TransportError::Temporary(reason)) if message.attempts >= config.max_attempts => {
             Outcome::Failed {
@@ -434,13 +468,14 @@ async fn send_one(
     config: DispatchConfig,
     handle: DispatchHandle,
     others: Vec<Arc<dyn Transport>>,
+    #[cfg(test)] faults: Arc<tests::Faults>,
 ) {
     let id = message.id.0;
     let channel = message.channel.as_str();
     let route = transport.name().to_string();
     let outgoing = outgoing(&message);
     let result = match tokio::time::timeout(SEND_DEADLINE, transport.send(&outgoing)).await {
-        Ok(r) => r.map(|receipt| receipt.provider_ref),
+        Ok(r) => r,
         Err(_) => Err(TransportError::Temporary(format!(
             "no answer from {route} within {} s",
             SEND_DEADLINE.as_secs()
@@ -456,9 +491,16 @@ async fn send_one(
     }
     let peer = shown_peer(&message.peer);
     match &outcome {
-        Outcome::Sent { .. } => log::info!(
+        Outcome::Sent { note: None, .. } => log::info!(
             msg_id = id, channel = channel, transport = route.as_str();
             "message {id} sent to {peer} via {route}"
+        ),
+        Outcome::Sent {
+            note: Some(note), ..
+        } => log::warn!(
+            msg_id = id, channel = channel, transport = route.as_str();
+            "message {id} to {peer} handed to {route} without a confirmation ({note}); \
+             counted as sent, not resent"
         ),
         Outcome::Retry { error, retry_at } => log::warn!(
             msg_id = id, channel = channel, transport = route.as_str();
@@ -471,18 +513,189 @@ async fn send_one(
             "message {id} to {peer} failed: {error}"
         ),
     }
-    match store.record_outcome(message.id, outcome).await {
-        Ok(()) => {}
-        // A delivery report that arrived while the send was finishing already moved it on.
-        Err(StoreError::Conflict(e)) => log::debug!(msg_id = id; "message {id}: {e}"),
-        Err(e) => log::error!(msg_id = id; "message {id}: cannot record the send result: {e:#}"),
-    }
+    record_until_stored(
+        &store,
+        message.id,
+        outcome,
+        #[cfg(test)]
+        &faults,
+    )
+    .await;
     handle.wake();
+}
+
+/// Stores `outcome`, trying again with capped backoff while the database refuses it: the task
+/// that sent a message stays with it until its outcome is stored (or the daemon stops, and the
+/// message goes back to the queue).
+async fn record_until_stored(
+    store: &Store,
+    id: MessageId,
+    outcome: Outcome,
+    #[cfg(test)] faults: &tests::Faults,
+) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        #[cfg(test)]
+        let result = match faults.outcome_failure() {
+            Some(e) => Err(e),
+            None => store.record_outcome(id, outcome.clone()).await,
+        };
+        #[cfg(not(test))]
+        let result = store.record_outcome(id, outcome.clone()).await;
+        match result {
+            Ok(()) => return,
+            // A delivery report that arrived while the send was finishing already moved it on.
+            Err(StoreError::Conflict(e)) => {
+                log::debug!(msg_id = id.0; "message {id}: {e}");
+                return;
+            }
+            Err(e) => {
+                log::error!(msg_id = id.0;
+                    "message {id}: cannot record the send result ({e:#}); trying again in {} s",
+                    delay.as_secs());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RECORD_RETRY_MAX);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    use tokio::sync::OwnedSemaphorePermit;
+
+    use crate::model::Priority;
+    use crate::store::NewOutbound;
+    use crate::transport::{BoxFuture, Health};
+
+    /// Faults a test tells the dispatcher to hit.
+    #[derive(Default)]
+    pub(super) struct Faults {
+        /// The next claim: another claimant takes every free slot right after it (until the
+        /// next round).
+        steal_slots: std::sync::atomic::AtomicBool,
+        stolen: Mutex<Vec<OwnedSemaphorePermit>>,
+        /// This many tries to store an outcome fail.
+        outcome_failures: AtomicU32,
+    }
+
+    impl Faults {
+        pub(super) fn after_claim(&self, slots: &Arc<Semaphore>) {
+            if self.steal_slots.swap(false, Ordering::SeqCst) {
+                let mut stolen = self.stolen.lock().unwrap();
+                while let Ok(p) = slots.clone().try_acquire_owned() {
+                    stolen.push(p);
+                }
+            }
+        }
+
+        /// The other claimant gives back what it took.
+        pub(super) fn new_round(&self) {
+            self.stolen.lock().unwrap().clear();
+        }
+
+        pub(super) fn outcome_failure(&self) -> Option<StoreError> {
+            self.outcome_failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .ok()
+                .map(|_| StoreError::Commit("injected: disk I/O error".into()))
+        }
+    }
+
+    /// A route that sends everything at once, two at a time.
+    struct Instant2;
+
+    impl Transport for Instant2 {
+        fn name(&self) -> &str {
+            "instant"
+        }
+        fn channel(&self) -> Channel {
+            Channel::Sms
+        }
+        fn capacity(&self) -> usize {
+            2
+        }
+        fn health(&self) -> Health {
+            Health {
+                up: true,
+                detail: "up".into(),
+            }
+        }
+        fn send<'a>(
+            &'a self,
+            message: &'a Outgoing,
+        ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
+            Box::pin(async move {
+                Ok(SendReceipt {
+                    provider_ref: Some(format!("ref-{}", message.id)),
+                    ..SendReceipt::default()
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn no_message_is_stranded_in_sending_by_a_lost_slot_or_a_failed_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = 6;
+        let ids = store
+            .enqueue(
+                (0..n)
+                    .map(|i| NewOutbound {
+                        channel: Channel::Sms,
+                        peer: "+5491123456789".into(),
+                        body: format!("aviso {i}"),
+                        priority: Priority::Notification,
+                        customer_id: None,
+                        window: None,
+                        not_before: None,
+                    })
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            vec![Arc::new(Instant2)],
+            DispatchConfig::default(),
+            DispatchHandle::default(),
+            Duration::from_secs(5),
+        );
+        dispatcher.faults.steal_slots.store(true, Ordering::SeqCst);
+        dispatcher
+            .faults
+            .outcome_failures
+            .store(3, Ordering::SeqCst);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let run = dispatcher.run(shutdown);
+        tokio::pin!(run);
+        // Real time: the store works on its own thread. Stores that fail are tried again after
+        // 1, 2, 4 s; a stranded message never moves again.
+        let mut rounds = 0;
+        loop {
+            tokio::select! {
+                r = &mut run => panic!("the dispatcher stopped: {r:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            let mut states = Vec::new();
+            for id in &ids {
+                states.push(store.get(*id).await.unwrap().state);
+            }
+            if states.iter().all(|s| *s == crate::model::State::Sent) {
+                break;
+            }
+            rounds += 1;
+            assert!(rounds < 1200, "messages left behind after 60 s: {states:?}");
+        }
+        assert_eq!(dispatcher.faults.outcome_failures.load(Ordering::SeqCst), 0);
+        trigger.trigger();
+        run.await.unwrap();
+        store.close().await;
+    }
 
     #[test]
     fn outgoing_carries_the_message_as_its_channel_content() {

@@ -21,7 +21,6 @@ use std::time::Duration;
 use crate::config::{Loaded, ModemConfig};
 use crate::modem::at::{Command, fields};
 use crate::modem::driver::{AtError, AtPort};
-use crate::modem::port::SerialPort;
 
 /// The user the packaged service runs as.
 pub const SERVICE_USER: &str = "pasarela";
@@ -669,7 +668,7 @@ fn sim_check(m: &ModemConfig, state: &str) -> (Check, bool) {
 async fn probe_modem(m: &ModemConfig, out: &mut Report<'_>) {
     let name = &m.name;
     let dev = m.device.display();
-    let port = match SerialPort::open(&m.device, m.baud) {
+    let port = match crate::modem::port::open(&m.device, m.baud) {
         Ok(p) => p,
         Err(e) => {
             out.push(Check::fail(

@@ -2,12 +2,12 @@
 //! follows the "SMS Gateway for Android" OpenAPI document and signs its webhooks like the app.
 
 mod common;
-#[path = "support/fake_phone.rs"]
+#[path = "common/fake_phone.rs"]
 mod fake_phone;
 
 use std::time::Duration;
 
-use common::{Daemon, TOKEN, api, free_port};
+use common::{Daemon, TOKEN, api, free_port, queue, wait_for};
 use fake_phone::{FakePhone, Mode, PASSWORD, SIGNING_KEY, sign, sign_at};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -36,29 +36,8 @@ fn start(dir: &std::path::Path, admin_extra: &str) -> Daemon {
     tokio::task::block_in_place(|| Daemon::start_full(dir, "", admin_extra, &[]))
 }
 
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
-}
-
 async fn get(d: &Daemon, path: &str) -> Value {
     api(Method::GET, format!("{}{path}", d.base), None).await.1
-}
-
-async fn queue(d: &Daemon, to: &str, text: &str) -> i64 {
-    let (status, body) = api(
-        Method::POST,
-        format!("{}/api/messages", d.base),
-        Some(json!({"to": to, "text": text})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    body["id"].as_i64().unwrap()
 }
 
 async fn batch(d: &Daemon, texts: &[String], priority: &str) {

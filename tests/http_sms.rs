@@ -5,13 +5,12 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use common::{Daemon, TOKEN, api};
+use common::{Daemon, TOKEN, api, queue, wait_for};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -52,27 +51,6 @@ async fn serve(router: Router) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}")
-}
-
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
-}
-
-async fn queue(d: &Daemon, to: &str, text: &str) -> i64 {
-    let (status, body) = api(
-        Method::POST,
-        format!("{}/api/messages", d.base),
-        Some(json!({"to": to, "text": text})),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    body["id"].as_i64().unwrap()
 }
 
 async fn state(d: &Daemon, id: i64) -> Value {
@@ -148,4 +126,98 @@ async fn a_post_json_provider() {
     assert_eq!(seen[0]["to"], "5491123456789");
     assert_eq!(seen[0]["text"], "Aviso: Corte \"programado\"");
     assert_eq!(seen[0]["ref"], format!("pasarela-{id}"));
+}
+
+/// A provider that takes each request and answers `answer` (raw HTTP), then closes; counts
+/// the requests it read.
+async fn raw_provider(answer: &'static str) -> (String, Arc<Mutex<usize>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(Mutex::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                *seen.lock().unwrap() += 1;
+                let _ = sock.write_all(answer.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+fn get_route(name: &str, url: &str, extra: &str) -> String {
+    format!(
+        "token = \"{TOKEN}\"\n[dispatch]\nretry_base_secs = 1\nretry_max_secs = 1\nmax_attempts = 2\n\
+         [[http_sms]]\nname = \"{name}\"\nurl = \"{url}/send\"\n{extra}\n\
+         [http_sms.params]\nphone = \"{{phone}}\"\nmessage = \"{{message}}\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconfirmed_2xx_is_sent_once_and_noted() {
+    // 200 without the expected text, and 200 whose body is cut off before its length.
+    let (plain, plain_count) =
+        raw_provider("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nERROR")
+            .await;
+    let (cut, cut_count) =
+        raw_provider("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nOK").await;
+    for (base, count, extra, why) in [
+        (
+            plain,
+            plain_count,
+            "success_contains = \"OK\"",
+            "without `OK`",
+        ),
+        (cut, cut_count, "", "cut off"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = get_route("prov", &base, extra);
+        let d = tokio::task::block_in_place(|| Daemon::start_full(dir.path(), "", &conf, &[]));
+        let id = queue(&d, "+5491123456789", "aviso").await;
+        wait_for("settled", 20, async || {
+            let s = state(&d, id).await["state"].clone();
+            s != "queued" && s != "sending"
+        })
+        .await;
+        let m = state(&d, id).await;
+        assert_eq!(m["state"], "sent", "{m}");
+        assert_eq!(m["attempts"], 1, "{m}");
+        assert!(m["last_error"].as_str().unwrap().contains(why), "{m}");
+        assert_eq!(*count.lock().unwrap(), 1, "resent: {m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_resent() {
+    // A port nobody listens on: the request never reached anyone.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = get_route("prov", &base, "");
+    let d = tokio::task::block_in_place(|| Daemon::start_full(dir.path(), "", &conf, &[]));
+    let id = queue(&d, "+5491123456789", "aviso").await;
+    wait_for("given up after its attempts", 60, async || {
+        state(&d, id).await["state"] == "failed"
+    })
+    .await;
+    let m = state(&d, id).await;
+    // The route counts as down for 30 s after a refused connection; then the second attempt.
+    assert_eq!(m["attempts"], 2, "{m}");
+    assert!(
+        m["last_error"].as_str().unwrap().contains("cannot connect"),
+        "{m}"
+    );
 }

@@ -1,61 +1,18 @@
 //! The GSM modem route end to end, in-process: the daemon drives `pasarela modem-sim` through a
 //! real pseudo-terminal, with a real SQLite file.
-
-use std::time::Duration;
-
 use pasarela::admin::MessageView;
-use pasarela::config::Loaded;
-use pasarela::daemon::{self, Parts};
 use pasarela::modem::sim::{self, ConfigPatch, Fault, SimHandle, SimOptions};
 use pasarela::store::{Direction, State};
 use serde_json::json;
 
-const TOKEN: &str = "modem-test-token-0123456789";
+mod common;
+use common::gateway::Gateway;
+use common::{TOKEN, wait_for};
 
-struct Gateway {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// The retry settings the tests below use.
+const DISPATCH: &str = "[dispatch]\nretry_base_secs = 1\nretry_max_secs = 2\nmax_attempts = 20";
 
 impl Gateway {
-    async fn start(dir: &std::path::Path, link: &std::path::Path, modem_extra: &str) -> Gateway {
-        let text = format!(
-            "[daemon]\nstate_dir = \"{}\"\nshutdown_grace_secs = 5\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
-             [dispatch]\nretry_base_secs = 1\nretry_max_secs = 2\nmax_attempts = 20\n\
-             [[modem]]\nname = \"modem1\"\ndevice = \"{}\"\n{modem_extra}\n",
-            dir.join("state").display(),
-            link.display()
-        );
-        let loaded: Loaded = pasarela::setup::from_toml(&text).unwrap();
-        if std::env::var_os("PASARELA_TEST_LOG").is_some() {
-            pasarela::logging::init(log::LevelFilter::Debug);
-        }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(daemon::run(
-            loaded,
-            Parts {
-                transports: vec![],
-                listener: Some(listener),
-            },
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Gateway {
-            base,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-    }
-
     async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let r = reqwest::Client::new()
             .post(format!("{}{path}", self.base))
@@ -66,18 +23,6 @@ impl Gateway {
             .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
         r.json().await.unwrap()
-    }
-
-    async fn get(&self, path: &str) -> serde_json::Value {
-        reqwest::Client::new()
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Every message, through the API (newest first).
@@ -93,21 +38,11 @@ async fn simulator(dir: &std::path::Path, configure: impl FnOnce(&mut SimOptions
     sim::start(opts).await.unwrap()
 }
 
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_long_unicode_and_get_delivery_reports() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path(), |o| o.config.status_report_delay_ms = Some(50)).await;
-    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "").await;
     let text = "Estimado Señor Núñez, su saldo pendiente es $ 1.234,50. Le recordamos que la factura \
                 vence el 05/12/2026; puede abonar en línea o en nuestras oficinas. ¿Consultas? Escríbanos. ¡Gracias!";
     let body = gw
@@ -141,7 +76,7 @@ async fn send_long_unicode_and_get_delivery_reports() {
 async fn receive_single_multipart_alphanumeric_and_a_full_sim() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path(), |o| o.config.capacity = 5).await;
-    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "").await;
     let long = "Hola, hace tres días que estoy sin internet en Villa Crespo, ¿pueden mandar un técnico? \
                 Ya reinicié el router varias veces y la luz roja sigue encendida. Mi código de cliente es 4521.";
     sim.inbound("+5491123456789", "SALDO").unwrap();
@@ -195,7 +130,7 @@ async fn receive_single_multipart_alphanumeric_and_a_full_sim() {
 async fn survives_unplug_hang_errors_and_noise() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path(), |o| o.config.send_delay_ms = 20).await;
-    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "").await;
     sim.fault(&Fault::CmsError {
         code: 500,
         probability: 0.1,
@@ -234,35 +169,82 @@ async fn survives_unplug_hang_errors_and_noise() {
     sim.shutdown().await;
 }
 
+fn detail(status: &serde_json::Value) -> String {
+    status["transports"][0]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_pin_is_tried_once_ever() {
+async fn a_wrong_pin_is_tried_once_per_sim_and_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path(), |o| o.config.pin = Some("4321".into())).await;
-    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"1111\"").await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "pin = \"1111\"").await;
     wait_for("the PIN refusal", 20, async || {
-        gw.get("/api/status").await["transports"][0]["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("rejected the configured PIN"))
+        detail(&gw.get("/api/status").await).contains("rejected the configured PIN")
     })
     .await;
+    let d = detail(&gw.get("/api/status").await);
+    assert!(!d.contains("1111"), "the PIN leaks into the status: {d}");
+    assert!(d.contains("****"), "{d}");
     gw.stop().await;
     // A restart with the same PIN does not try it again.
-    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"1111\"").await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "pin = \"1111\"").await;
     wait_for("the refusal to retry", 20, async || {
-        gw.get("/api/status").await["transports"][0]["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("already rejected once"))
+        detail(&gw.get("/api/status").await).contains("already rejected once")
     })
     .await;
     gw.stop().await;
-    // The right PIN unlocks it.
-    let gw = Gateway::start(dir.path(), sim.link(), "pin = \"4321\"").await;
+    // Another SIM (another ICCID) whose PIN is 1111: the same PIN is tried on it.
+    sim.set_config(ConfigPatch {
+        iccid: Some("8954340000000000002".into()),
+        pin: Some(Some("1111".into())),
+        ..ConfigPatch::default()
+    })
+    .unwrap();
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "pin = \"1111\"").await;
+    wait_for("the new SIM up", 30, async || {
+        gw.get("/api/status").await["transports"][0]["up"] == true
+    })
+    .await;
+    gw.stop().await;
+    // Back to the first SIM: the right PIN unlocks it.
+    sim.set_config(ConfigPatch {
+        iccid: Some("8954340000000000001".into()),
+        pin: Some(Some("4321".into())),
+        ..ConfigPatch::default()
+    })
+    .unwrap();
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "pin = \"4321\"").await;
     wait_for("the modem up", 30, async || {
         gw.get("/api/status").await["transports"][0]["up"] == true
     })
     .await;
     gw.stop().await;
     sim.set_config(ConfigPatch::default()).unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_that_times_out_is_not_taken_for_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |o| o.config.pin = Some("4321".into())).await;
+    sim.fault(&Fault::HangOnPin { secs: 1.0 }).unwrap();
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "pin = \"4321\"").await;
+    // The first AT+CPIN= gets no answer (20 s); the next session enters it again.
+    wait_for("the modem up after the PIN timeout", 90, async || {
+        let status = gw.get("/api/status").await;
+        let d = detail(&status);
+        assert!(!d.contains("4321"), "the PIN leaks into the status: {d}");
+        assert!(
+            !d.contains("rejected"),
+            "a timeout taken for a rejection: {d}"
+        );
+        status["transports"][0]["up"] == true
+    })
+    .await;
+    gw.stop().await;
     sim.shutdown().await;
 }
 
@@ -277,7 +259,7 @@ async fn several_modems_share_the_queue_and_a_sick_one_is_skipped() {
         "[[modem]]\nname = \"modem2\"\ndevice = \"{}\"\nhealth_interval_secs = 5\n",
         b.link().display()
     );
-    let gw = Gateway::start(dir.path(), a.link(), &extra).await;
+    let gw = Gateway::start(dir.path(), DISPATCH, a.link(), &extra).await;
     wait_for("both modems up", 20, async || {
         let s = gw.get("/api/status").await;
         s["transports"]
@@ -329,7 +311,7 @@ async fn several_modems_share_the_queue_and_a_sick_one_is_skipped() {
 async fn an_undecodable_pdu_is_kept_raw_and_its_slot_freed() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path(), |_| {}).await;
-    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "").await;
     // An SMS-DELIVER with a reserved data coding scheme (0x80). (User data shorter than its
     // length alone is no longer undecodable: what arrived is decoded, marked truncated.)
     sim.inbound_raw(vec![
@@ -359,5 +341,58 @@ async fn an_undecodable_pdu_is_kept_raw_and_its_slot_freed() {
     assert!(raw.text.starts_with("0791"), "kept as hex: {}", raw.text);
     assert!(msgs.iter().any(|m| m.text == "después"));
     gw.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_the_modem_cut_short_keeps_what_arrived_and_its_raw_pdu() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |_| {}).await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "").await;
+    // An SMS-DELIVER in GSM 7-bit whose user-data length (0xA0, 160 septets) promises far more
+    // than the one octet that follows, as some modems cut a listing.
+    sim.inbound_raw(vec![
+        0x07, 0x91, 0x45, 0x19, 0x11, 0x15, 0x47, 0xF0, 0x04, 0x0B, 0x91, 0x45, 0x19, 0x21, 0x43,
+        0x65, 0xF7, 0x00, 0x00, 0x62, 0x11, 0x22, 0x00, 0x00, 0x00, 0x80, 0xA0, 0xC8,
+    ]);
+    wait_for("stored", 20, async || {
+        gw.messages()
+            .await
+            .iter()
+            .any(|m| m.direction == Direction::In && m.last_error.is_some())
+    })
+    .await;
+    wait_for("an empty SIM", 20, async || sim.sim_messages().used == 0).await;
+    let msgs = gw.messages().await;
+    let cut = msgs.iter().find(|m| m.direction == Direction::In).unwrap();
+    assert_eq!(cut.peer, "+54911234567", "{cut:?}");
+    assert_eq!(cut.text, "H", "what arrived is decoded: {cut:?}");
+    let note = cut.last_error.as_deref().unwrap();
+    assert!(note.contains("cut this SMS short"), "{note}");
+    assert!(
+        note.contains("07914519111547F0040B"),
+        "the raw PDU is kept: {note}"
+    );
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_the_port_fails_while_the_daemon_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |_| {}).await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "").await;
+    wait_for("the modem up", 30, async || {
+        gw.get("/api/status").await["transports"][0]["up"] == true
+    })
+    .await;
+    let device = sim.device().unwrap();
+    let Err(err) = pasarela::modem::port::open(&device, 115200) else {
+        panic!("a second open succeeded while the daemon holds the port");
+    };
+    assert!(err.to_string().contains("in use"), "{err}");
+    gw.stop().await;
+    // Free again once the daemon let it go.
+    assert!(pasarela::modem::port::open(&device, 115200).is_ok());
     sim.shutdown().await;
 }

@@ -66,6 +66,7 @@ impl Transport for ScriptedRoute {
             self.sent.lock().unwrap().push(body.to_string());
             Ok(SendReceipt {
                 provider_ref: Some(format!("ref-{}", m.id)),
+                ..SendReceipt::default()
             })
         })
     }

@@ -10,71 +10,18 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Datelike;
-use pasarela::config::Loaded;
-use pasarela::daemon::{self, Parts};
 use pasarela::modem::sim::{self, SimHandle, SimOptions};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "rules-test-token-0123456789";
+mod common;
+use common::gateway::Gateway;
+use common::{TOKEN, wait_for};
 
-struct Gateway {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+const COMPANY: &str = "[company]\nname = \"Red Sur\"";
 
 impl Gateway {
-    async fn start(dir: &std::path::Path, link: &std::path::Path, extra: &str) -> Gateway {
-        let text = format!(
-            "[daemon]\nstate_dir = \"{}\"\nshutdown_grace_secs = 5\n[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\
-             [company]\nname = \"Red Sur\"\n\
-             [[modem]]\nname = \"modem1\"\ndevice = \"{}\"\n{extra}\n",
-            dir.join("state").display(),
-            link.display()
-        );
-        let loaded: Loaded = pasarela::setup::from_toml(&text).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(daemon::run(
-            loaded,
-            Parts {
-                transports: vec![],
-                listener: Some(listener),
-            },
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        Gateway {
-            base,
-            stop: Some(tx),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None).await.1
     }
 
     async fn csv(&self, body: &[u8]) -> (u16, Value) {
@@ -94,16 +41,6 @@ async fn simulator(dir: &std::path::Path) -> SimHandle {
     sim::start(SimOptions::new(dir.join("modem")))
         .await
         .unwrap()
-}
-
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
 }
 
 fn sent_to(sim: &SimHandle, to: &str) -> Vec<String> {
@@ -169,6 +106,7 @@ async fn live_lookup_in_the_billing_system_with_fallback_to_the_local_table() {
     let sim = simulator(dir.path()).await;
     let gw = Gateway::start(
         dir.path(),
+        COMPANY,
         sim.link(),
         &format!(
             "[directory.http]\nurl = \"http://{addr}/api/clientes?telefono={{phone_national}}\"\ntimeout_ms = 400\ncache_secs = 60\n"
@@ -229,6 +167,7 @@ async fn bad_customer_files_and_bodies_change_nothing() {
     let sim = simulator(dir.path()).await;
     let gw = Gateway::start(
         dir.path(),
+        COMPANY,
         sim.link(),
         "[directory]\nextra_fields = [\"nodo\"]\n",
     )
@@ -414,7 +353,7 @@ async fn delivery_windows_hold_notifications_not_replies() {
         DAYS[today],
         DAYS[(today + 1) % 7]
     );
-    let gw = Gateway::start(dir.path(), sim.link(), &extra).await;
+    let gw = Gateway::start(dir.path(), COMPANY, sim.link(), &extra).await;
     let (status, body) = gw
         .post(
             "/api/messages",
@@ -480,6 +419,7 @@ async fn tickets_are_forwarded_to_the_billing_system_until_it_accepts() {
     let sim = simulator(dir.path()).await;
     let gw = Gateway::start(
         dir.path(),
+        COMPANY,
         sim.link(),
         &format!("[rules.ticket]\nforward_url = \"http://{addr}/tickets\"\noperator = \"juan\"\n"),
     )
@@ -537,7 +477,7 @@ async fn tickets_are_forwarded_to_the_billing_system_until_it_accepts() {
 async fn payment_without_balance_decimals_quotes_and_optouts_by_number() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path()).await;
-    let gw = Gateway::start(dir.path(), sim.link(), "").await;
+    let gw = Gateway::start(dir.path(), COMPANY, sim.link(), "").await;
     let (status, body) = gw
         .post(
             "/api/customers",

@@ -5,7 +5,7 @@
 //! SIGHUP; and check-config on a certificate and key that do not match.
 
 mod common;
-#[path = "support/fake_phone.rs"]
+#[path = "common/fake_phone.rs"]
 mod fake_phone;
 
 use std::path::{Path, PathBuf};

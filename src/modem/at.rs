@@ -20,6 +20,8 @@ pub struct Command {
     /// `AT+CMGS=<len>`: the modem answers with the `> ` prompt first.
     pub wants_prompt: bool,
     pub timeout: Duration,
+    /// How the command appears in errors and logs when its text carries a secret (the SIM PIN).
+    pub shown: Option<String>,
 }
 
 impl Command {
@@ -30,7 +32,21 @@ impl Command {
             prefix,
             wants_prompt: false,
             timeout: Duration::from_secs(5),
+            shown: None,
         }
+    }
+
+    /// A command whose text carries a secret: errors and logs show `shown` instead.
+    pub fn secret(text: impl Into<String>, shown: impl Into<String>) -> Command {
+        Command {
+            shown: Some(shown.into()),
+            ..Command::new(text, None)
+        }
+    }
+
+    /// The command as errors and logs may show it (never a secret).
+    pub fn shown(&self) -> &str {
+        self.shown.as_deref().unwrap_or(&self.text)
     }
 
     pub fn timeout(mut self, timeout: Duration) -> Command {

@@ -84,7 +84,7 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
         loop {
             match self.next_event(&cmd, deadline).await {
                 Ok(Event::Prompt) => break,
-                Ok(Event::Final(f)) => return Err(final_error(&cmd.text, f)),
+                Ok(Event::Final(f)) => return Err(final_error(cmd.shown(), f)),
                 Ok(_) => continue,
                 Err(e) => {
                     // Leave the modem out of PDU-entry mode whatever state it is in.
@@ -109,7 +109,10 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
             .find_map(|l| l.strip_prefix("+CMGS:"))
             .and_then(|mr| mr.trim().split(',').next()?.trim().parse::<u8>().ok())
             .ok_or_else(|| {
-                AtError::Error(format!("{} (no message reference in the answer)", cmd.text))
+                AtError::Error(format!(
+                    "{} (no message reference in the answer)",
+                    cmd.shown()
+                ))
             })
     }
 
@@ -120,7 +123,7 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
             match self.next_event(cmd, deadline).await? {
                 Event::Info(line) => lines.push(line),
                 Event::Final(Final::Ok) => return Ok(lines),
-                Event::Final(f) => return Err(final_error(&cmd.text, f)),
+                Event::Final(f) => return Err(final_error(cmd.shown(), f)),
                 Event::Prompt => {}
                 Event::Urc(_) => unreachable!("queued by next_event"),
             }
@@ -139,7 +142,10 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtPort<P> {
             let read = tokio::time::timeout_at(deadline, self.port.read(&mut self.buf)).await;
             match read {
                 Err(_) => {
-                    return Err(AtError::Timeout(cmd.text.clone(), cmd.timeout.as_secs()));
+                    return Err(AtError::Timeout(
+                        cmd.shown().to_string(),
+                        cmd.timeout.as_secs(),
+                    ));
                 }
                 Ok(Ok(0)) => return Err(AtError::Closed),
                 Ok(Ok(n)) => self.digester.push(&self.buf[..n]),

@@ -9,8 +9,10 @@
 //! Recovery: a command that times out is followed by a probe (`AT`); no answer, or a port that
 //! fails (USB unplugged), closes the session, and the task waits for the device to come back
 //! (also under `/dev/serial/by-id/…`), reopens it with backoff and runs start-up again.
-//! A SIM PIN is tried at most once per configured value: a rejected PIN is remembered in the
-//! database and never retried until the operator changes it (three wrong PINs lock a SIM).
+//! A SIM PIN is tried at most once per configured value and SIM: a PIN the SIM rejects
+//! (`+CME ERROR: 16`) is remembered in the keyed state under a hash of the PIN and the SIM's
+//! ICCID, and never retried on that SIM until the operator changes it (three wrong PINs lock a
+//! SIM). A timeout is not a rejection. The PIN never appears in errors or logs (`****`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::at::{Command, Urc, fields};
 use super::driver::{AtError, AtPort};
-use super::port::SerialPort;
 use crate::config::ModemConfig;
 use crate::logging::peer as shown_peer;
 use crate::model::{InboundSms, NewInbound, PartStatus, Received};
@@ -266,6 +267,22 @@ fn fingerprint(bytes: &[u8]) -> String {
     format!("{h:016x}")
 }
 
+/// `+CME ERROR: 16`: the SIM refused the PIN (3GPP TS 27.007 §9.2).
+const CME_INCORRECT_PASSWORD: u16 = 16;
+/// How long a SIM may take to check its PIN.
+const PIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The ICCID in an answer line (`+CCID: 8954…`, `^ICCID: "8954…"` or the bare digits).
+fn parse_iccid(line: &str, prefix: &str) -> Option<String> {
+    let v = line
+        .strip_prefix(prefix)
+        .unwrap_or(line)
+        .trim()
+        .trim_matches('"');
+    (v.len() >= 10 && v.len() <= 22 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| v.to_ascii_uppercase())
+}
+
 /// `AT+CSQ` rssi → dBm and a word for operators.
 pub fn signal(rssi: u8) -> Option<(i32, &'static str)> {
     if rssi > 31 {
@@ -360,7 +377,7 @@ impl Modem {
                 device.display()
             )));
         }
-        let port = SerialPort::open(device, self.cfg.baud)
+        let port = super::port::open(device, self.cfg.baud)
             .map_err(|e| SessionEnd::Link(format!("cannot open {}: {e}", device.display())))?;
         let mut at = AtPort::new(port);
         self.start_up(&mut at).await?;
@@ -413,7 +430,10 @@ impl Modem {
             Err(e) if e.is_link_failure() => Err(e.into()),
             Err(AtError::Timeout(..)) => {
                 self.probe(at).await?;
-                Ok(Err(AtError::Timeout(cmd.text, cmd.timeout.as_secs())))
+                Ok(Err(AtError::Timeout(
+                    cmd.shown().to_string(),
+                    cmd.timeout.as_secs(),
+                )))
             }
             other => Ok(other),
         }
@@ -552,6 +572,21 @@ impl Modem {
         format!("pin_rejected:{}", self.cfg.name)
     }
 
+    /// The SIM's ICCID (`AT+CCID`, or Huawei's `AT^ICCID?`); empty when the modem tells neither.
+    async fn read_iccid<P: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        at: &mut AtPort<P>,
+    ) -> Result<String, SessionEnd> {
+        for (c, prefix) in [("AT+CCID", "+CCID:"), ("AT^ICCID?", "^ICCID:")] {
+            if let Ok(lines) = self.cmd(at, Command::new(c, None)).await?
+                && let Some(iccid) = lines.iter().find_map(|l| parse_iccid(l, prefix))
+            {
+                return Ok(iccid);
+            }
+        }
+        Ok(String::new())
+    }
+
     async fn unlock_sim<P: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         at: &mut AtPort<P>,
@@ -574,7 +609,9 @@ impl Modem {
                             .into(),
                     ));
                 };
-                let hash = fingerprint(pin.expose().as_bytes());
+                // Keyed by the SIM and the PIN: a new SIM or a new PIN is tried again.
+                let iccid = self.read_iccid(at).await?;
+                let hash = fingerprint(format!("{iccid}\u{0}{}", pin.expose()).as_bytes());
                 let tag = i64::from_str_radix(&hash[..15], 16).unwrap_or(0);
                 if self.sink.state().get(&self.pin_key()).await? == Some(tag) {
                     return Err(SessionEnd::Sim(
@@ -586,8 +623,11 @@ impl Modem {
                 let answer = self
                     .cmd(
                         at,
-                        Command::new(format!("AT+CPIN=\"{}\"", pin.expose()), None)
-                            .timeout(Duration::from_secs(20)),
+                        Command::secret(
+                            format!("AT+CPIN=\"{}\"", pin.expose()),
+                            "AT+CPIN=\"****\"",
+                        )
+                        .timeout(PIN_TIMEOUT),
                     )
                     .await?;
                 match answer {
@@ -598,13 +638,18 @@ impl Modem {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         Ok(())
                     }
-                    Err(e) => {
+                    // Only the SIM saying "incorrect password" is a rejection; anything else
+                    // (a timeout, a busy SIM) leaves the PIN to be tried again.
+                    Err(e @ AtError::Cme(_, CME_INCORRECT_PASSWORD)) => {
                         self.sink.state().set(&self.pin_key(), Some(tag)).await?;
                         Err(SessionEnd::Sim(format!(
                             "the SIM rejected the configured PIN ({e}); it will not be tried again \
-                             until `pin` is changed"
+                             until `pin` or the SIM is changed"
                         )))
                     }
+                    Err(e) => Err(SessionEnd::Sim(format!(
+                        "the SIM did not take the PIN ({e}); trying again"
+                    ))),
                 }
             }
             "SIM PUK" => Err(SessionEnd::Sim(
@@ -822,6 +867,8 @@ impl Modem {
                         .unwrap_or_else(|_| d.from.value.clone()),
                 };
                 let concat = d.user_data.concat.map(|c| (c.reference, c.total, c.seq));
+                let pdu_hash =
+                    fingerprint(bytes.get(usize::from(bytes[0]) + 1..).unwrap_or(&bytes));
                 let received = self
                     .sink
                     .records()
@@ -830,11 +877,16 @@ impl Modem {
                         sender: sender.clone(),
                         text: d.user_data.text(),
                         concat,
-                        pdu_hash: fingerprint(
-                            bytes.get(usize::from(bytes[0]) + 1..).unwrap_or(&bytes),
-                        ),
+                        pdu_hash: pdu_hash.clone(),
                     })
                     .await?;
+                if d.user_data.truncated {
+                    log::warn!(transport = name.as_str(); "{name}: the modem cut an SMS from {} short; kept what arrived and the raw PDU", shown_peer(&sender));
+                    self.sink
+                        .records()
+                        .note_truncated(&name, &pdu_hash, hex)
+                        .await?;
+                }
                 match received {
                     Received::Message(id) => log::info!(
                         msg_id = id.0, channel = "sms", transport = name.as_str();
@@ -952,6 +1004,7 @@ impl Modem {
         }
         Ok(SendReceipt {
             provider_ref: (!refs.is_empty()).then(|| refs.join(",")),
+            ..SendReceipt::default()
         })
     }
 }
@@ -959,6 +1012,26 @@ impl Modem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iccid_answers() {
+        let want = Some("8954340000000000001".to_string());
+        assert_eq!(parse_iccid("+CCID: 8954340000000000001", "+CCID:"), want);
+        assert_eq!(
+            parse_iccid("^ICCID: \"8954340000000000001\"", "^ICCID:"),
+            want
+        );
+        assert_eq!(parse_iccid("8954340000000000001", "+CCID:"), want);
+        assert_eq!(parse_iccid("+CCID: ", "+CCID:"), None);
+        assert_eq!(parse_iccid("+CCID: 89 54", "+CCID:"), None);
+    }
+
+    #[test]
+    fn a_secret_command_shows_masked() {
+        let c = Command::secret("AT+CPIN=\"1234\"", "AT+CPIN=\"****\"");
+        assert_eq!(c.shown(), "AT+CPIN=\"****\"");
+        assert_eq!(Command::new("AT", None).shown(), "AT");
+    }
 
     #[test]
     fn signal_words() {

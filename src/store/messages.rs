@@ -47,16 +47,13 @@ pub struct NewOutbound {
 pub enum Outcome {
     Sent {
         provider_ref: Option<String>,
+        /// Sent without a confirmation: why (kept as the message's `last_error`).
+        note: Option<String>,
     },
     /// Temporary failure: try again at `retry_at` (Unix ms).
-    Retry {
-        error: String,
-        retry_at: i64,
-    },
+    Retry { error: String, retry_at: i64 },
     /// Permanent failure, or attempts exhausted.
-    Failed {
-        error: String,
-    },
+    Failed { error: String },
 }
 
 /// Filters for the history; all optional. Newest first; `before` is the pagination cursor.
@@ -460,12 +457,13 @@ pub fn record_outcome(
     now: i64,
 ) -> Result<(), StoreError> {
     let changed = match outcome {
-        Outcome::Sent { provider_ref } => conn
+        Outcome::Sent { provider_ref, note } => conn
             .prepare_cached(
                 "UPDATE messages SET state = 'sent', provider_ref = ?2, sent_at = ?3, updated_at = ?3, \
-                 next_attempt_at = NULL WHERE id = ?1 AND state = 'sending'",
+                 next_attempt_at = NULL, last_error = COALESCE(?4, last_error) \
+                 WHERE id = ?1 AND state = 'sending'",
             )?
-            .execute(params![id.0, provider_ref, now])?,
+            .execute(params![id.0, provider_ref, now, note])?,
         // A message bound to a delivery window waits as `scheduled`: only the scheduler, which
         // knows the windows, queues it again, so a retry falling due after its window closed
         // does not go out (it waits for the window to open).

@@ -599,6 +599,7 @@ mod tests {
                 claimed[0].id,
                 Outcome::Sent {
                     provider_ref: Some("7".into()),
+                    note: None,
                 },
             )
             .await
@@ -691,12 +692,24 @@ mod tests {
         let back = store.requeue_sending().await.unwrap();
         assert_eq!(back.len(), 2);
         store
-            .record_outcome(ids[1], Outcome::Sent { provider_ref: None })
+            .record_outcome(
+                ids[1],
+                Outcome::Sent {
+                    provider_ref: None,
+                    note: None,
+                },
+            )
             .await
             .unwrap_err();
         let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
         store
-            .record_outcome(claimed[0].id, Outcome::Sent { provider_ref: None })
+            .record_outcome(
+                claimed[0].id,
+                Outcome::Sent {
+                    provider_ref: None,
+                    note: None,
+                },
+            )
             .await
             .unwrap();
         let copy = store.resend(claimed[0].id).await.unwrap();

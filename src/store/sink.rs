@@ -40,6 +40,24 @@ impl Records for Store {
         Box::pin(async move { self.receive_sms(part).await.map_err(sink_err) })
     }
 
+    fn note_truncated(
+        &self,
+        transport: &str,
+        pdu_hash: &str,
+        raw_hex: &str,
+    ) -> BoxFuture<'_, Result<bool, SinkError>> {
+        let (t, h, raw) = (
+            transport.to_string(),
+            pdu_hash.to_string(),
+            raw_hex.to_string(),
+        );
+        Box::pin(async move {
+            self.write(move |c| super::sms::note_truncated(c, &t, &h, &raw))
+                .await
+                .map_err(sink_err)
+        })
+    }
+
     fn flush_incomplete_sms(
         &self,
         max_age_ms: i64,

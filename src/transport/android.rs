@@ -256,6 +256,7 @@ impl Phone {
     ) -> Result<SendReceipt, TransportError> {
         let receipt = SendReceipt {
             provider_ref: Some(app_id.to_string()),
+            ..SendReceipt::default()
         };
         let deadline = tokio::time::Instant::now() + FOLLOW_FOR;
         let mut error = None;

@@ -4,9 +4,11 @@
 //! The URL and each parameter value are templates over `{phone}`, `{message}` and `{id}`.
 //! GET puts the parameters in the query; POST sends them as a form or a JSON object. A 2xx
 //! answer (whose body holds `success_contains`, when set) is a send; 4xx answers are refusals
-//! (but 408 and 429, which ask to come back later); everything else, no answer included, is a
-//! temporary error. These APIs have no idempotency key: a crash between the request and the
-//! answer may send a message twice (at most once more, as with a modem).
+//! (but 408 and 429, which ask to come back later); other answers are temporary errors.
+//! These APIs have no idempotency key, so a message is resent only when the request provably
+//! never reached the provider (no connection: refused, DNS, TLS handshake). A 2xx without
+//! `success_contains`, an answer cut off, or no answer after the request went out is
+//! sent-but-unconfirmed: counted as sent, never resent, the reason kept with the message.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -195,13 +197,23 @@ impl HttpSmsTransport {
                 };
                 let why = format!("{name}: {what}; {hint}");
                 self.note(why.clone(), true);
-                return Err(TransportError::Temporary(why));
+                if e.is_connect() || e.is_builder() {
+                    return Err(TransportError::Temporary(why));
+                }
+                // The request may have reached the provider: resending could send it twice.
+                return Ok(unconfirmed(format!("{why} (after the request went out)")));
             }
         };
         let status = resp.status();
-        let body = crate::net::http::read_capped(resp, MAX_ANSWER)
-            .await
-            .unwrap_or_default();
+        let body = match crate::net::http::read_capped(resp, MAX_ANSWER).await {
+            Ok(body) => body,
+            Err(e) if status.is_success() => {
+                let why = format!("{name} answered {status} but the answer was cut off: {e}");
+                self.note(why.clone(), false);
+                return Ok(unconfirmed(why));
+            }
+            Err(_) => Vec::new(),
+        };
         // What the provider said, for the message's error: no URLs or full numbers in it.
         let text = crate::net::error::sanitize(
             &String::from_utf8_lossy(&body)
@@ -213,7 +225,7 @@ impl HttpSmsTransport {
         let result = match status.as_u16() {
             200..=299 => match &self.cfg.success_contains {
                 Some(needle) if !String::from_utf8_lossy(&body).contains(needle.as_str()) => {
-                    Err(TransportError::Temporary(format!(
+                    Ok(unconfirmed(format!(
                         "{name} answered {status} without `{needle}`: `{text}`"
                     )))
                 }
@@ -233,11 +245,23 @@ impl HttpSmsTransport {
             ))),
         };
         let last = match &result {
+            Ok(SendReceipt {
+                unconfirmed: Some(why),
+                ..
+            }) => why.clone(),
             Ok(_) => format!("last message accepted ({status})"),
             Err(e) => e.to_string(),
         };
         self.note(last, false);
         result
+    }
+}
+
+/// A send the provider did not confirm: counted as sent, never resent.
+fn unconfirmed(why: String) -> SendReceipt {
+    SendReceipt {
+        provider_ref: None,
+        unconfirmed: Some(why),
     }
 }
 

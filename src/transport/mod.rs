@@ -30,6 +30,10 @@ pub struct SendReceipt {
     /// The transport's reference for the message (modem TP-MR, provider id), used to match
     /// later delivery reports.
     pub provider_ref: Option<String>,
+    /// Handed over without a confirmation (a 2xx without the expected text, an answer cut
+    /// off, no answer after the request went out): it counts as sent and is never resent,
+    /// and this reason is kept with the message.
+    pub unconfirmed: Option<String>,
 }
 
 /// Why a send did not happen.

@@ -30,6 +30,15 @@ pub trait Records: Send + Sync {
     ) -> BoxFuture<'_, Result<MessageId, SinkError>>;
     /// Stores a received SMS or SMS part; a long message is stored when its last part arrives.
     fn inbound_sms(&self, part: InboundSms) -> BoxFuture<'_, Result<Received, SinkError>>;
+    /// Notes on the message holding the SMS `pdu_hash` (as given to [`Records::inbound_sms`])
+    /// that the modem cut its user data short, keeping the raw PDU as `raw_hex`; `false` while
+    /// that part's long message is not complete yet.
+    fn note_truncated(
+        &self,
+        transport: &str,
+        pdu_hash: &str,
+        raw_hex: &str,
+    ) -> BoxFuture<'_, Result<bool, SinkError>>;
     /// Long messages still missing parts after `max_age_ms` are stored as they are.
     fn flush_incomplete_sms(
         &self,

@@ -2,6 +2,8 @@
 //! collects sd_notify messages, and stderr collected line by line.
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -225,4 +227,27 @@ pub fn proc_stat(pid: u32) -> (u64, u64) {
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     let ticks = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     (rss_kb, ticks)
+}
+
+/// Polls `check` every 50 ms; panics with `what` after `secs` seconds.
+pub async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 20 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Queues one text through `POST /api/messages`; its id.
+pub async fn queue(d: &Daemon, to: &str, text: &str) -> i64 {
+    let (status, body) = api(
+        reqwest::Method::POST,
+        format!("{}/api/messages", d.base),
+        Some(serde_json::json!({"to": to, "text": text})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_i64().unwrap()
 }

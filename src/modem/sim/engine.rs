@@ -152,6 +152,8 @@ struct PendingReport {
 #[derive(Debug, Default)]
 struct Faults {
     hang_until: Option<Instant>,
+    /// `HangOnPin`: the hang the next `AT+CPIN=` starts.
+    hang_on_pin: Option<Duration>,
     garbage_until: Option<Instant>,
     next_noise: Option<Instant>,
     cms: Option<(u16, f64)>,
@@ -345,6 +347,11 @@ impl Engine {
         {
             return Err(InvalidInput::new("smsc", "must be + and up to 20 digits"));
         }
+        if let Some(iccid) = &patch.iccid
+            && (!(18..=20).contains(&iccid.len()) || !iccid.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(InvalidInput::new("iccid", "must be 18-20 digits"));
+        }
         let c = &mut self.config;
         if let Some(v) = patch.send_delay_ms {
             c.send_delay_ms = v;
@@ -377,6 +384,9 @@ impl Engine {
         if let Some(v) = patch.smsc {
             c.smsc = v;
         }
+        if let Some(v) = patch.iccid {
+            c.iccid = v;
+        }
         self.deliver_waiting();
         Ok(())
     }
@@ -386,6 +396,7 @@ impl Engine {
         fault.validate()?;
         match *fault {
             Fault::Hang { secs: s } => self.faults.hang_until = Some(now + secs(s)),
+            Fault::HangOnPin { secs: s } => self.faults.hang_on_pin = Some(secs(s)),
             Fault::Garbage { secs: s } => {
                 self.faults.garbage_until = Some(now + secs(s));
                 self.faults.next_noise = Some(now);
@@ -698,6 +709,12 @@ impl Engine {
         else {
             return;
         };
+        if body.trim().to_ascii_uppercase().starts_with("+CPIN=")
+            && let Some(hang) = self.faults.hang_on_pin.take()
+        {
+            self.faults.hang_until = Some(now + hang);
+            return;
+        }
         let response = self.command(body.trim());
         if let Mode::Pdu { .. } = self.session.mode {
             out.push(Output::Write(b"\r\n> ".to_vec()));
@@ -942,6 +959,14 @@ impl Engine {
                 _ => Response::fail(Final::Cme(50)),
             }),
             "CPIN" => Ok(self.cpin(form)),
+            // The ICCID reads even while the SIM asks for its PIN.
+            "CCID" => Ok(match form {
+                Form::Exec | Form::Read => {
+                    Response::info([format!("+CCID: {}", self.config.iccid)])
+                }
+                Form::Test => Response::ok(),
+                Form::Set(_) => Response::fail(Final::Error),
+            }),
             "CSQ" => Ok(match form {
                 Form::Exec => Response::info([format!("+CSQ: {},99", self.config.rssi)]),
                 Form::Test => Response::info(["+CSQ: (0-31,99),(0-7,99)".to_string()]),

@@ -49,6 +49,8 @@ pub struct SimConfig {
     pub operator: String,
     /// The SMS centre `AT+CSCA?` reports and inbound PDUs carry.
     pub smsc: String,
+    /// The SIM's serial number (`AT+CCID`); changing it is putting in another SIM.
+    pub iccid: String,
 }
 
 /// Typical SIM capacity of the prepaid cards Argentine operators sell.
@@ -69,6 +71,7 @@ impl Default for SimConfig {
             registration: Registration::Home,
             operator: "Personal".to_string(),
             smsc: "+5491151740000".to_string(),
+            iccid: "8954340000000000001".to_string(),
         }
     }
 }
@@ -88,6 +91,7 @@ pub struct ConfigPatch {
     pub registration: Option<Registration>,
     pub operator: Option<String>,
     pub smsc: Option<String>,
+    pub iccid: Option<String>,
 }
 
 /// Distinguishes `"field": null` (`Some(None)`) from an absent field (`None`, via `default`).
@@ -111,6 +115,9 @@ pub enum Fault {
     CmsError { code: u16, probability: f64 },
     /// For `secs`, noise bytes and unsolicited lines around (never inside) final responses.
     Garbage { secs: f64 },
+    /// The next `AT+CPIN=<pin>` gets no answer and the modem ignores everything for `secs`
+    /// (a SIM busy checking its PIN); the PIN is not entered.
+    HangOnPin { secs: f64 },
     /// End every fault now (an unplugged modem comes back at once).
     Clear,
 }
@@ -146,9 +153,10 @@ impl Fault {
             }
         };
         match *self {
-            Fault::Hang { secs: s } | Fault::Unplug { secs: s } | Fault::Garbage { secs: s } => {
-                secs(s)
-            }
+            Fault::Hang { secs: s }
+            | Fault::Unplug { secs: s }
+            | Fault::Garbage { secs: s }
+            | Fault::HangOnPin { secs: s } => secs(s),
             Fault::CmsError { code, probability } => {
                 if code > 999 {
                     return Err(InvalidInput::new("code", "must be 0-999"));
