@@ -151,6 +151,21 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// version can open. The replaced database is kept beside it as
 /// `pasarela.db.before-restore-<unix seconds>`. When run as root, the restored file gets the
 /// owner of the state directory (the service user), so the daemon can write it.
+/// Drops the keyed-state values tied to one life of the database (see
+/// [`crate::transport::sink::KeyedState`]): ids drawn after the backup was taken may already be
+/// known to a phone, so the restored database must draw a new tag.
+fn forget_instance_keys(db: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open(db).map_err(|source| StoreError::Open {
+        path: db.to_path_buf(),
+        source,
+    })?;
+    conn.execute(
+        "DELETE FROM meta WHERE substr(key, -length(?1)) = ?1",
+        [crate::transport::sink::INSTANCE_KEY_SUFFIX],
+    )?;
+    Ok(())
+}
+
 pub fn restore_from(state_dir: &Path, source: &Path) -> Result<Restored, StoreError> {
     let schema_version = check_copy(source)?;
     let Some(_lock) = lock_state_dir(state_dir, true)? else {
@@ -167,6 +182,7 @@ pub fn restore_from(state_dir: &Path, source: &Path) -> Result<Restored, StoreEr
     }
     // A clean, self-contained copy first: if this fails, nothing has changed.
     backup_to(source, &incoming)?;
+    forget_instance_keys(&incoming)?;
     let owner = std::fs::metadata(state_dir).map_err(io(state_dir))?;
     {
         use std::os::unix::fs::MetadataExt;
@@ -299,6 +315,14 @@ mod tests {
         // The copy to restore: 3 messages. The live database: 5.
         {
             let s = store_with(&other, 3).await;
+            // An Android route's id tag, and a per-route value that must survive.
+            use crate::transport::sink::KeyedState;
+            KeyedState::set(&s, "android_id_tag", Some(0xabcdef))
+                .await
+                .unwrap();
+            KeyedState::set(&s, "android_inbox_cursor:phone1", Some(42))
+                .await
+                .unwrap();
             backup_to(s.path(), &copy).unwrap();
         }
         let store = store_with(&state, 5).await;
@@ -319,5 +343,18 @@ mod tests {
         // The daemon opens the restored database.
         let reopened = Store::open(&state).unwrap();
         assert_eq!(count(reopened.path()), 3);
+        // Ids drawn after the backup may be known to a phone: the restored database draws a
+        // new id tag, and keeps the rest of the keyed state.
+        use crate::transport::sink::KeyedState;
+        assert_eq!(
+            KeyedState::get(&reopened, "android_id_tag").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            KeyedState::get(&reopened, "android_inbox_cursor:phone1")
+                .await
+                .unwrap(),
+            Some(42)
+        );
     }
 }

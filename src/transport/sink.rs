@@ -90,9 +90,16 @@ pub trait Records: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<MessageId>, SinkError>>;
 }
 
+/// See [`KeyedState`]: keys ending in this are dropped by a restore.
+pub const INSTANCE_KEY_SUFFIX: &str = "_id_tag";
+
 /// Small integers a transport keeps across restarts (a rejected PIN's fingerprint, an id tag,
 /// a poll cursor), by key. Keys are chosen by the transport and carry its name where the value
 /// is per route (`pin_rejected:modem1`). Implemented by the store.
+///
+/// A key ending in [`INSTANCE_KEY_SUFFIX`] names a value that must not survive a restore of an
+/// older backup (a tag that makes message ids unique to this database): `pasarela restore`
+/// removes it, so a fresh one is drawn and ids sent after the backup cannot repeat.
 pub trait KeyedState: Send + Sync {
     fn get(&self, key: &str) -> BoxFuture<'_, Result<Option<i64>, SinkError>>;
     /// Sets (`Some`) or removes (`None`) the value; committed when it returns `Ok`.
