@@ -80,7 +80,7 @@ async fn no_token_means_503_with_advice() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let warned = d.stderr_text();
+    let warned = d.stderr_with("no admin token is set");
     assert_eq!(
         warned.matches("no admin token is set").count(),
         1,
@@ -369,7 +369,7 @@ async fn restart_after_sigkill_requeues_sending() {
     .await;
     assert_eq!(m["state"], "queued");
     assert!(m["last_error"].as_str().unwrap().contains("interrupted"));
-    let log = d.stderr_text();
+    let log = d.stderr_with("2 message(s) were being sent");
     assert!(log.contains("2 message(s) were being sent"), "{log}");
 }
 

@@ -284,7 +284,7 @@ async fn unplug_hang_errors_and_noise_need_no_hands() {
     );
     // The same process did it all: no restart by hand.
     assert!(
-        d.stderr_text().contains("modem ready"),
+        d.stderr_with("modem ready").contains("modem ready"),
         "{}",
         d.stderr_text()
     );

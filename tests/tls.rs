@@ -624,7 +624,10 @@ async fn sighup_serves_the_new_certificate_and_plain_http_does_not_hurt() {
         .await;
     }
     assert_eq!(*hits.lock().unwrap(), 5);
-    assert!(d.stderr_text().contains("SIGHUP: reloaded the certificate"));
+    assert!(
+        d.stderr_with("SIGHUP: reloaded the certificate")
+            .contains("SIGHUP: reloaded the certificate")
+    );
     // A broken pair on the next SIGHUP keeps the working one.
     std::fs::write(&key, "not a key").unwrap();
     d.signal("HUP");

@@ -151,6 +151,19 @@ impl Daemon {
         self.stderr.lock().unwrap().join("\n")
     }
 
+    /// The log once it holds `needle`: the lines reach the test through a reader thread, so
+    /// a line the daemon has written may not be here yet on a loaded machine.
+    pub fn stderr_with(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.stderr_text();
+            if text.contains(needle) || start.elapsed() > Duration::from_secs(30) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
