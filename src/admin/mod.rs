@@ -7,6 +7,7 @@
 
 mod api;
 mod rules_api;
+mod whatsapp_api;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +45,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let protected = api::routes()
         .merge(rules_api::routes())
+        .merge(whatsapp_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,
