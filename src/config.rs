@@ -100,6 +100,10 @@ pub struct Config {
     /// `[whatsapp]`: the WhatsApp Cloud API channel (one business phone number).
     #[serde(default)]
     pub whatsapp: Option<WhatsappConfig>,
+
+    /// `[events.<type>]`: which channels carry a billing event, in order, and what each sends.
+    #[serde(default)]
+    pub events: EventsConfig,
 }
 
 /// `[[modem]]`: one GSM modem on a serial port.
@@ -511,6 +515,40 @@ pub struct WhatsappConfig {
 pub struct WhatsappTemplateRef {
     pub name: String,
     pub language: String,
+}
+
+/// `[events]`: billing events' channels. Checked by `crate::events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub invoice: Option<EventChannels>,
+}
+
+/// `[events.invoice]`: the channels that carry the event, in order (the next one carries it
+/// when one fails permanently), and what each sends.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EventChannels {
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub whatsapp_template: Option<WhatsappTemplateMapping>,
+    #[serde(default)]
+    pub sms_text: Option<String>,
+}
+
+/// A WhatsApp template with our `%variables%` mapped to its body parameters `{{1}}`, `{{2}}`…
+/// in order, and an optional document header (`%pdf_url%`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappTemplateMapping {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub body: Vec<String>,
+    #[serde(default)]
+    pub document: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 fn default_wa_version() -> String {

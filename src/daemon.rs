@@ -140,6 +140,7 @@ pub async fn run(
         dispatch_config: cfg.dispatch.clone(),
         transports: transports.clone(),
         started: Instant::now(),
+        events: Arc::new(cfg.events.clone()),
     };
     let dispatcher = Arc::new(
         Dispatcher::new(

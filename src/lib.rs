@@ -22,6 +22,7 @@
 //! |               | through, the `Kind` trait; Android phone and HTTP routes               |
 //! | [`registry`]  | the transport kinds, one line each; builds routes, tasks, webhooks     |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
+//! | [`events`]    | billing events over several channels: plans, next-channel fallback     |
 //! | [`inbox`]     | applies the rules' actions to each inbound message                     |
 //! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
@@ -47,6 +48,7 @@ pub mod daemon;
 pub mod directory;
 pub mod dispatch;
 pub mod doctor;
+pub mod events;
 pub mod inbox;
 pub mod logging;
 pub mod model;

@@ -39,6 +39,8 @@ pub struct AppState {
     pub started: Instant,
     /// Customers, rules, windows: what the keyword and billing routes need.
     pub rules: crate::inbox::RulesContext,
+    /// `[events]`: which channels carry billing events.
+    pub events: Arc<crate::config::EventsConfig>,
 }
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.

@@ -94,6 +94,12 @@ pub struct PaymentRule {
     /// Notice for payments an operator entered by hand.
     pub manual: bool,
     pub template: Option<String>,
+    /// Channels that carry the notice, in order; unset: SMS only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    /// The WhatsApp template the notice goes as on the whatsapp channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_template: Option<super::WhatsappTemplateMapping>,
 }
 
 impl Default for PaymentRule {
@@ -102,6 +108,8 @@ impl Default for PaymentRule {
             automatic: true,
             manual: true,
             template: None,
+            channels: None,
+            whatsapp_template: None,
         }
     }
 }

@@ -162,4 +162,36 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 4: billing events carried over several channels (`crate::events`): one row per planned
+    // channel, in order; when a step's message fails for good the trigger queues the next.
+    r#"
+    CREATE TABLE event_steps (
+        event_id    TEXT    NOT NULL,
+        position    INTEGER NOT NULL,
+        channel     TEXT    NOT NULL,
+        peer        TEXT    NOT NULL,
+        body        TEXT    NOT NULL,
+        customer_id INTEGER,
+        send_window TEXT,
+        message_id  INTEGER,
+        PRIMARY KEY (event_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX event_steps_message ON event_steps (message_id) WHERE message_id IS NOT NULL;
+    CREATE TRIGGER event_fallback AFTER UPDATE OF state ON messages
+    WHEN NEW.state = 'failed' AND OLD.state <> 'failed' AND NEW.direction = 'out'
+    BEGIN
+        INSERT INTO messages (direction, channel, peer, body, state, priority, attempts,
+                              next_attempt_at, customer_id, created_at, updated_at, send_window)
+        SELECT 'out', n.channel, n.peer, n.body, 'queued', 1, 0, NEW.updated_at, n.customer_id,
+               NEW.updated_at, NEW.updated_at, n.send_window
+        FROM event_steps s JOIN event_steps n
+             ON n.event_id = s.event_id AND n.position = s.position + 1
+        WHERE s.message_id = NEW.id AND n.message_id IS NULL;
+        UPDATE event_steps SET message_id = last_insert_rowid()
+        WHERE message_id IS NULL AND EXISTS (
+            SELECT 1 FROM event_steps s
+            WHERE s.message_id = NEW.id AND s.event_id = event_steps.event_id
+              AND event_steps.position = s.position + 1);
+    END;
+    "#,
 ];
