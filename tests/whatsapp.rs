@@ -372,3 +372,50 @@ async fn a_refused_token_takes_the_channel_down_and_messages_wait() {
     assert_eq!(m["state"], "queued", "{m}");
     assert!(d.stderr_text().contains("WhatsApp channel down"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_notice_goes_as_the_configured_whatsapp_template() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(
+            &graph,
+            hook,
+            "[rules.payment]\nchannels = [\"whatsapp\", \"email\", \"sms\"]\n\
+             template = \"Recibimos su pago de %monto%. %empresa%\"\n\
+             whatsapp_template = { name = \"pago_recibido\", language = \"es_AR\", body = [\"%nombre%\", \"%monto%\"] }",
+        ),
+    );
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(json!([{"code": "C-1", "name": "Ana Núñez", "phone": "+5491123456789"}])),
+    )
+    .await;
+    assert!((200..300).contains(&code), "{body}");
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/events", d.base),
+        Some(json!({"id": "pay-1", "type": "payment", "customer": "C-1", "amount": "1234.50", "method": "automatic"})),
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["result"]["notice"]["channel"], "whatsapp", "{body}");
+    let skipped = body["result"]["skipped"].to_string();
+    assert!(
+        skipped.contains("email") && skipped.contains("sms"),
+        "{skipped}"
+    );
+    wait_for("the template sent", 20, async || {
+        graph.with(|g| !g.sent.is_empty())
+    })
+    .await;
+    let sent = graph.with(|g| g.sent[0].clone());
+    assert_eq!(sent["template"]["name"], "pago_recibido");
+    assert_eq!(
+        sent["template"]["components"][0]["parameters"][1]["text"],
+        "$ 1.234,50"
+    );
+}

@@ -447,6 +447,18 @@ async fn event(
             .set("metodo", rules.method_word(automatic));
         template::render(settings.payment.template.as_deref().unwrap_or(""), &vars)
     });
+    // `[rules.payment] channels`: the notice goes over them in order, like an invoice.
+    let planned = settings.payment.channels.as_ref().map(|channels| {
+        let mut vars = rules.vars(Some(&customer), phone.as_deref().unwrap_or(""));
+        vars.set("monto", amount.format(rules.company.language))
+            .set("metodo", rules.method_word(automatic));
+        let route = crate::config::EventChannels {
+            channels: channels.clone(),
+            whatsapp_template: settings.payment.whatsapp_template.clone(),
+            sms_text: settings.payment.template.clone(),
+        };
+        crate::events::plan(&route, &available(&state), phone.as_deref(), &vars)
+    });
     let window = rules.window_for(Priority::Notification, None);
     let not_before = rules.not_before(window.as_deref(), now);
     let (id2, body2) = (id.clone(), body.clone());
@@ -467,6 +479,13 @@ async fn event(
                     if automatic { "automatic" } else { "manual" },
                     if automatic { "automatic" } else { "manual" })}),
                 (None, true) => serde_json::json!({"notice": null, "reason": "the customer has no phone number"}),
+                (_, true) if planned.is_some() => {
+                    let (steps, skipped) = planned.clone().unwrap_or_default();
+                    insert_steps(c, &id2, &steps, Some(cid), window.clone(), not_before, now)?
+                        .map(|first| serde_json::json!({"notice": first, "skipped": skipped}))
+                        .unwrap_or_else(|| serde_json::json!({"notice": null, "skipped": skipped,
+                            "reason": "no channel can carry it"}))
+                }
                 (Some(p), true) if sql::opted_out(c, Channel::Sms, p, Some(cid))? => {
                     serde_json::json!({"notice": null, "reason": "the customer opted out of notices (BAJA)"})
                 }
@@ -586,13 +605,7 @@ async fn invoice(
         )
         .set("numero", number)
         .set("pdf_url", pdf_url.clone().unwrap_or_default());
-    let has = |ch: Channel| state.transports.iter().any(|t| t.channel() == ch);
-    let available = crate::events::Available {
-        whatsapp: has(Channel::Whatsapp),
-        email: has(Channel::Email),
-        sms: has(Channel::Sms),
-    };
-    let (steps, skipped) = crate::events::plan(&route, &available, phone.as_deref(), &vars);
+    let (steps, skipped) = crate::events::plan(&route, &available(&state), phone.as_deref(), &vars);
     let now = now_ms();
     let window = rules.window_for(Priority::Notification, None);
     let not_before = rules.not_before(window.as_deref(), now);
@@ -605,33 +618,7 @@ async fn invoice(
             if let Some((stored_body, result)) = sql::get_event(c, &id2)? {
                 return Ok(Err((stored_body, result)));
             }
-            let mut first = serde_json::Value::Null;
-            for (position, step) in steps.iter().enumerate() {
-                let message_id = if position == 0 {
-                    let placed = crate::store::messages::insert_outbound(
-                        c,
-                        &[NewOutbound {
-                            channel: step.channel,
-                            peer: step.peer.clone(),
-                            body: step.body.clone(),
-                            priority: Priority::Notification,
-                            customer_id: cid,
-                            window: window.clone(),
-                            not_before,
-                        }],
-                        now,
-                    )?;
-                    first = serde_json::json!({"id": placed[0].0.0, "state": placed[0].1, "channel": step.channel});
-                    Some(placed[0].0.0)
-                } else {
-                    None
-                };
-                c.execute(
-                    "INSERT INTO event_steps (event_id, position, channel, peer, body, customer_id, \
-                     send_window, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    rusqlite::params![id2, position as i64, step.channel.as_str(), step.peer, step.body, cid, window, message_id],
-                )?;
-            }
+            let first = insert_steps(c, &id2, &steps, cid, window.clone(), not_before, now)?;
             let channels: Vec<&str> = steps.iter().map(|s| s.channel.as_str()).collect();
             let result = serde_json::json!({"id": id2, "type": "invoice", "customer": customer_code,
                 "result": {"notice": first, "channels": channels, "skipped": skipped,
@@ -653,6 +640,68 @@ async fn invoice(
             replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response)
         }
     }
+}
+
+/// What can carry an event here: the channels with a route.
+fn available(state: &AppState) -> crate::events::Available {
+    let has = |ch: Channel| state.transports.iter().any(|t| t.channel() == ch);
+    crate::events::Available {
+        whatsapp: has(Channel::Whatsapp),
+        email: has(Channel::Email),
+        sms: has(Channel::Sms),
+    }
+}
+
+/// Stores an event's planned steps and queues the first; returns it (`{id, state, channel}`).
+fn insert_steps(
+    c: &rusqlite::Connection,
+    event_id: &str,
+    steps: &[crate::events::Step],
+    customer_id: Option<i64>,
+    window: Option<String>,
+    not_before: Option<i64>,
+    now: i64,
+) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
+    let mut first = None;
+    for (position, step) in steps.iter().enumerate() {
+        let message_id = if position == 0 {
+            let placed = crate::store::messages::insert_outbound(
+                c,
+                &[NewOutbound {
+                    channel: step.channel,
+                    peer: step.peer.clone(),
+                    body: step.body.clone(),
+                    priority: Priority::Notification,
+                    customer_id,
+                    window: window.clone(),
+                    not_before,
+                }],
+                now,
+            )?;
+            first = Some(
+                serde_json::json!({"id": placed[0].0.0, "state": placed[0].1,
+                "channel": step.channel}),
+            );
+            Some(placed[0].0.0)
+        } else {
+            None
+        };
+        c.execute(
+            "INSERT INTO event_steps (event_id, position, channel, peer, body, customer_id, \
+             send_window, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                event_id,
+                position as i64,
+                step.channel.as_str(),
+                step.peer,
+                step.body,
+                customer_id,
+                window,
+                message_id
+            ],
+        )?;
+    }
+    Ok(first)
 }
 
 fn replay(
