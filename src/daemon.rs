@@ -141,6 +141,7 @@ pub async fn run(
         transports: transports.clone(),
         started: Instant::now(),
         events: Arc::new(cfg.events.clone()),
+        whatsapp: cfg.whatsapp.clone().map(Arc::new),
     };
     let dispatcher = Arc::new(
         Dispatcher::new(

@@ -419,3 +419,44 @@ async fn a_payment_notice_goes_as_the_configured_whatsapp_template() {
         "$ 1.234,50"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_sync_from_meta_and_mappings_are_checked_against_them() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(
+            &graph,
+            hook,
+            "[events.invoice]\nchannels = [\"whatsapp\"]\n\
+             whatsapp_template = { name = \"comprobantes\", language = \"es_AR\", body = [\"%nombre%\", \"%monto%\"], document = \"%pdf_url%\" }\n\
+             [rules.payment]\nchannels = [\"whatsapp\"]\n\
+             whatsapp_template = { name = \"pago_recibido\", language = \"es_AR\", body = [\"%nombre%\", \"%monto%\"] }",
+        ),
+    );
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/whatsapp/templates/sync", d.base),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["synced"], 2, "both pages: {body}");
+    let list = api(
+        Method::GET,
+        format!("{}/api/whatsapp/templates", d.base),
+        None,
+    )
+    .await
+    .1;
+    assert_eq!(list["templates"][0]["name"], "comprobantes");
+    assert_eq!(list["templates"][0]["status"], "APPROVED");
+    let problems = list["mapping_problems"].to_string();
+    assert!(
+        problems.contains("takes 3 body parameters; the mapping gives 2"),
+        "{problems}"
+    );
+    assert!(problems.contains("is PENDING, not approved"), "{problems}");
+}

@@ -41,6 +41,8 @@ pub struct AppState {
     pub rules: crate::inbox::RulesContext,
     /// `[events]`: which channels carry billing events.
     pub events: Arc<crate::config::EventsConfig>,
+    /// `[whatsapp]`, for the template registry's sync.
+    pub whatsapp: Option<Arc<crate::config::WhatsappConfig>>,
 }
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.

@@ -177,6 +177,16 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (event_id, position)
     ) WITHOUT ROWID;
     CREATE INDEX event_steps_message ON event_steps (message_id) WHERE message_id IS NOT NULL;
+    -- WhatsApp templates as Meta last listed them (`GET /{waba_id}/message_templates`).
+    CREATE TABLE whatsapp_templates (
+        name       TEXT    NOT NULL,
+        language   TEXT    NOT NULL,
+        category   TEXT    NOT NULL,
+        status     TEXT    NOT NULL,
+        components TEXT    NOT NULL,
+        synced_at  INTEGER NOT NULL,
+        PRIMARY KEY (name, language)
+    ) WITHOUT ROWID;
     CREATE TRIGGER event_fallback AFTER UPDATE OF state ON messages
     WHEN NEW.state = 'failed' AND OLD.state <> 'failed' AND NEW.direction = 'out'
     BEGIN

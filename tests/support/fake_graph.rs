@@ -45,6 +45,7 @@ impl FakeGraph {
         let router = Router::new()
             .route("/{version}/{id}/messages", post(messages))
             .route("/{version}/{id}", get(phone))
+            .route("/{version}/{id}/message_templates", get(templates))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -157,5 +158,49 @@ async fn messages(
         Json(json!({"messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": to}],
             "messages": [{"id": format!("wamid.HBgN{n:04}")}]})),
+    )
+}
+
+/// `GET /{Version}/{WABA-ID}/message_templates`: `{data: [{name, language, category, status,
+/// components}], paging}`, in two pages.
+async fn templates(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> (StatusCode, Json<Value>) {
+    let inner = inner.lock().unwrap();
+    if !authorized(&inner, &headers) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Error validating access token",
+            "",
+        );
+    }
+    if q.get("after").is_some() {
+        return (
+            StatusCode::OK,
+            Json(
+                json!({"data": [{"name": "pago_recibido", "language": "es_AR", "category": "UTILITY",
+                "status": "PENDING", "components": [{"type": "BODY", "text": "Hola {{1}}, recibimos {{2}}."}]}]}),
+            ),
+        );
+    }
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (
+        StatusCode::OK,
+        Json(
+            json!({"data": [{"name": "comprobantes", "language": "es_AR", "category": "UTILITY",
+            "status": "APPROVED", "id": "1",
+            "components": [{"type": "HEADER", "format": "DOCUMENT"},
+                           {"type": "BODY", "text": "Hola {{1}}, su factura de {{2}} vence el {{3}}."}]}],
+            "paging": {"cursors": {"after": "MQ"},
+                       "next": format!("http://{host}/{version}/{waba}/message_templates?after=MQ")}}),
+        ),
     )
 }

@@ -67,6 +67,109 @@ pub fn message_body(to: &str, content: &Whatsapp) -> Value {
     }
 }
 
+/// One template of `GET /{waba_id}/message_templates` (`data[]`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+pub struct Template {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub components: Vec<Value>,
+}
+
+impl Template {
+    /// How many `{{n}}` parameters its body takes.
+    pub fn body_params(&self) -> usize {
+        self.components
+            .iter()
+            .filter(|c| {
+                c["type"]
+                    .as_str()
+                    .is_some_and(|t| t.eq_ignore_ascii_case("body"))
+            })
+            .filter_map(|c| c["text"].as_str())
+            .map(|t| t.matches("{{").count())
+            .sum()
+    }
+
+    /// Whether its header is a document.
+    pub fn document_header(&self) -> bool {
+        self.components.iter().any(|c| {
+            c["type"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("header"))
+                && c["format"]
+                    .as_str()
+                    .is_some_and(|f| f.eq_ignore_ascii_case("document"))
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TemplatePage {
+    #[serde(default)]
+    data: Vec<Template>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Paging {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Every template of the business account, following `paging.next` (at most 50 pages).
+pub async fn fetch_templates(
+    http: &reqwest::Client,
+    cfg: &crate::config::WhatsappConfig,
+    token: &str,
+) -> Result<Vec<Template>, String> {
+    let Some(waba) = &cfg.waba_id else {
+        return Err("whatsapp.waba_id is not set: it is needed to list templates".into());
+    };
+    let mut url = format!(
+        "{}/{}/{waba}/message_templates?fields=name,language,category,status,components&limit=100",
+        cfg.base_url.trim_end_matches('/'),
+        cfg.api_version
+    );
+    let mut out = Vec::new();
+    for _ in 0..50 {
+        let resp = http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| crate::net::error::describe(&cfg.base_url, &e))?;
+        let status = resp.status().as_u16();
+        let body = crate::net::http::read_capped(resp, 8 * MAX_ANSWER)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !(200..300).contains(&status) {
+            let err = serde_json::from_slice::<ErrorBody>(&body).ok();
+            return Err(match verdict(status, err.as_ref().map(|e| &e.error)) {
+                Verdict::Retry(w)
+                | Verdict::Permanent(w)
+                | Verdict::Undeliverable(w)
+                | Verdict::WindowClosed(w)
+                | Verdict::BadToken(w) => w,
+            });
+        }
+        let page: TemplatePage = serde_json::from_slice(&body)
+            .map_err(|e| format!("the template list is not the documented JSON: {e}"))?;
+        out.extend(page.data);
+        // Only follow links on the configured host.
+        match page.paging.and_then(|p| p.next) {
+            Some(next) if next.starts_with(cfg.base_url.trim_end_matches('/')) => url = next,
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 /// A successful send: `messages[].id` (the wamid) and `contacts[].wa_id`.
 #[derive(Debug, Deserialize)]
 pub struct SendAnswer {
