@@ -178,7 +178,7 @@ async fn templates(
             "",
         );
     }
-    if q.get("after").is_some() {
+    if q.contains_key("after") {
         return (
             StatusCode::OK,
             Json(
