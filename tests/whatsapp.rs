@@ -370,6 +370,11 @@ async fn a_refused_token_takes_the_channel_down_and_messages_wait() {
     .await;
     let m = message(&d, id).await;
     assert_eq!(m["state"], "queued", "{m}");
+    let lines = doctor(&d).await;
+    assert!(
+        lines.contains("FAIL WhatsApp refused the access token (190)"),
+        "{lines}"
+    );
     assert!(d.stderr_text().contains("WhatsApp channel down"));
 }
 
@@ -459,4 +464,28 @@ async fn templates_sync_from_meta_and_mappings_are_checked_against_them() {
         "{problems}"
     );
     assert!(problems.contains("is PENDING, not approved"), "{problems}");
+    let lines = doctor(&d).await;
+    assert!(
+        lines.contains("WhatsApp token works: Red Sur (+54 9 11 5555-0000), quality GREEN"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("WhatsApp webhook route answers on http://127.0.0.1:"),
+        "{lines}"
+    );
+}
+
+/// `pasarela doctor`'s lines for the daemon's config, in-process.
+async fn doctor(d: &Daemon) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let opts = pasarela::doctor::Options {
+        config: d.config.clone(),
+        user,
+    };
+    let checks = pasarela::doctor::run(&opts, &mut |_| {}).await;
+    checks
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
