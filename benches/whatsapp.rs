@@ -47,7 +47,10 @@ async fn main() {
         post(move |Json(body): Json<Value>| {
             let tx = tx.clone();
             async move {
-                let _ = tx.send((body["to"].as_str().unwrap_or("").to_string(), Instant::now()));
+                let _ = tx.send((
+                    body["to"].as_str().unwrap_or("").to_string(),
+                    Instant::now(),
+                ));
                 Json(json!({"messaging_product": "whatsapp",
                     "contacts": [{"input": body["to"], "wa_id": body["to"]}],
                     "messages": [{"id": "wamid.BENCH"}]}))
@@ -73,8 +76,10 @@ async fn main() {
     .unwrap();
     let (d, _dir) = d;
     let customers: Vec<Value> = (0..n)
-        .map(|i| json!({"code": format!("B{i}"), "name": format!("Cliente {i}"),
-            "phone": format!("+54911{:08}", 20_000_000 + i), "balance": "1234.50"}))
+        .map(|i| {
+            json!({"code": format!("B{i}"), "name": format!("Cliente {i}"),
+            "phone": format!("+54911{:08}", 20_000_000 + i), "balance": "1234.50"})
+        })
         .collect();
     let (code, body) = api(
         reqwest::Method::POST,

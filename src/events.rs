@@ -41,7 +41,17 @@ pub fn check_config(c: &Config, extra_fields: &BTreeSet<String>) -> Vec<(String,
     if let Some(inv) = &c.events.invoice {
         check_channels("events.invoice", inv, extra_fields, INVOICE_VARS, &mut out);
     }
-    let p = &c.rules.payment;
+    out.extend(check_payment(&c.rules.payment, extra_fields));
+    out
+}
+
+/// Problems in `[rules.payment]`'s `channels` and `whatsapp_template` (also checked when the
+/// rules are saved through `PUT /api/rules`).
+pub fn check_payment(
+    p: &crate::config::rules::PaymentRule,
+    extra_fields: &BTreeSet<String>,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     if p.channels.is_some() || p.whatsapp_template.is_some() {
         let as_event = EventChannels {
             channels: p.channels.clone().unwrap_or_else(|| vec!["sms".into()]),

@@ -489,3 +489,30 @@ async fn doctor(d: &Daemon) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_mapping_with_a_missing_parameter_is_refused_when_saved() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, ""));
+    let (code, body) = api(
+        Method::PUT,
+        format!("{}/api/rules", d.base),
+        Some(json!({"payment": {"channels": ["whatsapp", "sms"],
+            "whatsapp_template": {"name": "pago_recibido", "language": "es_AR", "body": ["%nombre%", ""]}}})),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["error"]["field"], "rules.payment.whatsapp_template.body[1]",
+        "{body}"
+    );
+    let rules = api(Method::GET, format!("{}/api/rules", d.base), None)
+        .await
+        .1;
+    assert!(
+        rules["payment"].get("channels").is_none(),
+        "nothing saved: {rules}"
+    );
+}

@@ -775,6 +775,10 @@ async fn put_rules(
     merge(&mut current, patch);
     let bytes = serde_json::to_vec(&current).map_err(ApiError::internal)?;
     let new: Settings = super::parse_json(&bytes)?;
+    let problems = crate::events::check_payment(&new.payment, &Default::default());
+    if !problems.is_empty() {
+        return Err(settings_errors(problems));
+    }
     let saved = state
         .rules
         .replace_settings(new)
