@@ -248,11 +248,20 @@ async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window(
         json!({"to": "+5491123456789", "channel": "whatsapp", "template": {
             "name": "comprobantes", "language": "es_AR",
             "body": ["Ana", "$ 1.234,50", "10/12/2026"],
-            "document": {"url": "https://billing.example/f/1234.pdf", "filename": "factura-1234.pdf"}}}),
+            "document": {"url": format!("{}/billing/1234.pdf", graph.url), "filename": "factura-1234.pdf"}}}),
     )
     .await;
     assert_eq!(code, 202, "{body}");
     let invoice = body["id"].as_i64().unwrap();
+    // A link that answers a login page, not the PDF.
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "template": {
+            "name": "comprobantes", "language": "es_AR", "body": ["Ana", "$ 1", "10/12/2026"],
+            "document": {"url": format!("{}/billing/login", graph.url)}}}),
+    )
+    .await;
+    let html = body["id"].as_i64().unwrap();
     // No message from this customer: free text is never sent.
     let (_, body) = send(
         &d,
@@ -271,6 +280,7 @@ async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window(
         message(&d, invoice).await["state"] == "sent"
             && message(&d, text).await["state"] == "failed"
             && message(&d, nowa).await["state"] == "failed"
+            && message(&d, html).await["state"] == "failed"
     })
     .await;
     let sent = graph.with(|g| g.sent.clone());
@@ -282,8 +292,17 @@ async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window(
     assert_eq!(comps[0]["type"], "header");
     assert_eq!(
         comps[0]["parameters"][0]["document"]["link"],
-        "https://billing.example/f/1234.pdf"
+        format!("{}/billing/1234.pdf", graph.url)
     );
+    let h = message(&d, html).await;
+    assert!(
+        h["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("answered text/html; charset=utf-8, not a PDF"),
+        "{h}"
+    );
+    assert_eq!(sent.len(), 2, "the HTML one never reached WhatsApp");
     assert_eq!(comps[1]["parameters"][2]["text"], "10/12/2026");
     assert!(sent.iter().all(|b| b["type"] != "text"), "no text sent");
     let t = message(&d, text).await;

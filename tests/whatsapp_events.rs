@@ -95,10 +95,10 @@ async fn an_invoice_goes_on_whatsapp_with_its_pdf_and_falls_back_to_sms_when_not
     .await;
     assert!((200..300).contains(&code), "{code} {body}");
 
+    let pdf = format!("{}/billing/1234.pdf", graph.url);
     let invoice = |id: &str, customer: &str| {
         json!({"id": id, "type": "invoice", "customer": customer, "amount": "1234.50",
-               "due": "2026-12-10", "number": "0001-00001234",
-               "pdf_url": "https://billing.example/f/1234.pdf"})
+               "due": "2026-12-10", "number": "0001-00001234", "pdf_url": pdf})
     };
     let (code, on_wa) = call(
         &base,
@@ -143,10 +143,7 @@ async fn an_invoice_goes_on_whatsapp_with_its_pdf_and_falls_back_to_sms_when_not
     let ana = sent.iter().find(|b| b["to"] == "5491123456789").unwrap();
     assert_eq!(ana["template"]["name"], "comprobantes");
     let comps = &ana["template"]["components"];
-    assert_eq!(
-        comps[0]["parameters"][0]["document"]["link"],
-        "https://billing.example/f/1234.pdf"
-    );
+    assert_eq!(comps[0]["parameters"][0]["document"]["link"], pdf);
     assert_eq!(comps[1]["parameters"][0]["text"], "Ana Núñez");
     assert!(graph.with(|g| g.violations.is_empty()));
     // Ana's invoice went on WhatsApp only.

@@ -75,6 +75,13 @@ ctrl="$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer x' -H '
     "http://127.0.0.1:$prism_port/v23.0/1234567890/messages")"
 [ "$ctrl" = 422 ] || { echo "whatsapp tier: Prism did not refuse an invalid request ($ctrl)"; exit 1; }
 
+# The billing system's PDF: pasarela fetches the link before sending it (a PDF, under the cap).
+mkdir -p "$tmp/files"
+printf '%%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%%%EOF\n' >"$tmp/files/1234.pdf"
+files_port="$(free_port)"
+python3 -m http.server "$files_port" --bind 127.0.0.1 --directory "$tmp/files" >"$tmp/files.log" 2>&1 &
+pids+=($!)
+
 admin_port="$(free_port)"
 hook_port="$(free_port)"
 token="whatsapp-tier-token-0123456789"
@@ -122,7 +129,7 @@ send() {
 ids=(
     "$(send '{"to":"+5491123456789","channel":"whatsapp","text":"Hola, su saldo es $ 1.234,50"}')"
     "$(send '{"to":"+5491123456789","channel":"whatsapp","template":{"name":"aviso_corte","language":"es_AR","body":["Centro","10/12"]}}')"
-    "$(send '{"to":"+5491123456789","channel":"whatsapp","template":{"name":"comprobantes","language":"es_AR","body":["Ana","$ 1.234,50","10/12/2026"],"document":{"url":"https://billing.example/f/1234.pdf","filename":"factura.pdf"}}}')"
+    "$(send '{"to":"+5491123456789","channel":"whatsapp","template":{"name":"comprobantes","language":"es_AR","body":["Ana","$ 1.234,50","10/12/2026"],"document":{"url":"http://127.0.0.1:'"$files_port"'/1234.pdf","filename":"factura.pdf"}}}')"
 )
 state_of() { curl -sf -H "Authorization: Bearer $token" "$api/api/messages/$1"; }
 failed=0

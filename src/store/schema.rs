@@ -163,7 +163,8 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     "#,
     // 4: billing events carried over several channels (`crate::events`): one row per planned
-    // channel, in order; when a step's message fails for good the trigger queues the next.
+    // channel, in order; when a step's message fails for good the trigger queues the next
+    // (not to a number that sent BAJA on that channel).
     r#"
     CREATE TABLE event_steps (
         event_id    TEXT    NOT NULL,
@@ -196,12 +197,15 @@ pub const MIGRATIONS: &[&str] = &[
                NEW.updated_at, NEW.updated_at, n.send_window
         FROM event_steps s JOIN event_steps n
              ON n.event_id = s.event_id AND n.position = s.position + 1
-        WHERE s.message_id = NEW.id AND n.message_id IS NULL;
+        WHERE s.message_id = NEW.id AND n.message_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM optouts o WHERE o.channel = n.channel AND o.peer = n.peer);
         UPDATE event_steps SET message_id = last_insert_rowid()
         WHERE message_id IS NULL AND EXISTS (
             SELECT 1 FROM event_steps s
             WHERE s.message_id = NEW.id AND s.event_id = event_steps.event_id
-              AND event_steps.position = s.position + 1);
+              AND event_steps.position = s.position + 1)
+          AND NOT EXISTS (SELECT 1 FROM optouts o
+                          WHERE o.channel = event_steps.channel AND o.peer = event_steps.peer);
     END;
     "#,
 ];

@@ -46,6 +46,7 @@ impl FakeGraph {
             .route("/{version}/{id}/messages", post(messages))
             .route("/{version}/{id}", get(phone))
             .route("/{version}/{id}/message_templates", get(templates))
+            .route("/billing/{file}", get(billing_file))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -203,4 +204,22 @@ async fn templates(
                        "next": format!("http://{host}/{version}/{waba}/message_templates?after=MQ")}}),
         ),
     )
+}
+
+async fn billing_file(
+    Path(file): Path<String>,
+) -> (StatusCode, [(&'static str, &'static str); 1], Vec<u8>) {
+    if file.ends_with(".pdf") {
+        (
+            StatusCode::OK,
+            [("content-type", "application/pdf")],
+            b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_vec(),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            [("content-type", "text/html; charset=utf-8")],
+            b"<html><body>Iniciar sesion</body></html>".to_vec(),
+        )
+    }
 }

@@ -25,6 +25,9 @@ use client::Verdict;
 pub const ROUTE: &str = "whatsapp";
 /// The customer-service window.
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
+/// Largest invoice PDF sent by link: the link is fetched before the send and must answer a PDF
+/// this size or smaller.
+pub const MAX_PDF: usize = 16 * 1024 * 1024;
 /// How often the token is checked with a cheap authorized GET.
 const HEALTH_EVERY: Duration = Duration::from_secs(60);
 
@@ -333,6 +336,54 @@ impl WhatsappTransport {
             })
     }
 
+    /// Checks that a document link answers a PDF no larger than [`MAX_PDF`]: an HTML page or
+    /// an oversized file fails the message with the reason; no answer is worth a retry.
+    async fn check_pdf(&self, url: &str) -> Result<(), Verdict> {
+        let resp = self.client.get(url).send().await.map_err(|e| {
+            Verdict::Retry(format!(
+                "the PDF link: {}",
+                crate::net::error::describe(url, &e)
+            ))
+        })?;
+        let status = resp.status().as_u16();
+        let kind = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("no content type")
+            .to_string();
+        if !(200..300).contains(&status) {
+            let why = format!(
+                "the PDF link {} answered HTTP {status}",
+                crate::net::error::peer_of(url)
+            );
+            return Err(if status >= 500 || status == 429 {
+                Verdict::Retry(why)
+            } else {
+                Verdict::Permanent(why)
+            });
+        }
+        let body = match crate::net::http::read_capped(resp, MAX_PDF).await {
+            Ok(b) => b,
+            Err(crate::net::http::BodyError::TooLarge { .. }) => {
+                return Err(Verdict::Permanent(format!(
+                    "the PDF at {} is over the {} MB cap",
+                    crate::net::error::peer_of(url),
+                    MAX_PDF / (1024 * 1024)
+                )));
+            }
+            Err(e) => return Err(Verdict::Retry(format!("the PDF link: {e}"))),
+        };
+        if !body.starts_with(b"%PDF-") {
+            return Err(Verdict::Permanent(format!(
+                "the PDF link {} answered {}, not a PDF",
+                crate::net::error::peer_of(url),
+                crate::net::error::sanitize(&kind)
+            )));
+        }
+        Ok(())
+    }
+
     async fn send_content(
         &self,
         message: &Outgoing,
@@ -417,6 +468,19 @@ impl WhatsappTransport {
                     )
                 })?;
             }
+        }
+        if let Whatsapp::Template {
+            document: Some(crate::model::Document { url: Some(url), .. }),
+            ..
+        } = &content
+        {
+            self.check_pdf(url).await.map_err(|v| match v {
+                Verdict::Retry(w) => TransportError::Temporary(w),
+                Verdict::Permanent(w)
+                | Verdict::Undeliverable(w)
+                | Verdict::WindowClosed(w)
+                | Verdict::BadToken(w) => TransportError::Permanent(w),
+            })?;
         }
         let mut result = self.send_content(message, &content).await;
         if let (Err(Verdict::WindowClosed(_)), Whatsapp::Text { body }) = (&result, &content)
