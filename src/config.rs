@@ -503,6 +503,9 @@ pub struct WhatsappConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_request_timeout")]
     pub timeout_secs: u64,
+    /// How often the token is checked (a cheap authorized GET), in seconds.
+    #[serde(default = "default_wa_health")]
+    pub health_interval_secs: u64,
     /// The approved template a text goes out as when the customer's 24-hour window is closed;
     /// its one body parameter is the text. Unset: such a text fails with the reason.
     #[serde(default)]
@@ -549,6 +552,10 @@ pub struct WhatsappTemplateMapping {
     pub document: Option<String>,
     #[serde(default)]
     pub filename: Option<String>,
+}
+
+fn default_wa_health() -> u64 {
+    60
 }
 
 fn default_wa_version() -> String {

@@ -369,11 +369,17 @@ async fn outside_the_window_a_text_goes_as_the_configured_template() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_token_takes_the_channel_down_and_messages_wait() {
-    let graph = FakeGraph::start("another-token-0123456789").await;
+async fn a_refused_token_takes_the_channel_down_and_messages_wait_until_it_is_renewed() {
+    let graph = FakeGraph::start(ACCESS).await;
     let dir = tempfile::tempdir().unwrap();
     let hook = free_port();
-    let d = start(dir.path(), &config(&graph, hook, ""));
+    let token_file = dir.path().join("whatsapp.token");
+    std::fs::write(&token_file, "EAAG-expired-token-0123456789\n").unwrap();
+    let conf = config(&graph, hook, "health_interval_secs = 1").replace(
+        &format!("access_token = \"{ACCESS}\""),
+        &format!("access_token_file = \"{}\"", token_file.display()),
+    );
+    let d = start(dir.path(), &conf);
     let (_, body) = send(
         &d,
         json!({"to": "+5491123456789", "channel": "whatsapp", "template": {"name": "aviso", "language": "es_AR"}}),
@@ -395,6 +401,14 @@ async fn a_refused_token_takes_the_channel_down_and_messages_wait() {
         "{lines}"
     );
     assert!(d.stderr_text().contains("WhatsApp channel down"));
+    // The token is renewed in its file: the next check brings the channel back and the
+    // message that waited goes.
+    std::fs::write(&token_file, format!("{ACCESS}\n")).unwrap();
+    wait_for("the message sent after the renewal", 30, async || {
+        message(&d, id).await["state"] == "sent"
+    })
+    .await;
+    assert!(d.stderr_text().contains("WhatsApp channel up again"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,4 +548,28 @@ async fn a_payment_mapping_with_a_missing_parameter_is_refused_when_saved() {
         rules["payment"].get("channels").is_none(),
         "nothing saved: {rules}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_messages_are_refused_when_the_channel_is_not_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = tokio::task::block_in_place(|| Daemon::start(dir.path()));
+    let (code, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "text": "Hola"}),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["field"], "channel", "{body}");
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/messages/batch", d.base),
+        Some(json!({"messages": [
+            {"to": "+5491123456789", "text": "Hola"},
+            {"to": "+5491123456789", "channel": "whatsapp", "text": "Hola"}]})),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["field"], "messages[1].channel", "{body}");
+    assert!(messages(&d).await.is_empty(), "nothing queued");
 }

@@ -308,6 +308,17 @@ async fn batch(
         e.body.items = errors;
         return Err(e);
     }
+    if let Some(index) = items.iter().position(|i| {
+        i.channel != Channel::Sms && !state.transports.iter().any(|t| t.channel() == i.channel)
+    }) {
+        return Err(ApiError::field(
+            format!("messages[{index}].channel"),
+            format!(
+                "the {} channel is not configured (add its table to the config); nothing was queued",
+                items[index].channel
+            ),
+        ));
+    }
     let now = now_ms();
     let mut placed_items = Vec::with_capacity(items.len());
     let mut errors = Vec::new();

@@ -28,8 +28,6 @@ pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// Largest invoice PDF sent by link: the link is fetched before the send and must answer a PDF
 /// this size or smaller.
 pub const MAX_PDF: usize = 16 * 1024 * 1024;
-/// How often the token is checked with a cheap authorized GET.
-const HEALTH_EVERY: Duration = Duration::from_secs(60);
 
 pub struct WhatsappKind;
 pub static KIND: WhatsappKind = WhatsappKind;
@@ -147,6 +145,9 @@ pub fn check_table(w: &WhatsappConfig) -> Vec<(String, String)> {
             "base_url",
             "must be https:// (plain http only for a local mock on 127.0.0.1)".into(),
         );
+    }
+    if !(1..=3600).contains(&w.health_interval_secs) {
+        err("health_interval_secs", "must be 1 to 3600 seconds".into());
     }
     if let Some(t) = &w.outside_window_template {
         let probe = templates::TemplateMessage {
@@ -305,7 +306,7 @@ impl WhatsappTransport {
                 log::warn!(transport = ROUTE; "WhatsApp health check: {e}");
             }
             tokio::select! {
-                _ = tokio::time::sleep(HEALTH_EVERY) => {}
+                _ = tokio::time::sleep(Duration::from_secs(self.cfg.health_interval_secs)) => {}
                 _ = shutdown.wait() => return Ok(()),
             }
         }
