@@ -1,5 +1,5 @@
 //! pasarela: a self-hosted messaging gateway for small ISPs. It sends and receives SMS through
-//! GSM modems and Android phones, answers customers' keyword texts, and serves a local admin
+//! GSM modems and Android phones and WhatsApp messages through Meta's Cloud API, answers customers' keyword texts, and serves a local admin
 //! API, with every message kept in one SQLite database.
 //!
 //! One pipeline:
@@ -19,7 +19,7 @@
 //! | [`store`]     | the SQLite database: schema, migrations, messages, group commit; the  |
 //! |               | transports' sink and keyed state (`store::sink`)                      |
 //! | [`transport`] | the `Transport` trait, typed send errors, the `Sink` transports report |
-//! |               | through, the `Kind` trait; Android phone and HTTP routes               |
+//! |               | through, the `Kind` trait; Android phone, HTTP and WhatsApp routes     |
 //! | [`registry`]  | the transport kinds, one line each; builds routes, tasks, webhooks     |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
 //! | [`events`]    | billing events over several channels: plans, next-channel fallback     |
