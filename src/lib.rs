@@ -1,6 +1,7 @@
 //! pasarela: a self-hosted messaging gateway for small ISPs. It sends and receives SMS through
-//! GSM modems and Android phones and WhatsApp messages through Meta's Cloud API, answers customers' keyword texts, and serves a local admin
-//! API, with every message kept in one SQLite database.
+//! GSM modems and Android phones and WhatsApp messages through Meta's Cloud API, answers
+//! customers' keyword texts, and serves a local admin API, with every message kept in one
+//! SQLite database.
 //!
 //! One pipeline:
 //!
