@@ -96,6 +96,14 @@ pub struct Config {
     /// `[directory]`: where customers come from (CSV columns, live lookup in the billing system).
     #[serde(default)]
     pub directory: directory::DirectoryConfig,
+
+    /// `[whatsapp]`: the WhatsApp Cloud API channel (one business phone number).
+    #[serde(default)]
+    pub whatsapp: Option<WhatsappConfig>,
+
+    /// `[events.<type>]`: which channels carry a billing event, in order, and what each sends.
+    #[serde(default)]
+    pub events: EventsConfig,
 }
 
 /// `[[modem]]`: one GSM modem on a serial port.
@@ -455,7 +463,114 @@ impl Config {
                     .find(|h| h.name == name)
                     .and_then(|h| h.rate_limit)
             })
+            .or_else(|| {
+                self.whatsapp
+                    .as_ref()
+                    .filter(|_| name == "whatsapp")
+                    .and_then(|w| w.rate_limit)
+            })
     }
+}
+
+/// `[whatsapp]`: one business phone number on Meta's WhatsApp Cloud API. Its route is named
+/// `whatsapp`. The kind checks the table (`crate::transport::whatsapp`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    pub phone_number_id: String,
+    /// WhatsApp Business Account id, for template sync.
+    #[serde(default)]
+    pub waba_id: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// A file holding the access token (one line), instead of `access_token`.
+    #[serde(default)]
+    pub access_token_file: Option<PathBuf>,
+    /// Verifies `X-Hub-Signature-256` on webhooks.
+    #[serde(default)]
+    pub app_secret: Option<Secret>,
+    /// Echoed on the webhook's `GET` handshake when Meta sends this token.
+    #[serde(default)]
+    pub verify_token: Option<Secret>,
+    #[serde(default = "default_wa_version")]
+    pub api_version: String,
+    #[serde(default = "default_wa_base")]
+    pub base_url: String,
+    #[serde(default = "default_wa_rate")]
+    pub rate_limit: Option<RateLimit>,
+    /// Extra CA certificate for `base_url` (a local mock with its own certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_request_timeout")]
+    pub timeout_secs: u64,
+    /// How often the token is checked (a cheap authorized GET), in seconds.
+    #[serde(default = "default_wa_health")]
+    pub health_interval_secs: u64,
+    /// The approved template a text goes out as when the customer's 24-hour window is closed;
+    /// its one body parameter is the text. Unset: such a text fails with the reason.
+    #[serde(default)]
+    pub outside_window_template: Option<WhatsappTemplateRef>,
+}
+
+/// A template by name and language (`{ name = "aviso", language = "es_AR" }`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappTemplateRef {
+    pub name: String,
+    pub language: String,
+}
+
+/// `[events]`: billing events' channels. Checked by `crate::events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub invoice: Option<EventChannels>,
+}
+
+/// `[events.invoice]`: the channels that carry the event, in order (the next one carries it
+/// when one fails permanently), and what each sends.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EventChannels {
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub whatsapp_template: Option<WhatsappTemplateMapping>,
+    #[serde(default)]
+    pub sms_text: Option<String>,
+}
+
+/// A WhatsApp template with our `%variables%` mapped to its body parameters `{{1}}`, `{{2}}`…
+/// in order, and an optional document header (`%pdf_url%`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappTemplateMapping {
+    pub name: String,
+    pub language: String,
+    #[serde(default)]
+    pub body: Vec<String>,
+    #[serde(default)]
+    pub document: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
+}
+
+fn default_wa_health() -> u64 {
+    60
+}
+
+fn default_wa_version() -> String {
+    "v23.0".into()
+}
+
+fn default_wa_base() -> String {
+    "https://graph.facebook.com".into()
+}
+
+fn default_wa_rate() -> Option<RateLimit> {
+    Some(RateLimit {
+        count: 80,
+        per: std::time::Duration::from_secs(1),
+    })
 }
 
 /// Whether `url` is an `http://host…` or `https://host…` address (the form every outbound URL

@@ -140,6 +140,8 @@ pub async fn run(
         dispatch_config: cfg.dispatch.clone(),
         transports: transports.clone(),
         started: Instant::now(),
+        events: Arc::new(cfg.events.clone()),
+        whatsapp: cfg.whatsapp.clone().map(Arc::new),
     };
     let dispatcher = Arc::new(
         Dispatcher::new(

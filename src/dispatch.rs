@@ -444,7 +444,10 @@ pub fn outgoing(message: &Message) -> Outgoing {
     let text = message.body.clone();
     let content = match message.channel {
         Channel::Sms => Content::Sms { text },
-        Channel::Whatsapp => Content::Whatsapp(Whatsapp::Text { body: text }),
+        Channel::Whatsapp => Content::Whatsapp(
+            crate::transport::whatsapp::templates::decode(&text)
+                .unwrap_or(Whatsapp::Text { body: text }),
+        ),
         Channel::Email => Content::Email(Email {
             text,
             ..Default::default()

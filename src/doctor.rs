@@ -153,6 +153,10 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
     for m in &cfg.modems {
         check_modem(m, account.as_ref(), mm_running, status.as_ref(), &mut out).await;
     }
+    if let Some(w) = &cfg.whatsapp {
+        out.push(check_whatsapp_token(w).await);
+        out.push(check_webhook_listener(cfg).await);
+    }
     out.push(check_journal());
     out.push(match health {
         Ok(version) => Check::ok(format!("admin API answers on {base} (pasarela {version})")),
@@ -914,6 +918,110 @@ fn http(admin_cert: Option<&Path>) -> Result<reqwest::Client, String> {
 
 /// A certificate expiring within this long gets a WARN: time to renew before phones refuse it.
 const CERT_WARN_SECS: i64 = 14 * 86_400;
+
+/// `[whatsapp]`: the access token works (`GET /{phone_number_id}`, the channel's own health
+/// call); names the number and its quality rating.
+async fn check_whatsapp_token(w: &crate::config::WhatsappConfig) -> Check {
+    let fix = "renew the token in Meta's Business settings (System users), then set \
+               whatsapp.access_token or whatsapp.access_token_file";
+    let token = match crate::transport::whatsapp::read_token(w) {
+        Ok(t) => t,
+        Err(e) => return Check::fail(e, fix),
+    };
+    let http = match crate::net::http::client(
+        &crate::net::http::ClientOptions::new(Duration::from_secs(10))
+            .ca_file(w.ca_file.as_deref()),
+    ) {
+        Ok(c) => c,
+        Err(e) => return Check::fail(format!("whatsapp.ca_file: {e}"), "fix whatsapp.ca_file"),
+    };
+    let url = format!(
+        "{}/{}/{}?fields=display_phone_number,verified_name,quality_rating",
+        w.base_url.trim_end_matches('/'),
+        w.api_version,
+        w.phone_number_id
+    );
+    let resp = match http.get(&url).bearer_auth(&token).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return Check::fail(
+                format!("WhatsApp: {}", crate::net::error::describe(&w.base_url, &e)),
+                "check whatsapp.base_url and this box's internet access",
+            );
+        }
+    };
+    let status = resp.status().as_u16();
+    let body = crate::net::http::read_capped(resp, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if (200..300).contains(&status) {
+        let name = json["verified_name"].as_str().unwrap_or("?");
+        let number = json["display_phone_number"].as_str().unwrap_or("?");
+        let quality = json["quality_rating"].as_str().unwrap_or("unknown");
+        return Check::ok(format!(
+            "WhatsApp token works: {name} ({number}), quality {quality}"
+        ));
+    }
+    let code = json["error"]["code"].as_i64().unwrap_or(0);
+    let said = crate::net::error::sanitize(json["error"]["message"].as_str().unwrap_or(""));
+    if code == 190 {
+        Check::fail(
+            format!("WhatsApp refused the access token (190): {said}"),
+            fix,
+        )
+    } else {
+        Check::fail(
+            format!("WhatsApp answered HTTP {status} (error {code}): {said}"),
+            "check whatsapp.phone_number_id and the token's permissions (whatsapp_business_messaging)",
+        )
+    }
+}
+
+/// `[whatsapp]` needs the `[webhooks]` listener, and it answers at `/webhooks/whatsapp`.
+async fn check_webhook_listener(cfg: &crate::config::Config) -> Check {
+    let Some(listen) = &cfg.webhooks.listen else {
+        return Check::fail(
+            "WhatsApp webhooks have no listener: [webhooks] listen is not set",
+            "set [webhooks] listen (and tls_cert/tls_key, or a reverse proxy with a public \
+             certificate) and give Meta https://<your host>/webhooks/whatsapp",
+        );
+    };
+    let scheme = if cfg.webhooks.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = listen.replace("0.0.0.0", "127.0.0.1");
+    let url = format!("{scheme}://{host}/webhooks/whatsapp?hub.mode=subscribe");
+    let http = match crate::net::http::admin_client(
+        cfg.webhooks.tls_cert.as_deref(),
+        Duration::from_secs(5),
+    ) {
+        Ok(c) => c,
+        Err(e) => return Check::fail(format!("webhooks.tls_cert: {e}"), "fix webhooks.tls_cert"),
+    };
+    match http.get(&url).send().await {
+        // The handshake without the verify token is refused: the route is there.
+        Ok(r) if r.status().as_u16() == 403 => Check::ok(format!(
+            "WhatsApp webhook route answers on {scheme}://{host}/webhooks/whatsapp"
+        )),
+        Ok(r) => Check::fail(
+            format!(
+                "{scheme}://{host}/webhooks/whatsapp answered HTTP {}",
+                r.status().as_u16()
+            ),
+            "is another program on webhooks.listen? restart pasarela",
+        ),
+        Err(e) => Check::fail(
+            format!(
+                "the webhook listener does not answer: {}",
+                crate::net::error::describe(&url, &e)
+            ),
+            "sudo systemctl start pasarela, then journalctl -u pasarela -e",
+        ),
+    }
+}
 
 /// The expiry of a listener's certificate (`section` is `webhooks` or `admin`): WARN within 14
 /// days, FAIL once expired.

@@ -1,6 +1,7 @@
 //! pasarela: a self-hosted messaging gateway for small ISPs. It sends and receives SMS through
-//! GSM modems and Android phones, answers customers' keyword texts, and serves a local admin
-//! API, with every message kept in one SQLite database.
+//! GSM modems and Android phones and WhatsApp messages through Meta's Cloud API, answers
+//! customers' keyword texts, and serves a local admin API, with every message kept in one
+//! SQLite database.
 //!
 //! One pipeline:
 //!
@@ -20,9 +21,10 @@
 //! |               | transports' sink and keyed state (`store::sink`); retention, backup  |
 //! |               | and restore                                                           |
 //! | [`transport`] | the `Transport` trait, typed send errors, the `Sink` transports report |
-//! |               | through, the `Kind` trait; Android phone and HTTP routes               |
+//! |               | through, the `Kind` trait; Android phone, HTTP and WhatsApp routes     |
 //! | [`registry`]  | the transport kinds, one line each; builds routes, tasks, webhooks     |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
+//! | [`events`]    | billing events over several channels: plans, next-channel fallback     |
 //! | [`inbox`]     | applies the rules' actions to each inbound message                     |
 //! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
@@ -49,6 +51,7 @@ pub mod daemon;
 pub mod directory;
 pub mod dispatch;
 pub mod doctor;
+pub mod events;
 pub mod inbox;
 pub mod jsonapi;
 pub mod logging;

@@ -222,7 +222,20 @@ pub enum Whatsapp {
         language: String,
         /// Body parameters, in order.
         params: Vec<String>,
-        /// A document header (an invoice PDF by link).
-        document: Option<Attachment>,
+        /// A document header (an invoice PDF by link or by uploaded media id).
+        document: Option<Document>,
     },
+}
+
+/// A document a WhatsApp template carries in its header: by link (the billing system's URL) or
+/// by the id of media uploaded before.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
 }

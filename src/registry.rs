@@ -12,6 +12,7 @@ pub const KINDS: &[&dyn Kind] = &[
     &crate::modem::gsm::KIND,
     &crate::transport::android::KIND,
     &crate::transport::http_sms::KIND,
+    &crate::transport::whatsapp::KIND,
 ];
 
 /// Builds every kind's routes; the webhook routers come back as one, each kind's mounted at

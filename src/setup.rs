@@ -34,6 +34,7 @@ pub fn check(loaded: &Loaded) -> Result<(), ConfigErrors> {
         pairs.extend(kind.check(c));
     }
     pairs.extend(crate::rules::check_config(c));
+    pairs.extend(crate::events::check_config(c, &Default::default()));
     pairs.extend(c.directory.check());
     errors.extend(
         pairs

@@ -42,7 +42,11 @@ pub async fn health() -> impl IntoResponse {
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub to: String,
+    #[serde(default)]
     pub text: String,
+    /// A WhatsApp template instead of `text` (`"channel": "whatsapp"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::transport::whatsapp::templates::TemplateMessage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +116,15 @@ fn validate(
     prefix: &str,
 ) -> Result<NewOutbound, (String, String)> {
     let channel = req.channel.unwrap_or(Channel::Sms);
+    if channel == Channel::Whatsapp {
+        return validate_whatsapp(phones, req, prefix);
+    }
+    if req.template.is_some() {
+        return Err((
+            format!("{prefix}template"),
+            "templates go on the whatsapp channel only; add \"channel\": \"whatsapp\"".into(),
+        ));
+    }
     if channel != Channel::Sms {
         return Err((
             format!("{prefix}channel"),
@@ -151,6 +164,62 @@ fn validate(
     })
 }
 
+/// Checks a WhatsApp message: `text` (a session message) or `template`, not both.
+fn validate_whatsapp(
+    phones: &crate::phone::PhoneContext,
+    req: &SendRequest,
+    prefix: &str,
+) -> Result<NewOutbound, (String, String)> {
+    let peer = phones
+        .normalize(&req.to)
+        .map_err(|e| (format!("{prefix}to"), e.to_string()))?;
+    let body = match (&req.template, req.text.trim().is_empty()) {
+        (Some(_), false) => {
+            return Err((
+                format!("{prefix}template"),
+                "give either text or template, not both".into(),
+            ));
+        }
+        (None, true) => {
+            return Err((
+                format!("{prefix}text"),
+                "must not be empty (or give a template)".into(),
+            ));
+        }
+        (Some(t), true) => {
+            t.check(&format!("{prefix}template."))?;
+            crate::transport::whatsapp::templates::encode(t)
+        }
+        (None, false) => {
+            if req.text.chars().count() > 4096 {
+                return Err((
+                    format!("{prefix}text"),
+                    "is longer than 4096 characters, WhatsApp's limit".into(),
+                ));
+            }
+            if req
+                .text
+                .starts_with(crate::transport::whatsapp::templates::PREFIX)
+            {
+                return Err((
+                    format!("{prefix}text"),
+                    "must not start with the stored template marker; use template".into(),
+                ));
+            }
+            req.text.clone()
+        }
+    };
+    Ok(NewOutbound {
+        channel: Channel::Whatsapp,
+        peer: peer.as_str().to_string(),
+        body,
+        priority: req.priority.unwrap_or(Priority::Notification),
+        customer_id: None,
+        window: None,
+        not_before: None,
+    })
+}
+
 /// Sets the delivery window of a validated message (`prefix` as in [`validate`]).
 fn place(
     state: &AppState,
@@ -178,6 +247,16 @@ async fn send(
     let max_parts = state.dispatch_config.max_parts as usize;
     let item =
         validate(&state.phones, max_parts, &req, "").map_err(|(f, m)| ApiError::field(f, m))?;
+    if item.channel != Channel::Sms && !state.transports.iter().any(|t| t.channel() == item.channel)
+    {
+        return Err(ApiError::field(
+            "channel",
+            format!(
+                "the {} channel is not configured (add its table to the config)",
+                item.channel
+            ),
+        ));
+    }
     let item = place(&state, item, req.window.as_deref(), "", now_ms())
         .map_err(|(f, m)| ApiError::field(f, m))?;
     let placed = state.store.enqueue_placed(vec![item]).await?;
@@ -234,6 +313,17 @@ async fn batch(
             "batch validation returned {} of {n} messages",
             items.len()
         )));
+    }
+    if let Some(index) = items.iter().position(|i| {
+        i.channel != Channel::Sms && !state.transports.iter().any(|t| t.channel() == i.channel)
+    }) {
+        return Err(ApiError::field(
+            format!("messages[{index}].channel"),
+            format!(
+                "the {} channel is not configured (add its table to the config); nothing was queued",
+                items[index].channel
+            ),
+        ));
     }
     let now = now_ms();
     let mut placed_items = Vec::with_capacity(items.len());
@@ -592,6 +682,7 @@ mod tests {
             channel: None,
             priority: None,
             window: None,
+            template: None,
         }
     }
 

@@ -9,6 +9,7 @@
 mod api;
 mod backup;
 mod rules_api;
+mod whatsapp_api;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -40,6 +41,10 @@ pub struct AppState {
     pub started: Instant,
     /// Customers, rules, windows: what the keyword and billing routes need.
     pub rules: crate::inbox::RulesContext,
+    /// `[events]`: which channels carry billing events.
+    pub events: Arc<crate::config::EventsConfig>,
+    /// `[whatsapp]`, for the template registry's sync.
+    pub whatsapp: Option<Arc<crate::config::WhatsappConfig>>,
 }
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.
@@ -52,6 +57,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
     let protected = api::routes()
         .merge(rules_api::routes())
         .merge(backup::routes())
+        .merge(whatsapp_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,

@@ -353,6 +353,15 @@ struct EventRequest {
     method: Option<String>,
     #[serde(default)]
     balance: Option<serde_json::Value>,
+    /// Invoice: due date (`2026-12-10`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due: Option<String>,
+    /// Invoice: its number (`0001-00001234`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    number: Option<String>,
+    /// Invoice: the billing system's link to the PDF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pdf_url: Option<String>,
 }
 
 fn money_field(field: &str, v: &Option<serde_json::Value>) -> Result<Option<Money>, ApiError> {
@@ -384,11 +393,14 @@ async fn event(
             "must be 1 to 128 characters (the billing system's event id)",
         ));
     }
+    if req.kind == "invoice" {
+        return invoice(state, id, req).await;
+    }
     if req.kind != "payment" {
         return Err(ApiError::field(
             "type",
             format!(
-                "`{}` is not an event type pasarela knows; send \"payment\"",
+                "`{}` is not an event type pasarela knows; send \"payment\" or \"invoice\"",
                 req.kind
             ),
         ));
@@ -465,6 +477,18 @@ async fn event(
             .set("metodo", rules.method_word(automatic));
         template::render(notice_template.unwrap_or(""), &vars)
     });
+    // `[rules.payment] channels`: the notice goes over them in order, like an invoice.
+    let planned = settings.payment.channels.as_ref().map(|channels| {
+        let mut vars = rules.vars(Some(&customer), phone.as_deref().unwrap_or(""));
+        vars.set("monto", amount.format(rules.company.language))
+            .set("metodo", rules.method_word(automatic));
+        let route = crate::config::EventChannels {
+            channels: channels.clone(),
+            whatsapp_template: settings.payment.whatsapp_template.clone(),
+            sms_text: settings.payment.template.clone(),
+        };
+        crate::events::plan(&route, &available(&state), phone.as_deref(), &vars)
+    });
     let window = rules.window_for(Priority::Notification, None);
     let not_before = rules.not_before(window.as_deref(), now);
     let (id2, body2) = (id.clone(), body.clone());
@@ -485,6 +509,13 @@ async fn event(
                     if automatic { "automatic" } else { "manual" },
                     if automatic { "automatic" } else { "manual" })}),
                 (None, true) => serde_json::json!({"notice": null, "reason": "the customer has no phone number"}),
+                (_, true) if planned.is_some() => {
+                    let (steps, skipped) = planned.clone().unwrap_or_default();
+                    insert_steps(c, &id2, &steps, Some(cid), window.clone(), not_before, now)?
+                        .map(|first| serde_json::json!({"notice": first, "skipped": skipped}))
+                        .unwrap_or_else(|| serde_json::json!({"notice": null, "skipped": skipped,
+                            "reason": "no channel can carry it"}))
+                }
                 (Some(p), true) if sql::opted_out(c, Channel::Sms, p, Some(cid))? => {
                     serde_json::json!({"notice": null, "reason": "the customer opted out of notices (BAJA)"})
                 }
@@ -523,6 +554,184 @@ async fn event(
             replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response)
         }
     }
+}
+
+/// An `invoice` event: planned over `[events.invoice] channels` ([`crate::events`]); the
+/// first usable channel is queued now, the next ones carry it if it fails for good.
+async fn invoice(
+    state: AppState,
+    id: String,
+    req: EventRequest,
+) -> Result<axum::response::Response, ApiError> {
+    let Some(route) = state.events.invoice.clone() else {
+        return Err(ApiError::field(
+            "type",
+            "invoice events are not set up: add [events.invoice] to the config",
+        ));
+    };
+    let amount = money_field("amount", &req.amount)?
+        .ok_or_else(|| ApiError::field("amount", "is required for an invoice"))?;
+    let due = match req.due.as_deref() {
+        Some(d) => crate::rules::customer::parse_date(d).map_err(|e| ApiError::field("due", e))?,
+        None => {
+            return Err(ApiError::field(
+                "due",
+                "is required for an invoice (2026-12-10)",
+            ));
+        }
+    };
+    let number = req
+        .number
+        .clone()
+        .filter(|n| !n.trim().is_empty() && n.len() <= 64)
+        .ok_or_else(|| {
+            ApiError::field(
+                "number",
+                "is required: the invoice number, up to 64 characters",
+            )
+        })?;
+    let pdf_url = match req.pdf_url.as_deref() {
+        Some(u) if crate::config::http_url(u) => Some(u.to_string()),
+        Some(_) => {
+            return Err(ApiError::field(
+                "pdf_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        None => None,
+    };
+    let body = serde_json::to_string(&req).map_err(ApiError::internal)?;
+    let code = req.customer.trim().to_string();
+    let stored = {
+        let id = id.clone();
+        state.store.read(move |c| sql::get_event(c, &id)).await?
+    };
+    if let Some((stored_body, result)) = stored {
+        return replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response);
+    }
+    let customer = {
+        let code = code.clone();
+        state
+            .store
+            .read(move |c| sql::customer_by_code(c, &code))
+            .await?
+    };
+    let Some(customer) = customer else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_customer",
+            format!("customer: no customer with code `{code}` in the directory; import it first (POST /api/customers)"),
+        )
+        .with_field("customer"));
+    };
+    let rules = state.rules.clone();
+    let phone = customer.phones.first().cloned();
+    let mut vars = rules.vars(Some(&customer), phone.as_deref().unwrap_or(""));
+    let language = rules.company.language;
+    vars.set("monto", amount.format(language))
+        .set(
+            "vencimiento",
+            crate::rules::customer::format_date(due, language),
+        )
+        .set("numero", number)
+        .set("pdf_url", pdf_url.clone().unwrap_or_default());
+    let (steps, skipped) = crate::events::plan(&route, &available(&state), phone.as_deref(), &vars);
+    let now = now_ms();
+    let window = rules.window_for(Priority::Notification, None);
+    let not_before = rules.not_before(window.as_deref(), now);
+    let (id2, body2) = (id.clone(), body.clone());
+    let cid = customer.id;
+    let customer_code = customer.code.clone();
+    let outcome = state
+        .store
+        .write(move |c| {
+            if let Some((stored_body, result)) = sql::get_event(c, &id2)? {
+                return Ok(Err((stored_body, result)));
+            }
+            let first = insert_steps(c, &id2, &steps, cid, window.clone(), not_before, now)?;
+            let channels: Vec<&str> = steps.iter().map(|s| s.channel.as_str()).collect();
+            let result = serde_json::json!({"id": id2, "type": "invoice", "customer": customer_code,
+                "result": {"notice": first, "channels": channels, "skipped": skipped,
+                           "reason": if steps.is_empty() { Some("no channel can carry it") } else { None }}});
+            sql::insert_event(c, &id2, "invoice", &body2, &result.to_string(), now)?;
+            Ok(Ok(result))
+        })
+        .await?;
+    match outcome {
+        Ok(result) => {
+            state.dispatch.wake();
+            log::info!(
+                "event {id}: invoice of customer {code}: {}",
+                result["result"]
+            );
+            Ok((StatusCode::ACCEPTED, Json(result)).into_response())
+        }
+        Err((stored_body, result)) => {
+            replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response)
+        }
+    }
+}
+
+/// What can carry an event here: the channels with a route.
+fn available(state: &AppState) -> crate::events::Available {
+    let has = |ch: Channel| state.transports.iter().any(|t| t.channel() == ch);
+    crate::events::Available {
+        whatsapp: has(Channel::Whatsapp),
+        email: has(Channel::Email),
+        sms: has(Channel::Sms),
+    }
+}
+
+/// Stores an event's planned steps and queues the first; returns it (`{id, state, channel}`).
+fn insert_steps(
+    c: &rusqlite::Connection,
+    event_id: &str,
+    steps: &[crate::events::Step],
+    customer_id: Option<i64>,
+    window: Option<String>,
+    not_before: Option<i64>,
+    now: i64,
+) -> Result<Option<serde_json::Value>, crate::store::StoreError> {
+    let mut first = None;
+    for (position, step) in steps.iter().enumerate() {
+        let message_id = if position == 0 {
+            let placed = crate::store::messages::insert_outbound(
+                c,
+                &[NewOutbound {
+                    channel: step.channel,
+                    peer: step.peer.clone(),
+                    body: step.body.clone(),
+                    priority: Priority::Notification,
+                    customer_id,
+                    window: window.clone(),
+                    not_before,
+                }],
+                now,
+            )?;
+            first = Some(
+                serde_json::json!({"id": placed[0].0.0, "state": placed[0].1,
+                "channel": step.channel}),
+            );
+            Some(placed[0].0.0)
+        } else {
+            None
+        };
+        c.execute(
+            "INSERT INTO event_steps (event_id, position, channel, peer, body, customer_id, \
+             send_window, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            rusqlite::params![
+                event_id,
+                position as i64,
+                step.channel.as_str(),
+                step.peer,
+                step.body,
+                customer_id,
+                window,
+                message_id
+            ],
+        )?;
+    }
+    Ok(first)
 }
 
 fn replay(
@@ -596,6 +805,10 @@ async fn put_rules(
     merge(&mut current, patch);
     let bytes = serde_json::to_vec(&current).map_err(ApiError::internal)?;
     let new: Settings = super::parse_json(&bytes)?;
+    let problems = crate::events::check_payment(&new.payment, &Default::default());
+    if !problems.is_empty() {
+        return Err(settings_errors(problems));
+    }
     let saved = state
         .rules
         .replace_settings(new)

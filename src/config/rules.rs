@@ -101,6 +101,12 @@ pub struct PaymentRule {
     /// Notice for a payment event that carries no `balance`: the stored balance predates the
     /// payment, so it is not told as the current one.
     pub template_without_balance: Option<String>,
+    /// Channels that carry the notice, in order; unset: SMS only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<String>>,
+    /// The WhatsApp template the notice goes as on the whatsapp channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_template: Option<super::WhatsappTemplateMapping>,
 }
 
 impl Default for PaymentRule {
@@ -110,6 +116,8 @@ impl Default for PaymentRule {
             manual: true,
             template: None,
             template_without_balance: None,
+            channels: None,
+            whatsapp_template: None,
         }
     }
 }

@@ -192,4 +192,50 @@ pub const MIGRATIONS: &[&str] = &[
     -- The user who sent a message from the pages (NULL: the API, a rule or an event).
     ALTER TABLE messages ADD COLUMN author TEXT;
     "#,
+    // 5: billing events carried over several channels (`crate::events`): one row per planned
+    // channel, in order; when a step's message fails for good the trigger queues the next
+    // (not to a number that sent BAJA on that channel).
+    r#"
+    CREATE TABLE event_steps (
+        event_id    TEXT    NOT NULL,
+        position    INTEGER NOT NULL,
+        channel     TEXT    NOT NULL,
+        peer        TEXT    NOT NULL,
+        body        TEXT    NOT NULL,
+        customer_id INTEGER,
+        send_window TEXT,
+        message_id  INTEGER,
+        PRIMARY KEY (event_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX event_steps_message ON event_steps (message_id) WHERE message_id IS NOT NULL;
+    -- WhatsApp templates as Meta last listed them (`GET /{waba_id}/message_templates`).
+    CREATE TABLE whatsapp_templates (
+        name       TEXT    NOT NULL,
+        language   TEXT    NOT NULL,
+        category   TEXT    NOT NULL,
+        status     TEXT    NOT NULL,
+        components TEXT    NOT NULL,
+        synced_at  INTEGER NOT NULL,
+        PRIMARY KEY (name, language)
+    ) WITHOUT ROWID;
+    CREATE TRIGGER event_fallback AFTER UPDATE OF state ON messages
+    WHEN NEW.state = 'failed' AND OLD.state <> 'failed' AND NEW.direction = 'out'
+    BEGIN
+        INSERT INTO messages (direction, channel, peer, body, state, priority, attempts,
+                              next_attempt_at, customer_id, created_at, updated_at, send_window)
+        SELECT 'out', n.channel, n.peer, n.body, 'queued', 1, 0, NEW.updated_at, n.customer_id,
+               NEW.updated_at, NEW.updated_at, n.send_window
+        FROM event_steps s JOIN event_steps n
+             ON n.event_id = s.event_id AND n.position = s.position + 1
+        WHERE s.message_id = NEW.id AND n.message_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM optouts o WHERE o.channel = n.channel AND o.peer = n.peer);
+        UPDATE event_steps SET message_id = last_insert_rowid()
+        WHERE message_id IS NULL AND EXISTS (
+            SELECT 1 FROM event_steps s
+            WHERE s.message_id = NEW.id AND s.event_id = event_steps.event_id
+              AND event_steps.position = s.position + 1)
+          AND NOT EXISTS (SELECT 1 FROM optouts o
+                          WHERE o.channel = event_steps.channel AND o.peer = event_steps.peer);
+    END;
+    "#,
 ];

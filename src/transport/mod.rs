@@ -11,6 +11,7 @@ pub mod android;
 pub mod http_sms;
 pub mod kind;
 pub mod sink;
+pub mod whatsapp;
 
 pub use sink::Sink;
 

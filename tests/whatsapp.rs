@@ -1,0 +1,575 @@
+//! The WhatsApp Cloud API channel end to end: the real binary against a local Graph API
+//! (`tests/common/fake_graph.rs`, written from Meta's document), with webhooks signed with
+//! real HMAC-SHA256 on the `[webhooks]` listener.
+
+mod common;
+#[path = "common/fake_graph.rs"]
+mod fake_graph;
+
+use std::time::Duration;
+
+use common::{Daemon, TOKEN, api, client, free_port};
+use fake_graph::{FakeGraph, PHONE_ID};
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const ACCESS: &str = "EAAG-test-token-0123456789";
+const APP_SECRET: &str = "app-secret-for-tests";
+const VERIFY: &str = "verify-me";
+
+fn config(graph: &FakeGraph, hook: u16, extra: &str) -> String {
+    format!(
+        "token = \"{TOKEN}\"\n\
+         [dispatch]\nretry_base_secs = 1\nretry_max_secs = 2\nmax_attempts = 50\n\
+         [company]\nname = \"Red Sur\"\n\
+         [webhooks]\nlisten = \"127.0.0.1:{hook}\"\n\
+         [whatsapp]\nphone_number_id = \"{PHONE_ID}\"\nwaba_id = \"9876543210\"\n\
+         access_token = \"{ACCESS}\"\napp_secret = \"{APP_SECRET}\"\nverify_token = \"{VERIFY}\"\n\
+         base_url = \"{}\"\n{extra}\n",
+        graph.url
+    )
+}
+
+fn start(dir: &std::path::Path, conf: &str) -> Daemon {
+    tokio::task::block_in_place(|| Daemon::start_full(dir, "", conf, &[]))
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(APP_SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+async fn post_hook(hook: u16, body: &[u8], signature: Option<&str>) -> u16 {
+    let mut req = client()
+        .post(format!("http://127.0.0.1:{hook}/webhooks/whatsapp"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(s) = signature {
+        req = req.header("X-Hub-Signature-256", s);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+fn change(value: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"object": "whatsapp_business_account", "entry": [{
+        "id": "9876543210", "changes": [{"field": "messages", "value": value}]}]}))
+    .unwrap()
+}
+
+fn text_from(from: &str, id: &str, text: &str) -> Vec<u8> {
+    change(json!({"messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "5491155550000", "phone_number_id": PHONE_ID},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
+        "messages": [{"from": from, "id": id, "timestamp": "1764633600", "type": "text",
+                      "text": {"body": text}}]}))
+}
+
+fn status(wamid: &str, status: &str, pricing: Option<&str>) -> Vec<u8> {
+    let mut s = json!({"id": wamid, "status": status, "timestamp": "1764633700",
+        "recipient_id": "5491123456789"});
+    if let Some(cat) = pricing {
+        s["pricing"] = json!({"billable": true, "pricing_model": "PMP", "category": cat});
+    }
+    change(json!({"messaging_product": "whatsapp", "statuses": [s]}))
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..secs * 20 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+async fn message(d: &Daemon, id: i64) -> Value {
+    api(Method::GET, format!("{}/api/messages/{id}", d.base), None)
+        .await
+        .1
+}
+
+async fn messages(d: &Daemon) -> Vec<Value> {
+    let body = api(
+        Method::GET,
+        format!("{}/api/messages?limit=100", d.base),
+        None,
+    )
+    .await
+    .1;
+    body["messages"].as_array().cloned().unwrap_or_default()
+}
+
+async fn send(d: &Daemon, body: Value) -> (u16, Value) {
+    api(Method::POST, format!("{}/api/messages", d.base), Some(body)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saldo_on_whatsapp_gets_the_balance_reply_on_whatsapp_and_statuses_move_it() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, ""));
+    let (status_code, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(json!([{"code": "4521", "name": "Ana Núñez", "phone": "011 15-2345-6789", "balance": "1234.50"}])),
+    )
+    .await;
+    assert!((200..300).contains(&status_code), "{status_code} {body}");
+
+    let saldo = text_from("5491123456789", "wamid.IN1", "Saldo");
+    assert_eq!(post_hook(hook, &saldo, Some(&sign(&saldo))).await, 200);
+    wait_for("the reply sent on WhatsApp", 30, async || {
+        graph.with(|g| !g.sent.is_empty())
+    })
+    .await;
+    let reply = graph.with(|g| g.sent[0].clone());
+    assert_eq!(reply["type"], "text", "{reply}");
+    assert_eq!(reply["to"], "5491123456789");
+    let text = reply["text"]["body"].as_str().unwrap();
+    assert!(
+        text.contains("Ana Núñez") && text.contains("1.234,50"),
+        "{text}"
+    );
+    assert!(graph.with(|g| g.violations.is_empty()));
+
+    // Meta delivering the same webhook again (a replay) does not answer twice.
+    assert_eq!(post_hook(hook, &saldo, Some(&sign(&saldo))).await, 200);
+    let all = messages(&d).await;
+    let out = all
+        .iter()
+        .find(|m| m["direction"] == "out")
+        .unwrap()
+        .clone();
+    let id = out["id"].as_i64().unwrap();
+    wait_for("the reply stored as sent with its wamid", 20, async || {
+        message(&d, id).await["provider_ref"] == "wamid.HBgN0001"
+    })
+    .await;
+    assert_eq!(
+        all.iter().filter(|m| m["direction"] == "in").count(),
+        1,
+        "stored once"
+    );
+    assert_eq!(out["channel"], "whatsapp");
+
+    // Statuses out of order and repeated: read before delivered, sent last, a late failure.
+    for (s, cat) in [
+        ("read", Some("service")),
+        ("delivered", Some("service")),
+        ("sent", Some("service")),
+        ("read", None),
+        ("failed", None),
+    ] {
+        let b = status("wamid.HBgN0001", s, cat);
+        assert_eq!(post_hook(hook, &b, Some(&sign(&b))).await, 200, "{s}");
+    }
+    let m = message(&d, id).await;
+    assert_eq!(m["state"], "delivered", "{m}");
+    assert_eq!(m["last_error"], Value::Null);
+    let usage = api(Method::GET, format!("{}/api/whatsapp/usage", d.base), None)
+        .await
+        .1;
+    assert_eq!(usage["days"][0]["service"], 1, "{usage}");
+    assert_eq!(usage["days"][0]["marketing"], 0, "{usage}");
+    assert!(!d.stderr_text().contains(APP_SECRET));
+    assert!(!d.stderr_text().contains(ACCESS));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_refuse_unsigned_tampered_and_malformed_calls_and_change_nothing() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, ""));
+    let body = text_from("5491123456789", "wamid.IN2", "Saldo");
+    assert_eq!(post_hook(hook, &body, None).await, 401, "unsigned");
+    let mut tampered = body.clone();
+    let at = tampered.len() - 10;
+    tampered[at] ^= 1;
+    assert_eq!(
+        post_hook(hook, &tampered, Some(&sign(&body))).await,
+        401,
+        "tampered"
+    );
+    assert_eq!(
+        post_hook(hook, &body, Some("sha256=00")).await,
+        401,
+        "bad signature"
+    );
+    let malformed = br#"{"object": "whatsapp_business_account", "entry": [{"changes": [{"value": {"messages": [{"from": 5}]}}]}]}"#;
+    assert_eq!(
+        post_hook(hook, malformed, Some(&sign(malformed))).await,
+        400,
+        "malformed but signed"
+    );
+    let half_bad = change(json!({"messages": [
+        {"from": "5491123456789", "id": "wamid.OK", "type": "text", "text": {"body": "hola"}},
+        {"from": "not a number", "id": "wamid.BAD", "type": "text", "text": {"body": "x"}}]}));
+    assert_eq!(
+        post_hook(hook, &half_bad, Some(&sign(&half_bad))).await,
+        400,
+        "one bad message refuses the whole call"
+    );
+    assert!(messages(&d).await.is_empty(), "nothing stored");
+    assert!(graph.with(|g| g.sent.is_empty()));
+
+    // The GET handshake.
+    let hs = |token: &str| {
+        format!(
+            "http://127.0.0.1:{hook}/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"
+        )
+    };
+    let r = client().get(hs(VERIFY)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "1158201444");
+    let r = client().get(hs("wrong")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, ""));
+    let (code, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "template": {
+            "name": "comprobantes", "language": "es_AR",
+            "body": ["Ana", "$ 1.234,50", "10/12/2026"],
+            "document": {"url": format!("{}/billing/1234.pdf", graph.url), "filename": "factura-1234.pdf"}}}),
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    let invoice = body["id"].as_i64().unwrap();
+    // A link that answers a login page, not the PDF.
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "template": {
+            "name": "comprobantes", "language": "es_AR", "body": ["Ana", "$ 1", "10/12/2026"],
+            "document": {"url": format!("{}/billing/login", graph.url)}}}),
+    )
+    .await;
+    let html = body["id"].as_i64().unwrap();
+    // No message from this customer: free text is never sent.
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "text": "Hola"}),
+    )
+    .await;
+    let text = body["id"].as_i64().unwrap();
+    // Not on WhatsApp: permanent, with the reason.
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491143210000", "channel": "whatsapp", "template": {"name": "aviso", "language": "es_AR"}}),
+    )
+    .await;
+    let nowa = body["id"].as_i64().unwrap();
+    wait_for("all settled", 30, async || {
+        message(&d, invoice).await["state"] == "sent"
+            && message(&d, text).await["state"] == "failed"
+            && message(&d, nowa).await["state"] == "failed"
+            && message(&d, html).await["state"] == "failed"
+    })
+    .await;
+    let sent = graph.with(|g| g.sent.clone());
+    let tpl = sent
+        .iter()
+        .find(|b| b["template"]["name"] == "comprobantes")
+        .unwrap();
+    let comps = &tpl["template"]["components"];
+    assert_eq!(comps[0]["type"], "header");
+    assert_eq!(
+        comps[0]["parameters"][0]["document"]["link"],
+        format!("{}/billing/1234.pdf", graph.url)
+    );
+    let h = message(&d, html).await;
+    assert!(
+        h["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("answered text/html; charset=utf-8, not a PDF"),
+        "{h}"
+    );
+    assert_eq!(sent.len(), 2, "the HTML one never reached WhatsApp");
+    assert_eq!(comps[1]["parameters"][2]["text"], "10/12/2026");
+    assert!(sent.iter().all(|b| b["type"] != "text"), "no text sent");
+    let t = message(&d, text).await;
+    assert!(
+        t["last_error"].as_str().unwrap().contains("24-hour window"),
+        "{t}"
+    );
+    let n = message(&d, nowa).await;
+    assert!(n["last_error"].as_str().unwrap().contains("131026"), "{n}");
+    assert_eq!(n["attempts"], 1);
+    assert!(graph.with(|g| g.violations.is_empty()));
+
+    // Bad input names the field and queues nothing.
+    for (req, field) in [
+        (
+            json!({"to": "+5491123456789", "channel": "whatsapp", "template": {"name": "Bad Name", "language": "es_AR"}}),
+            "template.name",
+        ),
+        (
+            json!({"to": "+5491123456789", "channel": "whatsapp", "text": "x", "template": {"name": "a", "language": "es_AR"}}),
+            "template",
+        ),
+        (
+            json!({"to": "+5491123456789", "template": {"name": "a", "language": "es_AR"}}),
+            "template",
+        ),
+    ] {
+        let (code, body) = send(&d, req).await;
+        assert_eq!(code, 400, "{body}");
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_the_window_a_text_goes_as_the_configured_template() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(
+            &graph,
+            hook,
+            "outside_window_template = { name = \"aviso_general\", language = \"es_AR\" }",
+        ),
+    );
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "text": "Corte programado mañana"}),
+    )
+    .await;
+    let id = body["id"].as_i64().unwrap();
+    wait_for("sent", 20, async || {
+        message(&d, id).await["state"] == "sent"
+    })
+    .await;
+    let sent = graph.with(|g| g.sent[0].clone());
+    assert_eq!(sent["type"], "template");
+    assert_eq!(sent["template"]["name"], "aviso_general");
+    assert_eq!(
+        sent["template"]["components"][0]["parameters"][0]["text"],
+        "Corte programado mañana"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_takes_the_channel_down_and_messages_wait_until_it_is_renewed() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let token_file = dir.path().join("whatsapp.token");
+    std::fs::write(&token_file, "EAAG-expired-token-0123456789\n").unwrap();
+    let conf = config(&graph, hook, "health_interval_secs = 1").replace(
+        &format!("access_token = \"{ACCESS}\""),
+        &format!("access_token_file = \"{}\"", token_file.display()),
+    );
+    let d = start(dir.path(), &conf);
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "template": {"name": "aviso", "language": "es_AR"}}),
+    )
+    .await;
+    let id = body["id"].as_i64().unwrap();
+    wait_for("health says why", 20, async || {
+        let s = api(Method::GET, format!("{}/api/status", d.base), None)
+            .await
+            .1;
+        s.to_string().contains("access token was refused (190)")
+    })
+    .await;
+    let m = message(&d, id).await;
+    assert_eq!(m["state"], "queued", "{m}");
+    let lines = doctor(&d).await;
+    assert!(
+        lines.contains("FAIL WhatsApp refused the access token (190)"),
+        "{lines}"
+    );
+    assert!(d.stderr_text().contains("WhatsApp channel down"));
+    // The token is renewed in its file: the next check brings the channel back and the
+    // message that waited goes.
+    std::fs::write(&token_file, format!("{ACCESS}\n")).unwrap();
+    wait_for("the message sent after the renewal", 30, async || {
+        message(&d, id).await["state"] == "sent"
+    })
+    .await;
+    assert!(d.stderr_text().contains("WhatsApp channel up again"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_notice_goes_as_the_configured_whatsapp_template() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(
+            &graph,
+            hook,
+            "[rules.payment]\nchannels = [\"whatsapp\", \"email\", \"sms\"]\n\
+             template = \"Recibimos su pago de %monto%. %empresa%\"\n\
+             whatsapp_template = { name = \"pago_recibido\", language = \"es_AR\", body = [\"%nombre%\", \"%monto%\"] }",
+        ),
+    );
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(json!([{"code": "C-1", "name": "Ana Núñez", "phone": "+5491123456789"}])),
+    )
+    .await;
+    assert!((200..300).contains(&code), "{body}");
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/events", d.base),
+        Some(json!({"id": "pay-1", "type": "payment", "customer": "C-1", "amount": "1234.50", "method": "automatic"})),
+    )
+    .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["result"]["notice"]["channel"], "whatsapp", "{body}");
+    let skipped = body["result"]["skipped"].to_string();
+    assert!(
+        skipped.contains("email") && skipped.contains("sms"),
+        "{skipped}"
+    );
+    wait_for("the template sent", 20, async || {
+        graph.with(|g| !g.sent.is_empty())
+    })
+    .await;
+    let sent = graph.with(|g| g.sent[0].clone());
+    assert_eq!(sent["template"]["name"], "pago_recibido");
+    assert_eq!(
+        sent["template"]["components"][0]["parameters"][1]["text"],
+        "$ 1.234,50"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_sync_from_meta_and_mappings_are_checked_against_them() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(
+            &graph,
+            hook,
+            "[events.invoice]\nchannels = [\"whatsapp\"]\n\
+             whatsapp_template = { name = \"comprobantes\", language = \"es_AR\", body = [\"%nombre%\", \"%monto%\"], document = \"%pdf_url%\" }\n\
+             [rules.payment]\nchannels = [\"whatsapp\"]\n\
+             whatsapp_template = { name = \"pago_recibido\", language = \"es_AR\", body = [\"%nombre%\", \"%monto%\"] }",
+        ),
+    );
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/whatsapp/templates/sync", d.base),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["synced"], 2, "both pages: {body}");
+    let list = api(
+        Method::GET,
+        format!("{}/api/whatsapp/templates", d.base),
+        None,
+    )
+    .await
+    .1;
+    assert_eq!(list["templates"][0]["name"], "comprobantes");
+    assert_eq!(list["templates"][0]["status"], "APPROVED");
+    let problems = list["mapping_problems"].to_string();
+    assert!(
+        problems.contains("takes 3 body parameters; the mapping gives 2"),
+        "{problems}"
+    );
+    assert!(problems.contains("is PENDING, not approved"), "{problems}");
+    let lines = doctor(&d).await;
+    assert!(
+        lines.contains("WhatsApp token works: Red Sur (+54 9 11 5555-0000), quality GREEN"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("WhatsApp webhook route answers on http://127.0.0.1:"),
+        "{lines}"
+    );
+}
+
+/// `pasarela doctor`'s lines for the daemon's config, in-process.
+async fn doctor(d: &Daemon) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let opts = pasarela::doctor::Options {
+        config: d.config.clone(),
+        user,
+    };
+    let checks = pasarela::doctor::run(&opts, &mut |_| {}).await;
+    checks
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_mapping_with_a_missing_parameter_is_refused_when_saved() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, ""));
+    let (code, body) = api(
+        Method::PUT,
+        format!("{}/api/rules", d.base),
+        Some(json!({"payment": {"channels": ["whatsapp", "sms"],
+            "whatsapp_template": {"name": "pago_recibido", "language": "es_AR", "body": ["%nombre%", ""]}}})),
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["error"]["field"], "rules.payment.whatsapp_template.body[1]",
+        "{body}"
+    );
+    let rules = api(Method::GET, format!("{}/api/rules", d.base), None)
+        .await
+        .1;
+    assert!(
+        rules["payment"].get("channels").is_none(),
+        "nothing saved: {rules}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_messages_are_refused_when_the_channel_is_not_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = tokio::task::block_in_place(|| Daemon::start(dir.path()));
+    let (code, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "text": "Hola"}),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["field"], "channel", "{body}");
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/messages/batch", d.base),
+        Some(json!({"messages": [
+            {"to": "+5491123456789", "text": "Hola"},
+            {"to": "+5491123456789", "channel": "whatsapp", "text": "Hola"}]})),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["field"], "messages[1].channel", "{body}");
+    assert!(messages(&d).await.is_empty(), "nothing queued");
+}
