@@ -510,6 +510,12 @@ pub struct WhatsappConfig {
     /// its one body parameter is the text. Unset: such a text fails with the reason.
     #[serde(default)]
     pub outside_window_template: Option<WhatsappTemplateRef>,
+    /// Invoice PDFs given by link are fetched by pasarela and uploaded to Meta
+    /// (`POST /{phone_number_id}/media`) once per link, then sent by media id; for billing
+    /// systems Meta cannot reach (on the LAN, behind a login or a firewall). Off: Meta fetches
+    /// the link itself.
+    #[serde(default)]
+    pub upload_pdfs: bool,
 }
 
 /// A template by name and language (`{ name = "aviso", language = "es_AR" }`).

@@ -20,6 +20,9 @@ use crate::store::directory::{self as sql, CustomerInput, UpsertReport};
 
 /// The standard fields a CSV column can fill.
 const FIELDS: &[(&str, &[&str])] = &[
+    // A customer's channel order for invoices and payment notices: `whatsapp/sms`.
+    ("channels_invoice", &["channels_invoice", "canales_factura"]),
+    ("channels_payment", &["channels_payment", "canales_pago"]),
     (
         "code",
         &[
@@ -231,6 +234,47 @@ pub struct CustomerJson {
     pub extra: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(default)]
     pub optout: Option<OptOut>,
+    /// The customer's own channel order per event type: `{"invoice": ["sms", "whatsapp"]}`;
+    /// `{}` clears it; absent keeps what is stored.
+    #[serde(default)]
+    pub channels: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Billing event types a customer may give a channel order for.
+pub const EVENT_TYPES: &[&str] = &["invoice", "payment"];
+
+/// Checks a customer's channel preferences; the error names the field (`channels.invoice`).
+pub fn check_channels(prefs: &BTreeMap<String, Vec<String>>) -> Result<(), FieldError> {
+    for (event, list) in prefs {
+        let field = format!("channels.{event}");
+        if !EVENT_TYPES.contains(&event.as_str()) {
+            return Err((
+                field,
+                format!("`{event}` is not an event type; use \"invoice\" or \"payment\""),
+            ));
+        }
+        if list.is_empty() {
+            return Err((
+                field,
+                "is empty; list one or more of \"whatsapp\", \"email\", \"sms\" (or leave the \
+                 event out to use the configured order)"
+                    .into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for ch in list {
+            if !crate::events::CHANNELS.contains(&ch.as_str()) {
+                return Err((
+                    field,
+                    format!("`{ch}` is not a channel; use \"whatsapp\", \"email\" or \"sms\""),
+                ));
+            }
+            if !seen.insert(ch.as_str()) {
+                return Err((field, format!("`{ch}` is listed twice")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A rejected row: where, which customer and why.
@@ -285,6 +329,7 @@ struct RawCustomer {
     zone: Option<String>,
     extra: BTreeMap<String, String>,
     optout: Option<OptOut>,
+    channels: Option<BTreeMap<String, Vec<String>>>,
     /// A phone column / field was given (else the stored phones stay).
     phones_present: bool,
     /// Extra fields were given (else the stored ones stay).
@@ -341,6 +386,9 @@ fn build(raw: RawCustomer, phones: &PhoneContext) -> Result<CustomerInput, (Stri
     {
         return Err(("email".into(), format!("`{e}` is not an email address")));
     }
+    if let Some(prefs) = &raw.channels {
+        check_channels(prefs)?;
+    }
     Ok(CustomerInput {
         present,
         code,
@@ -353,6 +401,7 @@ fn build(raw: RawCustomer, phones: &PhoneContext) -> Result<CustomerInput, (Stri
         zone: non_empty(raw.zone),
         extra: raw.extra,
         optout: raw.optout,
+        channels: raw.channels,
     })
 }
 
@@ -437,6 +486,7 @@ fn raw_from_json(c: CustomerJson) -> Result<RawCustomer, (String, String)> {
         zone: c.zone,
         extra,
         optout: c.optout,
+        channels: c.channels,
         phones_present,
         extra_present,
     })
@@ -710,6 +760,23 @@ pub fn parse_csv(
                 Column::Field("due_date") => raw.due_date = Some(v.to_string()),
                 Column::Field("plan") => raw.plan = Some(v.to_string()),
                 Column::Field("zone") => raw.zone = Some(v.to_string()),
+                Column::Field(f @ ("channels_invoice" | "channels_payment")) => {
+                    let event = if *f == "channels_invoice" {
+                        "invoice"
+                    } else {
+                        "payment"
+                    };
+                    let prefs = raw.channels.get_or_insert_with(BTreeMap::new);
+                    let list: Vec<String> = v
+                        .split(|c: char| "/|,;".contains(c) || c.is_whitespace())
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_lowercase)
+                        .collect();
+                    // An empty cell: the configured order for this event.
+                    if !list.is_empty() {
+                        prefs.insert(event.to_string(), list);
+                    }
+                }
                 Column::Extra(name) => {
                     raw.extra_present = true;
                     raw.extra.insert(name.clone(), v.to_string());
@@ -799,7 +866,8 @@ pub enum ImportError {
 /// What a lookup found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    One(Customer),
+    /// Boxed: a customer is large next to the other variants.
+    One(Box<Customer>),
     NotFound,
     Ambiguous(Vec<Customer>),
 }
@@ -869,7 +937,7 @@ impl Directory {
             match http.lookup(phone).await {
                 Ok((Some(c), cached)) => {
                     return (
-                        Lookup::One(c),
+                        Lookup::One(Box::new(c)),
                         if cached {
                             Source::BillingCached
                         } else {
@@ -895,7 +963,7 @@ impl Directory {
         {
             Ok(mut found) => match found.len() {
                 0 => (Lookup::NotFound, source),
-                1 => (Lookup::One(found.remove(0)), source),
+                1 => (Lookup::One(Box::new(found.remove(0))), source),
                 _ => (Lookup::Ambiguous(found), source),
             },
             Err(e) => {
@@ -1013,6 +1081,7 @@ impl HttpLookup {
             zone: opt(&f.zone),
             extra: BTreeMap::new(),
             optout: OptOut::default(),
+            channels: BTreeMap::new(),
         }))
     }
 }

@@ -172,12 +172,14 @@ pub struct Available {
 }
 
 /// Plans an event: the steps in order, and the channels skipped with their reasons. `phone`
-/// is the customer's first number (normalized); `vars` the event's variables.
+/// is the customer's first number (normalized); `vars` the event's variables; `prefer` the
+/// customer's own channel order for this event type, used instead of `e.channels` when given.
 pub fn plan(
     e: &EventChannels,
     available: &Available,
     phone: Option<&str>,
     vars: &Vars,
+    prefer: Option<&[String]>,
 ) -> (Vec<Step>, Vec<Skipped>) {
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
@@ -187,7 +189,7 @@ pub fn plan(
             reason: reason.into(),
         })
     };
-    for ch in &e.channels {
+    for ch in prefer.unwrap_or(&e.channels) {
         match ch.as_str() {
             "whatsapp" => match (available.whatsapp, phone, &e.whatsapp_template) {
                 (false, _, _) => skip(ch, "the whatsapp channel is not configured ([whatsapp])"),
@@ -271,7 +273,7 @@ mod tests {
             email: false,
             sms: true,
         };
-        let (steps, skipped) = plan(&invoice(), &all, Some("+5491123456789"), &vars);
+        let (steps, skipped) = plan(&invoice(), &all, Some("+5491123456789"), &vars, None);
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[0].channel, Channel::Whatsapp);
         assert!(steps[0].body.contains("https://b.example/1.pdf"));
@@ -285,9 +287,21 @@ mod tests {
             whatsapp: false,
             ..all
         };
-        let (steps, skipped) = plan(&invoice(), &no_wa, Some("+5491123456789"), &vars);
+        let (steps, skipped) = plan(&invoice(), &no_wa, Some("+5491123456789"), &vars, None);
         assert_eq!(steps.len(), 1);
         assert_eq!(skipped.len(), 2);
+        // The customer's own order replaces the configured one.
+        let prefer = vec!["sms".to_string(), "whatsapp".to_string()];
+        let (steps, skipped) = plan(
+            &invoice(),
+            &all,
+            Some("+5491123456789"),
+            &vars,
+            Some(&prefer),
+        );
+        let order: Vec<Channel> = steps.iter().map(|s| s.channel).collect();
+        assert_eq!(order, vec![Channel::Sms, Channel::Whatsapp]);
+        assert!(skipped.is_empty(), "{skipped:?}");
     }
 
     #[test]

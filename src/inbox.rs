@@ -275,7 +275,7 @@ impl RulesContext {
         let now = now_ms();
         let day = self.local_day(now);
         let customer: Option<Customer> = match &lookup {
-            Lookup::One(c) => Some(c.clone()),
+            Lookup::One(c) => Some((**c).clone()),
             _ => None,
         };
         let (replies, tickets) = {

@@ -573,3 +573,105 @@ async fn whatsapp_messages_are_refused_when_the_channel_is_not_configured() {
     assert_eq!(body["error"]["field"], "messages[1].channel", "{body}");
     assert!(messages(&d).await.is_empty(), "nothing queued");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_upload_pdfs_a_pdf_link_is_uploaded_once_sent_by_media_id_and_uploaded_again_when_stale()
+ {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, "upload_pdfs = true"));
+    let pdf = format!("{}/billing/1234.pdf", graph.url);
+    let invoice = |filename: Option<&str>| {
+        let mut document = json!({"url": pdf});
+        if let Some(f) = filename {
+            document["filename"] = json!(f);
+        }
+        json!({"to": "+5491123456789", "channel": "whatsapp", "template": {
+            "name": "comprobantes", "language": "es_AR", "body": ["Ana", "$ 1.234,50", "10/12/2026"],
+            "document": document}})
+    };
+    let send_and_wait = async |body: Value| -> Value {
+        let (code, answer) = send(&d, body).await;
+        assert_eq!(code, 202, "{answer}");
+        let id = answer["id"].as_i64().unwrap();
+        wait_for("the message settled", 30, async || {
+            let s = message(&d, id).await["state"].clone();
+            s == "sent" || s == "failed"
+        })
+        .await;
+        message(&d, id).await
+    };
+    let document_of = |n: usize| {
+        graph.with(|g| g.sent[n]["template"]["components"][0]["parameters"][0]["document"].clone())
+    };
+
+    // The first send fetches the link, uploads it and sends by the new media id.
+    let m = send_and_wait(invoice(Some("factura-1234.pdf"))).await;
+    assert_eq!(m["state"], "sent", "{m}");
+    let (uploads, fetches) = graph.with(|g| (g.uploads.clone(), g.pdf_fetches));
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(fetches, 1);
+    assert_eq!(uploads[0].filename, "factura-1234.pdf");
+    assert_eq!(uploads[0].kind, "application/pdf");
+    assert!(uploads[0].bytes.starts_with(b"%PDF-1.4"));
+    let doc = document_of(0);
+    assert_eq!(doc["id"], uploads[0].id.as_str(), "{doc}");
+    assert!(doc.get("link").is_none(), "no link once uploaded: {doc}");
+    assert_eq!(doc["filename"], "factura-1234.pdf");
+
+    // The same link again: the kept media id, no fetch, no upload.
+    let m = send_and_wait(invoice(None)).await;
+    assert_eq!(m["state"], "sent", "{m}");
+    assert_eq!(graph.with(|g| (g.uploads.len(), g.pdf_fetches)), (1, 1));
+    assert_eq!(document_of(1)["id"], uploads[0].id.as_str());
+
+    // Meta forgot the id before its time: the send is refused, the link uploaded again and the
+    // message goes in the same attempt.
+    graph.with(|g| g.expired.insert(uploads[0].id.clone()));
+    let m = send_and_wait(invoice(None)).await;
+    assert_eq!(m["state"], "sent", "{m}");
+    assert_eq!(m["attempts"], 1, "{m}");
+    let second = graph.with(|g| g.uploads[1].id.clone());
+    assert_eq!(graph.with(|g| (g.uploads.len(), g.pdf_fetches)), (2, 2));
+    assert_eq!(document_of(3)["id"], second.as_str());
+    // Without a filename the upload is named after the link's last segment.
+    assert_eq!(graph.with(|g| g.uploads[1].filename.clone()), "1234.pdf");
+
+    // An id uploaded 30 days ago is not used any more (Meta keeps media 30 days).
+    {
+        let conn = rusqlite::Connection::open(d.db()).unwrap();
+        let month_ago = chrono::Utc::now().timestamp_millis() - 30 * 24 * 3600 * 1000;
+        let n = conn
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE key = ?2",
+                rusqlite::params![month_ago, format!("whatsapp.media_at:{pdf}")],
+            )
+            .unwrap();
+        assert_eq!(
+            n, 1,
+            "the upload time is kept under whatsapp.media_at:<url>"
+        );
+    }
+    let m = send_and_wait(invoice(None)).await;
+    assert_eq!(m["state"], "sent", "{m}");
+    let third = graph.with(|g| g.uploads[2].id.clone());
+    assert_eq!(graph.with(|g| g.uploads.len()), 3);
+    assert_eq!(document_of(4)["id"], third.as_str());
+
+    // A link that answers a login page fails with the reason and uploads nothing.
+    let mut login = invoice(None);
+    login["template"]["document"]["url"] = json!(format!("{}/billing/login", graph.url));
+    let m = send_and_wait(login).await;
+    assert_eq!(m["state"], "failed", "{m}");
+    assert!(
+        m["last_error"].as_str().unwrap().contains("not a PDF"),
+        "{m}"
+    );
+    assert_eq!(graph.with(|g| g.uploads.len()), 3);
+    assert!(
+        graph.with(|g| g.violations.is_empty()),
+        "{:?}",
+        graph.with(|g| g.violations.clone())
+    );
+}

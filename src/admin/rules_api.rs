@@ -154,6 +154,7 @@ fn customer_json(c: &Customer, by_number: &[(String, String, i64)]) -> serde_jso
         "zone": c.zone,
         "extra": c.extra,
         "optout": c.optout,
+        "channels": c.channels,
     })
 }
 
@@ -487,7 +488,13 @@ async fn event(
             whatsapp_template: settings.payment.whatsapp_template.clone(),
             sms_text: settings.payment.template.clone(),
         };
-        crate::events::plan(&route, &available(&state), phone.as_deref(), &vars)
+        crate::events::plan(
+            &route,
+            &available(&state),
+            phone.as_deref(),
+            &vars,
+            customer.channels.get("payment").map(Vec::as_slice),
+        )
     });
     let window = rules.window_for(Priority::Notification, None);
     let not_before = rules.not_before(window.as_deref(), now);
@@ -635,7 +642,13 @@ async fn invoice(
         )
         .set("numero", number)
         .set("pdf_url", pdf_url.clone().unwrap_or_default());
-    let (steps, skipped) = crate::events::plan(&route, &available(&state), phone.as_deref(), &vars);
+    let (steps, skipped) = crate::events::plan(
+        &route,
+        &available(&state),
+        phone.as_deref(),
+        &vars,
+        customer.channels.get("invoice").map(Vec::as_slice),
+    );
     let now = now_ms();
     let window = rules.window_for(Priority::Notification, None);
     let not_before = rules.not_before(window.as_deref(), now);
@@ -871,7 +884,7 @@ async fn preview(
             .normalize(phone)
             .map_err(|e| ApiError::field("phone", e.to_string()))?;
         match state.rules.directory.lookup(n.as_str()).await.0 {
-            directory::Lookup::One(c) => Some(c),
+            directory::Lookup::One(c) => Some(*c),
             _ => return Err(ApiError::field("phone", "matches no single customer")),
         }
     } else {

@@ -242,6 +242,9 @@ pub struct Customer {
     /// Any other field, usable in templates as `%name%`.
     pub extra: BTreeMap<String, String>,
     pub optout: OptOut,
+    /// The customer's own channel order per billing event type (`invoice`, `payment`), used
+    /// instead of the event's configured `channels`; checked when stored.
+    pub channels: BTreeMap<String, Vec<String>>,
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub struct CustomerInput {
     pub extra: BTreeMap<String, String>,
     /// `None` keeps what the customer had.
     pub optout: Option<OptOut>,
+    /// Channel order per event type; `None` keeps what the customer had.
+    pub channels: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// Fields given in an upsert.
@@ -69,8 +71,8 @@ pub fn upsert_customers(
     let mut find = conn.prepare_cached("SELECT id FROM customers WHERE code = ?1")?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO customers (code, name, email, balance, due_date, plan, zone, extra, \
-         optout_sms, optout_whatsapp, optout_email, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+         optout_sms, optout_whatsapp, optout_email, created_at, updated_at, channels) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
     )?;
     let mut update = conn.prepare_cached(
         "UPDATE customers SET name = CASE WHEN ?10 THEN ?2 ELSE name END, \
@@ -78,7 +80,8 @@ pub fn upsert_customers(
          balance = CASE WHEN ?12 THEN ?4 ELSE balance END, \
          due_date = CASE WHEN ?13 THEN ?5 ELSE due_date END, \
          plan = CASE WHEN ?14 THEN ?6 ELSE plan END, zone = CASE WHEN ?15 THEN ?7 ELSE zone END, \
-         extra = CASE WHEN ?16 THEN ?8 ELSE extra END, updated_at = ?9 WHERE id = ?1",
+         extra = CASE WHEN ?16 THEN ?8 ELSE extra END, \
+         channels = CASE WHEN ?17 THEN ?18 ELSE channels END, updated_at = ?9 WHERE id = ?1",
     )?;
     let mut set_optout = conn.prepare_cached(
         "UPDATE customers SET optout_sms = ?2, optout_whatsapp = ?3, optout_email = ?4 WHERE id = ?1",
@@ -95,13 +98,33 @@ pub fn upsert_customers(
         let extra = serde_json::to_string(&c.extra).unwrap_or_else(|_| "{}".into());
         let balance = c.balance.map(|m| m.0);
         let due = c.due_date.map(|d| d.to_string());
+        let channels = c
+            .channels
+            .as_ref()
+            .map(|m| serde_json::to_string(m).unwrap_or_else(|_| "{}".into()));
         let existing: Option<i64> = find.query_row([&c.code], |r| r.get(0)).optional()?;
         let id = match existing {
             Some(id) => {
                 let p = c.present;
                 update.execute(params![
-                    id, c.name, c.email, balance, due, c.plan, c.zone, extra, now, p.name, p.email,
-                    p.balance, p.due_date, p.plan, p.zone, p.extra
+                    id,
+                    c.name,
+                    c.email,
+                    balance,
+                    due,
+                    c.plan,
+                    c.zone,
+                    extra,
+                    now,
+                    p.name,
+                    p.email,
+                    p.balance,
+                    p.due_date,
+                    p.plan,
+                    p.zone,
+                    p.extra,
+                    channels.is_some(),
+                    channels.as_deref().unwrap_or("{}")
                 ])?;
                 if let Some(o) = c.optout {
                     set_optout.execute(params![id, o.sms, o.whatsapp, o.email])?;
@@ -115,8 +138,19 @@ pub fn upsert_customers(
             None => {
                 let o = c.optout.unwrap_or_default();
                 insert.execute(params![
-                    c.code, c.name, c.email, balance, due, c.plan, c.zone, extra, o.sms,
-                    o.whatsapp, o.email, now
+                    c.code,
+                    c.name,
+                    c.email,
+                    balance,
+                    due,
+                    c.plan,
+                    c.zone,
+                    extra,
+                    o.sms,
+                    o.whatsapp,
+                    o.email,
+                    now,
+                    channels.as_deref().unwrap_or("{}")
                 ])?;
                 report.inserted += 1;
                 conn.last_insert_rowid()
@@ -158,7 +192,7 @@ pub fn upsert_customers(
 }
 
 const CUSTOMER_COLUMNS: &str = "id, code, name, email, balance, due_date, plan, zone, extra, \
-     optout_sms, optout_whatsapp, optout_email";
+     optout_sms, optout_whatsapp, optout_email, channels";
 
 fn customer_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
     let extra: String = row.get(8)?;
@@ -179,6 +213,7 @@ fn customer_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
             email: row.get(11)?,
         },
         phones: Vec::new(),
+        channels: serde_json::from_str(&row.get::<_, String>(12)?).unwrap_or_default(),
     })
 }
 

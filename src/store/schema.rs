@@ -238,4 +238,9 @@ pub const MIGRATIONS: &[&str] = &[
                           WHERE o.channel = event_steps.channel AND o.peer = event_steps.peer);
     END;
     "#,
+    // 6: a customer's own channel order per billing event type (`{"invoice": ["sms"]}`),
+    // used instead of the event's `channels` when set (`crate::events::plan`).
+    r#"
+    ALTER TABLE customers ADD COLUMN channels TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];

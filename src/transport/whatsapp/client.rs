@@ -67,6 +67,69 @@ pub fn message_body(to: &str, content: &Whatsapp) -> Value {
     }
 }
 
+/// The `multipart/form-data` body of `POST /{phone_number_id}/media` for one PDF: the parts
+/// `messaging_product` (`whatsapp`), `type` (`application/pdf`) and `file` (the bytes, with
+/// their own `Content-Type: application/pdf`). Returns the request's `Content-Type` (with the
+/// boundary) and the body. The boundary is random and checked not to occur in the file.
+pub fn media_form(pdf: &[u8], filename: &str) -> (String, Vec<u8>) {
+    let boundary = loop {
+        let b = format!(
+            "pasarela-{:016x}{:016x}",
+            getrandom::u64().unwrap_or(0x7061_7361_7265_6c61),
+            getrandom::u64().unwrap_or(now_nanos())
+        );
+        if !pdf.windows(b.len()).any(|w| w == b.as_bytes()) {
+            break b;
+        }
+    };
+    // A filename is a quoted-string in Content-Disposition: no quotes, backslashes or controls.
+    let name: String = filename
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let mut body = Vec::with_capacity(pdf.len() + 512);
+    for (field, value) in [
+        ("messaging_product", "whatsapp"),
+        ("type", "application/pdf"),
+    ] {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+             Content-Type: application/pdf\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(pdf);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The answer of a media upload: `{"id": "<media id>"}`.
+#[derive(Debug, Deserialize)]
+pub struct UploadAnswer {
+    pub id: String,
+}
+
 /// One template of `GET /{waba_id}/message_templates` (`data[]`).
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 pub struct Template {
@@ -353,6 +416,32 @@ mod tests {
         assert!(why.contains("field template['name']"), "{why}");
         assert!(matches!(verdict(503, None), Verdict::Retry(_)));
         assert!(matches!(verdict(404, None), Verdict::Permanent(_)));
+    }
+
+    #[test]
+    fn media_form_has_the_three_documented_parts() {
+        let pdf = b"%PDF-1.4\r\n--not-the-boundary\r\n%%EOF";
+        let (kind, body) = media_form(pdf, "factura \"1\".pdf");
+        let boundary = kind.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let text = String::from_utf8_lossy(&body);
+        let parts: Vec<&str> = text.split(&format!("--{boundary}")).collect();
+        // preamble, three parts, and the closing "--\r\n"
+        assert_eq!(parts.len(), 5, "{text}");
+        assert_eq!(parts[0], "");
+        assert_eq!(
+            parts[1],
+            "\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n"
+        );
+        assert_eq!(
+            parts[2],
+            "\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\napplication/pdf\r\n"
+        );
+        assert!(parts[3].starts_with(
+            "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"factura _1_.pdf\"\r\n\
+             Content-Type: application/pdf\r\n\r\n%PDF-1.4"
+        ));
+        assert!(body.windows(pdf.len()).any(|w| w == pdf));
+        assert_eq!(parts[4], "--\r\n");
     }
 
     #[test]

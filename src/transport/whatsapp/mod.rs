@@ -5,8 +5,9 @@
 //!
 //! Kept in the transport's keyed state: `whatsapp.last_in:<number>` (the customer's last
 //! message, Unix ms: the 24-hour window), `whatsapp.wa_id:<number>` (the id WhatsApp reported
-//! for the number), `whatsapp.read:<message id>`, and the per-day cost counters
-//! `whatsapp.cost:<YYYY-MM-DD>:<category>`.
+//! for the number), `whatsapp.read:<message id>`, the per-day cost counters
+//! `whatsapp.cost:<YYYY-MM-DD>:<category>`, and with `upload_pdfs` the media id of each
+//! uploaded PDF link, `whatsapp.media:<url>`, with its upload time `whatsapp.media_at:<url>`.
 
 pub mod client;
 pub mod templates;
@@ -28,6 +29,9 @@ pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 /// Largest invoice PDF sent by link: the link is fetched before the send and must answer a PDF
 /// this size or smaller.
 pub const MAX_PDF: usize = 16 * 1024 * 1024;
+/// How long an uploaded PDF's media id is reused. Meta keeps uploaded media for 30 days; a day
+/// less leaves room for a message queued near the end (it goes after the id was read).
+pub const MEDIA_REUSE_MS: i64 = 29 * 24 * 3600 * 1000;
 
 pub struct WhatsappKind;
 pub static KIND: WhatsappKind = WhatsappKind;
@@ -339,7 +343,7 @@ impl WhatsappTransport {
 
     /// Checks that a document link answers a PDF no larger than [`MAX_PDF`]: an HTML page or
     /// an oversized file fails the message with the reason; no answer is worth a retry.
-    async fn check_pdf(&self, url: &str) -> Result<(), Verdict> {
+    async fn check_pdf(&self, url: &str) -> Result<Vec<u8>, Verdict> {
         let resp = self.client.get(url).send().await.map_err(|e| {
             Verdict::Retry(format!(
                 "the PDF link: {}",
@@ -382,7 +386,107 @@ impl WhatsappTransport {
                 crate::net::error::sanitize(&kind)
             )));
         }
-        Ok(())
+        Ok(body)
+    }
+
+    /// The media id to send the PDF at `url` by (`upload_pdfs`): the one uploaded for this link
+    /// in the last [`MEDIA_REUSE_MS`], else the link is fetched, checked ([`Self::check_pdf`])
+    /// and uploaded, and the new id kept. Returns the id and whether it came from the cache.
+    async fn media_for(
+        &self,
+        url: &str,
+        filename: Option<&str>,
+    ) -> Result<(String, bool), Verdict> {
+        let id_key = format!("whatsapp.media:{url}");
+        let at_key = format!("whatsapp.media_at:{url}");
+        if let (Some(id), Some(at)) = (
+            self.state(id_key.clone()).await,
+            self.state(at_key.clone()).await,
+        ) && id > 0
+            && now_ms() - at < MEDIA_REUSE_MS
+        {
+            return Ok((id.to_string(), true));
+        }
+        let pdf = self.check_pdf(url).await?;
+        let name = filename
+            .map(str::to_string)
+            .or_else(|| {
+                reqwest::Url::parse(url).ok().and_then(|u| {
+                    u.path_segments()
+                        .and_then(|mut s| s.next_back().map(str::to_string))
+                        .filter(|s| !s.is_empty())
+                })
+            })
+            .unwrap_or_else(|| "factura.pdf".into());
+        let id = self.upload_pdf(&pdf, &name).await?;
+        // Meta's media ids are decimal; one that is not is used for this message only.
+        if let Ok(n) = id.parse::<i64>() {
+            let state = self.sink.state();
+            let _ = state.set(&id_key, Some(n)).await;
+            let _ = state.set(&at_key, Some(now_ms())).await;
+        }
+        log::info!(transport = ROUTE; "uploaded the PDF at {} as media {id}", crate::net::error::peer_of(url));
+        Ok((id, false))
+    }
+
+    /// Forgets the media id kept for `url` (Meta no longer knows it).
+    async fn forget_media(&self, url: &str) {
+        let state = self.sink.state();
+        let _ = state.set(&format!("whatsapp.media:{url}"), None).await;
+        let _ = state.set(&format!("whatsapp.media_at:{url}"), None).await;
+    }
+
+    /// `POST /{phone_number_id}/media` with the PDF as `multipart/form-data`; the media id.
+    async fn upload_pdf(&self, pdf: &[u8], filename: &str) -> Result<String, Verdict> {
+        let (kind, body) = client::media_form(pdf, filename);
+        let url = self.url(&format!("{}/media", self.cfg.phone_number_id));
+        let resp = self
+            .client
+            .post(&url)
+            .bearer_auth(self.token())
+            .header(reqwest::header::CONTENT_TYPE, kind)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                Verdict::Retry(format!(
+                    "WhatsApp media upload: {}",
+                    crate::net::error::describe(&self.cfg.base_url, &e)
+                ))
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = crate::net::http::read_capped(resp, client::MAX_ANSWER)
+            .await
+            .map_err(|e| Verdict::Retry(format!("WhatsApp media upload: {e}")))?;
+        if (200..300).contains(&status) {
+            let answer: client::UploadAnswer = serde_json::from_slice(&bytes).map_err(|e| {
+                Verdict::Retry(format!(
+                    "WhatsApp media upload: the answer is not the documented JSON: {e}"
+                ))
+            })?;
+            return Ok(answer.id);
+        }
+        let err = serde_json::from_slice::<client::ErrorBody>(&bytes).ok();
+        Err(
+            match client::verdict(status, err.as_ref().map(|e| &e.error)) {
+                Verdict::Permanent(w) => Verdict::Permanent(format!("the PDF upload: {w}")),
+                v => v,
+            },
+        )
+    }
+
+    /// A verdict as the dispatcher's error; a refused token takes the channel down.
+    fn transport_error(&self, v: Verdict) -> TransportError {
+        match v {
+            Verdict::Retry(w) => TransportError::Temporary(w),
+            Verdict::Permanent(w) | Verdict::Undeliverable(w) | Verdict::WindowClosed(w) => {
+                TransportError::Permanent(w)
+            }
+            Verdict::BadToken(w) => {
+                self.set_down(Some(w.clone()));
+                TransportError::Temporary(w)
+            }
+        }
     }
 
     async fn send_content(
@@ -471,18 +575,27 @@ impl WhatsappTransport {
                 })?;
             }
         }
+        // The link the document was uploaded from, when it goes by a kept media id.
+        let mut cached_from = None;
         if let Whatsapp::Template {
-            document: Some(crate::model::Document { url: Some(url), .. }),
+            document: Some(doc),
             ..
-        } = &content
+        } = &mut content
+            && let Some(url) = doc.url.clone()
         {
-            self.check_pdf(url).await.map_err(|v| match v {
-                Verdict::Retry(w) => TransportError::Temporary(w),
-                Verdict::Permanent(w)
-                | Verdict::Undeliverable(w)
-                | Verdict::WindowClosed(w)
-                | Verdict::BadToken(w) => TransportError::Permanent(w),
-            })?;
+            if self.cfg.upload_pdfs {
+                let (id, cached) = self
+                    .media_for(&url, doc.filename.as_deref())
+                    .await
+                    .map_err(|v| self.pdf_error(v))?;
+                doc.url = None;
+                doc.media_id = Some(id);
+                if cached {
+                    cached_from = Some(url);
+                }
+            } else {
+                self.check_pdf(&url).await.map_err(|v| self.pdf_error(v))?;
+            }
         }
         let mut result = self.send_content(message, &content).await;
         if let (Err(Verdict::WindowClosed(_)), Whatsapp::Text { body }) = (&result, &content)
@@ -490,16 +603,32 @@ impl WhatsappTransport {
         {
             result = self.send_content(message, &t).await;
         }
-        result.map_err(|v| match v {
-            Verdict::Retry(w) => TransportError::Temporary(w),
-            Verdict::Permanent(w) | Verdict::Undeliverable(w) | Verdict::WindowClosed(w) => {
-                TransportError::Permanent(w)
+        // A kept media id Meta refuses (expired early, deleted): upload the link again, once.
+        if let (Err(Verdict::Permanent(why)), Some(url)) = (&result, &cached_from) {
+            log::warn!(transport = ROUTE; "a kept PDF media id was refused ({why}); uploading the PDF again");
+            self.forget_media(url).await;
+            if let Whatsapp::Template {
+                document: Some(doc),
+                ..
+            } = &mut content
+            {
+                let (id, _) = self
+                    .media_for(url, doc.filename.as_deref())
+                    .await
+                    .map_err(|v| self.pdf_error(v))?;
+                doc.media_id = Some(id);
             }
-            Verdict::BadToken(w) => {
-                self.set_down(Some(w.clone()));
-                TransportError::Temporary(w)
-            }
-        })
+            result = self.send_content(message, &content).await;
+        }
+        result.map_err(|v| self.transport_error(v))
+    }
+
+    /// A verdict about the PDF (its link or its upload) as the dispatcher's error.
+    fn pdf_error(&self, v: Verdict) -> TransportError {
+        match v {
+            Verdict::Undeliverable(w) | Verdict::WindowClosed(w) => TransportError::Permanent(w),
+            v => self.transport_error(v),
+        }
     }
 }
 
