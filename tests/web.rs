@@ -529,3 +529,142 @@ fn customers_import_previews_errors_by_line_and_rules_show_errors_by_field() {
     let (status, html) = s.get("/tickets");
     assert_eq!(status, 200, "{html}");
 }
+
+/// Outbound messages as the API lists them (newest first): their texts.
+fn outbound_texts(demo: &Demo) -> Vec<String> {
+    let body: serde_json::Value = http()
+        .get(format!(
+            "{}/api/messages?direction=out&limit=500",
+            demo.base
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn send_page_templates_and_a_csv_bulk_send_checked_by_line() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (_, html) = s.get("/send");
+    assert!(
+        html.contains("id=\"template\""),
+        "the template picker: {html}"
+    );
+    assert!(html.contains("<option value=\"recordatorio\""), "{html}");
+
+    // A template picked without a text: filled in for the customer of the number.
+    let (status, location, html) = s.post(
+        "/send",
+        &[
+            ("to", "1123456789"),
+            ("text", ""),
+            ("template", "recordatorio"),
+        ],
+    );
+    assert_eq!(status, 303, "{html}");
+    let (_, html) = s.get(&location);
+    assert!(
+        html.contains("Hola Ana Pérez, le recordamos que su saldo es $ 1.234,50, con vencimiento el 05/12/2026."),
+        "{html}"
+    );
+    // %variables% for a number no customer has: refused naming `to`, nothing queued.
+    let before = outbound_texts(&demo).len();
+    let (status, _, html) = s.post(
+        "/send",
+        &[("to", "+5491144445555"), ("text", "Hola %nombre%")],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("to: ") && html.contains("aria-invalid"),
+        "{html}"
+    );
+    let (status, _, html) = s.post("/send", &[("to", "1123456789"), ("text", "Hola %nombree%")]);
+    assert_eq!(status, 422);
+    assert!(html.contains("text: "), "{html}");
+    assert_eq!(outbound_texts(&demo).len(), before);
+
+    // A CSV with a bad number and a row whose %variables% find no customer: every problem
+    // named by line and field, and nothing sent.
+    let csv =
+        "telefono,texto\n1123456789,\n12,Hola\n2614445566,Aviso para %nombre%\n+5491144445555,\n";
+    let (status, _, html) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", csv),
+            ("text", "Corte programado, %nombre%"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("id=\"bulk-problems\""), "{html}");
+    assert!(html.contains("CSV, línea 5, to: "), "{html}");
+    assert!(html.contains("CSV, línea 3, to: "), "{html}");
+    assert!(!html.contains("CSV, línea 2,"), "{html}");
+    assert!(!html.contains("CSV, línea 4,"), "{html}");
+    assert!(
+        html.contains("Aviso para %nombre%"),
+        "the CSV is kept: {html}"
+    );
+    assert_eq!(outbound_texts(&demo).len(), before, "nothing half-sent");
+    let (status, _, html) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", "nombre\nAna\n"),
+            ("text", "x"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(html.contains("CSV, línea 1, to: "), "{html}");
+    let (status, _, _) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", "telefono\n1123456789\n"),
+            ("text", "x"),
+            ("password", "not-mine"),
+        ],
+    );
+    assert_eq!(status, 403);
+    assert_eq!(outbound_texts(&demo).len(), before);
+
+    // Fixed: the CSV's own text where it has one, the form's (a template) elsewhere.
+    let csv = "telefono,texto\n1123456789,\n2614445566,Aviso para %nombre%\n";
+    let (status, _, html) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", csv),
+            ("numbers", "011 15-2345-6780"),
+            ("template", "corte"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Mensajes encolados: 3"), "{html}");
+    let texts = outbound_texts(&demo);
+    assert_eq!(texts.len(), before + 3);
+    assert!(
+        texts.contains(&"Aviso para Comedor Los Álamos".to_string()),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Estimado Bruno Díaz: mañana")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Estimado Ana Pérez: mañana")),
+        "{texts:?}"
+    );
+}

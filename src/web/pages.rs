@@ -25,7 +25,10 @@ pub(super) fn routes() -> Router<Web> {
         .route("/logout", post(logout))
         .route("/lang", post(set_lang))
         .route("/send", get(send_form).post(send))
-        .route("/send/bulk", post(bulk))
+        .route(
+            "/send/bulk",
+            post(bulk).layer(axum::extract::DefaultBodyLimit::max(super::FORM_LIMIT)),
+        )
         .route("/ui/preview", post(preview))
         .route("/messages", get(messages))
         .route("/messages.csv", get(messages_csv))
@@ -571,9 +574,14 @@ async fn dashboard_live(State(web): State<Web>, Extension(ctx): Extension<Ctx>) 
 struct SendPage {
     p: Page,
     customers: Vec<(String, String)>,
+    /// The `[rules.templates]` texts: (name, text).
+    templates: Vec<(String, String)>,
     to: String,
     text: String,
     field: String,
+    bulk: BulkForm,
+    /// A refused bulk send's problems, each naming its line and field.
+    problems: Vec<String>,
 }
 
 /// Customers as picker entries: (label, first phone).
@@ -593,30 +601,55 @@ async fn picker(web: &Web) -> Result<Vec<(String, String)>, Response> {
         .collect())
 }
 
+/// The operators' saved texts (`[rules.templates]`, as `GET /api/rules` shows them now).
+async fn saved_templates(web: &Web) -> Vec<(String, String)> {
+    let (_, rules) = web.call(Method::GET, "/api/rules", None).await;
+    rules["templates"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
+}
+
+/// What a send page shows besides the single-send form.
+#[derive(Default)]
+struct SendView {
+    error: Option<(String, String)>,
+    notice: Option<String>,
+    bulk: BulkForm,
+    problems: Vec<String>,
+}
+
 async fn send_page(
     web: &Web,
     ctx: &Ctx,
     status: StatusCode,
     form: SendForm,
-    error: Option<(String, String)>,
-    notice: Option<String>,
+    view: SendView,
 ) -> Response {
     let customers = match picker(web).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    let templates = saved_templates(web).await;
     let mut p = page(ctx, "send", "send.title");
-    p.notice = notice;
-    let field = error.as_ref().map(|e| e.1.clone()).unwrap_or_default();
-    p.error = error.map(|e| e.0);
+    p.notice = view.notice;
+    let field = view.error.as_ref().map(|e| e.1.clone()).unwrap_or_default();
+    p.error = view.error.map(|e| e.0);
+    let mut bulk = view.bulk;
+    bulk.password.clear();
     (
         status,
         render(&SendPage {
             p,
             customers,
+            templates,
             to: form.to,
             text: form.text,
             field,
+            bulk,
+            problems: view.problems,
         }),
     )
         .into_response()
@@ -630,10 +663,73 @@ struct SendForm {
     text: String,
     #[serde(default)]
     channel: String,
+    /// A `[rules.templates]` name: its text when `text` is empty (the picker without script).
+    #[serde(default)]
+    template: String,
 }
 
 async fn send_form(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
-    send_page(&web, &ctx, StatusCode::OK, SendForm::default(), None, None).await
+    send_page(
+        &web,
+        &ctx,
+        StatusCode::OK,
+        SendForm::default(),
+        SendView::default(),
+    )
+    .await
+}
+
+/// The text of a send: `text`, or the named template's when `text` is empty.
+async fn chosen_text(web: &Web, text: &str, template: &str) -> Result<String, (String, String)> {
+    if !text.trim().is_empty() || template.is_empty() {
+        return Ok(text.to_string());
+    }
+    saved_templates(web)
+        .await
+        .into_iter()
+        .find(|(name, _)| name == template)
+        .map(|(_, t)| t)
+        .ok_or_else(|| {
+            (
+                format!("template: no template named `{template}`"),
+                "template".to_string(),
+            )
+        })
+}
+
+/// Fills a text's `%variables%` for the customer with number `to`, through
+/// `POST /api/templates/preview`; a text without variables goes as written. Errors name the
+/// field: `text` (an unknown variable) or `to` (no single customer has that number).
+async fn personalize(web: &Web, text: &str, to: &str) -> Result<String, (String, String)> {
+    if crate::rules::template::variables(text).is_empty() {
+        return Ok(text.to_string());
+    }
+    let (status, body) = web
+        .call(
+            Method::POST,
+            "/api/templates/preview",
+            Some(serde_json::json!({"template": text, "phone": to, "uses": "customer"})),
+        )
+        .await;
+    if !status.is_success() {
+        let (message, field) = api_error(&body);
+        let field = match field.as_str() {
+            "phone" => "to".to_string(),
+            "template" => "text".to_string(),
+            _ => field,
+        };
+        let message = message
+            .strip_prefix("phone: ")
+            .map(|m| format!("to: {m}"))
+            .or_else(|| {
+                message
+                    .strip_prefix("template: ")
+                    .map(|m| format!("text: {m}"))
+            })
+            .unwrap_or(message);
+        return Err((message, field));
+    }
+    Ok(body["text"].as_str().unwrap_or(text).to_string())
 }
 
 /// Queues one message through `POST /api/messages` and records the user who sent it.
@@ -675,39 +771,128 @@ async fn send(
     Extension(ctx): Extension<Ctx>,
     Form(form): Form<SendForm>,
 ) -> Response {
-    match send_one(
-        &web,
-        &ctx,
-        &form.to,
-        &form.text,
-        &form.channel,
-        "notification",
-    )
-    .await
-    {
+    let result = async {
+        let text = chosen_text(&web, &form.text, &form.template).await?;
+        let text = personalize(&web, &text, &form.to).await?;
+        send_one(&web, &ctx, &form.to, &text, &form.channel, "notification").await
+    }
+    .await;
+    match result {
         Ok(id) => see_other(&format!("/messages/{id}")),
         Err(e) => {
-            send_page(
-                &web,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                form,
-                Some(e),
-                None,
-            )
-            .await
+            let view = SendView {
+                error: Some(e),
+                ..Default::default()
+            };
+            send_page(&web, &ctx, StatusCode::UNPROCESSABLE_ENTITY, form, view).await
         }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct BulkForm {
+    /// A pasted list, one number a line.
+    #[serde(default)]
     numbers: String,
+    /// A CSV with a `to` column (or `telefono`, `numero`, `phone`) and optionally `text`.
+    #[serde(default)]
+    csv: String,
+    #[serde(default)]
     text: String,
+    #[serde(default)]
+    template: String,
+    #[serde(default)]
     password: String,
 }
 
-/// Bulk send to a pasted list, after the user's password is typed again.
+/// One recipient of a bulk send and where it came from (`numbers` or `csv`, 1-based line).
+struct BulkRow {
+    /// `send.src_numbers` or `send.src_csv`.
+    source: &'static str,
+    line: u64,
+    to: String,
+    text: Option<String>,
+}
+
+/// The recipients of a bulk send, or each problem naming its line and field.
+fn bulk_rows(tr: Tr, form: &BulkForm) -> Result<Vec<BulkRow>, Vec<String>> {
+    let csv_line = |n: u64| format!("{}, {} {n}", tr.t("send.src_csv"), tr.t("send.line"));
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (i, n) in form.numbers.lines().enumerate() {
+        let n = n.trim();
+        if !n.is_empty() {
+            rows.push(BulkRow {
+                source: "send.src_numbers",
+                line: i as u64 + 1,
+                to: n.to_string(),
+                text: None,
+            });
+        }
+    }
+    if !form.csv.trim().is_empty() {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(form.csv.as_bytes());
+        let headers: Vec<String> = match reader.headers() {
+            Ok(h) => h
+                .iter()
+                .map(|h| h.chars().map(crate::rules::text::fold_char).collect())
+                .collect(),
+            Err(e) => return Err(vec![format!("{}: {e}", csv_line(1))]),
+        };
+        let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+        let Some(to_col) = col(&["to", "telefono", "numero", "phone", "celular"]) else {
+            return Err(vec![format!(
+                "{}, to: {}",
+                csv_line(1),
+                tr.t("send.csv_no_to")
+            )]);
+        };
+        let text_col = col(&["text", "texto", "mensaje"]);
+        for record in reader.records() {
+            match record {
+                Ok(r) => {
+                    let line = r.position().map_or(0, |p| p.line());
+                    if r.iter().all(str::is_empty) {
+                        continue;
+                    }
+                    let to = r.get(to_col).unwrap_or("").to_string();
+                    if to.is_empty() {
+                        problems.push(format!("{}, to: {}", csv_line(line), tr.t("send.empty")));
+                        continue;
+                    }
+                    rows.push(BulkRow {
+                        source: "send.src_csv",
+                        line,
+                        to,
+                        text: text_col
+                            .and_then(|c| r.get(c))
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string),
+                    });
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    problems.push(format!("{}: {e}", csv_line(line)));
+                }
+            }
+        }
+    }
+    if rows.is_empty() && problems.is_empty() {
+        problems.push(format!("numbers: {}", tr.t("send.no_recipients")));
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Bulk send to a pasted list or a CSV, after the user's password is typed again. Every row
+/// is checked first (the text filled in for each customer, then `POST /api/messages/batch`,
+/// one transaction): one bad row and nothing is sent, each problem naming its line and field.
 async fn bulk(
     State(web): State<Web>,
     Extension(ctx): Extension<Ctx>,
@@ -719,7 +904,15 @@ async fn bulk(
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .unwrap_or(false);
-    let keep = SendForm::default();
+    let refuse = |web: Web, ctx: Ctx, form: BulkForm, status, error, problems| async move {
+        let view = SendView {
+            error: Some(error),
+            bulk: form,
+            problems,
+            ..Default::default()
+        };
+        send_page(&web, &ctx, status, SendForm::default(), view).await
+    };
     if !ok {
         log::warn!(
             "pages: bulk send by `{}` refused: wrong password",
@@ -729,70 +922,139 @@ async fn bulk(
             tr.t("send.bad_password").to_string(),
             "password".to_string(),
         );
-        return send_page(&web, &ctx, StatusCode::FORBIDDEN, keep, Some(e), None).await;
+        return refuse(web, ctx, form, StatusCode::FORBIDDEN, e, Vec::new()).await;
     }
-    let messages: Vec<serde_json::Value> = form
-        .numbers
-        .lines()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(|n| serde_json::json!({"to": n, "text": form.text, "priority": "bulk"}))
-        .collect();
-    let (status, body) = web
-        .call(
-            Method::POST,
-            "/api/messages/batch",
-            Some(serde_json::json!({"messages": messages})),
-        )
-        .await;
-    if !status.is_success() {
-        let (mut message, field) = api_error(&body);
-        for item in body["error"]["items"]
+    let invalid = |n: usize| (format!("{} {n}", tr.t("send.bulk_invalid")), String::new());
+    let rows = match bulk_rows(tr, &form) {
+        Ok(r) => r,
+        Err(problems) => {
+            let e = invalid(problems.len());
+            return refuse(
+                web,
+                ctx,
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e,
+                problems,
+            )
+            .await;
+        }
+    };
+    let common = match chosen_text(&web, &form.text, &form.template).await {
+        Ok(t) => t,
+        Err(e) => {
+            return refuse(
+                web,
+                ctx,
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e,
+                Vec::new(),
+            )
+            .await;
+        }
+    };
+    let mut problems = Vec::new();
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let where_ = format!("{}, {} {}", tr.t(row.source), tr.t("send.line"), row.line);
+        let text = row.text.clone().unwrap_or_else(|| common.clone());
+        if text.trim().is_empty() {
+            problems.push(format!("{where_}, text: {}", tr.t("send.no_text")));
+            continue;
+        }
+        // The API's own number check first, so a bad number is named even when the rows'
+        // texts are not filled in.
+        if let Err(e) = web.app.phones.normalize(&row.to) {
+            problems.push(format!("{where_}, to: {e}"));
+            continue;
+        }
+        match personalize(&web, &text, &row.to).await {
+            Ok(t) => {
+                messages.push(serde_json::json!({"to": row.to, "text": t, "priority": "bulk"}))
+            }
+            Err((message, _)) => problems.push(format!("{where_}, {message}")),
+        }
+    }
+    if problems.is_empty() {
+        let (status, body) = web
+            .call(
+                Method::POST,
+                "/api/messages/batch",
+                Some(serde_json::json!({"messages": messages})),
+            )
+            .await;
+        if status.is_success() {
+            let ids: Vec<i64> = body["ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_i64())
+                .collect();
+            let n = ids.len();
+            let user = ctx.user.name.clone();
+            if let Err(e) = web
+                .app
+                .store
+                .write(move |c| {
+                    for id in ids {
+                        overview::set_author(c, id, &user)?;
+                    }
+                    Ok(())
+                })
+                .await
+            {
+                log::warn!("pages: cannot record who sent a bulk send: {e}");
+            }
+            log::info!("pages: `{}` sent {n} messages in bulk", ctx.user.name);
+            let view = SendView {
+                notice: Some(format!("{} {n}", tr.t("send.bulk_done"))),
+                ..Default::default()
+            };
+            return send_page(&web, &ctx, StatusCode::OK, SendForm::default(), view).await;
+        }
+        let items = body["error"]["items"]
             .as_array()
-            .into_iter()
-            .flatten()
-            .take(10)
-        {
-            message.push_str(&format!(
-                "; {}: {}",
-                item["index"].as_u64().map_or(0, |i| i + 1),
+            .cloned()
+            .unwrap_or_default();
+        if items.is_empty() {
+            let e = api_error(&body);
+            return refuse(
+                web,
+                ctx,
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e,
+                Vec::new(),
+            )
+            .await;
+        }
+        for item in items {
+            let Some(row) = item["index"].as_u64().and_then(|i| rows.get(i as usize)) else {
+                continue;
+            };
+            let field = item["field"].as_str().unwrap_or("");
+            let field = field.rsplit('.').next().unwrap_or(field);
+            problems.push(format!(
+                "{}, {} {}, {}: {}",
+                tr.t(row.source),
+                tr.t("send.line"),
+                row.line,
+                field,
                 item["message"].as_str().unwrap_or("")
             ));
         }
-        return send_page(
-            &web,
-            &ctx,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            keep,
-            Some((message, field)),
-            None,
-        )
-        .await;
     }
-    let ids: Vec<i64> = body["ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_i64())
-        .collect();
-    let n = ids.len();
-    let user = ctx.user.name.clone();
-    if let Err(e) = web
-        .app
-        .store
-        .write(move |c| {
-            for id in ids {
-                overview::set_author(c, id, &user)?;
-            }
-            Ok(())
-        })
-        .await
-    {
-        log::warn!("pages: cannot record who sent a bulk send: {e}");
-    }
-    log::info!("pages: `{}` sent {n} messages in bulk", ctx.user.name);
-    let notice = format!("{} {n}", tr.t("send.bulk_done"));
-    send_page(&web, &ctx, StatusCode::OK, keep, None, Some(notice)).await
+    let e = invalid(problems.len());
+    refuse(
+        web,
+        ctx,
+        form,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        e,
+        problems,
+    )
+    .await
 }
 
 /// `POST /ui/preview`: `POST /api/templates/preview` for the pages' counters.
