@@ -204,6 +204,24 @@ pub const ES: &[(&str, &str)] = &[
     ("who.campaign", "campaña"),
     ("who.notice", "aviso"),
     ("who.customer", "cliente"),
+    ("conv.reply_on", "La respuesta va por"),
+    (
+        "conv.wa_open",
+        "Ventana de 24 horas de WhatsApp abierta: se puede responder con texto libre hasta el",
+    ),
+    (
+        "conv.wa_closed_since",
+        "La ventana de 24 horas de WhatsApp está cerrada: el cliente no escribió en las últimas 24 horas",
+    ),
+    ("conv.wa_last_in", "su último mensaje:"),
+    (
+        "conv.wa_via_template",
+        "WhatsApp solo acepta plantillas aprobadas fuera de la ventana: la respuesta irá dentro de la plantilla",
+    ),
+    (
+        "conv.wa_closed",
+        "WhatsApp solo acepta plantillas aprobadas fuera de la ventana, y no hay una configurada (whatsapp.outside_window_template): responda por SMS desde Enviar, o espere a que el cliente escriba.",
+    ),
     ("conv.title", "Conversaciones"),
     ("conv.unread", "sin leer"),
     ("conv.reply", "Responder"),
@@ -400,6 +418,24 @@ pub const EN: &[(&str, &str)] = &[
     ("who.campaign", "campaign"),
     ("who.notice", "notice"),
     ("who.customer", "customer"),
+    ("conv.reply_on", "The reply goes by"),
+    (
+        "conv.wa_open",
+        "WhatsApp's 24-hour window is open: free text can go until",
+    ),
+    (
+        "conv.wa_closed_since",
+        "WhatsApp's 24-hour window is closed: the customer has not written in the last 24 hours",
+    ),
+    ("conv.wa_last_in", "their last message:"),
+    (
+        "conv.wa_via_template",
+        "Outside the window WhatsApp only takes approved templates: the reply goes inside the template",
+    ),
+    (
+        "conv.wa_closed",
+        "Outside the window WhatsApp only takes approved templates, and none is set (whatsapp.outside_window_template): answer by SMS from Send, or wait for the customer to write.",
+    ),
     ("conv.title", "Conversations"),
     ("conv.unread", "unread"),
     ("conv.reply", "Reply"),

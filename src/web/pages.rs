@@ -1502,6 +1502,69 @@ struct ConversationPage {
     p: Page,
     peer_url: String,
     rows: Vec<MsgRow>,
+    reply: ReplyChannel,
+}
+
+/// The channel a reply goes on and, for WhatsApp, the customer's 24-hour window.
+pub struct ReplyChannel {
+    pub channel: Channel,
+    /// WhatsApp only: when the window closes (it is open), or `None` (closed).
+    pub open_until: Option<String>,
+    /// WhatsApp only: the last message from the customer, as a time.
+    pub last_in: Option<String>,
+    /// WhatsApp with the window closed: `whatsapp.outside_window_template`'s name, which
+    /// carries the text; without it nothing can go but an approved template.
+    pub via_template: Option<String>,
+}
+
+impl ReplyChannel {
+    pub fn whatsapp(&self) -> bool {
+        self.channel == Channel::Whatsapp
+    }
+
+    /// Free text cannot go at all (WhatsApp, window closed, no fallback template).
+    pub fn blocked(&self) -> bool {
+        self.whatsapp() && self.open_until.is_none() && self.via_template.is_none()
+    }
+}
+
+/// The channel the customer last wrote on, and WhatsApp's 24-hour window on it (counted
+/// from their last message, as the WhatsApp route counts it).
+async fn reply_channel(web: &Web, peer: &str) -> Result<ReplyChannel, Response> {
+    let last_in = web
+        .app
+        .store
+        .list(ListFilter {
+            peer: Some(peer.to_string()),
+            direction: Some(Direction::In),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(internal)?;
+    let channel = last_in.first().map_or(Channel::Sms, |m| m.channel);
+    let mut reply = ReplyChannel {
+        channel,
+        open_until: None,
+        last_in: None,
+        via_template: None,
+    };
+    if channel == Channel::Whatsapp {
+        let at = last_in.first().map_or(0, |m| m.created_at);
+        let closes = at + crate::transport::whatsapp::WINDOW_MS;
+        reply.last_in = Some(web.time(at));
+        if now_ms() < closes {
+            reply.open_until = Some(web.time(closes));
+        } else {
+            reply.via_template = web
+                .app
+                .whatsapp
+                .as_ref()
+                .and_then(|w| w.outside_window_template.as_ref())
+                .map(|t| t.name.clone());
+        }
+    }
+    Ok(reply)
 }
 
 #[derive(Template)]
@@ -1560,10 +1623,15 @@ async fn conversation(
     } else {
         format!("{} · {peer}", names.join(", "))
     };
+    let reply = match reply_channel(&web, &peer).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     render(&ConversationPage {
         p,
         peer_url: seg(&peer),
         rows,
+        reply,
     })
 }
 
@@ -1592,21 +1660,20 @@ async fn reply(
     Path(peer): Path<String>,
     Form(form): Form<ReplyForm>,
 ) -> Response {
-    // Answer on the channel the customer last wrote on.
-    let last_in = web
-        .app
-        .store
-        .list(ListFilter {
-            peer: Some(peer.clone()),
-            direction: Some(Direction::In),
-            limit: 1,
-            ..Default::default()
-        })
-        .await;
-    let channel = match last_in {
-        Ok(m) => m.first().map_or(Channel::Sms, |m| m.channel),
-        Err(e) => return internal(e),
+    // Answer on the channel the customer last wrote on; not free text on WhatsApp outside
+    // the 24-hour window without a template to carry it.
+    let reply = match reply_channel(&web, &peer).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
+    if reply.blocked() {
+        return error_page(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ctx.tr().t("conv.wa_closed").to_string(),
+        );
+    }
+    let channel = reply.channel;
     match send_one(&web, &ctx, &peer, &form.text, channel.as_str(), "reply").await {
         Ok(_) => see_other(&format!("/conversations/{}", seg(&peer))),
         Err((message, _)) => error_page(&ctx, StatusCode::UNPROCESSABLE_ENTITY, message),
