@@ -401,6 +401,22 @@ fn send_see_it_delivered_reply_and_switch_language() {
         Duration::from_secs(60),
         || s.get(&location).1.contains("state-delivered"),
     );
+    // Its page logs every state it went through, in order, with the route.
+    let (_, html) = s.get(&location);
+    let log = &html[html.find("id=\"state-log\"").expect("the state log")..];
+    let states: Vec<&str> = log
+        .split("<tr class=\"state-change\">")
+        .skip(1)
+        .filter_map(|row| row.split("class=\"state state-").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(states.first(), Some(&"queued"), "{log}");
+    assert_eq!(states.last(), Some(&"delivered"), "{log}");
+    let sent = states
+        .iter()
+        .position(|s| *s == "sent")
+        .expect("sent logged");
+    assert!(sent > 0 && sent < states.len() - 1, "{states:?}");
+    assert!(log.contains("<td>modem1</td>"), "{log}");
     let (_, html) = s.get("/messages?direction=out&origin=manual&q=PAGO");
     assert!(html.contains("Su pago fue registrado"), "{html}");
     assert!(html.contains("(admin)"), "who sent it: {html}");

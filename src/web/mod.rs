@@ -302,6 +302,16 @@ impl Web {
     }
 }
 
+impl Web {
+    /// [`Web::time`] with seconds, for a message's state changes: `05/12/2026 14:30:07`.
+    pub fn time_secs(&self, ms: i64) -> String {
+        let tz = self.app.rules.windows.tz();
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&tz).format("%d/%m/%Y %H:%M:%S").to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// The message of an API error answer.
 pub(crate) fn api_error(body: &serde_json::Value) -> (String, String) {
     let e = &body["error"];

@@ -1315,6 +1315,8 @@ struct MessagePage {
     parts: String,
     can_resend: bool,
     can_cancel: bool,
+    /// Every state it went through: (time, state, route, error).
+    log: Vec<(String, &'static str, String, String)>,
 }
 
 fn parse_id(raw: &str) -> Option<MessageId> {
@@ -1338,6 +1340,26 @@ async fn message(
         Ok(p) => p,
         Err(e) => return internal(e),
     };
+    let log = match web
+        .app
+        .store
+        .read(move |c| overview::state_changes(c, id.0))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    let log = log
+        .into_iter()
+        .map(|s| {
+            (
+                web.time_secs(s.at),
+                MsgState::parse(&s.state).map_or("?", |st| st.as_str()),
+                s.transport.unwrap_or_default(),
+                s.error.unwrap_or_default(),
+            )
+        })
+        .collect();
     let mut times = vec![("msg.created", web.time(m.created_at))];
     if let Some(t) = m.sent_at {
         times.push(("msg.sent", web.time(t)));
@@ -1381,6 +1403,7 @@ async fn message(
         },
         can_resend,
         can_cancel,
+        log,
     })
 }
 
