@@ -347,6 +347,9 @@ fn users_from_the_command_line_and_an_operator_kept_out_of_admin_pages() {
         !html.contains("operator</td>"),
         "users are for admins: {html}"
     );
+    assert!(!html.contains("/system/backup"), "{html}");
+    let (status, _) = ana.get("/system/backup");
+    assert_eq!(status, 403, "backups are for admins");
     let (status, html) = ana.get("/send");
     assert_eq!(status, 200, "operators send");
     assert!(!html.contains("href=\"/rules\""), "{html}");
@@ -362,6 +365,55 @@ fn users_from_the_command_line_and_an_operator_kept_out_of_admin_pages() {
     let (status, html) = admin.get("/system");
     assert_eq!(status, 200);
     assert!(html.contains("<td>ana</td><td>operator</td>"), "{html}");
+    assert!(html.contains("href=\"/system/backup\""), "{html}");
+    let r = http()
+        .get(format!("{}/system/backup", demo.base))
+        .header("cookie", format!("pasarela_session={}", admin.cookie))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment"),
+        "{:?}",
+        r.headers()
+    );
+    let copy = r.bytes().unwrap();
+    assert!(copy.starts_with(b"SQLite format 3\0"), "a database file");
+}
+
+#[test]
+fn each_channel_sends_a_test_from_its_page() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (status, html) = s.get("/channels");
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"test-modem1\""), "{html}");
+    let (status, _, html) = s.post("/channels/test", &[("channel", "sms"), ("to", "12")]);
+    assert_eq!(status, 422);
+    assert!(html.contains("to: "), "the number's error: {html}");
+    let (status, location, _) = s.post(
+        "/channels/test",
+        &[("channel", "sms"), ("to", "011 15-2345-6789")],
+    );
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/messages/"), "{location}");
+    wait_until("the test to be delivered", Duration::from_secs(60), || {
+        s.get(&location).1.contains("state-delivered")
+    });
+    let (_, html) = s.get(&location);
+    assert!(html.contains("Prueba de pasarela:"), "{html}");
+    assert!(
+        html.contains("<td>modem1</td>"),
+        "the route that took it: {html}"
+    );
+    let sent = reqwest::blocking::get(format!("{}/sent", demo.sim))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(sent.contains("Prueba de pasarela:"), "{sent}");
 }
 
 #[test]

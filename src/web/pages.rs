@@ -50,7 +50,9 @@ pub(super) fn routes() -> Router<Web> {
         .route("/tickets/{id}/{action}", post(ticket_action))
         .route("/rules", get(rules_form).post(save_rules))
         .route("/channels", get(channels))
+        .route("/channels/test", post(channel_test))
         .route("/system", get(system))
+        .route("/system/backup", get(system_backup))
 }
 
 // ----- common ---------------------------------------------------------------------------------
@@ -2374,6 +2376,57 @@ async fn channels(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Res
     })
 }
 
+#[derive(Deserialize)]
+struct ChannelTest {
+    channel: String,
+    to: String,
+}
+
+/// "Send a test": a short text on a route's channel, at once (window `always`), through
+/// `POST /api/messages`; its page then shows which route took it and each state.
+async fn channel_test(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<ChannelTest>,
+) -> Response {
+    let tr = ctx.tr();
+    let text = format!("{} {}", tr.t("chan.test_text"), web.time(now_ms()));
+    let (status, body) = web
+        .call(
+            Method::POST,
+            "/api/messages",
+            Some(
+                serde_json::json!({"to": form.to, "text": text, "channel": form.channel,
+                                    "priority": "notification", "window": "always"}),
+            ),
+        )
+        .await;
+    if !status.is_success() {
+        let mut p = page(&ctx, "channels", "chan.title");
+        p.error = Some(api_error(&body).0);
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            render(&ChannelsPage {
+                p,
+                routes: route_rows(&web),
+            }),
+        )
+            .into_response();
+    }
+    let id = body["id"].as_i64().unwrap_or_default();
+    let user = ctx.user.name.clone();
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| overview::set_author(c, id, &user))
+        .await
+    {
+        log::warn!("pages: cannot record who sent test message {id}: {e}");
+    }
+    log::info!("pages: `{}` sent test message {id}", ctx.user.name);
+    see_other(&format!("/messages/{id}"))
+}
+
 #[derive(Template)]
 #[template(path = "system.html")]
 struct SystemPage {
@@ -2417,6 +2470,28 @@ async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Respo
             Vec::new()
         },
     })
+}
+
+/// `GET /system/backup` (admins): `GET /api/backup`'s consistent copy, streamed as it is made.
+async fn system_backup(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let request = match axum::http::Request::builder()
+        .method(Method::GET)
+        .uri("/api/backup")
+        .body(axum::body::Body::empty())
+    {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    use tower::ServiceExt;
+    let response = match web.api.clone().oneshot(request).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    log::info!("pages: `{}` downloaded a backup", ctx.user.name);
+    response
 }
 
 #[cfg(test)]
