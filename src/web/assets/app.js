@@ -53,12 +53,13 @@
         out.setAttribute("data-encoding", j.encoding);
       }).catch(function () {});
     }
-    area.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 250); });
+    function later() { clearTimeout(timer); timer = setTimeout(update, 250); }
+    area.addEventListener("input", later);
     if (pick) {
       var sel = document.getElementById(pick);
       if (sel) { sel.addEventListener("change", update); }
     }
-    if (phoneFrom) { phoneFrom.addEventListener("change", update); }
+    if (phoneFrom) { phoneFrom.addEventListener("input", later); phoneFrom.addEventListener("change", later); }
     area.addEventListener("pasarela:filled", update);
     if (area.value) { update(); }
   });
