@@ -662,8 +662,7 @@ fn send_page_templates_and_a_csv_bulk_send_checked_by_line() {
 
     // A CSV with a bad number and a row whose %variables% find no customer: every problem
     // named by line and field, and nothing sent.
-    let csv =
-        "telefono,texto\n1123456789,\n12,Hola\n2614445566,Aviso para %nombre%\n+5491144445555,\n";
+    let csv = "telefono,texto\r\n1123456789,\r\n12,Hola\r\n2614445566,Aviso para %nombre%\r\n+5491144445555,\r\n"; // CRLF, as browsers post it
     let (status, _, html) = s.post(
         "/send/bulk",
         &[

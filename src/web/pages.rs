@@ -833,10 +833,13 @@ fn bulk_rows(tr: Tr, form: &BulkForm) -> Result<Vec<BulkRow>, Vec<String>> {
         }
     }
     if !form.csv.trim().is_empty() {
+        // Browsers post a text area's lines with CRLF, which the csv reader counts as two
+        // line ends: LF only, so the lines it names are the file's.
+        let text = form.csv.replace("\r\n", "\n");
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .trim(csv::Trim::All)
-            .from_reader(form.csv.as_bytes());
+            .from_reader(text.as_bytes());
         let headers: Vec<String> = match reader.headers() {
             Ok(h) => h
                 .iter()
