@@ -373,6 +373,20 @@ fn demo(
         window: "always".to_string(),
     }];
     config.rules.ticket.alert_groups = vec!["guardia".to_string()];
+    // Texts the send page offers in its template picker.
+    config.rules.templates = [
+        (
+            "corte",
+            "Estimado %nombre%: mañana de 2 a 4 h habrá un corte programado por mantenimiento. %empresa%",
+        ),
+        (
+            "recordatorio",
+            "Hola %nombre%, le recordamos que su saldo es %deuda%, con vencimiento el %vencimiento%. %empresa%",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let loaded = Loaded::from_config(config);
     if let Err(e) = pasarela::setup::check(&loaded) {
         return fail(2, e.to_string());

@@ -347,6 +347,9 @@ fn users_from_the_command_line_and_an_operator_kept_out_of_admin_pages() {
         !html.contains("operator</td>"),
         "users are for admins: {html}"
     );
+    assert!(!html.contains("/system/backup"), "{html}");
+    let (status, _) = ana.get("/system/backup");
+    assert_eq!(status, 403, "backups are for admins");
     let (status, html) = ana.get("/send");
     assert_eq!(status, 200, "operators send");
     assert!(!html.contains("href=\"/rules\""), "{html}");
@@ -362,6 +365,55 @@ fn users_from_the_command_line_and_an_operator_kept_out_of_admin_pages() {
     let (status, html) = admin.get("/system");
     assert_eq!(status, 200);
     assert!(html.contains("<td>ana</td><td>operator</td>"), "{html}");
+    assert!(html.contains("href=\"/system/backup\""), "{html}");
+    let r = http()
+        .get(format!("{}/system/backup", demo.base))
+        .header("cookie", format!("pasarela_session={}", admin.cookie))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment"),
+        "{:?}",
+        r.headers()
+    );
+    let copy = r.bytes().unwrap();
+    assert!(copy.starts_with(b"SQLite format 3\0"), "a database file");
+}
+
+#[test]
+fn each_channel_sends_a_test_from_its_page() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (status, html) = s.get("/channels");
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"test-modem1\""), "{html}");
+    let (status, _, html) = s.post("/channels/test", &[("channel", "sms"), ("to", "12")]);
+    assert_eq!(status, 422);
+    assert!(html.contains("to: "), "the number's error: {html}");
+    let (status, location, _) = s.post(
+        "/channels/test",
+        &[("channel", "sms"), ("to", "011 15-2345-6789")],
+    );
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/messages/"), "{location}");
+    wait_until("the test to be delivered", Duration::from_secs(60), || {
+        s.get(&location).1.contains("state-delivered")
+    });
+    let (_, html) = s.get(&location);
+    assert!(html.contains("Prueba de pasarela:"), "{html}");
+    assert!(
+        html.contains("<td>modem1</td>"),
+        "the route that took it: {html}"
+    );
+    let sent = reqwest::blocking::get(format!("{}/sent", demo.sim))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(sent.contains("Prueba de pasarela:"), "{sent}");
 }
 
 #[test]
@@ -401,6 +453,22 @@ fn send_see_it_delivered_reply_and_switch_language() {
         Duration::from_secs(60),
         || s.get(&location).1.contains("state-delivered"),
     );
+    // Its page logs every state it went through, in order, with the route.
+    let (_, html) = s.get(&location);
+    let log = &html[html.find("id=\"state-log\"").expect("the state log")..];
+    let states: Vec<&str> = log
+        .split("<tr class=\"state-change\">")
+        .skip(1)
+        .filter_map(|row| row.split("class=\"state state-").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(states.first(), Some(&"queued"), "{log}");
+    assert_eq!(states.last(), Some(&"delivered"), "{log}");
+    let sent = states
+        .iter()
+        .position(|s| *s == "sent")
+        .expect("sent logged");
+    assert!(sent > 0 && sent < states.len() - 1, "{states:?}");
+    assert!(log.contains("<td>modem1</td>"), "{log}");
     let (_, html) = s.get("/messages?direction=out&origin=manual&q=PAGO");
     assert!(html.contains("Su pago fue registrado"), "{html}");
     assert!(html.contains("(admin)"), "who sent it: {html}");
@@ -528,4 +596,142 @@ fn customers_import_previews_errors_by_line_and_rules_show_errors_by_field() {
     );
     let (status, html) = s.get("/tickets");
     assert_eq!(status, 200, "{html}");
+}
+
+/// Outbound messages as the API lists them (newest first): their texts.
+fn outbound_texts(demo: &Demo) -> Vec<String> {
+    let body: serde_json::Value = http()
+        .get(format!(
+            "{}/api/messages?direction=out&limit=500",
+            demo.base
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn send_page_templates_and_a_csv_bulk_send_checked_by_line() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (_, html) = s.get("/send");
+    assert!(
+        html.contains("id=\"template\""),
+        "the template picker: {html}"
+    );
+    assert!(html.contains("<option value=\"recordatorio\""), "{html}");
+
+    // A template picked without a text: filled in for the customer of the number.
+    let (status, location, html) = s.post(
+        "/send",
+        &[
+            ("to", "1123456789"),
+            ("text", ""),
+            ("template", "recordatorio"),
+        ],
+    );
+    assert_eq!(status, 303, "{html}");
+    let (_, html) = s.get(&location);
+    assert!(
+        html.contains("Hola Ana Pérez, le recordamos que su saldo es $ 1.234,50, con vencimiento el 05/12/2026."),
+        "{html}"
+    );
+    // %variables% for a number no customer has: refused naming `to`, nothing queued.
+    let before = outbound_texts(&demo).len();
+    let (status, _, html) = s.post(
+        "/send",
+        &[("to", "+5491144445555"), ("text", "Hola %nombre%")],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("to: ") && html.contains("aria-invalid"),
+        "{html}"
+    );
+    let (status, _, html) = s.post("/send", &[("to", "1123456789"), ("text", "Hola %nombree%")]);
+    assert_eq!(status, 422);
+    assert!(html.contains("text: "), "{html}");
+    assert_eq!(outbound_texts(&demo).len(), before);
+
+    // A CSV with a bad number and a row whose %variables% find no customer: every problem
+    // named by line and field, and nothing sent.
+    let csv = "telefono,texto\r\n1123456789,\r\n12,Hola\r\n2614445566,Aviso para %nombre%\r\n+5491144445555,\r\n"; // CRLF, as browsers post it
+    let (status, _, html) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", csv),
+            ("text", "Corte programado, %nombre%"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("id=\"bulk-problems\""), "{html}");
+    assert!(html.contains("CSV, línea 5, to: "), "{html}");
+    assert!(html.contains("CSV, línea 3, to: "), "{html}");
+    assert!(!html.contains("CSV, línea 2,"), "{html}");
+    assert!(!html.contains("CSV, línea 4,"), "{html}");
+    assert!(
+        html.contains("Aviso para %nombre%"),
+        "the CSV is kept: {html}"
+    );
+    assert_eq!(outbound_texts(&demo).len(), before, "nothing half-sent");
+    let (status, _, html) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", "nombre\nAna\n"),
+            ("text", "x"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(html.contains("CSV, línea 1, to: "), "{html}");
+    let (status, _, _) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", "telefono\n1123456789\n"),
+            ("text", "x"),
+            ("password", "not-mine"),
+        ],
+    );
+    assert_eq!(status, 403);
+    assert_eq!(outbound_texts(&demo).len(), before);
+
+    // Fixed: the CSV's own text where it has one, the form's (a template) elsewhere.
+    let csv = "telefono,texto\n1123456789,\n2614445566,Aviso para %nombre%\n";
+    let (status, _, html) = s.post(
+        "/send/bulk",
+        &[
+            ("csv", csv),
+            ("numbers", "011 15-2345-6780"),
+            ("template", "corte"),
+            ("password", PASSWORD),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Mensajes encolados: 3"), "{html}");
+    let texts = outbound_texts(&demo);
+    assert_eq!(texts.len(), before + 3);
+    assert!(
+        texts.contains(&"Aviso para Comedor Los Álamos".to_string()),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Estimado Bruno Díaz: mañana")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Estimado Ana Pérez: mañana")),
+        "{texts:?}"
+    );
 }

@@ -675,3 +675,120 @@ async fn with_upload_pdfs_a_pdf_link_is_uploaded_once_sent_by_media_id_and_uploa
         graph.with(|g| g.violations.clone())
     );
 }
+
+/// The value of the first `name="NAME" value="…"` of a page.
+fn form_field(html: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + key.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_box_shows_the_whatsapp_window_and_replies_on_whatsapp() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, ""));
+    // An operator from the command line, logged in through the form.
+    let mut child = std::process::Command::new(common::bin())
+        .args(["user", "add", "maria", "--role", "operator", "--config"])
+        .arg(&d.config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"clave-de-maria\n")
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let cookie = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(k, v)| format!("{k}={v}"))
+            .unwrap()
+    };
+    let r = web.get(format!("{}/login", d.base)).send().await.unwrap();
+    let login_cookie = cookie(&r, "pasarela_login");
+    let csrf = form_field(&r.text().await.unwrap(), "csrf");
+    let r = web
+        .post(format!("{}/login", d.base))
+        .header("cookie", login_cookie)
+        .form(&[
+            ("username", "maria"),
+            ("password", "clave-de-maria"),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let session = cookie(&r, "pasarela_session");
+
+    let hola = text_from("5491123456789", "wamid.W1", "Hola, una consulta");
+    assert_eq!(post_hook(hook, &hola, Some(&sign(&hola))).await, 200);
+    wait_for("the inbound message", 30, async || {
+        messages(&d).await.iter().any(|m| m["direction"] == "in")
+    })
+    .await;
+    let peer = messages(&d)
+        .await
+        .into_iter()
+        .find(|m| m["direction"] == "in")
+        .unwrap()["peer"]
+        .as_str()
+        .unwrap()
+        .replace('+', "%2B");
+    let page = web
+        .get(format!("{}/conversations/{peer}", d.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("La respuesta va por WhatsApp"), "{page}");
+    assert!(page.contains("id=\"wa-window\""), "{page}");
+    assert!(
+        page.contains("Ventana de 24 horas de WhatsApp abierta"),
+        "{page}"
+    );
+    assert!(!page.contains("disabled"), "{page}");
+    let csrf = form_field(&page, "csrf");
+    let r = web
+        .post(format!("{}/conversations/{peer}/reply", d.base))
+        .header("cookie", &session)
+        .form(&[("text", "Hola Ana, ¿en qué la ayudamos?"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // (The keyword rules may answer "Hola" with the help text too: look for ours.)
+    wait_for("the operator's reply on WhatsApp", 30, async || {
+        graph.with(|g| {
+            g.sent.iter().any(|m| {
+                m["type"] == "text" && m["text"]["body"] == "Hola Ana, ¿en qué la ayudamos?"
+            })
+        })
+    })
+    .await;
+}

@@ -13,6 +13,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE, SIM, PASSWORD, SHOTS = sys.argv[1:5]
@@ -150,6 +151,26 @@ try:
     axe("import-preview")
     driver.find_element(By.ID, "import-commit").click()
     wait.until(lambda d: "1 nuevos" in text_of("main"))
+
+    step("a template picked on /send, and a bulk CSV with a bad row refused by line")
+    visit("/send", "17-send-template")
+    Select(driver.find_element(By.ID, "template")).select_by_value("recordatorio")
+    wait.until(lambda d: d.find_element(By.ID, "text").get_attribute("value").startswith("Hola %nombre%"))
+    driver.find_element(By.NAME, "to").send_keys("1123456789")
+    wait.until(lambda d: "Ana Pérez" in text_of("#counter"))
+    print("  counter: " + text_of("#counter"))
+    bulk_path = os.path.join(SHOTS, "envio.csv")
+    with open(bulk_path, "w", encoding="utf-8") as f:
+        f.write("telefono,texto\n1123456789,Aviso para %nombre%\n12,Hola\n")
+    driver.find_element(By.ID, "bulk-csv-file").send_keys(os.path.abspath(bulk_path))
+    wait.until(lambda d: "Aviso" in d.find_element(By.ID, "bulk-csv").get_attribute("value"))
+    driver.find_element(By.ID, "bulk-password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "bulk-submit").click()
+    wait.until(lambda d: d.find_elements(By.ID, "bulk-problems"))
+    assert "CSV, línea 3, to:" in text_of("#bulk-problems"), text_of("#bulk-problems")
+    print("  " + text_of("#bulk-problems"))
+    shot("18-send-bulk-refused")
+    axe("send-bulk-refused")
 
     step("the other pages")
     for path, name in (("/customers/1003", "10-customer"), ("/tickets", "11-tickets"),

@@ -63,8 +63,10 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
             require_token,
         ));
     // The pages reach the same handlers in-process, after their own session and CSRF checks.
+    // (The backup only for admins: `/system/backup` checks the role.)
     let unguarded = api::routes()
         .merge(rules_api::routes())
+        .merge(backup::routes())
         .with_state(state.clone());
     Router::new()
         .route("/api/health", axum::routing::get(api::health))

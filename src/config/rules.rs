@@ -161,6 +161,9 @@ pub struct Settings {
     pub ticket: TicketRule,
     pub payment: PaymentRule,
     pub optout: OptOutRule,
+    /// Texts operators pick on the send page, by name (`corte = "Estimado %nombre%, …"`):
+    /// customer variables only, filled in for each recipient found in the directory.
+    pub templates: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -173,6 +176,7 @@ impl Default for Settings {
             ticket: TicketRule::default(),
             payment: PaymentRule::default(),
             optout: OptOutRule::default(),
+            templates: BTreeMap::new(),
         }
     }
 }

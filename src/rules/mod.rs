@@ -168,6 +168,16 @@ impl Settings {
                 errors.push((key.to_string(), e));
             }
         }
+        for (name, t) in &self.templates {
+            let key = format!("rules.templates.{name}");
+            if name.trim().is_empty() || name.len() > 64 {
+                errors.push((key, "a template's name must have 1 to 64 characters".into()));
+            } else if t.trim().is_empty() {
+                errors.push((key, "is empty".into()));
+            } else if let Err(e) = template::check(t, Use::Customer, extra_fields) {
+                errors.push((key, e));
+            }
+        }
         for g in &self.ticket.alert_groups {
             if !groups.contains(g) {
                 errors.push((

@@ -380,6 +380,11 @@ fn settings_are_checked() {
     s.ticket.keywords = vec![];
     s.ticket.alert_groups = vec!["guardia".into()];
     s.payment.template = Some("Pago de %monto% (%nodo%)".into());
+    s.templates
+        .insert("corte".into(), "Hola %nombre% (%nodo%)".into());
+    s.templates
+        .insert("pago".into(), "Recibimos %monto%".into());
+    s.templates.insert("vacia".into(), " ".into());
     let extra: BTreeSet<String> = ["nodo".to_string()].into();
     let errors = s.check(&extra, &[]);
     let keys: Vec<&str> = errors.iter().map(|(k, _)| k.as_str()).collect();
@@ -388,6 +393,8 @@ fn settings_are_checked() {
         [
             "rules.ticket.keywords",
             "rules.balance.reply",
+            "rules.templates.pago",
+            "rules.templates.vacia",
             "rules.ticket.alert_groups"
         ]
     );

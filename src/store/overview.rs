@@ -122,6 +122,34 @@ pub fn authors(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, String>, S
     Ok(out)
 }
 
+/// One state a message went through (migration 6's `message_states`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub at: i64,
+    pub state: String,
+    pub transport: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Every state a message went through, oldest first.
+pub fn state_changes(conn: &Connection, id: i64) -> Result<Vec<StateChange>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, state, transport, error FROM message_states WHERE message_id = ?1 \
+         ORDER BY at, rowid",
+    )?;
+    let rows = stmt
+        .query_map([id], |r| {
+            Ok(StateChange {
+                at: r.get(0)?,
+                state: r.get(1)?,
+                transport: r.get(2)?,
+                error: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// The database file's size in bytes (pages × page size).
 pub fn database_size(conn: &Connection) -> Result<u64, StoreError> {
     Ok(conn.query_row(
@@ -169,5 +197,51 @@ mod tests {
         assert_eq!(authors(&c, &[last, 1]).unwrap().get(&last).unwrap(), "ana");
         assert_eq!(traffic_since(&c, 0).unwrap().len(), 2);
         assert!(database_size(&c).unwrap() > 0);
+    }
+
+    #[test]
+    fn every_state_change_is_logged_and_goes_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join("t.db")).unwrap();
+        for m in super::super::schema::MIGRATIONS {
+            c.execute_batch(m).unwrap();
+        }
+        c.execute(
+            "INSERT INTO messages (direction, channel, peer, body, state, created_at, updated_at) \
+             VALUES ('out', 'sms', '+1', 'x', 'queued', 10, 10)",
+            [],
+        )
+        .unwrap();
+        let id = c.last_insert_rowid();
+        let set = |state: &str, at: i64, error: Option<&str>| {
+            c.execute(
+                "UPDATE messages SET state = ?1, updated_at = ?2, last_error = ?3, \
+                 transport = 'modem1' WHERE id = ?4",
+                params![state, at, error, id],
+            )
+            .unwrap();
+        };
+        set("sending", 20, None);
+        set("queued", 30, Some("no network"));
+        set("queued", 31, Some("no network")); // not a change: not logged
+        set("sending", 40, None);
+        set("sent", 50, None);
+        let log = state_changes(&c, id).unwrap();
+        let states: Vec<(i64, &str)> = log.iter().map(|s| (s.at, s.state.as_str())).collect();
+        assert_eq!(
+            states,
+            [
+                (10, "queued"),
+                (20, "sending"),
+                (30, "queued"),
+                (40, "sending"),
+                (50, "sent")
+            ]
+        );
+        assert_eq!(log[2].error.as_deref(), Some("no network"));
+        assert_eq!(log[4].transport.as_deref(), Some("modem1"));
+        c.execute("DELETE FROM messages WHERE id = ?1", [id])
+            .unwrap();
+        assert!(state_changes(&c, id).unwrap().is_empty());
     }
 }

@@ -243,4 +243,31 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE customers ADD COLUMN channels TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 7: every state a message goes through, with its time, for its page in the web pages.
+    // Kept by triggers, so no write path can forget it; deleted with its message (retention).
+    r#"
+    CREATE TABLE message_states (
+        message_id INTEGER NOT NULL,
+        at         INTEGER NOT NULL,
+        state      TEXT    NOT NULL,
+        transport  TEXT,
+        error      TEXT
+    );
+    CREATE INDEX message_states_message ON message_states (message_id);
+    CREATE TRIGGER message_state_first AFTER INSERT ON messages
+    BEGIN
+        INSERT INTO message_states (message_id, at, state, transport, error)
+        VALUES (NEW.id, NEW.created_at, NEW.state, NEW.transport, NEW.last_error);
+    END;
+    CREATE TRIGGER message_state_change AFTER UPDATE OF state ON messages
+    WHEN NEW.state <> OLD.state
+    BEGIN
+        INSERT INTO message_states (message_id, at, state, transport, error)
+        VALUES (NEW.id, NEW.updated_at, NEW.state, NEW.transport, NEW.last_error);
+    END;
+    CREATE TRIGGER message_state_gone AFTER DELETE ON messages
+    BEGIN
+        DELETE FROM message_states WHERE message_id = OLD.id;
+    END;
+"#,
 ];

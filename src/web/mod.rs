@@ -293,12 +293,32 @@ impl Web {
         )
     }
 
-    /// A timestamp in the company's time zone: `05/12/2026 14:30`.
+    /// A timestamp in the company's time zone, the date as the company's language writes it
+    /// (as its messages do): es `05/12/2026 14:30`, en `12/05/2026 14:30`.
     pub fn time(&self, ms: i64) -> String {
+        self.time_as(ms, "%H:%M")
+    }
+
+    fn time_as(&self, ms: i64, clock: &str) -> String {
         let tz = self.app.rules.windows.tz();
+        let date = match self.app.rules.company.language {
+            crate::config::Language::Es => "%d/%m/%Y",
+            crate::config::Language::En => "%m/%d/%Y",
+        };
         chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| t.with_timezone(&tz).format("%d/%m/%Y %H:%M").to_string())
+            .map(|t| {
+                t.with_timezone(&tz)
+                    .format(&format!("{date} {clock}"))
+                    .to_string()
+            })
             .unwrap_or_default()
+    }
+}
+
+impl Web {
+    /// [`Web::time`] with seconds, for a message's state changes: `05/12/2026 14:30:07`.
+    pub fn time_secs(&self, ms: i64) -> String {
+        self.time_as(ms, "%H:%M:%S")
     }
 }
 

@@ -25,7 +25,10 @@ pub(super) fn routes() -> Router<Web> {
         .route("/logout", post(logout))
         .route("/lang", post(set_lang))
         .route("/send", get(send_form).post(send))
-        .route("/send/bulk", post(bulk))
+        .route(
+            "/send/bulk",
+            post(bulk).layer(axum::extract::DefaultBodyLimit::max(super::FORM_LIMIT)),
+        )
         .route("/ui/preview", post(preview))
         .route("/messages", get(messages))
         .route("/messages.csv", get(messages_csv))
@@ -47,7 +50,9 @@ pub(super) fn routes() -> Router<Web> {
         .route("/tickets/{id}/{action}", post(ticket_action))
         .route("/rules", get(rules_form).post(save_rules))
         .route("/channels", get(channels))
+        .route("/channels/test", post(channel_test))
         .route("/system", get(system))
+        .route("/system/backup", get(system_backup))
 }
 
 // ----- common ---------------------------------------------------------------------------------
@@ -571,9 +576,14 @@ async fn dashboard_live(State(web): State<Web>, Extension(ctx): Extension<Ctx>) 
 struct SendPage {
     p: Page,
     customers: Vec<(String, String)>,
+    /// The `[rules.templates]` texts: (name, text).
+    templates: Vec<(String, String)>,
     to: String,
     text: String,
     field: String,
+    bulk: BulkForm,
+    /// A refused bulk send's problems, each naming its line and field.
+    problems: Vec<String>,
 }
 
 /// Customers as picker entries: (label, first phone).
@@ -593,30 +603,55 @@ async fn picker(web: &Web) -> Result<Vec<(String, String)>, Response> {
         .collect())
 }
 
+/// The operators' saved texts (`[rules.templates]`, as `GET /api/rules` shows them now).
+async fn saved_templates(web: &Web) -> Vec<(String, String)> {
+    let (_, rules) = web.call(Method::GET, "/api/rules", None).await;
+    rules["templates"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
+}
+
+/// What a send page shows besides the single-send form.
+#[derive(Default)]
+struct SendView {
+    error: Option<(String, String)>,
+    notice: Option<String>,
+    bulk: BulkForm,
+    problems: Vec<String>,
+}
+
 async fn send_page(
     web: &Web,
     ctx: &Ctx,
     status: StatusCode,
     form: SendForm,
-    error: Option<(String, String)>,
-    notice: Option<String>,
+    view: SendView,
 ) -> Response {
     let customers = match picker(web).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    let templates = saved_templates(web).await;
     let mut p = page(ctx, "send", "send.title");
-    p.notice = notice;
-    let field = error.as_ref().map(|e| e.1.clone()).unwrap_or_default();
-    p.error = error.map(|e| e.0);
+    p.notice = view.notice;
+    let field = view.error.as_ref().map(|e| e.1.clone()).unwrap_or_default();
+    p.error = view.error.map(|e| e.0);
+    let mut bulk = view.bulk;
+    bulk.password.clear();
     (
         status,
         render(&SendPage {
             p,
             customers,
+            templates,
             to: form.to,
             text: form.text,
             field,
+            bulk,
+            problems: view.problems,
         }),
     )
         .into_response()
@@ -630,10 +665,73 @@ struct SendForm {
     text: String,
     #[serde(default)]
     channel: String,
+    /// A `[rules.templates]` name: its text when `text` is empty (the picker without script).
+    #[serde(default)]
+    template: String,
 }
 
 async fn send_form(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
-    send_page(&web, &ctx, StatusCode::OK, SendForm::default(), None, None).await
+    send_page(
+        &web,
+        &ctx,
+        StatusCode::OK,
+        SendForm::default(),
+        SendView::default(),
+    )
+    .await
+}
+
+/// The text of a send: `text`, or the named template's when `text` is empty.
+async fn chosen_text(web: &Web, text: &str, template: &str) -> Result<String, (String, String)> {
+    if !text.trim().is_empty() || template.is_empty() {
+        return Ok(text.to_string());
+    }
+    saved_templates(web)
+        .await
+        .into_iter()
+        .find(|(name, _)| name == template)
+        .map(|(_, t)| t)
+        .ok_or_else(|| {
+            (
+                format!("template: no template named `{template}`"),
+                "template".to_string(),
+            )
+        })
+}
+
+/// Fills a text's `%variables%` for the customer with number `to`, through
+/// `POST /api/templates/preview`; a text without variables goes as written. Errors name the
+/// field: `text` (an unknown variable) or `to` (no single customer has that number).
+async fn personalize(web: &Web, text: &str, to: &str) -> Result<String, (String, String)> {
+    if crate::rules::template::variables(text).is_empty() {
+        return Ok(text.to_string());
+    }
+    let (status, body) = web
+        .call(
+            Method::POST,
+            "/api/templates/preview",
+            Some(serde_json::json!({"template": text, "phone": to, "uses": "customer"})),
+        )
+        .await;
+    if !status.is_success() {
+        let (message, field) = api_error(&body);
+        let field = match field.as_str() {
+            "phone" => "to".to_string(),
+            "template" => "text".to_string(),
+            _ => field,
+        };
+        let message = message
+            .strip_prefix("phone: ")
+            .map(|m| format!("to: {m}"))
+            .or_else(|| {
+                message
+                    .strip_prefix("template: ")
+                    .map(|m| format!("text: {m}"))
+            })
+            .unwrap_or(message);
+        return Err((message, field));
+    }
+    Ok(body["text"].as_str().unwrap_or(text).to_string())
 }
 
 /// Queues one message through `POST /api/messages` and records the user who sent it.
@@ -675,39 +773,131 @@ async fn send(
     Extension(ctx): Extension<Ctx>,
     Form(form): Form<SendForm>,
 ) -> Response {
-    match send_one(
-        &web,
-        &ctx,
-        &form.to,
-        &form.text,
-        &form.channel,
-        "notification",
-    )
-    .await
-    {
+    let result = async {
+        let text = chosen_text(&web, &form.text, &form.template).await?;
+        let text = personalize(&web, &text, &form.to).await?;
+        send_one(&web, &ctx, &form.to, &text, &form.channel, "notification").await
+    }
+    .await;
+    match result {
         Ok(id) => see_other(&format!("/messages/{id}")),
         Err(e) => {
-            send_page(
-                &web,
-                &ctx,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                form,
-                Some(e),
-                None,
-            )
-            .await
+            let view = SendView {
+                error: Some(e),
+                ..Default::default()
+            };
+            send_page(&web, &ctx, StatusCode::UNPROCESSABLE_ENTITY, form, view).await
         }
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct BulkForm {
+    /// A pasted list, one number a line.
+    #[serde(default)]
     numbers: String,
+    /// A CSV with a `to` column (or `telefono`, `numero`, `phone`) and optionally `text`.
+    #[serde(default)]
+    csv: String,
+    #[serde(default)]
     text: String,
+    #[serde(default)]
+    template: String,
+    #[serde(default)]
     password: String,
 }
 
-/// Bulk send to a pasted list, after the user's password is typed again.
+/// One recipient of a bulk send and where it came from (`numbers` or `csv`, 1-based line).
+struct BulkRow {
+    /// `send.src_numbers` or `send.src_csv`.
+    source: &'static str,
+    line: u64,
+    to: String,
+    text: Option<String>,
+}
+
+/// The recipients of a bulk send, or each problem naming its line and field.
+fn bulk_rows(tr: Tr, form: &BulkForm) -> Result<Vec<BulkRow>, Vec<String>> {
+    let csv_line = |n: u64| format!("{}, {} {n}", tr.t("send.src_csv"), tr.t("send.line"));
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (i, n) in form.numbers.lines().enumerate() {
+        let n = n.trim();
+        if !n.is_empty() {
+            rows.push(BulkRow {
+                source: "send.src_numbers",
+                line: i as u64 + 1,
+                to: n.to_string(),
+                text: None,
+            });
+        }
+    }
+    if !form.csv.trim().is_empty() {
+        // Browsers post a text area's lines with CRLF, which the csv reader counts as two
+        // line ends: LF only, so the lines it names are the file's.
+        let text = form.csv.replace("\r\n", "\n");
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let headers: Vec<String> = match reader.headers() {
+            Ok(h) => h
+                .iter()
+                .map(|h| h.chars().map(crate::rules::text::fold_char).collect())
+                .collect(),
+            Err(e) => return Err(vec![format!("{}: {e}", csv_line(1))]),
+        };
+        let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.as_str()));
+        let Some(to_col) = col(&["to", "telefono", "numero", "phone", "celular"]) else {
+            return Err(vec![format!(
+                "{}, to: {}",
+                csv_line(1),
+                tr.t("send.csv_no_to")
+            )]);
+        };
+        let text_col = col(&["text", "texto", "mensaje"]);
+        for record in reader.records() {
+            match record {
+                Ok(r) => {
+                    let line = r.position().map_or(0, |p| p.line());
+                    if r.iter().all(str::is_empty) {
+                        continue;
+                    }
+                    let to = r.get(to_col).unwrap_or("").to_string();
+                    if to.is_empty() {
+                        problems.push(format!("{}, to: {}", csv_line(line), tr.t("send.empty")));
+                        continue;
+                    }
+                    rows.push(BulkRow {
+                        source: "send.src_csv",
+                        line,
+                        to,
+                        text: text_col
+                            .and_then(|c| r.get(c))
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_string),
+                    });
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    problems.push(format!("{}: {e}", csv_line(line)));
+                }
+            }
+        }
+    }
+    if rows.is_empty() && problems.is_empty() {
+        problems.push(format!("numbers: {}", tr.t("send.no_recipients")));
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Bulk send to a pasted list or a CSV, after the user's password is typed again. Every row
+/// is checked first (the text filled in for each customer, then `POST /api/messages/batch`,
+/// one transaction): one bad row and nothing is sent, each problem naming its line and field.
 async fn bulk(
     State(web): State<Web>,
     Extension(ctx): Extension<Ctx>,
@@ -719,7 +909,15 @@ async fn bulk(
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .unwrap_or(false);
-    let keep = SendForm::default();
+    let refuse = |web: Web, ctx: Ctx, form: BulkForm, status, error, problems| async move {
+        let view = SendView {
+            error: Some(error),
+            bulk: form,
+            problems,
+            ..Default::default()
+        };
+        send_page(&web, &ctx, status, SendForm::default(), view).await
+    };
     if !ok {
         log::warn!(
             "pages: bulk send by `{}` refused: wrong password",
@@ -729,70 +927,139 @@ async fn bulk(
             tr.t("send.bad_password").to_string(),
             "password".to_string(),
         );
-        return send_page(&web, &ctx, StatusCode::FORBIDDEN, keep, Some(e), None).await;
+        return refuse(web, ctx, form, StatusCode::FORBIDDEN, e, Vec::new()).await;
     }
-    let messages: Vec<serde_json::Value> = form
-        .numbers
-        .lines()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(|n| serde_json::json!({"to": n, "text": form.text, "priority": "bulk"}))
-        .collect();
-    let (status, body) = web
-        .call(
-            Method::POST,
-            "/api/messages/batch",
-            Some(serde_json::json!({"messages": messages})),
-        )
-        .await;
-    if !status.is_success() {
-        let (mut message, field) = api_error(&body);
-        for item in body["error"]["items"]
+    let invalid = |n: usize| (format!("{} {n}", tr.t("send.bulk_invalid")), String::new());
+    let rows = match bulk_rows(tr, &form) {
+        Ok(r) => r,
+        Err(problems) => {
+            let e = invalid(problems.len());
+            return refuse(
+                web,
+                ctx,
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e,
+                problems,
+            )
+            .await;
+        }
+    };
+    let common = match chosen_text(&web, &form.text, &form.template).await {
+        Ok(t) => t,
+        Err(e) => {
+            return refuse(
+                web,
+                ctx,
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e,
+                Vec::new(),
+            )
+            .await;
+        }
+    };
+    let mut problems = Vec::new();
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let where_ = format!("{}, {} {}", tr.t(row.source), tr.t("send.line"), row.line);
+        let text = row.text.clone().unwrap_or_else(|| common.clone());
+        if text.trim().is_empty() {
+            problems.push(format!("{where_}, text: {}", tr.t("send.no_text")));
+            continue;
+        }
+        // The API's own number check first, so a bad number is named even when the rows'
+        // texts are not filled in.
+        if let Err(e) = web.app.phones.normalize(&row.to) {
+            problems.push(format!("{where_}, to: {e}"));
+            continue;
+        }
+        match personalize(&web, &text, &row.to).await {
+            Ok(t) => {
+                messages.push(serde_json::json!({"to": row.to, "text": t, "priority": "bulk"}))
+            }
+            Err((message, _)) => problems.push(format!("{where_}, {message}")),
+        }
+    }
+    if problems.is_empty() {
+        let (status, body) = web
+            .call(
+                Method::POST,
+                "/api/messages/batch",
+                Some(serde_json::json!({"messages": messages})),
+            )
+            .await;
+        if status.is_success() {
+            let ids: Vec<i64> = body["ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_i64())
+                .collect();
+            let n = ids.len();
+            let user = ctx.user.name.clone();
+            if let Err(e) = web
+                .app
+                .store
+                .write(move |c| {
+                    for id in ids {
+                        overview::set_author(c, id, &user)?;
+                    }
+                    Ok(())
+                })
+                .await
+            {
+                log::warn!("pages: cannot record who sent a bulk send: {e}");
+            }
+            log::info!("pages: `{}` sent {n} messages in bulk", ctx.user.name);
+            let view = SendView {
+                notice: Some(format!("{} {n}", tr.t("send.bulk_done"))),
+                ..Default::default()
+            };
+            return send_page(&web, &ctx, StatusCode::OK, SendForm::default(), view).await;
+        }
+        let items = body["error"]["items"]
             .as_array()
-            .into_iter()
-            .flatten()
-            .take(10)
-        {
-            message.push_str(&format!(
-                "; {}: {}",
-                item["index"].as_u64().map_or(0, |i| i + 1),
+            .cloned()
+            .unwrap_or_default();
+        if items.is_empty() {
+            let e = api_error(&body);
+            return refuse(
+                web,
+                ctx,
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e,
+                Vec::new(),
+            )
+            .await;
+        }
+        for item in items {
+            let Some(row) = item["index"].as_u64().and_then(|i| rows.get(i as usize)) else {
+                continue;
+            };
+            let field = item["field"].as_str().unwrap_or("");
+            let field = field.rsplit('.').next().unwrap_or(field);
+            problems.push(format!(
+                "{}, {} {}, {}: {}",
+                tr.t(row.source),
+                tr.t("send.line"),
+                row.line,
+                field,
                 item["message"].as_str().unwrap_or("")
             ));
         }
-        return send_page(
-            &web,
-            &ctx,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            keep,
-            Some((message, field)),
-            None,
-        )
-        .await;
     }
-    let ids: Vec<i64> = body["ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_i64())
-        .collect();
-    let n = ids.len();
-    let user = ctx.user.name.clone();
-    if let Err(e) = web
-        .app
-        .store
-        .write(move |c| {
-            for id in ids {
-                overview::set_author(c, id, &user)?;
-            }
-            Ok(())
-        })
-        .await
-    {
-        log::warn!("pages: cannot record who sent a bulk send: {e}");
-    }
-    log::info!("pages: `{}` sent {n} messages in bulk", ctx.user.name);
-    let notice = format!("{} {n}", tr.t("send.bulk_done"));
-    send_page(&web, &ctx, StatusCode::OK, keep, None, Some(notice)).await
+    let e = invalid(problems.len());
+    refuse(
+        web,
+        ctx,
+        form,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        e,
+        problems,
+    )
+    .await
 }
 
 /// `POST /ui/preview`: `POST /api/templates/preview` for the pages' counters.
@@ -1053,6 +1320,8 @@ struct MessagePage {
     parts: String,
     can_resend: bool,
     can_cancel: bool,
+    /// Every state it went through: (time, state, route, error).
+    log: Vec<(String, &'static str, String, String)>,
 }
 
 fn parse_id(raw: &str) -> Option<MessageId> {
@@ -1076,6 +1345,26 @@ async fn message(
         Ok(p) => p,
         Err(e) => return internal(e),
     };
+    let log = match web
+        .app
+        .store
+        .read(move |c| overview::state_changes(c, id.0))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return internal(e),
+    };
+    let log = log
+        .into_iter()
+        .map(|s| {
+            (
+                web.time_secs(s.at),
+                MsgState::parse(&s.state).map_or("?", |st| st.as_str()),
+                s.transport.unwrap_or_default(),
+                s.error.unwrap_or_default(),
+            )
+        })
+        .collect();
     let mut times = vec![("msg.created", web.time(m.created_at))];
     if let Some(t) = m.sent_at {
         times.push(("msg.sent", web.time(t)));
@@ -1119,6 +1408,7 @@ async fn message(
         },
         can_resend,
         can_cancel,
+        log,
     })
 }
 
@@ -1240,6 +1530,69 @@ struct ConversationPage {
     p: Page,
     peer_url: String,
     rows: Vec<MsgRow>,
+    reply: ReplyChannel,
+}
+
+/// The channel a reply goes on and, for WhatsApp, the customer's 24-hour window.
+pub struct ReplyChannel {
+    pub channel: Channel,
+    /// WhatsApp only: when the window closes (it is open), or `None` (closed).
+    pub open_until: Option<String>,
+    /// WhatsApp only: the last message from the customer, as a time.
+    pub last_in: Option<String>,
+    /// WhatsApp with the window closed: `whatsapp.outside_window_template`'s name, which
+    /// carries the text; without it nothing can go but an approved template.
+    pub via_template: Option<String>,
+}
+
+impl ReplyChannel {
+    pub fn whatsapp(&self) -> bool {
+        self.channel == Channel::Whatsapp
+    }
+
+    /// Free text cannot go at all (WhatsApp, window closed, no fallback template).
+    pub fn blocked(&self) -> bool {
+        self.whatsapp() && self.open_until.is_none() && self.via_template.is_none()
+    }
+}
+
+/// The channel the customer last wrote on, and WhatsApp's 24-hour window on it (counted
+/// from their last message, as the WhatsApp route counts it).
+async fn reply_channel(web: &Web, peer: &str) -> Result<ReplyChannel, Response> {
+    let last_in = web
+        .app
+        .store
+        .list(ListFilter {
+            peer: Some(peer.to_string()),
+            direction: Some(Direction::In),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(internal)?;
+    let channel = last_in.first().map_or(Channel::Sms, |m| m.channel);
+    let mut reply = ReplyChannel {
+        channel,
+        open_until: None,
+        last_in: None,
+        via_template: None,
+    };
+    if channel == Channel::Whatsapp {
+        let at = last_in.first().map_or(0, |m| m.created_at);
+        let closes = at + crate::transport::whatsapp::WINDOW_MS;
+        reply.last_in = Some(web.time(at));
+        if now_ms() < closes {
+            reply.open_until = Some(web.time(closes));
+        } else {
+            reply.via_template = web
+                .app
+                .whatsapp
+                .as_ref()
+                .and_then(|w| w.outside_window_template.as_ref())
+                .map(|t| t.name.clone());
+        }
+    }
+    Ok(reply)
 }
 
 #[derive(Template)]
@@ -1298,10 +1651,15 @@ async fn conversation(
     } else {
         format!("{} · {peer}", names.join(", "))
     };
+    let reply = match reply_channel(&web, &peer).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     render(&ConversationPage {
         p,
         peer_url: seg(&peer),
         rows,
+        reply,
     })
 }
 
@@ -1330,21 +1688,20 @@ async fn reply(
     Path(peer): Path<String>,
     Form(form): Form<ReplyForm>,
 ) -> Response {
-    // Answer on the channel the customer last wrote on.
-    let last_in = web
-        .app
-        .store
-        .list(ListFilter {
-            peer: Some(peer.clone()),
-            direction: Some(Direction::In),
-            limit: 1,
-            ..Default::default()
-        })
-        .await;
-    let channel = match last_in {
-        Ok(m) => m.first().map_or(Channel::Sms, |m| m.channel),
-        Err(e) => return internal(e),
+    // Answer on the channel the customer last wrote on; not free text on WhatsApp outside
+    // the 24-hour window without a template to carry it.
+    let reply = match reply_channel(&web, &peer).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
+    if reply.blocked() {
+        return error_page(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ctx.tr().t("conv.wa_closed").to_string(),
+        );
+    }
+    let channel = reply.channel;
     match send_one(&web, &ctx, &peer, &form.text, channel.as_str(), "reply").await {
         Ok(_) => see_other(&format!("/conversations/{}", seg(&peer))),
         Err((message, _)) => error_page(&ctx, StatusCode::UNPROCESSABLE_ENTITY, message),
@@ -2022,6 +2379,57 @@ async fn channels(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Res
     })
 }
 
+#[derive(Deserialize)]
+struct ChannelTest {
+    channel: String,
+    to: String,
+}
+
+/// "Send a test": a short text on a route's channel, at once (window `always`), through
+/// `POST /api/messages`; its page then shows which route took it and each state.
+async fn channel_test(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<ChannelTest>,
+) -> Response {
+    let tr = ctx.tr();
+    let text = format!("{} {}", tr.t("chan.test_text"), web.time(now_ms()));
+    let (status, body) = web
+        .call(
+            Method::POST,
+            "/api/messages",
+            Some(
+                serde_json::json!({"to": form.to, "text": text, "channel": form.channel,
+                                    "priority": "notification", "window": "always"}),
+            ),
+        )
+        .await;
+    if !status.is_success() {
+        let mut p = page(&ctx, "channels", "chan.title");
+        p.error = Some(api_error(&body).0);
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            render(&ChannelsPage {
+                p,
+                routes: route_rows(&web),
+            }),
+        )
+            .into_response();
+    }
+    let id = body["id"].as_i64().unwrap_or_default();
+    let user = ctx.user.name.clone();
+    if let Err(e) = web
+        .app
+        .store
+        .write(move |c| overview::set_author(c, id, &user))
+        .await
+    {
+        log::warn!("pages: cannot record who sent test message {id}: {e}");
+    }
+    log::info!("pages: `{}` sent test message {id}", ctx.user.name);
+    see_other(&format!("/messages/{id}"))
+}
+
 #[derive(Template)]
 #[template(path = "system.html")]
 struct SystemPage {
@@ -2065,6 +2473,28 @@ async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Respo
             Vec::new()
         },
     })
+}
+
+/// `GET /system/backup` (admins): `GET /api/backup`'s consistent copy, streamed as it is made.
+async fn system_backup(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let request = match axum::http::Request::builder()
+        .method(Method::GET)
+        .uri("/api/backup")
+        .body(axum::body::Body::empty())
+    {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    use tower::ServiceExt;
+    let response = match web.api.clone().oneshot(request).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    log::info!("pages: `{}` downloaded a backup", ctx.user.name);
+    response
 }
 
 #[cfg(test)]

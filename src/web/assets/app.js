@@ -29,9 +29,12 @@
   document.querySelectorAll("[data-counter]").forEach(function (area) {
     var out = document.getElementById(area.getAttribute("data-counter"));
     var pick = area.getAttribute("data-preview-customer");
+    var phoneFrom = document.getElementById(area.getAttribute("data-preview-phone") || "");
     var timer = null;
     function update() {
       var body = { template: area.value };
+      var personal = phoneFrom && phoneFrom.value && area.value.indexOf("%") >= 0;
+      if (personal) { body.phone = phoneFrom.value; }
       if (area.getAttribute("data-uses")) { body.uses = area.getAttribute("data-uses"); }
       if (pick) {
         var sel = document.getElementById(pick);
@@ -45,17 +48,31 @@
         if (j.error) { out.textContent = j.error.message; out.classList.add("bad"); return; }
         out.classList.remove("bad");
         var line = j.chars + " · " + j.parts + " · " + (j.encoding === "ucs2" ? "UCS-2" : "GSM-7");
-        out.textContent = pick ? line + " — " + j.text : line;
+        out.textContent = (pick || personal) ? line + " — " + j.text : line;
         out.setAttribute("data-parts", j.parts);
         out.setAttribute("data-encoding", j.encoding);
       }).catch(function () {});
     }
-    area.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(update, 250); });
+    function later() { clearTimeout(timer); timer = setTimeout(update, 250); }
+    area.addEventListener("input", later);
     if (pick) {
       var sel = document.getElementById(pick);
       if (sel) { sel.addEventListener("change", update); }
     }
+    if (phoneFrom) { phoneFrom.addEventListener("input", later); phoneFrom.addEventListener("change", later); }
+    area.addEventListener("pasarela:filled", update);
     if (area.value) { update(); }
+  });
+
+  // A template picker puts the chosen template's text into its text area.
+  document.querySelectorAll("select[data-template-into]").forEach(function (sel) {
+    var target = document.getElementById(sel.getAttribute("data-template-into"));
+    sel.addEventListener("change", function () {
+      var opt = sel.options[sel.selectedIndex];
+      if (!target || !opt || !opt.getAttribute("data-text")) { return; }
+      target.value = opt.getAttribute("data-text");
+      target.dispatchEvent(new Event("pasarela:filled"));
+    });
   });
 
   // The customer picker fills the number field.
