@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{DispatchConfig, RateLimit};
 use crate::logging::peer as shown_peer;
-use crate::model::{Channel, Content, Email, Outgoing, Whatsapp};
+use crate::model::{Channel, Content, Outgoing, Whatsapp};
 use crate::shutdown::Shutdown;
 use crate::store::{Message, MessageId, Outcome, Store, StoreError, now_ms};
 use crate::transport::{SendReceipt, Transport, TransportError};
@@ -313,7 +313,10 @@ impl Dispatcher {
         let (eligible, limited_wait) = self.eligible();
         let channels: Vec<_> = eligible
             .iter()
-            .map(|(i, _)| self.routes[*i].transport.channel())
+            .map(|(i, _)| {
+                let t = &self.routes[*i].transport;
+                (t.channel(), t.name().to_string())
+            })
             .collect();
         let cap = limited_wait.map_or(IDLE_TICK, |w| w.clamp(Duration::from_millis(10), IDLE_TICK));
         if channels.is_empty() {
@@ -448,10 +451,7 @@ pub fn outgoing(message: &Message) -> Outgoing {
             crate::transport::whatsapp::templates::decode(&text)
                 .unwrap_or(Whatsapp::Text { body: text }),
         ),
-        Channel::Email => Content::Email(Email {
-            text,
-            ..Default::default()
-        }),
+        Channel::Email => crate::transport::email::stored::content(&text),
     };
     Outgoing {
         id: message.id,
