@@ -433,12 +433,14 @@ pub fn claim_due(
 
 /// An email is stored with the account that sends it (its body is the JSON of the mail, see
 /// `transport::email::stored`): only that account's route claims it.
-const EMAIL_ACCOUNT_IS_1: &str =
-    "(channel != 'email' OR json_extract(body, '$.account') = ?1)";
+const EMAIL_ACCOUNT_IS_1: &str = "(channel != 'email' OR json_extract(body, '$.account') = ?1)";
 
 /// When the next queued message these routes may take falls due (Unix ms), if any. Routes are
 /// (channel, route name); an email waits for its own account's route.
-pub fn next_due(conn: &Connection, routes: &[(Channel, String)]) -> Result<Option<i64>, StoreError> {
+pub fn next_due(
+    conn: &Connection,
+    routes: &[(Channel, String)],
+) -> Result<Option<i64>, StoreError> {
     let mut channels: Vec<&str> = routes
         .iter()
         .filter(|(c, _)| *c != Channel::Email)

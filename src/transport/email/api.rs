@@ -76,7 +76,13 @@ pub async fn fetch_attachment(url: &str, cap: usize) -> Result<Attachment, Strin
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     if !allowed(&content_type) {
         return Err(format!(

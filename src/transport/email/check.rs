@@ -67,9 +67,7 @@ pub fn check(config: &Config) -> Vec<(String, String)> {
             {
                 err(
                     "areas",
-                    format!(
-                        "area `{a}` has two accounts, `{other}` and `{n}`; give each area one"
-                    ),
+                    format!("area `{a}` has two accounts, `{other}` and `{n}`; give each area one"),
                 );
             }
         }
@@ -174,7 +172,10 @@ security = "tls"
         }
         let errs = check(&config(&bad));
         assert!(errs.iter().any(|(_, m)| m.contains("two accounts")));
-        assert!(errs.iter().any(|(_, m)| m.contains("`ventas` is not an area")));
+        assert!(
+            errs.iter()
+                .any(|(_, m)| m.contains("`ventas` is not an area"))
+        );
         assert!(
             errs.iter()
                 .any(|(_, m)| m.contains("area `tickets` has no account"))

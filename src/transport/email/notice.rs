@@ -257,6 +257,10 @@ mod tests {
         };
         assert_eq!(m.subject, "Factura N° 0001-00001234 — vence 10/12");
         assert!(m.text.contains("Hola Ana <b>&</b>:"));
-        assert!(m.html.unwrap().contains("Hola Ana &lt;b&gt;&amp;&lt;/b&gt;:"));
+        assert!(
+            m.html
+                .unwrap()
+                .contains("Hola Ana &lt;b&gt;&amp;&lt;/b&gt;:")
+        );
     }
 }

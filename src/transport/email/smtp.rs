@@ -17,8 +17,8 @@ use lettre::{AsyncTransport, Tokio1Executor};
 
 use crate::config::{EmailConfig, EmailSecurity};
 use crate::model::{Email, MessageId};
-use crate::transport::{BoxFuture, Channel, Health, Outgoing, SendReceipt, Transport};
 use crate::transport::TransportError;
+use crate::transport::{BoxFuture, Channel, Health, Outgoing, SendReceipt, Transport};
 
 /// After a connection, TLS or login failure the account counts as down this long.
 const DOWN_FOR: Duration = Duration::from_secs(30);
@@ -66,7 +66,8 @@ impl EmailTransport {
                     .map_err(|e| format!("email.ca_file: {}: {e}", path.display()))?;
                 b = b.add_root_certificate(cert);
             }
-            b.build_rustls().map_err(|e| format!("email TLS setup: {e}"))
+            b.build_rustls()
+                .map_err(|e| format!("email TLS setup: {e}"))
         };
         let (tls, port) = match cfg.security {
             EmailSecurity::Starttls => (Tls::Required(tls_params()?), 587),
@@ -128,9 +129,9 @@ impl EmailTransport {
         mail: &Email,
         message_id: Option<String>,
     ) -> Result<String, TransportError> {
-        let to: Mailbox = to
-            .parse()
-            .map_err(|e| TransportError::Permanent(format!("`{to}` is not an email address: {e}")))?;
+        let to: Mailbox = to.parse().map_err(|e| {
+            TransportError::Permanent(format!("`{to}` is not an email address: {e}"))
+        })?;
         let message = build(&self.from, to, mail, message_id)?;
         match self.smtp.send(message).await {
             Ok(resp) => {
@@ -219,7 +220,8 @@ pub fn build(
                     a.filename, a.content_type
                 ))
             })?;
-            mixed = mixed.singlepart(MimeAttachment::new(a.filename.clone()).body(a.bytes.clone(), ct));
+            mixed =
+                mixed.singlepart(MimeAttachment::new(a.filename.clone()).body(a.bytes.clone(), ct));
         }
         builder.multipart(mixed)
     };
