@@ -37,6 +37,15 @@ struct AccountState {
     last: String,
 }
 
+/// The port an account connects to: its `port`, else 587, 465 or 25 by `security`.
+pub fn port_of(cfg: &EmailConfig) -> u16 {
+    cfg.port.unwrap_or(match cfg.security {
+        EmailSecurity::Starttls => 587,
+        EmailSecurity::Tls => 465,
+        EmailSecurity::None => 25,
+    })
+}
+
 /// The password of an account: `password`, or the first line of `password_file`.
 fn password(cfg: &EmailConfig) -> Result<Option<String>, String> {
     if let Some(p) = &cfg.password {
@@ -69,13 +78,13 @@ impl EmailTransport {
             b.build_rustls()
                 .map_err(|e| format!("email TLS setup: {e}"))
         };
-        let (tls, port) = match cfg.security {
-            EmailSecurity::Starttls => (Tls::Required(tls_params()?), 587),
-            EmailSecurity::Tls => (Tls::Wrapper(tls_params()?), 465),
-            EmailSecurity::None => (Tls::None, 25),
+        let tls = match cfg.security {
+            EmailSecurity::Starttls => Tls::Required(tls_params()?),
+            EmailSecurity::Tls => Tls::Wrapper(tls_params()?),
+            EmailSecurity::None => Tls::None,
         };
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
-            .port(cfg.port.unwrap_or(port))
+            .port(port_of(&cfg))
             .tls(tls)
             .timeout(Some(Duration::from_secs(cfg.timeout_secs)))
             .pool_config(PoolConfig::new().max_size(POOL_SIZE));
@@ -120,6 +129,15 @@ impl EmailTransport {
             self.cfg.name,
             self.from.email.domain()
         )
+    }
+
+    /// Connects (with the account's TLS) and logs in, sending nothing: for `pasarela doctor`.
+    pub async fn login(&self) -> Result<(), String> {
+        match self.smtp.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the server did not answer NOOP after login".into()),
+            Err(e) => Err(classify(&self.cfg, &e).0.to_string()),
+        }
     }
 
     /// Sends `mail` to `to` and answers the server's final reply (`250 …`).
