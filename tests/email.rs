@@ -438,3 +438,46 @@ async fn mails_over_the_rate_limit_wait_in_the_queue() {
     states.sort_by_key(|s| s.to_string());
     assert_eq!(states, vec![json!("queued"), json!("sent"), json!("sent")]);
 }
+
+/// The events wiring's one call: an invoice notice with its PDF fetched and checked; a URL
+/// answering HTML is refused with the reason. Needs no SMTP server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invoice_notice_carries_its_pdf_and_a_login_page_is_refused() {
+    use pasarela::config::Language;
+    use pasarela::model::Content;
+    use pasarela::rules::template::Vars;
+    use pasarela::transport::email::notice::{DocKind, notice_mail};
+
+    let files = serve_files().await;
+    let mut vars = Vars::new();
+    vars.set("nombre", "Ana Pérez")
+        .set("numero", "0001-00001234")
+        .set("vencimiento", "10/12")
+        .set("empresa", "Fibra Sur");
+    let url = format!("{files}/factura.pdf");
+    let Content::Email(m) = notice_mail(DocKind::Invoice, &vars, Language::Es, None, Some(&url))
+        .await
+        .unwrap()
+    else {
+        panic!("not a mail")
+    };
+    assert_eq!(m.subject, "Factura N° 0001-00001234 — vence 10/12");
+    assert!(m.text.contains("Ana Pérez") && m.html.as_deref().unwrap().contains("<b>0001"));
+    assert_eq!(m.attachments.len(), 1);
+    assert_eq!(m.attachments[0].bytes, PDF);
+    assert_eq!(m.attachments[0].filename, "factura.pdf");
+    let err = notice_mail(
+        DocKind::Invoice,
+        &vars,
+        Language::Es,
+        None,
+        Some(&format!("{files}/login")),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("text/html") && err.contains("not a PDF"), "{err}");
+    let err = pasarela::transport::email::api::fetch_attachment(&url, 16)
+        .await
+        .unwrap_err();
+    assert!(err.contains("larger than 16 bytes"), "{err}");
+}
