@@ -481,3 +481,49 @@ async fn an_invoice_notice_carries_its_pdf_and_a_login_page_is_refused() {
         .unwrap_err();
     assert!(err.contains("larger than 16 bytes"), "{err}");
 }
+
+/// Each mail goes through its area's account (the `todo` account for the rest), and only that
+/// account's route takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aiosmtpd from PyPI: .ci/tiers/70-email.sh"]
+async fn the_area_picks_the_account_falling_back_to_todo() {
+    let dir = tempfile::tempdir().unwrap();
+    let facturas = Smtpd::start(&[]);
+    let general = Smtpd::start(&[]);
+    let plain = "security = \"none\"\nallow_plain = true";
+    let accounts = format!(
+        "{}{}",
+        account("facturas", facturas.port, plain).replace("[\"todo\"]", "[\"facturas\"]"),
+        account("general", general.port, plain)
+    );
+    let d = daemon(dir.path(), &accounts);
+    let mut ids = Vec::new();
+    for (n, area) in ["facturas", "tickets", "facturas", "clientes"]
+        .iter()
+        .enumerate()
+    {
+        let mut body = mail("ana@example.com", &format!("{area} {n}"));
+        body["area"] = json!(area);
+        ids.push(queue(&d, body).await);
+    }
+    wait_for("four mails", 30, async || {
+        facturas.mails().len() + general.mails().len() == 4
+    })
+    .await;
+    let texts = |s: &Smtpd| -> Vec<String> {
+        s.mails()
+            .iter()
+            .map(|m| m["text"].as_str().unwrap().trim().to_string())
+            .collect()
+    };
+    let mut f = texts(&facturas);
+    f.sort();
+    let mut g = texts(&general);
+    g.sort();
+    assert_eq!(f, ["facturas 0", "facturas 2"]);
+    assert_eq!(g, ["clientes 3", "tickets 1"]);
+    for id in &ids {
+        let m = message(&d, *id).await;
+        assert_eq!(m["transport"], m["email"]["account"], "{m}");
+    }
+}
