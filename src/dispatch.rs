@@ -176,9 +176,13 @@ impl Dispatcher {
         self
     }
 
-    /// The routes other than `index` that carry the same channel.
+    /// The routes other than `index` that could take its messages: the same channel (an email
+    /// belongs to its account: no other route takes it).
     fn other_routes(&self, index: usize) -> Vec<Arc<dyn Transport>> {
         let channel = self.routes[index].transport.channel();
+        if channel == Channel::Email {
+            return Vec::new();
+        }
         self.routes
             .iter()
             .enumerate()

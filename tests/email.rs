@@ -417,6 +417,16 @@ async fn starttls_missing_never_falls_back_to_plain_and_a_wrong_password_waits()
         "{m}"
     );
     assert!(smtp.mails().is_empty());
+    // The account stays down until a login succeeds, so the mail spends no more attempts.
+    let status = api(Method::GET, format!("{}/api/status", d.base), None)
+        .await
+        .1;
+    let acc = &status["transports"][0];
+    assert_eq!(
+        (acc["name"].as_str(), acc["up"].as_bool()),
+        (Some("facturas"), Some(false))
+    );
+    assert!(acc["detail"].as_str().unwrap().contains("535"), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,7 +485,10 @@ async fn an_invoice_notice_carries_its_pdf_and_a_login_page_is_refused() {
     )
     .await
     .unwrap_err();
-    assert!(err.contains("text/html") && err.contains("not a PDF"), "{err}");
+    assert!(
+        err.contains("text/html") && err.contains("not a PDF"),
+        "{err}"
+    );
     let err = pasarela::transport::email::api::fetch_attachment(&url, 16)
         .await
         .unwrap_err();

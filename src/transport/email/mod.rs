@@ -10,10 +10,12 @@ pub mod smtp;
 pub mod stored;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::transport::Transport;
-use crate::transport::kind::{BuildContext, Built, Kind};
+use crate::shutdown::Shutdown;
+use crate::transport::kind::{BuildContext, Built, Kind, Task};
+use crate::transport::{Sink, Transport};
 
 pub use smtp::EmailTransport;
 
@@ -32,11 +34,49 @@ impl Kind for EmailKind {
 
     fn build(&self, cx: &BuildContext<'_>) -> anyhow::Result<Built> {
         let mut built = Built::default();
+        let mut all = Vec::new();
         for cfg in &cx.config.email {
-            let t = EmailTransport::new(cfg.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            built.transports.push(Arc::new(t));
+            let t = Arc::new(EmailTransport::new(cfg.clone()).map_err(|e| anyhow::anyhow!("{e}"))?);
+            all.push(t.clone());
+            built.transports.push(t);
+        }
+        if !all.is_empty() {
+            let sink = cx.sink.clone();
+            built.tasks.push(Task {
+                name: "email-login",
+                run: Arc::new(move |shutdown| {
+                    Box::pin(relogin(all.clone(), sink.clone(), shutdown))
+                }),
+            });
         }
         Ok(built)
+    }
+}
+
+/// How often an account whose login was refused tries again.
+const RELOGIN_EVERY: Duration = Duration::from_secs(60);
+
+/// Accounts whose login was refused try to log in every [`RELOGIN_EVERY`]; when one succeeds
+/// the account is up again and the dispatcher is woken.
+async fn relogin(
+    accounts: Vec<Arc<EmailTransport>>,
+    sink: Sink,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RELOGIN_EVERY) => {}
+            _ = shutdown.wait() => return Ok(()),
+        }
+        for a in accounts.iter().filter(|a| a.auth_failed()) {
+            match a.login().await {
+                Ok(()) => {
+                    log::info!(transport = a.config().name.as_str(); "{}: logged in again", a.config().name);
+                    sink.came_up();
+                }
+                Err(e) => log::debug!("{e}"),
+            }
+        }
     }
 }
 

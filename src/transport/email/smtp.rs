@@ -34,6 +34,9 @@ pub struct EmailTransport {
 
 struct AccountState {
     down_until: Option<tokio::time::Instant>,
+    /// The server refused the login: down until a login succeeds ([`EmailTransport::login`],
+    /// tried by the kind's task), so queued mail waits without spending attempts.
+    auth_failed: bool,
     last: String,
 }
 
@@ -99,6 +102,7 @@ impl EmailTransport {
             from,
             state: Mutex::new(AccountState {
                 down_until: None,
+                auth_failed: false,
                 last: "no mail sent yet".into(),
             }),
             cfg,
@@ -134,10 +138,20 @@ impl EmailTransport {
     /// Connects (with the account's TLS) and logs in, sending nothing: for `pasarela doctor`.
     pub async fn login(&self) -> Result<(), String> {
         match self.smtp.test_connection().await {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                if let Ok(mut s) = self.state.lock() {
+                    s.auth_failed = false;
+                }
+                Ok(())
+            }
             Ok(false) => Err("the server did not answer NOOP after login".into()),
             Err(e) => Err(classify(&self.cfg, &e).0.to_string()),
         }
+    }
+
+    /// Whether the last login was refused (the account waits for a good one).
+    pub fn auth_failed(&self) -> bool {
+        self.state.lock().map(|s| s.auth_failed).unwrap_or(false)
     }
 
     /// Sends `mail` to `to` and answers the server's final reply (`250 …`).
@@ -164,10 +178,21 @@ impl EmailTransport {
             Err(e) => {
                 let (err, down) = classify(&self.cfg, &e);
                 self.note(err.to_string(), down);
+                if is_auth_refusal(&e)
+                    && let Ok(mut s) = self.state.lock()
+                {
+                    s.auth_failed = true;
+                }
                 Err(err)
             }
         }
     }
+}
+
+/// A refused login (530, 534, 535).
+fn is_auth_refusal(e: &lettre::transport::smtp::Error) -> bool {
+    e.status()
+        .is_some_and(|c| ["530", "534", "535"].contains(&c.to_string().as_str()))
 }
 
 /// What an SMTP failure means for the message, and whether it takes the account down.
@@ -261,9 +286,9 @@ impl Transport for EmailTransport {
 
     fn health(&self) -> Health {
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let down = s
-            .down_until
-            .is_some_and(|t| tokio::time::Instant::now() < t);
+        let down = s.auth_failed
+            || s.down_until
+                .is_some_and(|t| tokio::time::Instant::now() < t);
         Health {
             up: !down,
             detail: s.last.clone(),
