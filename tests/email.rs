@@ -540,3 +540,39 @@ async fn the_area_picks_the_account_falling_back_to_todo() {
         assert_eq!(m["transport"], m["email"]["account"], "{m}");
     }
 }
+
+/// STARTTLS offered but failing (a certificate from a CA the account does not trust): the
+/// mail is never sent in plain text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aiosmtpd from PyPI: .ci/tiers/70-email.sh"]
+async fn a_failing_starttls_never_falls_back_to_plain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ca, cert, key) = test_ca(dir.path());
+    let smtp = Smtpd::start(&[
+        "--mode",
+        "starttls",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    let d = daemon(
+        dir.path(),
+        &account("general", smtp.port, "security = \"starttls\""),
+    );
+    let id = queue(&d, mail("ana@example.com", "secreto")).await;
+    wait_for("a failed attempt", 30, async || {
+        message(&d, id).await["last_error"].is_string()
+    })
+    .await;
+    let m = message(&d, id).await;
+    assert_ne!(m["state"], "sent");
+    assert!(
+        m["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("never sent in plain text"),
+        "{m}"
+    );
+    assert!(smtp.mails().is_empty());
+}

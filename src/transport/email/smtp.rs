@@ -216,7 +216,12 @@ pub fn classify(cfg: &EmailConfig, e: &lettre::transport::smtp::Error) -> (Trans
             return (TransportError::Permanent(format!("{name}: {text}")), false);
         }
     }
-    let hint = if e.is_tls() || text.to_ascii_lowercase().contains("starttls") {
+    let lower = text.to_ascii_lowercase();
+    let hint = if e.is_tls()
+        || ["tls", "certificate", "handshake"]
+            .iter()
+            .any(|w| lower.contains(w))
+    {
         "TLS failed and mail is never sent in plain text; check email.security and email.ca_file"
     } else if e.is_timeout() {
         "the server did not answer in time"
