@@ -1,5 +1,5 @@
 //! The `[[email]]` accounts end to end: the real binary against a real SMTP server (aiosmtpd,
-//! `tests/support/smtpd.py`) with STARTTLS or implicit TLS from a test CA, AUTH, and faults.
+//! `tests/common/smtpd.py`) with STARTTLS or implicit TLS from a test CA, AUTH, and faults.
 //! aiosmtpd comes from PyPI, so these tests are ignored in plain `cargo test`;
 //! `.ci/tiers/70-email.sh` installs it and runs them with `PASARELA_SMTPD_PYTHON` set.
 
@@ -8,12 +8,11 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
 use base64::Engine;
-use common::{Daemon, TOKEN, api};
+use common::{Daemon, TOKEN, api, wait_for};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -29,7 +28,7 @@ impl Smtpd {
         let python =
             std::env::var("PASARELA_SMTPD_PYTHON").unwrap_or_else(|_| "python3".to_string());
         let maildir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtpd.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/smtpd.py");
         let mut child = Command::new(python)
             .arg(script)
             .arg("--maildir")
@@ -120,16 +119,6 @@ fn account(name: &str, port: u16, extra: &str) -> String {
          from = \"Facturación Fibra Sur <facturas@fibrasur.com.ar>\"\n\
          host = \"127.0.0.1\"\nport = {port}\ntest_to = \"admin@fibrasur.com.ar\"\n{extra}\n"
     )
-}
-
-async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..secs * 20 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {secs} s waiting for {what}");
 }
 
 async fn queue(d: &Daemon, body: Value) -> i64 {

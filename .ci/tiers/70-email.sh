@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Email tier: the [[email]] accounts against a real SMTP server, aiosmtpd (PyPI), run by
-# tests/support/smtpd.py with STARTTLS or implicit TLS from a test CA, AUTH and faults
+# tests/common/smtpd.py with STARTTLS or implicit TLS from a test CA, AUTH and faults
 # (421 then accepted, 550, a connection dropped after DATA, no STARTTLS, a wrong password,
 # the rate limit). Runs the ignored tests of tests/email.rs.
 set -euo pipefail

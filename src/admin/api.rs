@@ -783,6 +783,10 @@ mod tests {
             priority: None,
             window: None,
             template: None,
+            subject: None,
+            html: None,
+            area: None,
+            attachments: Vec::new(),
         }
     }
 
