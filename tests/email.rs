@@ -4,6 +4,8 @@
 //! `.ci/tiers/70-email.sh` installs it and runs them with `PASARELA_SMTPD_PYTHON` set.
 
 mod common;
+#[path = "common/fake_phone.rs"]
+mod fake_phone;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -564,4 +566,98 @@ async fn a_failing_starttls_never_falls_back_to_plain() {
         "{m}"
     );
     assert!(smtp.mails().is_empty());
+}
+
+/// `[events.invoice] channels = ["email", "sms"]`: the invoice mail goes from the `facturas`
+/// account with the PDF attached byte for byte; a mailbox the server refuses (550) falls back
+/// to the SMS text through the Android phone; a customer without an address skips email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aiosmtpd from PyPI: .ci/tiers/70-email.sh"]
+async fn an_invoice_event_is_mailed_with_its_pdf_and_a_refused_mailbox_falls_back_to_sms() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtpd::start(&[]);
+    let phone = fake_phone::FakePhone::start().await;
+    let files = serve_files().await;
+    let conf = format!(
+        "{}[[android]]\nname = \"phone1\"\nurl = \"{}\"\npassword = \"{}\"\n\
+         health_interval_secs = 1\nrequest_timeout_secs = 2\n\
+         [company]\nname = \"Fibra Sur\"\n\
+         [events.invoice]\nchannels = [\"email\", \"sms\"]\n\
+         sms_text = \"Hola %nombre%, su factura %numero% de %monto% vence el %vencimiento%.\"\n",
+        account(
+            "facturas",
+            smtp.port,
+            "security = \"none\"\nallow_plain = true"
+        ),
+        phone.url(),
+        fake_phone::PASSWORD
+    );
+    let d = daemon(dir.path(), &conf);
+    let (status, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(json!([
+            {"code": "C-1", "name": "Ana Pérez", "phone": "+5491123456789", "email": "ana@example.com"},
+            {"code": "C-2", "name": "Juan Gómez", "phone": "+5491143210000", "email": "nobody@example.com"},
+            {"code": "C-3", "name": "Eva Ruiz", "phone": "+5491155550000"}
+        ])),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let invoice = |id: &str, customer: &str| {
+        json!({"id": id, "type": "invoice", "customer": customer, "amount": "1234.50",
+               "due": "2026-12-10", "number": "0001-00001234",
+               "pdf_url": format!("{files}/factura.pdf")})
+    };
+    let mut results = Vec::new();
+    for (id, customer) in [("inv-1", "C-1"), ("inv-2", "C-2"), ("inv-3", "C-3")] {
+        let (status, answer) = api(
+            Method::POST,
+            format!("{}/api/events", d.base),
+            Some(invoice(id, customer)),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        results.push(answer["result"].clone());
+    }
+    assert_eq!(results[0]["channels"], json!(["email", "sms"]));
+    assert_eq!(results[0]["notice"]["channel"], "email");
+    assert_eq!(results[2]["channels"], json!(["sms"]));
+    assert_eq!(results[2]["skipped"][0]["channel"], "email");
+    assert_eq!(
+        results[2]["skipped"][0]["reason"],
+        "the customer has no email address"
+    );
+
+    wait_for("Ana's mail", 30, async || !smtp.mails().is_empty()).await;
+    wait_for(
+        "the SMS of Juan (550) and Eva (no address)",
+        60,
+        async || phone.sent_texts().len() == 2,
+    )
+    .await;
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "only Ana's mail was accepted");
+    let m = &mails[0];
+    assert_eq!(m["rcpt_tos"], json!(["ana@example.com"]));
+    assert_eq!(m["subject"], "Factura N° 0001-00001234 — vence 10/12/2026");
+    assert!(m["text"].as_str().unwrap().contains("Ana Pérez"), "{m}");
+    assert!(m["text"].as_str().unwrap().contains("Fibra Sur"), "{m}");
+    assert_eq!(m["attachments"].as_array().unwrap().len(), 1);
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(m["attachments"][0]["base64"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(pdf, PDF);
+    let mut texts = phone.sent_texts();
+    texts.sort();
+    assert!(
+        texts[0].starts_with("Hola Eva Ruiz, su factura 0001-00001234"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[1].starts_with("Hola Juan Gómez, su factura 0001-00001234"),
+        "{texts:?}"
+    );
+    // Ana's invoice went by mail only.
+    assert!(texts.iter().all(|t| !t.contains("Ana")));
 }

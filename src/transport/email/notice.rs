@@ -67,14 +67,14 @@ pub fn default_template(kind: DocKind, language: Language) -> MailTemplate {
             "<p>Hello %nombre%,</p><p>Your invoice <b>%numero%</b> is attached; it is due on <b>%vencimiento%</b>.</p><p>%empresa%</p>",
         ),
         (DocKind::Payment, Language::Es) => (
-            "Recibo de pago N° %numero%",
-            "Hola %nombre%:\n\nRecibimos su pago de %monto% (%metodo%). Recibo N° %numero%.\n\n%empresa%",
-            "<p>Hola %nombre%:</p><p>Recibimos su pago de <b>%monto%</b> (%metodo%). Recibo N° %numero%.</p><p>%empresa%</p>",
+            "Recibimos su pago de %monto%",
+            "Hola %nombre%:\n\nRecibimos su pago de %monto% (%metodo%). ¡Gracias!\n\n%empresa%",
+            "<p>Hola %nombre%:</p><p>Recibimos su pago de <b>%monto%</b> (%metodo%). ¡Gracias!</p><p>%empresa%</p>",
         ),
         (DocKind::Payment, Language::En) => (
-            "Payment receipt %numero%",
-            "Hello %nombre%,\n\nWe received your payment of %monto% (%metodo%). Receipt %numero%.\n\n%empresa%",
-            "<p>Hello %nombre%,</p><p>We received your payment of <b>%monto%</b> (%metodo%). Receipt %numero%.</p><p>%empresa%</p>",
+            "Payment of %monto% received",
+            "Hello %nombre%,\n\nWe received your payment of %monto% (%metodo%). Thank you!\n\n%empresa%",
+            "<p>Hello %nombre%,</p><p>We received your payment of <b>%monto%</b> (%metodo%). Thank you!</p><p>%empresa%</p>",
         ),
         (DocKind::TicketOpened, Language::Es) => (
             "Reclamo N° %id% recibido",
