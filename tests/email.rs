@@ -661,3 +661,64 @@ async fn an_invoice_event_is_mailed_with_its_pdf_and_a_refused_mailbox_falls_bac
     // Ana's invoice went by mail only.
     assert!(texts.iter().all(|t| !t.contains("Ana")));
 }
+
+/// `pasarela doctor` connects to each `[[email]]` account with its TLS and logs in: the right
+/// password is reported ok, a wrong one fails naming the server's 535.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aiosmtpd from PyPI: .ci/tiers/70-email.sh"]
+async fn doctor_logs_in_to_each_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let smtp = Smtpd::start(&[
+        "--mode",
+        "starttls",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--auth",
+        "facturas:s3creta",
+    ]);
+    let login = |password: &str| {
+        format!(
+            "security = \"starttls\"\nusername = \"facturas\"\npassword = \"{password}\"\nca_file = \"{}\"",
+            ca.display()
+        )
+    };
+    let accounts = format!(
+        "token = \"{TOKEN}\"\n{}{}",
+        account("facturas", smtp.port, &login("s3creta")).replace("[\"todo\"]", "[\"facturas\"]"),
+        account("general", smtp.port, &login("wrong"))
+    );
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let config = common::write_config(dir.path(), common::free_port(), "", &accounts);
+    let user = Command::new("id").arg("-un").output().unwrap();
+    let out = Command::new(common::bin())
+        .arg("doctor")
+        .arg("--config")
+        .arg(&config)
+        .arg("--user")
+        .arg(String::from_utf8(user.stdout).unwrap().trim())
+        .env(
+            pasarela::logging::JOURNAL_SOCKET_ENV,
+            dir.path().join("no-journal"),
+        )
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = |name: &str| {
+        report
+            .lines()
+            .find(|l| l.contains(&format!("[[email]] {name} (")))
+            .unwrap_or_else(|| panic!("no line for {name} in:\n{report}"))
+            .to_string()
+    };
+    let good = line("facturas");
+    assert!(
+        good.starts_with("ok ") && good.contains("connected and logged in"),
+        "{report}"
+    );
+    let bad = line("general");
+    assert!(bad.starts_with("FAIL") && bad.contains("535"), "{report}");
+    assert!(smtp.mails().is_empty(), "doctor sends no mail");
+}
