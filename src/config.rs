@@ -78,6 +78,9 @@ pub struct Config {
     /// `[[http_sms]]`: HTTP SMS apps and providers described by templates, each its own route.
     #[serde(default)]
     pub http_sms: Vec<HttpSmsConfig>,
+    /// `[[email]]`: SMTP accounts, one per area (facturas, tickets, clientes, todo).
+    #[serde(default)]
+    pub email: Vec<EmailConfig>,
     /// `[webhooks]`: the listener phones call back.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
@@ -197,7 +200,7 @@ impl RateLimit {
     pub fn parse(text: &str) -> Result<RateLimit, String> {
         let bad = || {
             format!(
-                "`{text}` is not a rate like \"120/hour\", \"10/minute\", \"2/second\" or \"10/30s\""
+                "`{text}` is not a rate like \"120/hour\", \"300/24h\", \"10/minute\", \"2/second\" or \"10/30s\""
             )
         };
         let (count, unit) = text.split_once('/').ok_or_else(bad)?;
@@ -208,6 +211,13 @@ impl RateLimit {
             "minute" | "min" | "m" => 60,
             "hour" | "h" => 3600,
             "day" | "d" => 86_400,
+            // "300/24h": N every H hours (up to a week).
+            _ if unit.ends_with('h') => unit
+                .strip_suffix('h')
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .filter(|n| *n > 0 && *n <= 168)
+                .map(|n| n * 3600)
+                .ok_or_else(bad)?,
             _ => unit
                 .strip_suffix('s')
                 .and_then(|n| n.trim().parse::<u64>().ok())
@@ -358,6 +368,63 @@ pub struct HttpSmsConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `[[email]]`: one SMTP account. Its name is its route name; `areas` say which mail it
+/// carries (`todo` is the fallback account). Checked by the email kind
+/// (`src/transport/email/config.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub name: String,
+    /// `facturas`, `tickets`, `clientes`, `todo`.
+    #[serde(default)]
+    pub areas: Vec<String>,
+    /// `Facturación Fibra Sur <facturas@fibrasur.com.ar>` or a bare address.
+    pub from: String,
+    pub host: String,
+    /// Default by `security`: 587 (starttls), 465 (tls), 25 (none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: EmailSecurity,
+    /// `security = "none"` sends in plain text only with this set to `true`.
+    #[serde(default)]
+    pub allow_plain: bool,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A file holding the password (first line), instead of `password`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// `"300/24h"`, `"100/hour"`: mails beyond it wait in the queue.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Where `POST /api/email/test` sends by default.
+    #[serde(default)]
+    pub test_to: Option<String>,
+    /// PEM file of a CA trusted (besides the Mozilla roots) for this server.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The name said in EHLO; default: the box's host name.
+    #[serde(default)]
+    pub ehlo_name: Option<String>,
+    #[serde(default = "default_request_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// How an `[[email]]` account talks to its server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailSecurity {
+    /// STARTTLS required (587): never continues in plain text.
+    #[default]
+    Starttls,
+    /// Implicit TLS (465).
+    Tls,
+    /// Plain text; needs `allow_plain = true`.
+    None,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum HttpMethod {
     #[default]
@@ -468,6 +535,12 @@ impl Config {
                     .as_ref()
                     .filter(|_| name == "whatsapp")
                     .and_then(|w| w.rate_limit)
+            })
+            .or_else(|| {
+                self.email
+                    .iter()
+                    .find(|e| e.name == name)
+                    .and_then(|e| e.rate_limit)
             })
     }
 }
@@ -982,6 +1055,7 @@ impl Loaded {
             .map(|m| ("modem", &m.name, 64))
             .chain(c.androids.iter().map(|a| ("android", &a.name, 16)))
             .chain(c.http_sms.iter().map(|h| ("http_sms", &h.name, 64)))
+            .chain(c.email.iter().map(|e| ("email", &e.name, 64)))
         {
             let key = format!("{table}.name");
             if !valid_name(name) || name.len() > max {
@@ -1132,6 +1206,12 @@ impl Loaded {
                 .iter()
                 .filter_map(|h| h.ca_file.as_deref())
                 .map(|p| ("http_sms.ca_file", p)),
+        );
+        files.extend(
+            c.email
+                .iter()
+                .filter_map(|e| e.ca_file.as_deref())
+                .map(|p| ("email.ca_file", p)),
         );
         files
     }

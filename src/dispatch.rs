@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{DispatchConfig, RateLimit};
 use crate::logging::peer as shown_peer;
-use crate::model::{Channel, Content, Email, Outgoing, Whatsapp};
+use crate::model::{Channel, Content, Outgoing, Whatsapp};
 use crate::shutdown::Shutdown;
 use crate::store::{Message, MessageId, Outcome, Store, StoreError, now_ms};
 use crate::transport::{SendReceipt, Transport, TransportError};
@@ -176,9 +176,13 @@ impl Dispatcher {
         self
     }
 
-    /// The routes other than `index` that carry the same channel.
+    /// The routes other than `index` that could take its messages: the same channel (an email
+    /// belongs to its account: no other route takes it).
     fn other_routes(&self, index: usize) -> Vec<Arc<dyn Transport>> {
         let channel = self.routes[index].transport.channel();
+        if channel == Channel::Email {
+            return Vec::new();
+        }
         self.routes
             .iter()
             .enumerate()
@@ -313,7 +317,10 @@ impl Dispatcher {
         let (eligible, limited_wait) = self.eligible();
         let channels: Vec<_> = eligible
             .iter()
-            .map(|(i, _)| self.routes[*i].transport.channel())
+            .map(|(i, _)| {
+                let t = &self.routes[*i].transport;
+                (t.channel(), t.name().to_string())
+            })
             .collect();
         let cap = limited_wait.map_or(IDLE_TICK, |w| w.clamp(Duration::from_millis(10), IDLE_TICK));
         if channels.is_empty() {
@@ -448,10 +455,7 @@ pub fn outgoing(message: &Message) -> Outgoing {
             crate::transport::whatsapp::templates::decode(&text)
                 .unwrap_or(Whatsapp::Text { body: text }),
         ),
-        Channel::Email => Content::Email(Email {
-            text,
-            ..Default::default()
-        }),
+        Channel::Email => crate::transport::email::stored::content(&text),
     };
     Outgoing {
         id: message.id,

@@ -157,6 +157,9 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
         out.push(check_whatsapp_token(w).await);
         out.push(check_webhook_listener(cfg).await);
     }
+    for e in &cfg.email {
+        out.push(check_email(e).await);
+    }
     out.push(check_journal());
     out.push(match health {
         Ok(version) => Check::ok(format!("admin API answers on {base} (pasarela {version})")),
@@ -166,6 +169,23 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
         ),
     });
     out.checks
+}
+
+/// Connects to an `[[email]]` account's server, with its TLS, and logs in.
+async fn check_email(e: &crate::config::EmailConfig) -> Check {
+    let port = crate::transport::email::smtp::port_of(e);
+    let what = format!("[[email]] {} ({}:{port})", e.name, e.host);
+    let account = match crate::transport::email::EmailTransport::new(e.clone()) {
+        Ok(a) => a,
+        Err(why) => return Check::fail(format!("{what}: {why}"), "fix the [[email]] table"),
+    };
+    match account.login().await {
+        Ok(()) => Check::ok(format!("{what}: connected and logged in")),
+        Err(why) => Check::fail(
+            format!("{what}: {why}"),
+            "check host, port, security, username and password (POST /api/email/test sends a test mail)",
+        ),
+    }
 }
 
 struct Report<'a> {

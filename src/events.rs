@@ -5,7 +5,9 @@
 //! rejected, gave up), the database itself queues the next (a trigger on `messages`, migration
 //! 4), so the fallback survives restarts and needs no task. A channel that cannot carry the
 //! event here (not configured, no address, nothing to send on it) is skipped with the reason
-//! noted in the event's result.
+//! noted in the event's result. The mail of the `email` channel is prepared by the caller
+//! before planning ([`crate::transport::email::notice::queue_notice`]: the account chosen by
+//! area, the templates filled, an invoice's PDF fetched and attached), since that is I/O.
 
 use std::collections::BTreeSet;
 
@@ -14,7 +16,7 @@ use crate::model::{Channel, Document};
 use crate::rules::template::{self, CUSTOMER_VARS, Vars};
 use crate::transport::whatsapp::templates::{TemplateMessage, encode};
 
-/// Channel names a list may hold (email is carried when its channel is configured).
+/// Channel names a list may hold (email is carried when an `[[email]]` account serves the area).
 pub const CHANNELS: &[&str] = &["whatsapp", "email", "sms"];
 
 /// Variables an invoice's texts may use besides the customer's.
@@ -169,6 +171,9 @@ pub struct Available {
     pub whatsapp: bool,
     pub email: bool,
     pub sms: bool,
+    /// The event's mail, prepared beforehand when `email` is configured and listed: the
+    /// recipient and the stored body of an email message, or why it cannot go.
+    pub mail: Option<Result<(String, String), String>>,
 }
 
 /// Plans an event: the steps in order, and the channels skipped with their reasons. `phone`
@@ -226,16 +231,16 @@ pub fn plan(
                     body: template::render(t, vars),
                 }),
             },
-            "email" => {
-                if available.email {
-                    skip(
-                        ch,
-                        "email texts for this event are not set up in this version",
-                    )
-                } else {
-                    skip(ch, "the email channel is not configured")
-                }
-            }
+            "email" => match (available.email, &available.mail) {
+                (false, _) => skip(ch, "the email channel is not configured ([[email]])"),
+                (true, None) => skip(ch, "no mail was prepared for this event"),
+                (true, Some(Err(why))) => skip(ch, why),
+                (true, Some(Ok((to, body)))) => steps.push(Step {
+                    channel: Channel::Email,
+                    peer: to.clone(),
+                    body: body.clone(),
+                }),
+            },
             other => skip(other, "not a channel"),
         }
     }
@@ -272,6 +277,7 @@ mod tests {
             whatsapp: true,
             email: false,
             sms: true,
+            mail: None,
         };
         let (steps, skipped) = plan(&invoice(), &all, Some("+5491123456789"), &vars, None);
         assert_eq!(steps.len(), 2);
@@ -290,8 +296,36 @@ mod tests {
         let (steps, skipped) = plan(&invoice(), &no_wa, Some("+5491123456789"), &vars, None);
         assert_eq!(steps.len(), 1);
         assert_eq!(skipped.len(), 2);
+        let mailed = Available {
+            whatsapp: false,
+            email: true,
+            sms: true,
+            mail: Some(Ok(("ana@example.com".into(), "{stored mail}".into()))),
+        };
+        let (steps, skipped) = plan(&invoice(), &mailed, Some("+5491123456789"), &vars, None);
+        assert_eq!(
+            steps.iter().map(|s| s.channel).collect::<Vec<_>>(),
+            [Channel::Email, Channel::Sms]
+        );
+        assert_eq!(steps[0].peer, "ana@example.com");
+        assert_eq!(steps[0].body, "{stored mail}");
+        assert_eq!(skipped[0].channel, "whatsapp");
+        let no_address = Available {
+            mail: Some(Err("the customer has no email address".into())),
+            ..mailed
+        };
+        let (steps, skipped) = plan(&invoice(), &no_address, None, &vars, None);
+        assert!(steps.is_empty());
+        assert_eq!(skipped[1].channel, "email");
+        assert_eq!(skipped[1].reason, "the customer has no email address");
         // The customer's own order replaces the configured one.
         let prefer = vec!["sms".to_string(), "whatsapp".to_string()];
+        let all = Available {
+            whatsapp: true,
+            email: false,
+            sms: true,
+            mail: None,
+        };
         let (steps, skipped) = plan(
             &invoice(),
             &all,

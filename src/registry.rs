@@ -13,6 +13,7 @@ pub const KINDS: &[&dyn Kind] = &[
     &crate::transport::android::KIND,
     &crate::transport::http_sms::KIND,
     &crate::transport::whatsapp::KIND,
+    &crate::transport::email::KIND,
 ];
 
 /// Builds every kind's routes; the webhook routers come back as one, each kind's mounted at

@@ -192,6 +192,8 @@ mod tests {
         assert_eq!(c.androids[0].name, "phone1");
         assert_eq!(c.androids[0].rate_limit.unwrap().to_string(), "120/hour");
         assert_eq!(c.http_sms[0].params["message"], "{message}");
+        assert_eq!(c.email[0].areas, ["facturas", "todo"]);
+        assert_eq!(c.email[0].rate_limit.unwrap().to_string(), "300/day");
         assert_eq!(c.routing.policy, RoutePolicy::Failover);
         assert_eq!(c.route_tier("modem1"), 0);
         assert_eq!(c.route_tier("phone1"), 1);

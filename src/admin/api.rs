@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/messages/{id}/resend", post(resend))
         .route("/api/messages/{id}/cancel", post(cancel))
         .route("/api/status", get(status))
+        .route("/api/email/test", post(email_test))
 }
 
 pub async fn health() -> impl IntoResponse {
@@ -54,6 +55,18 @@ pub struct SendRequest {
     /// Delivery window (`laboral`, `always`…); default by priority from `[windows]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
+    /// Email: the subject (required for email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Email: an HTML alternative of `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Email: `facturas`, `tickets`, `clientes` or `todo` (default), which picks the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    /// Email: files by URL or inline base64.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::transport::email::api::AttachmentRequest>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,17 +95,24 @@ pub struct MessageView {
     pub updated_at: String,
     pub sent_at: Option<String>,
     pub delivered_at: Option<String>,
+    /// Email: subject, account, whether it has HTML, attachments' names and sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<serde_json::Value>,
 }
 
 impl From<Message> for MessageView {
     fn from(m: Message) -> MessageView {
+        let (text, email) = match m.channel {
+            Channel::Email => crate::transport::email::stored::summary(&m.body),
+            _ => (m.body, None),
+        };
         MessageView {
             id: m.id.0,
             direction: m.direction,
             channel: m.channel,
             transport: m.transport,
             peer: m.peer,
-            text: m.body,
+            text,
             state: m.state,
             priority: m.priority,
             attempts: m.attempts,
@@ -104,6 +124,7 @@ impl From<Message> for MessageView {
             updated_at: rfc3339(m.updated_at),
             sent_at: m.sent_at.map(rfc3339),
             delivered_at: m.delivered_at.map(rfc3339),
+            email,
         }
     }
 }
@@ -116,6 +137,25 @@ fn validate(
     prefix: &str,
 ) -> Result<NewOutbound, (String, String)> {
     let channel = req.channel.unwrap_or(Channel::Sms);
+    if channel == Channel::Email {
+        return Err((
+            format!("{prefix}channel"),
+            "email goes one message at a time through POST /api/messages".into(),
+        ));
+    }
+    for (field, set) in [
+        ("subject", req.subject.is_some()),
+        ("html", req.html.is_some()),
+        ("area", req.area.is_some()),
+        ("attachments", !req.attachments.is_empty()),
+    ] {
+        if set {
+            return Err((
+                format!("{prefix}{field}"),
+                "only applies with \"channel\": \"email\"".into(),
+            ));
+        }
+    }
     if channel == Channel::Whatsapp {
         return validate_whatsapp(phones, req, prefix);
     }
@@ -245,8 +285,11 @@ async fn send(
     JsonBody(req): JsonBody<SendRequest, SINGLE_LIMIT>,
 ) -> Result<impl IntoResponse, ApiError> {
     let max_parts = state.dispatch_config.max_parts as usize;
-    let item =
-        validate(&state.phones, max_parts, &req, "").map_err(|(f, m)| ApiError::field(f, m))?;
+    let item = if req.channel == Some(Channel::Email) {
+        email_item(&state, &req).await?
+    } else {
+        validate(&state.phones, max_parts, &req, "").map_err(|(f, m)| ApiError::field(f, m))?
+    };
     if item.channel != Channel::Sms && !state.transports.iter().any(|t| t.channel() == item.channel)
     {
         return Err(ApiError::field(
@@ -267,6 +310,63 @@ async fn send(
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"id": id.0, "state": msg_state})),
     ))
+}
+
+/// An email request, checked (attachments fetched) and addressed to its area's account.
+async fn email_item(state: &AppState, req: &SendRequest) -> Result<NewOutbound, ApiError> {
+    let p = crate::transport::email::api::prepare(
+        &state.transports,
+        &req.to,
+        req.subject.as_deref(),
+        &req.text,
+        req.html.as_deref(),
+        req.area.as_deref(),
+        &req.attachments,
+        "",
+    )
+    .await
+    .map_err(|(f, m)| ApiError::field(f, m))?;
+    Ok(NewOutbound {
+        channel: Channel::Email,
+        peer: p.to,
+        body: p.body,
+        priority: req.priority.unwrap_or(Priority::Notification),
+        customer_id: None,
+        window: None,
+        not_before: None,
+    })
+}
+
+/// `POST /api/email/test` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailTestRequest {
+    account: String,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// Sends a test mail now (not queued) and answers the SMTP outcome.
+async fn email_test(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<EmailTestRequest, SINGLE_LIMIT>,
+) -> Result<impl IntoResponse, ApiError> {
+    let outcome =
+        crate::transport::email::api::test_send(&state.transports, &req.account, req.to.as_deref())
+            .await
+            .map_err(|(f, m)| ApiError::field(f, m))?;
+    log::info!(
+        "test mail from {} to {}: {}",
+        outcome.account,
+        crate::logging::peer(&outcome.to),
+        outcome.smtp
+    );
+    let code = if outcome.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Ok((code, Json(outcome)))
 }
 
 async fn batch(
@@ -683,6 +783,10 @@ mod tests {
             priority: None,
             window: None,
             template: None,
+            subject: None,
+            html: None,
+            area: None,
+            attachments: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::rules::template::{self, Use};
 use crate::rules::{Customer, Money, Settings};
 use crate::store::directory as sql;
 use crate::store::{Channel, NewOutbound, Priority, now_ms};
+use crate::transport::email::notice::{DocKind, queue_notice};
 
 /// Largest customer upload (100,000 customers of ~300 bytes fit).
 const CUSTOMERS_LIMIT: usize = 64 * 1024 * 1024;
@@ -479,23 +480,37 @@ async fn event(
         template::render(notice_template.unwrap_or(""), &vars)
     });
     // `[rules.payment] channels`: the notice goes over them in order, like an invoice.
-    let planned = settings.payment.channels.as_ref().map(|channels| {
-        let mut vars = rules.vars(Some(&customer), phone.as_deref().unwrap_or(""));
-        vars.set("monto", amount.format(rules.company.language))
-            .set("metodo", rules.method_word(automatic));
-        let route = crate::config::EventChannels {
-            channels: channels.clone(),
-            whatsapp_template: settings.payment.whatsapp_template.clone(),
-            sms_text: settings.payment.template.clone(),
-        };
-        crate::events::plan(
-            &route,
-            &available(&state),
-            phone.as_deref(),
-            &vars,
-            customer.channels.get("payment").map(Vec::as_slice),
-        )
-    });
+    let planned = match settings.payment.channels.as_ref() {
+        None => None,
+        Some(channels) => {
+            let mut vars = rules.vars(Some(&customer), phone.as_deref().unwrap_or(""));
+            vars.set("monto", amount.format(rules.company.language))
+                .set("metodo", rules.method_word(automatic));
+            let route = crate::config::EventChannels {
+                channels: channels.clone(),
+                whatsapp_template: settings.payment.whatsapp_template.clone(),
+                sms_text: settings.payment.template.clone(),
+            };
+            let prefer = customer.channels.get("payment").map(Vec::as_slice);
+            let mail = event_mail(
+                &state,
+                &route,
+                prefer,
+                &customer,
+                DocKind::Payment,
+                &vars,
+                None,
+            )
+            .await;
+            Some(crate::events::plan(
+                &route,
+                &available(&state, mail),
+                phone.as_deref(),
+                &vars,
+                prefer,
+            ))
+        }
+    };
     let window = rules.window_for(Priority::Notification, None);
     let not_before = rules.not_before(window.as_deref(), now);
     let (id2, body2) = (id.clone(), body.clone());
@@ -642,12 +657,23 @@ async fn invoice(
         )
         .set("numero", number)
         .set("pdf_url", pdf_url.clone().unwrap_or_default());
+    let prefer = customer.channels.get("invoice").map(Vec::as_slice);
+    let mail = event_mail(
+        &state,
+        &route,
+        prefer,
+        &customer,
+        DocKind::Invoice,
+        &vars,
+        pdf_url.as_deref(),
+    )
+    .await;
     let (steps, skipped) = crate::events::plan(
         &route,
-        &available(&state),
+        &available(&state, mail),
         phone.as_deref(),
         &vars,
-        customer.channels.get("invoice").map(Vec::as_slice),
+        prefer,
     );
     let now = now_ms();
     let window = rules.window_for(Priority::Notification, None);
@@ -685,14 +711,54 @@ async fn invoice(
     }
 }
 
-/// What can carry an event here: the channels with a route.
-fn available(state: &AppState) -> crate::events::Available {
+/// What can carry an event here: the channels with a route, and the event's mail.
+fn available(
+    state: &AppState,
+    mail: Option<Result<(String, String), String>>,
+) -> crate::events::Available {
     let has = |ch: Channel| state.transports.iter().any(|t| t.channel() == ch);
     crate::events::Available {
         whatsapp: has(Channel::Whatsapp),
         email: has(Channel::Email),
         sms: has(Channel::Sms),
+        mail,
     }
+}
+
+/// The event's mail when its channels list `"email"` and an email account is configured: the
+/// customer's address and the stored mail (the account of the document's area or `todo`, the
+/// built-in templates in the company's language, an invoice's PDF fetched and attached), or
+/// why it cannot go (no address, no account, the PDF link not a PDF).
+async fn event_mail(
+    state: &AppState,
+    route: &crate::config::EventChannels,
+    prefer: Option<&[String]>,
+    customer: &Customer,
+    kind: DocKind,
+    vars: &template::Vars,
+    pdf_url: Option<&str>,
+) -> Option<Result<(String, String), String>> {
+    // The customer's own order, when set, replaces the event's channels.
+    if !prefer
+        .unwrap_or(&route.channels)
+        .iter()
+        .any(|c| c == "email")
+        || !state
+            .transports
+            .iter()
+            .any(|t| t.channel() == Channel::Email)
+    {
+        return None;
+    }
+    let Some(to) = customer.email.as_deref().filter(|e| !e.trim().is_empty()) else {
+        return Some(Err("the customer has no email address".into()));
+    };
+    let language = state.rules.company.language;
+    Some(
+        queue_notice(&state.transports, to, kind, vars, language, None, pdf_url)
+            .await
+            .map(|p| (p.to, p.body)),
+    )
 }
 
 /// Stores an event's planned steps and queues the first; returns it (`{id, state, channel}`).

@@ -420,7 +420,8 @@ pub fn claim_due(
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE messages SET state = 'sending', transport = ?1, attempts = attempts + 1, updated_at = ?2 \
          WHERE id IN (SELECT id FROM messages WHERE state = 'queued' AND channel = ?3 \
-                      AND next_attempt_at <= ?2 ORDER BY priority, id LIMIT ?4) \
+                      AND next_attempt_at <= ?2 AND {EMAIL_ACCOUNT_IS_1} \
+                      ORDER BY priority, id LIMIT ?4) \
          RETURNING {COLUMNS}"
     ))?;
     let mut claimed: Vec<Message> = stmt
@@ -430,18 +431,40 @@ pub fn claim_due(
     Ok(claimed)
 }
 
-/// When the next queued message of these channels falls due (Unix ms), if any.
-pub fn next_due(conn: &Connection, channels: &[Channel]) -> Result<Option<i64>, StoreError> {
-    if channels.is_empty() {
+/// An email is stored with the account that sends it (its body is the JSON of the mail, see
+/// `transport::email::stored`): only that account's route claims it.
+const EMAIL_ACCOUNT_IS_1: &str = "(channel != 'email' OR json_extract(body, '$.account') = ?1)";
+
+/// When the next queued message these routes may take falls due (Unix ms), if any. Routes are
+/// (channel, route name); an email waits for its own account's route.
+pub fn next_due(
+    conn: &Connection,
+    routes: &[(Channel, String)],
+) -> Result<Option<i64>, StoreError> {
+    let mut channels: Vec<&str> = routes
+        .iter()
+        .filter(|(c, _)| *c != Channel::Email)
+        .map(|(c, _)| c.as_str())
+        .collect();
+    channels.dedup();
+    let accounts: Vec<&str> = routes
+        .iter()
+        .filter(|(c, _)| *c == Channel::Email)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    if channels.is_empty() && accounts.is_empty() {
         return Ok(None);
     }
-    let marks = vec!["?"; channels.len()].join(",");
+    let marks = |n: usize| vec!["?"; n].join(",");
     let sql = format!(
-        "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued' AND channel IN ({marks})"
+        "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'queued' AND \
+         (channel IN ({}) OR (channel = 'email' AND json_extract(body, '$.account') IN ({})))",
+        marks(channels.len()),
+        marks(accounts.len())
     );
     let v: Option<i64> = conn
         .prepare_cached(&sql)?
-        .query_row(params_from_iter(channels.iter().map(|c| c.as_str())), |r| {
+        .query_row(params_from_iter(channels.iter().chain(&accounts)), |r| {
             r.get(0)
         })?;
     Ok(v)

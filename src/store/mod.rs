@@ -276,8 +276,11 @@ impl Store {
             .await
     }
 
-    pub async fn next_due(&self, channels: Vec<Channel>) -> Result<Option<i64>, StoreError> {
-        self.read(move |c| messages::next_due(c, &channels)).await
+    pub async fn next_due(
+        &self,
+        routes: Vec<(Channel, String)>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.read(move |c| messages::next_due(c, &routes)).await
     }
 
     pub async fn record_outcome(&self, id: MessageId, outcome: Outcome) -> Result<(), StoreError> {

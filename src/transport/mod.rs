@@ -8,6 +8,7 @@
 //! store. Each kind builds itself from its config ([`kind::Kind`]); [`crate::registry`] lists them.
 
 pub mod android;
+pub mod email;
 pub mod http_sms;
 pub mod kind;
 pub mod sink;
@@ -78,6 +79,11 @@ pub trait Transport: Send + Sync {
 
     /// Transport-specific facts for the status page (a modem's signal, operator, IMEI…).
     fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The concrete transport, for the API routes of a kind (the email test send).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
     }
 
