@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, AppState};
 use crate::config::Loaded;
-use crate::dispatch::{DispatchHandle, Dispatcher, IDLE_TICK, RouteRules};
+use crate::dispatch::{ALIVE_WITHIN, DispatchHandle, Dispatcher, RouteRules};
 use crate::shutdown::{self, Shutdown};
 use crate::store::{Store, now_ms};
 use crate::transport::Transport;
@@ -253,12 +253,10 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    // The phone-number metadata (several MB) loads on first use, ~0.15 s; load it now rather
-    // than while the first customer waits for an answer.
-    let phones = cfg.company.phone_context();
-    tokio::task::spawn_blocking(move || {
-        let _ = phones.normalize("+5491123456789");
-    });
+    // The phone-number metadata (about 4 MB once loaded) loads with the first number read,
+    // not here: a gateway that has not seen a number yet stays small. `benches/idle.rs`
+    // times the first keyword reply, which pays for it.
+    release_free_memory();
 
     notify(&[NotifyState::Ready]);
     log::info!(
@@ -407,19 +405,47 @@ where
     }
 }
 
+/// Hands the memory freed during start-up (config, migrations, TLS roots) back to the system:
+/// glibc keeps freed memory in its arenas until told otherwise.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Keeps the text-search index caught up, a chunk at a time with pauses between chunks, so a
 /// burst of accepted messages is not slowed by indexing (searches scan what is not indexed yet).
+/// New messages wake it (the store signals each insert through its usual paths); with nothing
+/// new it looks again after a pause that doubles up to a minute, so an idle gateway sleeps and
+/// a message added some other way is still indexed within a minute.
 async fn index_text_loop(store: Store, mut shutdown: Shutdown) -> anyhow::Result<()> {
     const CHUNK: u32 = 500;
+    /// How long new messages wait, so a burst is indexed in one pass.
+    const GATHER: Duration = Duration::from_secs(2);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+    let added_signal = store.added_signal();
+    let mut idle_pause = GATHER;
     while !shutdown.is_triggered() {
         let added = store.index_text(CHUNK).await?;
-        let pause = if added < CHUNK as usize {
-            Duration::from_secs(2)
-        } else {
+        let pause = if added >= CHUNK as usize {
             Duration::from_millis(200)
+        } else if added > 0 {
+            idle_pause = GATHER;
+            GATHER
+        } else {
+            idle_pause = (idle_pause * 2).min(LONGEST_PAUSE);
+            idle_pause
         };
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = crate::idle::sleep(pause) => {}
+            _ = added_signal.notified() => {
+                tokio::select! {
+                    _ = tokio::time::sleep(GATHER) => {}
+                    _ = shutdown.wait() => {}
+                }
+            }
             _ = shutdown.wait() => {}
         }
     }
@@ -436,6 +462,10 @@ fn watchdog_usec() -> Option<u64> {
     }
 }
 
+/// How often the status line and the transports' up/down changes are looked at (and the
+/// watchdog fed, when systemd's interval is not shorter).
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
 /// Keeps systemd's `STATUS=` current and pings the watchdog while the dispatcher is alive.
 async fn report_status(
     store: Store,
@@ -447,11 +477,15 @@ async fn report_status(
     let watchdog = watchdog_usec.is_some();
     let watchdog_usec = watchdog_usec.unwrap_or(0);
     let period = if watchdog {
-        Duration::from_micros(watchdog_usec / 3).clamp(Duration::from_millis(100), IDLE_TICK)
+        Duration::from_micros(watchdog_usec / 3).clamp(Duration::from_millis(100), STATUS_EVERY)
     } else {
-        IDLE_TICK
+        STATUS_EVERY
     };
     let mut last_status = String::new();
+    // The queue changes only through writes that change rows: with none since the last look,
+    // the depth is the same and the database is not asked.
+    let mut depth: Option<u64> = None;
+    let mut writes_seen = None;
     // Start from what the transports say now: their own start-up is logged by them.
     let mut last_up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
     loop {
@@ -472,7 +506,11 @@ async fn report_status(
             }
             last_up = up.clone();
         }
-        let depth = store.queue_depth().await.ok();
+        let writes = store.change_count();
+        if writes_seen != Some(writes) || depth.is_none() {
+            depth = store.queue_depth().await.ok();
+            writes_seen = Some(writes);
+        }
         let mut status = format!(
             "queue {} · transports {}/{} up",
             depth.map_or("?".to_string(), |d| d.to_string()),
@@ -490,14 +528,14 @@ async fn report_status(
         }
         // Before its first round (beat 0) the dispatcher is starting, not stuck.
         let beat = dispatch.last_heartbeat();
-        let fresh = now_ms() - beat < 3 * IDLE_TICK.as_millis() as i64;
+        let fresh = now_ms() - beat < ALIVE_WITHIN.as_millis() as i64;
         if watchdog && beat > 0 && fresh {
             notify(&[NotifyState::Watchdog]);
         } else if watchdog && beat > 0 {
             log::error!("the dispatcher has not gone round for a while; not feeding the watchdog");
         }
         tokio::select! {
-            _ = tokio::time::sleep(period) => {}
+            _ = crate::idle::sleep(period) => {}
             _ = shutdown.wait() => return,
         }
     }

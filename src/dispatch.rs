@@ -28,9 +28,17 @@ use crate::transport::{SendReceipt, Transport, TransportError};
 /// Longest a transport may take over one send before the attempt counts as a temporary failure.
 /// A modem's own `AT+CMGS` timeout is 60 s per part; ten parts fit.
 const SEND_DEADLINE: Duration = Duration::from_secs(11 * 60);
-/// The loop wakes at least this often when idle, to notice transports coming back and to prove
-/// it is alive to the watchdog.
+/// While a route is down the loop wakes at least this often, to notice one that comes back
+/// without saying so (an HTTP route whose back-off ran out).
 pub const IDLE_TICK: Duration = Duration::from_secs(5);
+/// While every route is up the loop wakes at least this often. Everything that gives it work
+/// wakes it at once (a message queued, a route coming back, a send finishing, a retry or rate
+/// limit falling due), so this tick only proves the loop is alive, and an idle gateway stays
+/// asleep (`benches/idle.rs`).
+pub const IDLE_TICK_ALL_UP: Duration = Duration::from_secs(30);
+/// The dispatcher counts as alive (watchdog, `/api/health`) while its loop went round this
+/// recently: three of its longest idle ticks.
+pub const ALIVE_WITHIN: Duration = Duration::from_secs(3 * IDLE_TICK_ALL_UP.as_secs());
 
 /// What the rest of the daemon holds of the dispatcher: a way to wake it and its heartbeat.
 #[derive(Clone)]
@@ -242,10 +250,16 @@ impl Dispatcher {
             self.handle.heartbeat.store(now_ms(), Ordering::Relaxed);
             self.claim_and_start(&mut inflight, &mut owners).await;
             let wait = self.idle_wait().await;
+            // A wait for the longest tick is an upper bound, and joins the other idle loops'.
+            let until = if wait == IDLE_TICK_ALL_UP {
+                crate::idle::deadline(wait)
+            } else {
+                tokio::time::Instant::now() + wait
+            };
             tokio::select! {
                 _ = self.handle.wake.notified() => {}
                 Some(done) = inflight.join_next_with_id() => self.reap(done, &mut inflight, &mut owners),
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep_until(until) => {}
                 _ = shutdown.wait() => {}
             }
         }
@@ -322,7 +336,12 @@ impl Dispatcher {
                 (t.channel(), t.name().to_string())
             })
             .collect();
-        let cap = limited_wait.map_or(IDLE_TICK, |w| w.clamp(Duration::from_millis(10), IDLE_TICK));
+        let tick = if self.routes.iter().all(|r| r.transport.health().up) {
+            IDLE_TICK_ALL_UP
+        } else {
+            IDLE_TICK
+        };
+        let cap = limited_wait.map_or(tick, |w| w.clamp(Duration::from_millis(10), tick));
         if channels.is_empty() {
             return cap;
         }

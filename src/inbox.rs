@@ -256,7 +256,9 @@ impl RulesContext {
             }
             tokio::select! {
                 _ = signal.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(if failures.is_empty() { 5 } else { 2 })) => {}
+                // Each committed inbound message signals; the long look is for rows that
+                // came some other way (a restore).
+                _ = crate::idle::sleep(Duration::from_secs(if failures.is_empty() { 60 } else { 2 })) => {}
                 _ = shutdown.wait() => {}
             }
         }
@@ -460,10 +462,16 @@ impl RulesContext {
     pub async fn run_scheduler(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         while !shutdown.is_triggered() {
             let next = self.schedule_once(now_ms()).await?;
-            // Sleep until the next window change or scheduled time, at most 30 s.
+            // Sleep until the next window change or scheduled time, at most about 30 s.
             let wait = (next - now_ms()).clamp(50, 30_000) as u64;
+            let wait = Duration::from_millis(wait);
+            let until = if wait == Duration::from_secs(30) {
+                crate::idle::deadline(wait)
+            } else {
+                tokio::time::Instant::now() + wait
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = tokio::time::sleep_until(until) => {}
                 _ = shutdown.wait() => {}
             }
         }
@@ -475,22 +483,36 @@ impl RulesContext {
     /// is due (Unix ms). A pass with nothing to move only reads: a closed window with nothing
     /// queued costs no write (and no fsync) on every pass.
     pub async fn schedule_once(&self, now: i64) -> Result<i64, StoreError> {
+        const DUE_BATCH: usize = 1000;
         let mut closed = self.windows.names();
         closed.retain(|n| !self.windows.is_open(n, now));
-        let to_hold = if closed.is_empty() {
-            Vec::new()
-        } else {
-            self.store
-                .read(move |c| {
-                    let mut held = Vec::new();
-                    for name in closed {
-                        if sql::has_queued_in_window(c, &name)? {
-                            held.push(name);
-                        }
+        // One read for the whole look (each query on its own would wake the reader thread
+        // and this task again: an idle pass should cost one round trip).
+        let (to_hold, due, next_sched) = self
+            .store
+            .read(move |c| {
+                let mut held = Vec::new();
+                for name in closed {
+                    if sql::has_queued_in_window(c, &name)? {
+                        held.push(name);
                     }
-                    Ok(held)
-                })
-                .await?
+                }
+                let due = sql::scheduled_due(c, now, DUE_BATCH as u32)?;
+                // Messages due now are handled below; what is left wakes the next pass.
+                let next: Option<i64> = c.query_row(
+                    "SELECT MIN(next_attempt_at) FROM messages \
+                     WHERE state = 'scheduled' AND next_attempt_at > ?1",
+                    [now],
+                    |r| r.get(0),
+                )?;
+                Ok((held, due, next))
+            })
+            .await?;
+        // A full batch may leave more due now: look again at once.
+        let next_sched = if due.len() >= DUE_BATCH {
+            Some(now)
+        } else {
+            next_sched
         };
         for name in to_hold {
             let reopens = self.windows.next_open(&name, now);
@@ -505,10 +527,6 @@ impl RulesContext {
             }
         }
         // Scheduled messages whose time came: queue them if their window is open.
-        let due = self
-            .store
-            .read(move |c| sql::scheduled_due(c, now, 1000))
-            .await?;
         let mut queued = 0;
         if !due.is_empty() {
             let windows = self.windows.clone();
@@ -532,16 +550,6 @@ impl RulesContext {
             log::info!("{queued} scheduled message(s) queued: their window is open");
             self.dispatch.wake();
         }
-        let next_sched: Option<i64> = self
-            .store
-            .read(|c| {
-                Ok(c.query_row(
-                    "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'scheduled'",
-                    [],
-                    |r| r.get(0),
-                )?)
-            })
-            .await?;
         Ok([self.windows.next_change(now), next_sched]
             .into_iter()
             .flatten()
@@ -649,8 +657,14 @@ impl RulesContext {
             let wait = next
                 .map(|n| (n - now_ms()).clamp(100, 30_000))
                 .unwrap_or(30_000) as u64;
+            let wait = Duration::from_millis(wait);
+            let until = if wait == Duration::from_secs(30) {
+                crate::idle::deadline(wait)
+            } else {
+                tokio::time::Instant::now() + wait
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = tokio::time::sleep_until(until) => {}
                 _ = self.forward_wake.notified() => {}
                 _ = shutdown.wait() => {}
             }

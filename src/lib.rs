@@ -35,6 +35,7 @@
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
+//! | [`idle`]      | coalesced idle wake-ups: long waits of the loops land on one grid      |
 //! | [`sms`]       | pure SMS codecs: GSM 7-bit, UCS-2, PDUs, segmenting, reassembly        |
 //! | [`modem`]     | AT digester, serial port, the GSM modem task and route, the simulator   |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
@@ -52,6 +53,7 @@ pub mod directory;
 pub mod dispatch;
 pub mod doctor;
 pub mod events;
+pub mod idle;
 pub mod inbox;
 pub mod jsonapi;
 pub mod logging;

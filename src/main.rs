@@ -302,6 +302,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the async runtime starts")
 }
 
+/// The daemon's runtime: one thread. Its work is waiting on sockets, the serial port and the
+/// database threads (SQLite runs on the store's own threads, CPU-heavy steps such as password
+/// hashes and CSV parsing go to `spawn_blocking`), and an idle gateway should cost next to
+/// nothing: a single thread has no sibling workers to wake and no per-worker memory.
+/// `benches/idle.rs` measures the idle figures, `benches/api.rs` the accept rate.
+fn daemon_runtime() -> tokio::runtime::Runtime {
+    limit_malloc_arenas();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+}
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core), each holding its
+/// own free memory; the daemon's few threads share two.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of the allocator; it is called before any other
+    // thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn serve(loaded: Loaded) -> ExitCode {
     logging::init(loaded.config.daemon.log_level.to_filter());
     match loaded.check_environment() {
@@ -311,7 +335,7 @@ fn serve(loaded: Loaded) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let rt = runtime();
+    let rt = daemon_runtime();
     match rt.block_on(daemon::run(loaded, daemon::Parts::default(), stop_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

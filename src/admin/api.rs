@@ -766,7 +766,7 @@ async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
         "queue": queue,
         "transports": transports,
         "dispatcher": {
-            "alive": heartbeat > 0 && now_ms() - heartbeat < 3 * crate::dispatch::IDLE_TICK.as_millis() as i64,
+            "alive": heartbeat > 0 && now_ms() - heartbeat < crate::dispatch::ALIVE_WITHIN.as_millis() as i64,
         },
     })))
 }

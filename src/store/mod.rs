@@ -23,7 +23,7 @@ pub mod sms;
 pub mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
@@ -87,10 +87,16 @@ enum WriteMsg {
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<WriteMsg>,
-    reader: mpsc::Sender<ReadJob>,
+    readers: Arc<Vec<ReaderSlot>>,
     path: Arc<PathBuf>,
     /// Signalled after a new inbound message is committed (the rules wait on it).
     inbound: Arc<tokio::sync::Notify>,
+    /// Signalled after new messages (inbound or queued) are committed (the search indexer
+    /// waits on it).
+    added: Arc<tokio::sync::Notify>,
+    /// Writes that changed rows since open (counted once their commit ended): while it stays
+    /// the same, nothing in the database changed.
+    changes: Arc<std::sync::atomic::AtomicU64>,
     /// Write jobs handed to the writer since open (for tests and figures: idle loops must not
     /// write).
     writes: Arc<std::sync::atomic::AtomicU64>,
@@ -133,8 +139,7 @@ impl Store {
             .spawn(move || writer_loop(conn, wrx))
             .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
 
-        let (rtx, rrx) = mpsc::channel::<ReadJob>(QUEUE_DEPTH);
-        let rrx = Arc::new(Mutex::new(rrx));
+        let mut readers = Vec::with_capacity(READERS);
         for i in 0..READERS {
             let conn = Connection::open_with_flags(
                 &path,
@@ -144,17 +149,23 @@ impl Store {
             conn.busy_timeout(std::time::Duration::from_secs(5))
                 .map_err(open_err)?;
             messages::register_functions(&conn).map_err(open_err)?;
-            let rrx = rrx.clone();
+            let (tx, rx) = mpsc::channel::<ReadJob>(QUEUE_DEPTH / READERS);
             std::thread::Builder::new()
                 .name(format!("store-reader-{i}"))
-                .spawn(move || reader_loop(conn, rrx))
+                .spawn(move || reader_loop(conn, rx))
                 .map_err(|e| StoreError::Commit(format!("cannot start a reader thread: {e}")))?;
+            readers.push(ReaderSlot {
+                jobs: tx,
+                pending: Arc::default(),
+            });
         }
         Ok(Store {
             writer: wtx,
-            reader: rtx,
+            readers: Arc::new(readers),
             path: Arc::new(path),
             inbound: Arc::new(tokio::sync::Notify::new()),
+            added: Arc::new(tokio::sync::Notify::new()),
+            changes: Arc::default(),
             writes: Arc::default(),
             _lock: Arc::new(lock),
         })
@@ -169,9 +180,27 @@ impl Store {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Writes that changed rows since open (all clones), counted as their commit ends: while
+    /// it stays the same, nothing in the database changed.
+    pub fn change_count(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Notified whenever a new inbound message has been committed.
     pub fn inbound_signal(&self) -> Arc<tokio::sync::Notify> {
         self.inbound.clone()
+    }
+
+    /// Notified whenever new messages were committed through [`Store::enqueue_placed`] or
+    /// as inbound messages. Other paths that add rows (restores, the rules API's batches)
+    /// do not signal it.
+    pub fn added_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.added.clone()
+    }
+
+    fn inbound_added(&self) {
+        self.inbound.notify_one();
+        self.added.notify_one();
     }
 
     /// Runs `f` in its own savepoint inside the next group commit; resolves once that commit
@@ -184,9 +213,16 @@ impl Store {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        let changes = self.changes.clone();
         let job: WriteJob = Box::new(move |conn| {
+            let before = conn.total_changes();
             let result = in_savepoint(conn, f);
+            let changed = conn.total_changes() != before;
             Box::new(move |commit: Result<(), String>| {
+                // Counted before the answer, so whoever sees the answer sees the count.
+                if changed {
+                    changes.fetch_add(1, std::sync::atomic::Ordering::Release);
+                }
                 let answer = match (commit, result) {
                     (_, Err(e)) => Err(e),
                     (Err(e), Ok(_)) => Err(StoreError::Commit(e)),
@@ -209,13 +245,19 @@ impl Store {
         T: Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        // The reader with the fewest jobs waiting; the count drops when the job has run or
+        // was dropped unrun.
+        let slot = self
+            .readers
+            .iter()
+            .min_by_key(|r| r.pending.load(std::sync::atomic::Ordering::Relaxed))
+            .ok_or(StoreError::Closed)?;
+        let pending = PendingJob::new(&slot.pending);
         let job: ReadJob = Box::new(move |conn| {
             let _ = tx.send(f(conn));
+            drop(pending);
         });
-        self.reader
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        slot.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -242,8 +284,11 @@ impl Store {
         &self,
         items: Vec<NewOutbound>,
     ) -> Result<Vec<(MessageId, State)>, StoreError> {
-        self.write(move |c| messages::insert_outbound(c, &items, now_ms()))
-            .await
+        let placed = self
+            .write(move |c| messages::insert_outbound(c, &items, now_ms()))
+            .await?;
+        self.added.notify_one();
+        Ok(placed)
     }
 
     /// Stores an inbound message; `false` when it was a duplicate delivery.
@@ -252,7 +297,7 @@ impl Store {
             .write(move |c| messages::insert_inbound(c, &m, now_ms()))
             .await?;
         if result.1 {
-            self.inbound.notify_one();
+            self.inbound_added();
         }
         Ok(result)
     }
@@ -343,7 +388,7 @@ impl Store {
             .write(move |c| sms::receive(c, &part, now_ms()))
             .await?;
         if matches!(received, sms::Received::Message(_)) {
-            self.inbound.notify_one();
+            self.inbound_added();
         }
         Ok(received)
     }
@@ -360,7 +405,7 @@ impl Store {
             })
             .await?;
         if !flushed.is_empty() {
-            self.inbound.notify_one();
+            self.inbound_added();
         }
         Ok(flushed)
     }
@@ -547,16 +592,33 @@ fn run_group(conn: &Connection, batch: &mut Vec<WriteJob>) {
     }
 }
 
-fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
-    loop {
-        let job = {
-            let Ok(mut guard) = rx.lock() else { return };
-            guard.blocking_recv()
-        };
-        match job {
-            Some(job) => job(&conn),
-            None => return,
-        }
+/// One reader thread's queue. Each reader has its own, so a job wakes only the thread that
+/// runs it (one shared queue behind a lock woke both readers for every query).
+struct ReaderSlot {
+    jobs: mpsc::Sender<ReadJob>,
+    /// Jobs handed to this reader and not yet run: queries go to the least busy reader.
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a read job as pending on its reader until dropped (run or not).
+struct PendingJob(Arc<std::sync::atomic::AtomicUsize>);
+
+impl PendingJob {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> PendingJob {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PendingJob(count.clone())
+    }
+}
+
+impl Drop for PendingJob {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn reader_loop(conn: Connection, mut rx: mpsc::Receiver<ReadJob>) {
+    while let Some(job) = rx.blocking_recv() {
+        job(&conn);
     }
 }
 

@@ -13,8 +13,14 @@ use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "test-token-0123456789abcdef";
 
+/// The binary under test; benchmarks may measure another build (`PASARELA_BENCH_BIN`, e.g.
+/// main's for a before figure).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_pasarela")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("PASARELA_BENCH_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_pasarela").to_string())
+    })
 }
 
 /// A port that was free a moment ago.

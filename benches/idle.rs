@@ -1,0 +1,262 @@
+//! The idle footprint of the real binary: `pasarela run` with the admin API, the database and
+//! one modem (the simulator, in this process, over a real pseudo-terminal), no traffic, and
+//! `WATCHDOG_USEC` set as the systemd unit's `WatchdogSec=30` sets it. One JSON line per figure.
+//!
+//! - `idle`: over a window after a warm-up, the daemon's wakeups per second (voluntary plus
+//!   involuntary context switches summed over its threads, from `/proc/<pid>/task/*/status`),
+//!   CPU (utime + stime of `/proc/<pid>/stat`) and resident memory (`VmRSS`, split into
+//!   `RssAnon` and `RssFile`). Only the daemon's pid is measured, not the simulator.
+//! - `keyword_reply`: "saldo" texted to the simulator until the reply leaves it: the first one
+//!   after the idle window (it pays for loading the phone-number metadata), then warm ones.
+//! - `idle_after_traffic`: the same figures again once those replies are done.
+//!
+//! `PASARELA_BENCH_QUICK=1` shortens the windows for a smoke run (about 30 s).
+//! `PASARELA_BENCH_BIN=/path/to/pasarela` measures another build (e.g. main's, for a before
+//! figure) with the same procedure.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pasarela::modem::sim::{self, SimHandle, SimOptions};
+use serde_json::json;
+
+/// The goal: lighter than gammu-smsd (10.3 MB, 2 wakeups/s on the same machine).
+const TARGET_RSS_MB: f64 = 8.0;
+const TARGET_WAKEUPS_PER_SEC: f64 = 1.0;
+const TARGET_CPU_PERCENT: f64 = 0.1;
+/// The packaged unit's `WatchdogSec=30`: the daemon feeds the watchdog every 10 s.
+const WATCHDOG_USEC: &str = "30000000";
+/// USER_HZ on Linux.
+const TICKS_PER_SEC: f64 = 100.0;
+
+fn quick() -> bool {
+    std::env::var_os("PASARELA_BENCH_QUICK").is_some()
+}
+
+fn binary() -> String {
+    std::env::var("PASARELA_BENCH_BIN").unwrap_or_else(|_| common::bin().to_string())
+}
+
+struct Daemon {
+    child: Child,
+    notify: Arc<Mutex<Vec<String>>>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, link: &Path) -> Daemon {
+        let port = common::free_port();
+        let config = common::write_config(
+            dir,
+            port,
+            "",
+            &format!(
+                "token = \"{}\"\n[[modem]]\nname = \"modem1\"\ndevice = \"{}\"\n",
+                common::TOKEN,
+                link.display()
+            ),
+        );
+        let notify_path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&notify_path).unwrap();
+        let notify = Arc::new(Mutex::new(Vec::new()));
+        {
+            let notify = notify.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 4096];
+                while let Ok(n) = sock.recv(&mut buf) {
+                    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                    notify.lock().unwrap().push(msg);
+                }
+            });
+        }
+        let log = dir.join("daemon.log");
+        let child = Command::new(binary())
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("WATCHDOG_USEC", WATCHDOG_USEC)
+            .env("PASARELA_JOURNAL_SOCKET", dir.join("no-journal-here"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, notify, log }
+    }
+
+    /// Waits until a notification line starts with `needle`.
+    fn wait_notified(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.notify.lock().unwrap().iter().any(|m| {
+            m.lines()
+                .any(|l| l.starts_with(needle) || l.contains(needle))
+        }) {
+            assert!(
+                start.elapsed() < limit,
+                "no `{needle}` from the daemon; its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One look at the process: context switches per thread, CPU ticks, memory (KiB).
+struct Sample {
+    switches: HashMap<String, u64>,
+    ticks: u64,
+    rss_kb: u64,
+    anon_kb: u64,
+    file_kb: u64,
+}
+
+fn status_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn sample(pid: u32) -> Sample {
+    let mut switches = HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap();
+        // A thread may end between the listing and the read.
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let n = status_field(&status, "voluntary_ctxt_switches:")
+            + status_field(&status, "nonvoluntary_ctxt_switches:");
+        switches.insert(task.file_name().to_string_lossy().to_string(), n);
+    }
+    let (_, ticks) = common::proc_stat(pid);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    Sample {
+        switches,
+        ticks,
+        rss_kb: status_field(&status, "VmRSS:"),
+        anon_kb: status_field(&status, "RssAnon:"),
+        file_kb: status_field(&status, "RssFile:"),
+    }
+}
+
+/// Measures `pid` over `window` and prints one line named `bench`.
+async fn measure(bench: &str, pid: u32, window: Duration) -> bool {
+    let before = sample(pid);
+    tokio::time::sleep(window).await;
+    let after = sample(pid);
+    // Threads that ended during the window took their counts with them: say how many.
+    let ended = before
+        .switches
+        .keys()
+        .filter(|t| !after.switches.contains_key(*t))
+        .count();
+    let switches: u64 = after
+        .switches
+        .iter()
+        .map(|(t, n)| n - before.switches.get(t).copied().unwrap_or(0).min(*n))
+        .sum();
+    let secs = window.as_secs_f64();
+    let wakeups = switches as f64 / secs;
+    let cpu = (after.ticks - before.ticks) as f64 / TICKS_PER_SEC / secs * 100.0;
+    let rss_mb = after.rss_kb as f64 / 1024.0;
+    let met =
+        rss_mb <= TARGET_RSS_MB && wakeups <= TARGET_WAKEUPS_PER_SEC && cpu <= TARGET_CPU_PERCENT;
+    println!(
+        "{}",
+        json!({
+            "bench": bench, "binary": binary(), "window_secs": secs,
+            "wakeups_per_sec": (wakeups * 100.0).round() / 100.0,
+            "context_switches": switches, "threads": after.switches.len(),
+            "threads_ended_in_window": ended,
+            "cpu_percent_of_one_core": (cpu * 1000.0).round() / 1000.0,
+            "cpu_resolution_percent": 1.0 / TICKS_PER_SEC / secs * 100.0,
+            "rss_mb": (rss_mb * 100.0).round() / 100.0,
+            "rss_anon_mb": (after.anon_kb as f64 / 1024.0 * 100.0).round() / 100.0,
+            "rss_file_mb": (after.file_kb as f64 / 1024.0 * 100.0).round() / 100.0,
+            "target_rss_mb": TARGET_RSS_MB, "target_wakeups_per_sec": TARGET_WAKEUPS_PER_SEC,
+            "target_cpu_percent": TARGET_CPU_PERCENT, "target_met": met
+        })
+    );
+    met
+}
+
+/// Texts "saldo" from `from` and waits for the reply to leave the simulator; milliseconds.
+async fn keyword_reply(sim: &SimHandle, from: &str) -> f64 {
+    let start = Instant::now();
+    sim.inbound(from, "saldo").unwrap();
+    let deadline = start + Duration::from_secs(30);
+    while !sim.sent().iter().any(|m| m.to == from) {
+        assert!(Instant::now() < deadline, "no reply to {from} within 30 s");
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
+}
+
+async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim::start(SimOptions::new(dir.path().join("modem")))
+        .await
+        .unwrap();
+    let d = Daemon::start(dir.path(), sim.link());
+    let pid = d.child.id();
+    d.wait_notified("READY=1", Duration::from_secs(30));
+    d.wait_notified("transports 1/1 up", Duration::from_secs(60));
+    let (warm_up, window, after_window, replies) = if quick() {
+        (4, 12, 8, 5)
+    } else {
+        (30, 60, 60, 30)
+    };
+    tokio::time::sleep(Duration::from_secs(warm_up)).await;
+    measure("idle", pid, Duration::from_secs(window)).await;
+
+    let first = keyword_reply(&sim, "+5491100000000").await;
+    let mut warm = Vec::new();
+    for i in 1..=replies {
+        warm.push(keyword_reply(&sim, &format!("+54911{:08}", i)).await);
+    }
+    warm.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{}",
+        json!({
+            "bench": "keyword_reply", "binary": binary(),
+            "measured": "from the simulator storing the SMS and announcing it to the reply leaving the simulator",
+            "first_after_idle_ms": (first * 10.0).round() / 10.0, "warm_replies": replies,
+            "warm_p50_ms": (percentile(&warm, 0.5) * 10.0).round() / 10.0,
+            "warm_max_ms": (warm[warm.len() - 1] * 10.0).round() / 10.0
+        })
+    );
+    // Let the replies' writes, the search index and the status line settle first.
+    tokio::time::sleep(Duration::from_secs(warm_up)).await;
+    measure("idle_after_traffic", pid, Duration::from_secs(after_window)).await;
+    drop(d);
+    sim.shutdown().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
