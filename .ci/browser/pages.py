@@ -12,6 +12,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import WebDriverWait
@@ -26,7 +27,11 @@ for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window
           "--disable-gpu", "--lang=es-AR"):
     opts.add_argument(a)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-wait = WebDriverWait(driver, 60, poll_frequency=0.2)
+# A wait that spans a navigation (a click that reloads the page) may find an element of the old
+# page that is gone a moment later: that is "not yet", not a failure.
+wait = WebDriverWait(
+    driver, 60, poll_frequency=0.2, ignored_exceptions=[StaleElementReferenceException]
+)
 axe_problems = []
 
 
