@@ -563,19 +563,7 @@ async fn event(
             Ok(Ok(result))
         })
         .await?;
-    match outcome {
-        Ok(result) => {
-            state.dispatch.wake();
-            log::info!(
-                "event {id}: payment of customer {code}: {}",
-                result["result"]
-            );
-            Ok((StatusCode::ACCEPTED, Json(result)).into_response())
-        }
-        Err((stored_body, result)) => {
-            replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response)
-        }
-    }
+    answer_event(&state, &id, "payment", &code, &body, outcome)
 }
 
 /// An `invoice` event: planned over `[events.invoice] channels` ([`crate::events`]); the
@@ -696,19 +684,7 @@ async fn invoice(
             Ok(Ok(result))
         })
         .await?;
-    match outcome {
-        Ok(result) => {
-            state.dispatch.wake();
-            log::info!(
-                "event {id}: invoice of customer {code}: {}",
-                result["result"]
-            );
-            Ok((StatusCode::ACCEPTED, Json(result)).into_response())
-        }
-        Err((stored_body, result)) => {
-            replay(&id, &stored_body, &body, &result).map(IntoResponse::into_response)
-        }
-    }
+    answer_event(&state, &id, "invoice", &code, &body, outcome)
 }
 
 /// What can carry an event here: the channels with a route, and the event's mail.
@@ -811,6 +787,31 @@ fn insert_steps(
         )?;
     }
     Ok(first)
+}
+
+/// The answer to a stored event: 202 with its result (the dispatcher woken for its notice), or
+/// the first answer again when the same event id came before (409 if its body differs).
+fn answer_event(
+    state: &AppState,
+    id: &str,
+    kind: &str,
+    code: &str,
+    body: &str,
+    outcome: Result<serde_json::Value, (String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    match outcome {
+        Ok(result) => {
+            state.dispatch.wake();
+            log::info!(
+                "event {id}: {kind} of customer {code}: {}",
+                result["result"]
+            );
+            Ok((StatusCode::ACCEPTED, Json(result)).into_response())
+        }
+        Err((stored_body, result)) => {
+            replay(id, &stored_body, body, &result).map(IntoResponse::into_response)
+        }
+    }
 }
 
 fn replay(

@@ -755,6 +755,13 @@ async fn send_one(
         return Err(api_error(&body));
     }
     let id = body["id"].as_i64().unwrap_or_default();
+    record_author(web, ctx, id, "message").await;
+    Ok(id)
+}
+
+/// Records the operator who sent message `id` from a page (`what` names it in the log); a
+/// failure to record is logged, the message stays sent.
+async fn record_author(web: &Web, ctx: &Ctx, id: i64, what: &str) {
     let user = ctx.user.name.clone();
     if let Err(e) = web
         .app
@@ -762,10 +769,9 @@ async fn send_one(
         .write(move |c| overview::set_author(c, id, &user))
         .await
     {
-        log::warn!("pages: cannot record who sent message {id}: {e}");
+        log::warn!("pages: cannot record who sent {what} {id}: {e}");
     }
-    log::info!("pages: `{}` sent message {id}", ctx.user.name);
-    Ok(id)
+    log::info!("pages: `{}` sent {what} {id}", ctx.user.name);
 }
 
 async fn send(
@@ -2417,16 +2423,7 @@ async fn channel_test(
             .into_response();
     }
     let id = body["id"].as_i64().unwrap_or_default();
-    let user = ctx.user.name.clone();
-    if let Err(e) = web
-        .app
-        .store
-        .write(move |c| overview::set_author(c, id, &user))
-        .await
-    {
-        log::warn!("pages: cannot record who sent test message {id}: {e}");
-    }
-    log::info!("pages: `{}` sent test message {id}", ctx.user.name);
+    record_author(&web, &ctx, id, "test message").await;
     see_other(&format!("/messages/{id}"))
 }
 
