@@ -64,8 +64,9 @@ text_enum!(
 );
 
 text_enum!(
-    /// Lifecycle. Outbound: `queued → sending → sent → delivered`, or `failed` / `cancelled`;
-    /// `scheduled` waits for a delivery window. Inbound messages are `received`.
+    /// Lifecycle. Outbound: `queued → sending → sent → delivered → read` (`read` only where
+    /// the channel reports it: WhatsApp), or `failed` / `cancelled`; `scheduled` waits for a
+    /// delivery window. Inbound messages are `received`.
     State {
         Received => "received",
         Scheduled => "scheduled",
@@ -73,6 +74,7 @@ text_enum!(
         Sending => "sending",
         Sent => "sent",
         Delivered => "delivered",
+        Read => "read",
         Failed => "failed",
         Cancelled => "cancelled",
     }
@@ -118,7 +120,11 @@ pub struct NewInbound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusUpdate {
     Delivered,
-    Failed { reason: String },
+    /// The recipient opened it (WhatsApp's `read`); implies delivered.
+    Read,
+    Failed {
+        reason: String,
+    },
 }
 
 /// One received SMS part (or a whole single-part SMS when `concat` is `None`).

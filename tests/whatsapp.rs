@@ -174,9 +174,22 @@ async fn saldo_on_whatsapp_gets_the_balance_reply_on_whatsapp_and_statuses_move_
         let b = status("wamid.HBgN0001", s, cat);
         assert_eq!(post_hook(hook, &b, Some(&sign(&b))).await, 200, "{s}");
     }
+    // "read" is kept as its own state, after delivered, in the message and in the list.
     let m = message(&d, id).await;
-    assert_eq!(m["state"], "delivered", "{m}");
+    assert_eq!(m["state"], "read", "{m}");
+    assert!(m["delivered_at"].is_string(), "{m}");
     assert_eq!(m["last_error"], Value::Null);
+    let listed = api(
+        Method::GET,
+        format!("{}/api/messages?state=read", d.base),
+        None,
+    )
+    .await
+    .1;
+    let listed = listed["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(listed[0]["state"], "read");
     let usage = api(Method::GET, format!("{}/api/whatsapp/usage", d.base), None)
         .await
         .1;
@@ -262,6 +275,15 @@ async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window(
     )
     .await;
     let html = body["id"].as_i64().unwrap();
+    // A link that answers a PDF over the 16 MiB cap.
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "template": {
+            "name": "comprobantes", "language": "es_AR", "body": ["Ana", "$ 1", "10/12/2026"],
+            "document": {"url": format!("{}/billing/huge.pdf", graph.url)}}}),
+    )
+    .await;
+    let huge = body["id"].as_i64().unwrap();
     // No message from this customer: free text is never sent.
     let (_, body) = send(
         &d,
@@ -281,6 +303,7 @@ async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window(
             && message(&d, text).await["state"] == "failed"
             && message(&d, nowa).await["state"] == "failed"
             && message(&d, html).await["state"] == "failed"
+            && message(&d, huge).await["state"] == "failed"
     })
     .await;
     let sent = graph.with(|g| g.sent.clone());
@@ -302,7 +325,20 @@ async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window(
             .contains("answered text/html; charset=utf-8, not a PDF"),
         "{h}"
     );
-    assert_eq!(sent.len(), 2, "the HTML one never reached WhatsApp");
+    let h = message(&d, huge).await;
+    assert!(
+        h["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("is over the 16 MB cap"),
+        "{h}"
+    );
+    assert_eq!(h["attempts"], 1, "{h}");
+    assert_eq!(
+        sent.len(),
+        2,
+        "neither the HTML one nor the huge one reached WhatsApp"
+    );
     assert_eq!(comps[1]["parameters"][2]["text"], "10/12/2026");
     assert!(sent.iter().all(|b| b["type"] != "text"), "no text sent");
     let t = message(&d, text).await;
@@ -336,6 +372,52 @@ async fn api_sends_templates_with_a_pdf_header_and_keeps_text_inside_the_window(
     }
 }
 
+/// `rate_limit` holds where Meta counts it: on the requests as they arrive, not on the
+/// dispatcher's claims (claimed messages whose requests left late used to crowd the next
+/// window). A count over the arrival times the server recorded, not a timing of our speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_never_puts_more_than_the_rate_limit_in_any_second_at_meta() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(
+        dir.path(),
+        &config(&graph, hook, "rate_limit = \"6/second\""),
+    );
+    let n = 30;
+    let batch: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"to": format!("+54911{:08}", 30_000_000 + i), "channel": "whatsapp",
+                "template": {"name": "aviso_corte", "language": "es_AR", "body": [format!("Cliente {i}")]}})
+        })
+        .collect();
+    let (code, body) = api(
+        Method::POST,
+        format!("{}/api/messages/batch", d.base),
+        Some(json!({ "messages": batch })),
+    )
+    .await;
+    assert!((200..300).contains(&code), "{code} {body}");
+    wait_for("the whole batch at Meta", 60, async || {
+        graph.with(|g| g.arrived.len() >= n)
+    })
+    .await;
+    let times = graph.with(|g| g.arrived.clone());
+    assert_eq!(times.len(), n);
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi].duration_since(times[lo]) >= Duration::from_secs(1) {
+            lo += 1;
+        }
+        assert!(
+            hi - lo < 6,
+            "{} requests within one second (requests {lo} to {hi})",
+            hi - lo + 1
+        );
+    }
+    assert!(graph.with(|g| g.violations.is_empty()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_the_window_a_text_goes_as_the_configured_template() {
     let graph = FakeGraph::start(ACCESS).await;
@@ -366,6 +448,41 @@ async fn outside_the_window_a_text_goes_as_the_configured_template() {
         sent["template"]["components"][0]["parameters"][0]["text"],
         "Corte programado mañana"
     );
+
+    // Inside the window by our records (the customer wrote), but Meta answers 131047: the text
+    // goes as the template in the same attempt.
+    let hola = text_from("5491155551047", "wamid.IN1047", "hola");
+    assert_eq!(post_hook(hook, &hola, Some(&sign(&hola))).await, 200);
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491155551047", "channel": "whatsapp", "text": "Su equipo ya fue configurado"}),
+    )
+    .await;
+    let id = body["id"].as_i64().unwrap();
+    wait_for("sent after 131047", 20, async || {
+        message(&d, id).await["state"] == "sent"
+    })
+    .await;
+    let sent: Vec<Value> = graph.with(|g| {
+        g.sent
+            .iter()
+            .filter(|b| {
+                // (The keyword rules may answer "hola" too: only ours.)
+                let ours = "Su equipo ya fue configurado";
+                b["text"]["body"] == ours
+                    || b["template"]["components"][0]["parameters"][0]["text"] == ours
+            })
+            .cloned()
+            .collect()
+    });
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0]["type"], "text", "tried as text first");
+    assert_eq!(sent[1]["template"]["name"], "aviso_general");
+    assert_eq!(
+        sent[1]["template"]["components"][0]["parameters"][0]["text"],
+        "Su equipo ya fue configurado"
+    );
+    assert_eq!(message(&d, id).await["attempts"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,6 +526,39 @@ async fn a_refused_token_takes_the_channel_down_and_messages_wait_until_it_is_re
     })
     .await;
     assert!(d.stderr_text().contains("WhatsApp channel up again"));
+
+    // The token expires while the daemon runs (Meta starts refusing it): the channel goes down
+    // with the reason, a message sent meanwhile waits queued, the one sent before stays sent.
+    const RENEWED: &str = "EAAG-renewed-token-0123456789";
+    graph.with(|g| g.token = RENEWED.into());
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491123456789", "channel": "whatsapp", "template": {"name": "aviso", "language": "es_AR"}}),
+    )
+    .await;
+    let later = body["id"].as_i64().unwrap();
+    wait_for("health says why again", 20, async || {
+        let s = api(Method::GET, format!("{}/api/status", d.base), None)
+            .await
+            .1;
+        s.to_string().contains("access token was refused (190)")
+    })
+    .await;
+    let m = message(&d, later).await;
+    assert!(
+        m["state"] == "queued" || m["state"] == "sending",
+        "waits: {m}"
+    );
+    assert_eq!(message(&d, id).await["state"], "sent");
+    std::fs::write(&token_file, format!("{RENEWED}\n")).unwrap();
+    wait_for(
+        "the waiting message sent with the new token",
+        30,
+        async || message(&d, later).await["state"] == "sent",
+    )
+    .await;
+    let sent = graph.with(|g| g.sent.len());
+    assert_eq!(sent, 2, "each message reached WhatsApp once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -537,6 +537,13 @@ pub fn apply_status(
                  WHERE id = ?1 AND state IN ('sent', 'sending')",
             )?
             .execute(params![id, now])?,
+        // A read report may come before (or instead of) the delivered one.
+        StatusUpdate::Read => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'read', delivered_at = COALESCE(delivered_at, ?2), \
+                 updated_at = ?2 WHERE id = ?1 AND state IN ('sent', 'sending', 'delivered')",
+            )?
+            .execute(params![id, now])?,
         StatusUpdate::Failed { reason } => conn
             .prepare_cached(
                 "UPDATE messages SET state = 'failed', last_error = ?2, updated_at = ?3 \
@@ -550,7 +557,7 @@ pub fn apply_status(
 /// Applies a delivery report to outbound message `id`, but only while `transport` is the
 /// route it went out on and the report can still change it: `Delivered` moves a queued,
 /// sending or sent message to `delivered` (a message the route already delivered is not sent
-/// again); `Failed` moves a sending or sent one to `failed`. Returns whether it changed;
+/// again), `Read` likewise or a delivered one to `read`; `Failed` moves a sending or sent one to `failed`. Returns whether it changed;
 /// a repeated report changes nothing. `provider_ref` is recorded if the message has none yet
 /// (the report can arrive before the send's own result is recorded).
 pub fn apply_status_by_id(
@@ -569,6 +576,15 @@ pub fn apply_status_by_id(
                  provider_ref = COALESCE(provider_ref, ?4) \
                  WHERE id = ?1 AND direction = 'out' AND transport = ?2 \
                  AND state IN ('queued', 'sending', 'sent')",
+            )?
+            .execute(params![id.0, transport, now, provider_ref])?,
+        StatusUpdate::Read => conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'read', delivered_at = COALESCE(delivered_at, ?3), \
+                 sent_at = COALESCE(sent_at, ?3), next_attempt_at = NULL, updated_at = ?3, \
+                 provider_ref = COALESCE(provider_ref, ?4) \
+                 WHERE id = ?1 AND direction = 'out' AND transport = ?2 \
+                 AND state IN ('queued', 'sending', 'sent', 'delivered')",
             )?
             .execute(params![id.0, transport, now, provider_ref])?,
         StatusUpdate::Failed { reason } => conn
@@ -643,7 +659,7 @@ pub fn resend(conn: &Connection, id: MessageId, now: i64) -> Result<Message, Sto
             .execute(params![id.0, now])?;
             get(conn, id)
         }
-        (_, State::Sent | State::Delivered) => {
+        (_, State::Sent | State::Delivered | State::Read) => {
             let ids = insert_outbound(
                 conn,
                 &[NewOutbound {

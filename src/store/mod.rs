@@ -693,6 +693,25 @@ mod tests {
             store.get(claimed[0].id).await.unwrap().state,
             State::Delivered
         );
+        // Read moves a delivered message on; a late delivered or failed report does not move
+        // it back, and a repeated read changes nothing.
+        for update in [
+            StatusUpdate::Read,
+            StatusUpdate::Delivered,
+            StatusUpdate::Failed { reason: "x".into() },
+            StatusUpdate::Read,
+        ] {
+            store.apply_status("t1", "7", update).await.unwrap();
+            let m = store.get(claimed[0].id).await.unwrap();
+            assert_eq!((m.state, m.last_error), (State::Read, None));
+        }
+        let first = claimed[0].id.0;
+        let log = store
+            .read(move |c| overview::state_changes(c, first))
+            .await
+            .unwrap();
+        let states: Vec<&str> = log.iter().map(|s| s.state.as_str()).collect();
+        assert_eq!(states, ["queued", "sending", "sent", "delivered", "read"]);
         // A second outcome for a message no longer sending is a conflict, not a change.
         let err = store
             .record_outcome(claimed[0].id, Outcome::Failed { error: "x".into() })

@@ -11,6 +11,7 @@ pub mod android;
 pub mod email;
 pub mod http_sms;
 pub mod kind;
+pub mod pace;
 pub mod sink;
 pub mod whatsapp;
 

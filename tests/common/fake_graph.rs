@@ -29,6 +29,8 @@ use serde_json::{Value, json};
 #[derive(Default)]
 pub struct Inner {
     pub sent: Vec<Value>,
+    /// When each `POST /messages` with the right token reached the server, in order.
+    pub arrived: Vec<std::time::Instant>,
     pub violations: Vec<String>,
     pub token: String,
     pub health_calls: usize,
@@ -166,6 +168,7 @@ async fn messages(
     }
     let to = body["to"].as_str().unwrap_or_default().to_string();
     inner.sent.push(body.clone());
+    inner.arrived.push(std::time::Instant::now());
     let media = body["template"]["components"][0]["parameters"][0]["document"]["id"]
         .as_str()
         .map(str::to_string);
@@ -177,6 +180,16 @@ async fn messages(
             131053,
             "Media upload error",
             &format!("The media id {id} is not valid or has expired"),
+        );
+    }
+    // Meta's own view of the customer's window can differ from ours (a message we never
+    // received): a text to a number ending in 1047 is refused as outside it.
+    if to.ends_with("1047") && body["type"] == "text" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            131047,
+            "Re-engagement message",
+            "More than 24 hours have passed since the recipient last replied",
         );
     }
     if to.ends_with("0000") {
@@ -395,6 +408,12 @@ async fn billing_file(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path(file): Path<String>,
 ) -> (StatusCode, [(&'static str, &'static str); 1], Vec<u8>) {
+    if file == "huge.pdf" {
+        // A real PDF's first bytes, one byte over pasarela's 16 MiB cap.
+        let mut body = b"%PDF-1.4\n".to_vec();
+        body.resize(16 * 1024 * 1024 + 1, b' ');
+        return (StatusCode::OK, [("content-type", "application/pdf")], body);
+    }
     if file.ends_with(".pdf") {
         inner.lock().unwrap().pdf_fetches += 1;
         (

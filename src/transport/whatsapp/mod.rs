@@ -5,7 +5,7 @@
 //!
 //! Kept in the transport's keyed state: `whatsapp.last_in:<number>` (the customer's last
 //! message, Unix ms: the 24-hour window), `whatsapp.wa_id:<number>` (the id WhatsApp reported
-//! for the number), `whatsapp.read:<message id>`, the per-day cost counters
+//! for the number), the per-day cost counters
 //! `whatsapp.cost:<YYYY-MM-DD>:<category>`, and with `upload_pdfs` the media id of each
 //! uploaded PDF link, `whatsapp.media:<url>`, with its upload time `whatsapp.media_at:<url>`.
 
@@ -204,6 +204,8 @@ pub struct WhatsappTransport {
     client: reqwest::Client,
     sink: Sink,
     status: Mutex<Status>,
+    /// `rate_limit`, held on each `POST /messages` as it reaches Meta ([`crate::transport::pace`]).
+    pacer: Option<crate::transport::pace::Pacer>,
 }
 
 impl WhatsappTransport {
@@ -215,6 +217,7 @@ impl WhatsappTransport {
         .map_err(|e| anyhow::anyhow!("whatsapp.ca_file: {e}"))?;
         let token = read_token(&cfg).map_err(|e| anyhow::anyhow!(e))?;
         Ok(WhatsappTransport {
+            pacer: cfg.rate_limit.map(crate::transport::pace::Pacer::new),
             cfg,
             client,
             sink,
@@ -497,19 +500,26 @@ impl WhatsappTransport {
         let to = self.recipient(&message.to).await;
         let body = client::message_body(&to, content);
         let url = self.url(&format!("{}/messages", self.cfg.phone_number_id));
-        let resp = self
+        // The request counts against `rate_limit` from its start until its answer is older
+        // than the window: Meta sees it somewhere in between.
+        let pass = match &self.pacer {
+            Some(p) => Some(p.pass().await),
+            None => None,
+        };
+        let sent = self
             .client
             .post(&url)
             .bearer_auth(self.token())
             .json(&body)
             .send()
-            .await
-            .map_err(|e| {
-                Verdict::Retry(format!(
-                    "WhatsApp: {}",
-                    crate::net::error::describe(&self.cfg.base_url, &e)
-                ))
-            })?;
+            .await;
+        drop(pass);
+        let resp = sent.map_err(|e| {
+            Verdict::Retry(format!(
+                "WhatsApp: {}",
+                crate::net::error::describe(&self.cfg.base_url, &e)
+            ))
+        })?;
         let status = resp.status().as_u16();
         let bytes = crate::net::http::read_capped(resp, client::MAX_ANSWER)
             .await

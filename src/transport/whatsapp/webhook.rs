@@ -179,8 +179,6 @@ struct WaStatus {
     id: String,
     status: String,
     #[serde(default)]
-    timestamp: Option<String>,
-    #[serde(default)]
     pricing: Option<Pricing>,
     #[serde(default)]
     errors: Vec<StatusError>,
@@ -328,7 +326,8 @@ impl WebhookState {
     async fn status(&self, s: &WaStatus) -> Result<(), crate::transport::sink::SinkError> {
         let records = self.sink.records();
         let update = match s.status.as_str() {
-            "delivered" | "read" => Some(StatusUpdate::Delivered),
+            "delivered" => Some(StatusUpdate::Delivered),
+            "read" => Some(StatusUpdate::Read),
             "failed" => {
                 let e = s.errors.first();
                 let reason = match e {
@@ -350,23 +349,8 @@ impl WebhookState {
             }
             _ => None,
         };
-        let id = match update {
-            Some(u) => records.status(ROUTE, &s.id, u).await?,
-            None => None,
-        };
-        if s.status == "read"
-            && let Some(id) = id
-        {
-            let at = s
-                .timestamp
-                .as_deref()
-                .and_then(|t| t.parse::<i64>().ok())
-                .map(|t| t * 1000)
-                .unwrap_or_else(now_ms);
-            self.sink
-                .state()
-                .get_or_init(&format!("whatsapp.read:{id}"), at)
-                .await?;
+        if let Some(u) = update {
+            records.status(ROUTE, &s.id, u).await?;
         }
         if let Some(p) = &s.pricing
             && p.billable != Some(false)
