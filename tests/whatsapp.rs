@@ -418,6 +418,55 @@ async fn a_batch_never_puts_more_than_the_rate_limit_in_any_second_at_meta() {
     assert!(graph.with(|g| g.violations.is_empty()));
 }
 
+/// Argentina: WhatsApp may know a number by another id than its E.164 digits (54… vs 549…);
+/// once Meta reported that `wa_id`, later messages go to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_messages_go_to_the_wa_id_meta_reported_for_the_number() {
+    let graph = FakeGraph::start(ACCESS).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let d = start(dir.path(), &config(&graph, hook, ""));
+    graph.with(|g| {
+        g.wa_ids
+            .insert("5491155551234".into(), "541155551234".into())
+    });
+    let mut peers = Vec::new();
+    for _ in 0..2 {
+        let (code, body) = send(
+            &d,
+            json!({"to": "011 15-5555-1234", "channel": "whatsapp", "template": {"name": "aviso", "language": "es_AR"}}),
+        )
+        .await;
+        assert_eq!(code, 202, "{body}");
+        let id = body["id"].as_i64().unwrap();
+        wait_for("sent", 20, async || {
+            message(&d, id).await["state"] == "sent"
+        })
+        .await;
+        peers.push(message(&d, id).await["peer"].clone());
+    }
+    let to: Vec<Value> = graph.with(|g| g.sent.iter().map(|b| b["to"].clone()).collect());
+    assert_eq!(to, [json!("5491155551234"), json!("541155551234")]);
+    // The stored number stays the normalized one.
+    assert_eq!(peers, [json!("+5491155551234"), json!("+5491155551234")]);
+
+    // Meta's throughput error (130429) is temporary: the message waits and goes on a retry.
+    let (_, body) = send(
+        &d,
+        json!({"to": "+5491155550429", "channel": "whatsapp", "template": {"name": "aviso", "language": "es_AR"}}),
+    )
+    .await;
+    let id = body["id"].as_i64().unwrap();
+    wait_for("sent on the retry", 30, async || {
+        message(&d, id).await["state"] == "sent"
+    })
+    .await;
+    let m = message(&d, id).await;
+    assert_eq!(m["attempts"], 2, "{m}");
+    let tries = graph.with(|g| g.sent.iter().filter(|b| b["to"] == "5491155550429").count());
+    assert_eq!(tries, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_the_window_a_text_goes_as_the_configured_template() {
     let graph = FakeGraph::start(ACCESS).await;

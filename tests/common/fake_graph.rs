@@ -38,6 +38,11 @@ pub struct Inner {
     pub uploads: Vec<Upload>,
     /// Media ids the test has expired (as Meta does after 30 days).
     pub expired: std::collections::HashSet<String>,
+    /// The `wa_id` Meta answers for a recipient when it is not the recipient itself (Argentina:
+    /// an account WhatsApp knows as 54… while the number is dialled 549…).
+    pub wa_ids: std::collections::HashMap<String, String>,
+    /// Numbers ending in 0429 that were already throttled once (130429 on their first send).
+    pub throttled: std::collections::HashSet<String>,
     /// How many times a `/billing/*.pdf` link was fetched.
     pub pdf_fetches: usize,
 }
@@ -192,6 +197,14 @@ async fn messages(
             "More than 24 hours have passed since the recipient last replied",
         );
     }
+    if to.ends_with("0429") && inner.throttled.insert(to.clone()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            130429,
+            "Rate limit hit",
+            "Cloud API message throughput has been reached",
+        );
+    }
     if to.ends_with("0000") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -201,10 +214,11 @@ async fn messages(
         );
     }
     let n = inner.sent.len();
+    let wa_id = inner.wa_ids.get(&to).cloned().unwrap_or_else(|| to.clone());
     (
         StatusCode::OK,
         Json(json!({"messaging_product": "whatsapp",
-            "contacts": [{"input": to, "wa_id": to}],
+            "contacts": [{"input": to, "wa_id": wa_id}],
             "messages": [{"id": format!("wamid.HBgN{n:04}")}]})),
     )
 }
