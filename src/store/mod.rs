@@ -25,7 +25,7 @@ pub mod users;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 pub use messages::{
@@ -188,6 +188,57 @@ impl Store {
     /// Now, on the store's clock (Unix ms).
     pub fn now_ms(&self) -> i64 {
         (self.clock)()
+    }
+
+    /// The saved email template of document type `kind`: subject, text, HTML.
+    pub async fn email_template(
+        &self,
+        kind: String,
+    ) -> Result<Option<(String, String, Option<String>)>, StoreError> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(
+                    "SELECT subject, text, html FROM email_templates WHERE kind = ?1",
+                )?
+                .query_row([&kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    /// Saves (replaces) the email template of document type `kind`.
+    pub async fn set_email_template(
+        &self,
+        kind: String,
+        subject: String,
+        text: String,
+        html: Option<String>,
+    ) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO email_templates (kind, subject, text, html, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(rusqlite::params![kind, subject, text, html, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Drops the saved email template of `kind` (the built-in one applies again).
+    pub async fn delete_email_template(&self, kind: String) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute("DELETE FROM email_templates WHERE kind = ?1", [&kind])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The server's final answer to message `id` (an accepted mail's `250 …`), if kept.
+    pub async fn answer(&self, id: MessageId) -> Result<Option<String>, StoreError> {
+        self.read(move |c| messages::answer(c, id)).await
     }
 
     /// When route `transport`'s messages accepted since `since` (Unix ms) were sent, newest
