@@ -22,7 +22,7 @@ use crate::config::{DispatchConfig, RateLimit};
 use crate::logging::peer as shown_peer;
 use crate::model::{Channel, Content, Outgoing, Whatsapp};
 use crate::shutdown::Shutdown;
-use crate::store::{Message, MessageId, Outcome, Store, StoreError, now_ms};
+use crate::store::{Message, MessageId, Outcome, Store, StoreError};
 use crate::transport::{SendReceipt, Transport, TransportError};
 
 /// Longest a transport may take over one send before the attempt counts as a temporary failure.
@@ -113,6 +113,20 @@ impl RateWindow {
     pub fn available(&mut self, now: tokio::time::Instant) -> usize {
         self.forget_old(now);
         (self.limit.count as usize).saturating_sub(self.starts.len())
+    }
+
+    /// Refills the window after a restart: `ages` are how long ago earlier sends started
+    /// (from the database), so a restart does not open a fresh burst.
+    pub fn restore(&mut self, now: tokio::time::Instant, ages: impl IntoIterator<Item = Duration>) {
+        let mut starts: Vec<tokio::time::Instant> = ages
+            .into_iter()
+            .filter(|age| *age < self.limit.per)
+            .filter_map(|age| now.checked_sub(age))
+            .chain(self.starts.drain(..))
+            .collect();
+        starts.sort();
+        let keep = starts.len().saturating_sub(self.limit.count as usize);
+        self.starts = starts.into_iter().skip(keep).collect();
     }
 
     /// Records `n` sends started now.
@@ -244,10 +258,13 @@ impl Dispatcher {
     /// Works the queue until `shutdown`; then stops claiming, gives in-flight sends `grace` to
     /// finish, and returns whatever is still unfinished to the queue.
     pub async fn run(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        self.restore_rate_windows().await;
         let mut inflight: JoinSet<()> = JoinSet::new();
         let mut owners: HashMap<tokio::task::Id, Message> = HashMap::new();
         while !shutdown.is_triggered() {
-            self.handle.heartbeat.store(now_ms(), Ordering::Relaxed);
+            self.handle
+                .heartbeat
+                .store(crate::model::now_ms(), Ordering::Relaxed);
             self.claim_and_start(&mut inflight, &mut owners).await;
             let wait = self.idle_wait().await;
             // A wait for the longest tick is an upper bound, and joins the other idle loops'.
@@ -265,6 +282,46 @@ impl Dispatcher {
         }
         self.drain(inflight, owners).await;
         Ok(())
+    }
+
+    /// Refills each rate-limited route's window with the send times the database holds for
+    /// it within the window's length, so mail sent before a restart still counts.
+    async fn restore_rate_windows(&self) {
+        let now_ms = self.store.now_ms();
+        for route in &self.routes {
+            let Some(limiter) = &route.limiter else {
+                continue;
+            };
+            let limit = limiter.lock().unwrap_or_else(|e| e.into_inner()).limit;
+            let since = now_ms - limit.per.as_millis() as i64;
+            match self
+                .store
+                .sent_since(route.transport.name(), since, limit.count)
+                .await
+            {
+                Ok(times) => {
+                    let now = tokio::time::Instant::now();
+                    let ages = times
+                        .iter()
+                        .map(|t| Duration::from_millis((now_ms - t).max(0) as u64));
+                    let mut w = limiter.lock().unwrap_or_else(|e| e.into_inner());
+                    w.restore(now, ages);
+                    if !times.is_empty() {
+                        log::info!(
+                            transport = route.transport.name();
+                            "{}: {} send(s) within the last {} count against its rate limit",
+                            route.transport.name(),
+                            times.len(),
+                            limit
+                        );
+                    }
+                }
+                Err(e) => log::error!(
+                    "dispatcher: cannot read {}'s recent sends for its rate limit: {e:#}",
+                    route.transport.name()
+                ),
+            }
+        }
     }
 
     async fn claim_and_start(
@@ -347,7 +404,7 @@ impl Dispatcher {
         }
         match self.store.next_due(channels).await {
             Ok(Some(at)) => {
-                let ms = (at - now_ms()).clamp(0, cap.as_millis() as i64);
+                let ms = (at - self.store.now_ms()).clamp(0, cap.as_millis() as i64);
                 Duration::from_millis(ms as u64)
             }
             Ok(None) => cap,
@@ -373,7 +430,7 @@ impl Dispatcher {
                 // crashes its transport ends up failed) rather than leave it `sending`.
                 if let Some(m) = owners.remove(&e.id()) {
                     let reason = TransportError::Temporary(format!("the transport crashed: {e}"));
-                    let outcome = outcome_of(&self.config, &m, Err(reason), now_ms());
+                    let outcome = outcome_of(&self.config, &m, Err(reason), self.store.now_ms());
                     log::error!(msg_id = m.id.0; "send of message {} crashed: {e}; outcome {outcome:?}", m.id);
                     // A task of its own stores it, so the message always has one working on it.
                     let store = self.store.clone();
@@ -450,6 +507,7 @@ pub fn outcome_of(
         Ok(receipt) => Outcome::Sent {
             provider_ref: receipt.provider_ref,
             note: receipt.unconfirmed,
+            answer: receipt.answer,
         },
         Err(TransportError::Permanent(reason)) => Outcome::Failed { error: reason },
         Err(TransportError::Temporary(reason)) if message.attempts >= config.max_attempts => {
@@ -507,13 +565,13 @@ async fn send_one(
             SEND_DEADLINE.as_secs()
         ))),
     };
-    let mut outcome = outcome_of(&config, &message, result, now_ms());
+    let mut outcome = outcome_of(&config, &message, result, store.now_ms());
     // The route failed, not the message: another route may take it at once, without backoff.
     if let Outcome::Retry { retry_at, .. } = &mut outcome
         && !transport.health().up
         && others.iter().any(|t| t.health().up)
     {
-        *retry_at = now_ms();
+        *retry_at = store.now_ms();
     }
     let peer = shown_peer(&message.peer);
     match &outcome {
@@ -532,7 +590,7 @@ async fn send_one(
             msg_id = id, channel = channel, transport = route.as_str();
             "message {id} to {peer} failed on attempt {} ({error}); retrying in {} s",
             message.attempts,
-            ((retry_at - now_ms()).max(0) + 999) / 1000
+            ((retry_at - store.now_ms()).max(0) + 999) / 1000
         ),
         Outcome::Failed { error } => log::warn!(
             msg_id = id, channel = channel, transport = route.as_str();

@@ -722,3 +722,163 @@ async fn doctor_logs_in_to_each_account() {
     assert!(bad.starts_with("FAIL") && bad.contains("535"), "{report}");
     assert!(smtp.mails().is_empty(), "doctor sends no mail");
 }
+
+/// History of a mail: subject, account, the server's answer, attachments' names and sizes;
+/// a resend of a sent mail queues a copy that the server receives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aiosmtpd from PyPI: .ci/tiers/70-email.sh"]
+async fn history_shows_the_smtp_answer_and_a_resend_delivers_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtpd::start(&[]);
+    let extra = "security = \"none\"\nallow_plain = true";
+    let d = daemon(dir.path(), &account("general", smtp.port, extra));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(PDF);
+    let id = queue(
+        &d,
+        json!({"channel": "email", "to": "ana@example.com", "subject": "Factura N° 0001-00001234",
+               "text": "Adjuntamos su factura.",
+               "attachments": [{"filename": "factura.pdf", "content_type": "application/pdf",
+                                "base64": b64}]}),
+    )
+    .await;
+    wait_for("the mail", 30, async || {
+        message(&d, id).await["state"] == "sent"
+    })
+    .await;
+    let m = message(&d, id).await;
+    let email = &m["email"];
+    assert_eq!(email["subject"], "Factura N° 0001-00001234", "{m}");
+    assert_eq!(email["account"], "general");
+    assert_eq!(email["attachments"][0]["filename"], "factura.pdf");
+    assert_eq!(email["attachments"][0]["size"], PDF.len());
+    let answer = email["smtp"].as_str().unwrap_or_default();
+    assert!(answer.starts_with("250"), "{m}");
+
+    let (status, copy) = api(
+        Method::POST,
+        format!("{}/api/messages/{id}/resend", d.base),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{copy}");
+    let copy_id = copy["id"].as_i64().unwrap();
+    assert_ne!(copy_id, id);
+    wait_for("the copy", 30, async || smtp.mails().len() == 2).await;
+    let mails = smtp.mails();
+    for mail in &mails {
+        let attached = mail["attachments"][0]["base64"]
+            .as_str()
+            .unwrap_or_default();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(attached)
+            .unwrap_or_default();
+        assert_eq!(bytes, PDF, "{mail}");
+    }
+    wait_for("the copy sent", 30, async || {
+        message(&d, copy_id).await["state"] == "sent"
+    })
+    .await;
+    let copy = message(&d, copy_id).await;
+    assert_eq!(copy["email"]["subject"], "Factura N° 0001-00001234");
+    assert!(
+        copy["email"]["smtp"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("250"),
+        "{copy}"
+    );
+}
+
+/// Email templates: the built-in ones (es-AR) until one is saved; a saved one is checked (an
+/// unknown variable is a 400 naming it, and nothing is saved), used by the next invoice mail,
+/// and dropped back to the built-in one. Needs no SMTP server (the mail waits in the queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_templates_are_checked_saved_and_used_by_the_next_invoice_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let conf = format!(
+        "{}[company]\nname = \"Fibra Sur\"\n[events.invoice]\nchannels = [\"email\"]\n",
+        account("facturas", port, "security = \"none\"\nallow_plain = true"),
+    );
+    let d = daemon(dir.path(), &conf);
+    let url = |kind: &str| format!("{}/api/email/templates/{kind}", d.base);
+
+    let (status, list) = api(Method::GET, format!("{}/api/email/templates", d.base), None).await;
+    assert_eq!(status, 200, "{list}");
+    let kinds: Vec<&str> = list["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["invoice", "payment", "ticket_opened", "ticket_closed"]
+    );
+    assert_eq!(list["templates"][0]["source"], "default");
+    assert_eq!(
+        list["templates"][0]["subject"],
+        "Factura N° %numero% — vence %vencimiento%"
+    );
+
+    let (status, err) = api(
+        Method::PUT,
+        url("invoice"),
+        Some(
+            json!({"subject": "Factura %numero%", "text": "Hola %nombre%",
+                    "html": "<p>Total: %monto_total%</p>"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["field"], "html", "{err}");
+    assert!(err.to_string().contains("%monto_total%"), "{err}");
+    let (_, still) = api(Method::GET, url("invoice"), None).await;
+    assert_eq!(still["source"], "default");
+    let (status, err) = api(Method::GET, url("receipt"), None).await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["field"], "kind", "{err}");
+
+    let saved = json!({"subject": "Fibra Sur: factura %numero%",
+                       "text": "Estimado/a %nombre%, su factura %numero% vence el %vencimiento%.",
+                       "html": "<p>Estimado/a %nombre%</p>"});
+    let (status, answer) = api(Method::PUT, url("invoice"), Some(saved.clone())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["source"], "saved");
+    assert_eq!(answer["subject"], saved["subject"]);
+
+    let (status, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(
+            json!([{"code": "C-1", "name": "Ana Pérez", "phone": "+5491123456789",
+                     "email": "ana@example.com"}]),
+        ),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, answer) = api(
+        Method::POST,
+        format!("{}/api/events", d.base),
+        Some(
+            json!({"id": "inv-1", "type": "invoice", "customer": "C-1", "amount": "1234.50",
+                    "due": "2026-12-10", "number": "0001-00001234"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["result"]["notice"]["id"].as_i64().unwrap();
+    let m = message(&d, id).await;
+    assert_eq!(
+        m["email"]["subject"], "Fibra Sur: factura 0001-00001234",
+        "{m}"
+    );
+    assert_eq!(
+        m["text"],
+        "Estimado/a Ana Pérez, su factura 0001-00001234 vence el 10/12/2026."
+    );
+
+    let (status, back) = api(Method::DELETE, url("invoice"), None).await;
+    assert_eq!(status, 200, "{back}");
+    assert_eq!(back["source"], "default");
+}

@@ -95,7 +95,8 @@ pub struct MessageView {
     pub updated_at: String,
     pub sent_at: Option<String>,
     pub delivered_at: Option<String>,
-    /// Email: subject, account, whether it has HTML, attachments' names and sizes.
+    /// Email: subject, account, whether it has HTML, attachments' names and sizes; on a single
+    /// message's view also `smtp`, the server's answer once it accepted the mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<serde_json::Value>,
 }
@@ -711,7 +712,16 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let m = state.store.get(parse_id(&id)?).await?;
-    Ok(Json(MessageView::from(m)))
+    let answer = match m.channel {
+        Channel::Email => state.store.answer(m.id).await?,
+        _ => None,
+    };
+    let mut view = MessageView::from(m);
+    // Email: the server's final answer to the accepted send (`250 2.0.0 Ok: queued as …`).
+    if let (Some(serde_json::Value::Object(email)), Some(answer)) = (&mut view.email, answer) {
+        email.insert("smtp".into(), answer.into());
+    }
+    Ok(Json(view))
 }
 
 async fn resend(

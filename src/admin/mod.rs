@@ -8,6 +8,7 @@
 
 mod api;
 mod backup;
+pub mod email_api;
 mod rules_api;
 mod whatsapp_api;
 
@@ -58,6 +59,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(rules_api::routes())
         .merge(backup::routes())
         .merge(whatsapp_api::routes())
+        .merge(email_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,

@@ -703,7 +703,7 @@ fn available(
 
 /// The event's mail when its channels list `"email"` and an email account is configured: the
 /// customer's address and the stored mail (the account of the document's area or `todo`, the
-/// built-in templates in the company's language, an invoice's PDF fetched and attached), or
+/// saved templates or the built-in ones in the company's language, an invoice's PDF fetched and attached), or
 /// why it cannot go (no address, no account, the PDF link not a PDF).
 async fn event_mail(
     state: &AppState,
@@ -730,10 +730,26 @@ async fn event_mail(
         return Some(Err("the customer has no email address".into()));
     };
     let language = state.rules.company.language;
+    // The saved template of the document type, else the built-in one.
+    let template = match super::email_api::template_for(state, kind).await {
+        Ok((t, _)) => Some(t),
+        Err(e) => {
+            log::warn!("cannot read the {kind:?} email template, using the built-in one: {e:?}");
+            None
+        }
+    };
     Some(
-        queue_notice(&state.transports, to, kind, vars, language, None, pdf_url)
-            .await
-            .map(|p| (p.to, p.body)),
+        queue_notice(
+            &state.transports,
+            to,
+            kind,
+            vars,
+            language,
+            template.as_ref(),
+            pdf_url,
+        )
+        .await
+        .map(|p| (p.to, p.body)),
     )
 }
 

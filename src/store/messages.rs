@@ -49,6 +49,8 @@ pub enum Outcome {
         provider_ref: Option<String>,
         /// Sent without a confirmation: why (kept as the message's `last_error`).
         note: Option<String>,
+        /// The server's final answer (SMTP: `250 2.0.0 Ok: queued as …`), shown in history.
+        answer: Option<String>,
     },
     /// Temporary failure: try again at `retry_at` (Unix ms).
     Retry { error: String, retry_at: i64 },
@@ -431,6 +433,31 @@ pub fn claim_due(
     Ok(claimed)
 }
 
+/// Send times (Unix ms) of `transport`'s outbound messages sent since `since`, newest first.
+pub fn sent_since(
+    conn: &Connection,
+    transport: &str,
+    since: i64,
+    limit: u32,
+) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sent_at FROM messages WHERE transport = ?1 AND direction = 'out' \
+         AND sent_at >= ?2 ORDER BY sent_at DESC LIMIT ?3",
+    )?;
+    let times = stmt
+        .query_map(params![transport, since, limit], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(times)
+}
+
+/// The server's final answer to message `id`'s last accepted send, if one was kept.
+pub fn answer(conn: &Connection, id: MessageId) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT answer FROM message_answers WHERE message_id = ?1")?
+        .query_row(params![id.0], |r| r.get(0))
+        .optional()?)
+}
+
 /// An email is stored with the account that sends it (its body is the JSON of the mail, see
 /// `transport::email::stored`): only that account's route claims it.
 const EMAIL_ACCOUNT_IS_1: &str = "(channel != 'email' OR json_extract(body, '$.account') = ?1)";
@@ -480,13 +507,28 @@ pub fn record_outcome(
     now: i64,
 ) -> Result<(), StoreError> {
     let changed = match outcome {
-        Outcome::Sent { provider_ref, note } => conn
-            .prepare_cached(
-                "UPDATE messages SET state = 'sent', provider_ref = ?2, sent_at = ?3, updated_at = ?3, \
-                 next_attempt_at = NULL, last_error = COALESCE(?4, last_error) \
-                 WHERE id = ?1 AND state = 'sending'",
-            )?
-            .execute(params![id.0, provider_ref, now, note])?,
+        Outcome::Sent {
+            provider_ref,
+            note,
+            answer,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE messages SET state = 'sent', provider_ref = ?2, sent_at = ?3, updated_at = ?3, \
+                     next_attempt_at = NULL, last_error = COALESCE(?4, last_error) \
+                     WHERE id = ?1 AND state = 'sending'",
+                )?
+                .execute(params![id.0, provider_ref, now, note])?;
+            if changed == 1
+                && let Some(answer) = answer
+            {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO message_answers (message_id, answer) VALUES (?1, ?2)",
+                )?
+                .execute(params![id.0, answer])?;
+            }
+            changed
+        }
         // A message bound to a delivery window waits as `scheduled`: only the scheduler, which
         // knows the windows, queues it again, so a retry falling due after its window closed
         // does not go out (it waits for the window to open).

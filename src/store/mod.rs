@@ -25,7 +25,7 @@ pub mod users;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 pub use messages::{
@@ -103,7 +103,13 @@ pub struct Store {
     /// Shared lock on the state directory while any handle lives: `pasarela restore` waits
     /// for none.
     _lock: Arc<backup::DbLock>,
+    /// The clock the store stamps rows with (Unix ms): the system's, or the one given to
+    /// [`Store::with_clock`].
+    clock: Clock,
 }
+
+/// A source of Unix milliseconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl Store {
     /// Opens (creating if needed) the database in `state_dir`, runs migrations and starts the
@@ -168,7 +174,84 @@ impl Store {
             changes: Arc::default(),
             writes: Arc::default(),
             _lock: Arc::new(lock),
+            clock: Arc::new(now_ms),
         })
+    }
+
+    /// The same database stamped by `clock` instead of the system's: a test drives the store,
+    /// the dispatcher and the rate limits on one clock (e.g. tokio's paused time) this way.
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, on the store's clock (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// The saved email template of document type `kind`: subject, text, HTML.
+    pub async fn email_template(
+        &self,
+        kind: String,
+    ) -> Result<Option<(String, String, Option<String>)>, StoreError> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached(
+                    "SELECT subject, text, html FROM email_templates WHERE kind = ?1",
+                )?
+                .query_row([&kind], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?,
+            )
+        })
+        .await
+    }
+
+    /// Saves (replaces) the email template of document type `kind`.
+    pub async fn set_email_template(
+        &self,
+        kind: String,
+        subject: String,
+        text: String,
+        html: Option<String>,
+    ) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO email_templates (kind, subject, text, html, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(rusqlite::params![kind, subject, text, html, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Drops the saved email template of `kind` (the built-in one applies again).
+    pub async fn delete_email_template(&self, kind: String) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute("DELETE FROM email_templates WHERE kind = ?1", [&kind])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The server's final answer to message `id` (an accepted mail's `250 …`), if kept.
+    pub async fn answer(&self, id: MessageId) -> Result<Option<String>, StoreError> {
+        self.read(move |c| messages::answer(c, id)).await
+    }
+
+    /// When route `transport`'s messages accepted since `since` (Unix ms) were sent, newest
+    /// first, at most `limit`: a restarted dispatcher refills its rate windows from them.
+    pub async fn sent_since(
+        &self,
+        transport: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<i64>, StoreError> {
+        let transport = transport.to_string();
+        self.read(move |c| messages::sent_since(c, &transport, since, limit))
+            .await
     }
 
     pub fn path(&self) -> &Path {
@@ -284,8 +367,9 @@ impl Store {
         &self,
         items: Vec<NewOutbound>,
     ) -> Result<Vec<(MessageId, State)>, StoreError> {
+        let now = self.now_ms();
         let placed = self
-            .write(move |c| messages::insert_outbound(c, &items, now_ms()))
+            .write(move |c| messages::insert_outbound(c, &items, now))
             .await?;
         self.added.notify_one();
         Ok(placed)
@@ -293,8 +377,9 @@ impl Store {
 
     /// Stores an inbound message; `false` when it was a duplicate delivery.
     pub async fn insert_inbound(&self, m: NewInbound) -> Result<(MessageId, bool), StoreError> {
+        let now = self.now_ms();
         let result = self
-            .write(move |c| messages::insert_inbound(c, &m, now_ms()))
+            .write(move |c| messages::insert_inbound(c, &m, now))
             .await?;
         if result.1 {
             self.inbound_added();
@@ -316,8 +401,9 @@ impl Store {
         transport: &str,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
+        let now = self.now_ms();
         let transport = transport.to_string();
-        self.write(move |c| messages::claim_due(c, channel, &transport, now_ms(), limit))
+        self.write(move |c| messages::claim_due(c, channel, &transport, now, limit))
             .await
     }
 
@@ -329,7 +415,8 @@ impl Store {
     }
 
     pub async fn record_outcome(&self, id: MessageId, outcome: Outcome) -> Result<(), StoreError> {
-        self.write(move |c| messages::record_outcome(c, id, &outcome, now_ms()))
+        let now = self.now_ms();
+        self.write(move |c| messages::record_outcome(c, id, &outcome, now))
             .await
     }
 
@@ -339,8 +426,9 @@ impl Store {
         provider_ref: &str,
         update: StatusUpdate,
     ) -> Result<Option<MessageId>, StoreError> {
+        let now = self.now_ms();
         let (t, r) = (transport.to_string(), provider_ref.to_string());
-        self.write(move |c| messages::apply_status(c, &t, &r, &update, now_ms()))
+        self.write(move |c| messages::apply_status(c, &t, &r, &update, now))
             .await
     }
 
@@ -352,26 +440,30 @@ impl Store {
         provider_ref: &str,
         update: StatusUpdate,
     ) -> Result<bool, StoreError> {
+        let now = self.now_ms();
         let (t, r) = (transport.to_string(), provider_ref.to_string());
-        self.write(move |c| messages::apply_status_by_id(c, id, &t, &r, &update, now_ms()))
+        self.write(move |c| messages::apply_status_by_id(c, id, &t, &r, &update, now))
             .await
     }
 
     pub async fn cancel(&self, id: MessageId) -> Result<Message, StoreError> {
-        self.write(move |c| messages::cancel(c, id, now_ms())).await
+        let now = self.now_ms();
+        self.write(move |c| messages::cancel(c, id, now)).await
     }
 
     pub async fn resend(&self, id: MessageId) -> Result<Message, StoreError> {
-        self.write(move |c| messages::resend(c, id, now_ms())).await
+        let now = self.now_ms();
+        self.write(move |c| messages::resend(c, id, now)).await
     }
 
     pub async fn requeue_sending(&self) -> Result<Vec<MessageId>, StoreError> {
-        self.write(|c| messages::requeue_sending(c, now_ms())).await
+        let now = self.now_ms();
+        self.write(move |c| messages::requeue_sending(c, now)).await
     }
 
     pub async fn requeue(&self, ids: Vec<MessageId>) -> Result<usize, StoreError> {
-        self.write(move |c| messages::requeue(c, &ids, now_ms()))
-            .await
+        let now = self.now_ms();
+        self.write(move |c| messages::requeue(c, &ids, now)).await
     }
 
     pub async fn count_by_state(
@@ -384,9 +476,8 @@ impl Store {
 
     /// Stores a received SMS or SMS part; see [`sms::receive`].
     pub async fn receive_sms(&self, part: sms::InboundSms) -> Result<sms::Received, StoreError> {
-        let received = self
-            .write(move |c| sms::receive(c, &part, now_ms()))
-            .await?;
+        let now = self.now_ms();
+        let received = self.write(move |c| sms::receive(c, &part, now)).await?;
         if matches!(received, sms::Received::Message(_)) {
             self.inbound_added();
         }
@@ -398,11 +489,9 @@ impl Store {
         &self,
         max_age_ms: i64,
     ) -> Result<Vec<MessageId>, StoreError> {
+        let now = self.now_ms();
         let flushed = self
-            .write(move |c| {
-                let now = now_ms();
-                sms::flush_incomplete(c, now - max_age_ms, now)
-            })
+            .write(move |c| sms::flush_incomplete(c, now - max_age_ms, now))
             .await?;
         if !flushed.is_empty() {
             self.inbound_added();
@@ -418,8 +507,9 @@ impl Store {
         transport: &str,
         mr: u8,
     ) -> Result<(), StoreError> {
+        let now = self.now_ms();
         let t = transport.to_string();
-        self.write(move |c| sms::record_part_sent(c, message, seq, total, &t, mr, now_ms()))
+        self.write(move |c| sms::record_part_sent(c, message, seq, total, &t, mr, now))
             .await
     }
 
@@ -434,8 +524,9 @@ impl Store {
         recipient: &str,
         status: sms::PartStatus,
     ) -> Result<Option<MessageId>, StoreError> {
+        let now = self.now_ms();
         let (t, r) = (transport.to_string(), recipient.to_string());
-        self.write(move |c| sms::apply_part_status(c, &t, mr, &r, &status, now_ms()))
+        self.write(move |c| sms::apply_part_status(c, &t, mr, &r, &status, now))
             .await
     }
 
@@ -665,6 +756,7 @@ mod tests {
                 Outcome::Sent {
                     provider_ref: Some("7".into()),
                     note: None,
+                    answer: None,
                 },
             )
             .await
@@ -781,6 +873,7 @@ mod tests {
                 Outcome::Sent {
                     provider_ref: None,
                     note: None,
+                    answer: None,
                 },
             )
             .await
@@ -792,6 +885,7 @@ mod tests {
                 Outcome::Sent {
                     provider_ref: None,
                     note: None,
+                    answer: None,
                 },
             )
             .await

@@ -270,4 +270,25 @@ pub const MIGRATIONS: &[&str] = &[
         DELETE FROM message_states WHERE message_id = OLD.id;
     END;
 "#,
+    // 8: email: editable templates per document type (subject, text, HTML); the SMTP server's
+    // final answer per mail, for the history; the rate limits' send times, read when the
+    // dispatcher starts so a restart does not open a fresh burst.
+    r#"
+    CREATE TABLE email_templates (
+        kind       TEXT    PRIMARY KEY,
+        subject    TEXT    NOT NULL,
+        text       TEXT    NOT NULL,
+        html       TEXT,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE message_answers (
+        message_id INTEGER PRIMARY KEY,
+        answer     TEXT    NOT NULL
+    );
+    CREATE TRIGGER message_answer_gone AFTER DELETE ON messages
+    BEGIN
+        DELETE FROM message_answers WHERE message_id = OLD.id;
+    END;
+    CREATE INDEX messages_sent ON messages (transport, sent_at) WHERE sent_at IS NOT NULL;
+    "#,
 ];

@@ -260,8 +260,8 @@ impl HttpSmsTransport {
 /// A send the provider did not confirm: counted as sent, never resent.
 fn unconfirmed(why: String) -> SendReceipt {
     SendReceipt {
-        provider_ref: None,
         unconfirmed: Some(why),
+        ..SendReceipt::default()
     }
 }
 

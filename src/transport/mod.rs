@@ -37,6 +37,8 @@ pub struct SendReceipt {
     /// off, no answer after the request went out): it counts as sent and is never resent,
     /// and this reason is kept with the message.
     pub unconfirmed: Option<String>,
+    /// The server's final answer, kept for the history (SMTP: `250 2.0.0 Ok: queued as …`).
+    pub answer: Option<String>,
 }
 
 /// Why a send did not happen.

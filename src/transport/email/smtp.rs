@@ -325,13 +325,14 @@ impl Transport for EmailTransport {
                 )));
             };
             let id = self.message_id(message.id);
-            self.deliver(&message.to, mail, Some(id.clone())).await?;
+            let answer = self.deliver(&message.to, mail, Some(id.clone())).await?;
             // Accepted only on the server's 250 after DATA: SMTP makes the server responsible
             // from then on, so an answer cut off before it is retried (the stable Message-ID
             // lets a duplicate be recognised), never counted as sent unconfirmed.
             Ok(SendReceipt {
                 provider_ref: Some(id),
                 unconfirmed: None,
+                answer: Some(answer),
             })
         })
     }
