@@ -735,3 +735,147 @@ fn send_page_templates_and_a_csv_bulk_send_checked_by_line() {
         "{texts:?}"
     );
 }
+
+#[test]
+fn the_system_page_runs_the_doctors_checks_and_admins_manage_users() {
+    let demo = start_demo();
+    let admin = login(&demo.base, "admin", PASSWORD);
+
+    // The doctor's checks, run by the daemon itself: the simulated modem as it reports it.
+    let (status, html) = admin.get("/system");
+    assert_eq!(status, 200);
+    assert!(html.contains("href=\"/system/checks#checks\""), "{html}");
+    assert!(!html.contains("id=\"check-list\""), "checks run on demand");
+    let (status, html) = admin.get("/system/checks");
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"check-list\""), "{html}");
+    assert!(
+        html.contains("configuration built in (demo)"),
+        "the demo's config: {html}"
+    );
+    assert!(
+        html.contains("modem1: modem answers AT") && html.contains("held by the running daemon"),
+        "the modem's state from the daemon, the port left alone: {html}"
+    );
+    assert!(html.contains("modem1: SIM ready"), "{html}");
+    assert!(html.contains("modem1: signal -"), "{html}");
+    assert!(html.contains("admin API answers on"), "{html}");
+    assert!(
+        html.contains("class=\"check-fail\"") && html.contains("journald not reachable"),
+        "the test hides the journal: that check fails with its fix: {html}"
+    );
+
+    // Add an operator, refused by field first.
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana pérez"),
+            ("role", "operator"),
+            ("password", "clave de ana"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("name: `ana pérez` is not a user name"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"new-name\" name=\"name\" required autocomplete=\"off\" value=\"ana pérez\" aria-invalid=\"true\""), "{html}");
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana"),
+            ("role", "jefe"),
+            ("password", "clave de ana"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("role: `jefe` is not admin or operator"),
+        "{html}"
+    );
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[("name", "ana"), ("role", "operator"), ("password", "corta")],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("password: the password must have at least 8"),
+        "{html}"
+    );
+    assert!(!html.contains("<td>ana</td>"), "nothing added: {html}");
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana"),
+            ("role", "operator"),
+            ("password", "clave de ana"),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Usuario agregado: ana"), "{html}");
+    assert!(html.contains("<td>ana</td><td>operator</td>"), "{html}");
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana"),
+            ("role", "admin"),
+            ("password", "otra clave"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(html.contains("already exists"), "{html}");
+
+    // The operator logs in, and cannot reach user management.
+    let ana = login(&demo.base, "ana", "clave de ana");
+    let (status, html) = ana.get("/system");
+    assert_eq!(status, 200);
+    assert!(!html.contains("id=\"user-add\""), "{html}");
+    let (status, _, _) = ana.post(
+        "/system/users",
+        &[
+            ("name", "eva"),
+            ("role", "admin"),
+            ("password", "clave de eva"),
+        ],
+    );
+    assert_eq!(status, 403);
+    let (status, _, _) = ana.post("/system/users/admin/password", &[("password", "tomada!!!")]);
+    assert_eq!(status, 403);
+    let (status, _, _) = ana.post("/system/users/admin/remove", &[]);
+    assert_eq!(status, 403);
+    assert!(post_login(&demo.base, "eva", "clave de eva").status() == 401);
+
+    // A new password for the operator: their session ends, the new password works.
+    let (status, _, html) = admin.post("/system/users/ana/password", &[("password", "corta")]);
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("id=\"password-ana\"") && html.contains("aria-invalid=\"true\""),
+        "{html}"
+    );
+    let (status, _, html) = admin.post(
+        "/system/users/ana/password",
+        &[("password", "nueva clave de ana")],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Contraseña cambiada: ana"), "{html}");
+    assert_eq!(ana.get("/").0, 303, "the old session ended");
+    assert_eq!(post_login(&demo.base, "ana", "clave de ana").status(), 401);
+    let ana = login(&demo.base, "ana", "nueva clave de ana");
+
+    // Removing: not oneself, and the operator's session goes with the user.
+    let (status, _, html) = admin.post("/system/users/admin/remove", &[]);
+    assert_eq!(status, 422);
+    assert!(html.contains("No puede quitarse a sí mismo"), "{html}");
+    let (status, _, html) = admin.post("/system/users/ana/remove", &[]);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Usuario quitado: ana"), "{html}");
+    assert!(!html.contains("<td>ana</td>"), "{html}");
+    assert_eq!(ana.get("/").0, 303, "a removed user's session ends");
+    assert_eq!(
+        post_login(&demo.base, "ana", "nueva clave de ana").status(),
+        401
+    );
+    let (status, _, html) = admin.post("/system/users/nadie/remove", &[]);
+    assert_eq!(status, 422);
+    assert!(html.contains("there is no user `nadie`"), "{html}");
+}

@@ -53,6 +53,10 @@ pub(super) fn routes() -> Router<Web> {
         .route("/channels/test", post(channel_test))
         .route("/system", get(system))
         .route("/system/backup", get(system_backup))
+        .route("/system/checks", get(system_checks))
+        .route("/system/users", post(user_add))
+        .route("/system/users/{name}/password", post(user_passwd))
+        .route("/system/users/{name}/remove", post(user_remove))
 }
 
 // ----- common ---------------------------------------------------------------------------------
@@ -2436,9 +2440,35 @@ struct SystemPage {
     db_size: String,
     customers: u64,
     users: Vec<(String, String)>,
+    /// The doctor's checks when asked for.
+    checks: Option<Vec<CheckRow>>,
+    /// The user form's field in error, to mark it.
+    field: String,
+    /// What the add-user form had (name, role), kept after an error.
+    new_user: (String, String),
 }
 
-async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+/// One of the doctor's checks as the page shows it.
+pub struct CheckRow {
+    /// `ok`, `fail`, `warn` or `skip` (the row's class).
+    pub outcome: &'static str,
+    /// The outcome in the user's language.
+    pub word: &'static str,
+    pub what: String,
+    pub fix: String,
+}
+
+/// What a System page shows besides the facts.
+#[derive(Default)]
+struct SystemView {
+    checks: Option<Vec<CheckRow>>,
+    notice: Option<String>,
+    /// (message, field).
+    error: Option<(String, String)>,
+    new_user: (String, String),
+}
+
+async fn system_page(web: &Web, ctx: &Ctx, status: StatusCode, view: SystemView) -> Response {
     let facts = web
         .app
         .store
@@ -2456,8 +2486,12 @@ async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Respo
     };
     let wal =
         std::fs::metadata(format!("{}-wal", web.app.store.path().display())).map_or(0, |m| m.len());
-    render(&SystemPage {
-        p: page(&ctx, "system", "sys.title"),
+    let mut p = page(ctx, "system", "sys.title");
+    p.notice = view.notice;
+    let field = view.error.as_ref().map(|e| e.1.clone()).unwrap_or_default();
+    p.error = view.error.map(|e| e.0);
+    let page = SystemPage {
+        p,
         version: env!("CARGO_PKG_VERSION"),
         uptime: web.app.started.elapsed().as_secs(),
         db_size: format!("{:.1} MiB", (size + wal) as f64 / 1048576.0),
@@ -2469,7 +2503,189 @@ async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Respo
         } else {
             Vec::new()
         },
-    })
+        checks: view.checks,
+        field,
+        new_user: view.new_user,
+    };
+    (status, render(&page)).into_response()
+}
+
+async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    system_page(&web, &ctx, StatusCode::OK, SystemView::default()).await
+}
+
+/// `GET /system/checks`: the System page with `pasarela doctor`'s checks, run by the daemon
+/// itself (its own permissions, its modem state as `GET /api/status` reports it).
+async fn system_checks(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    let Some(doctor) = web.doctor.clone() else {
+        return not_found(&ctx);
+    };
+    let (code, status) = web.call(Method::GET, "/api/status", None).await;
+    let status = if code.is_success() {
+        Ok(status)
+    } else {
+        Err(format!("GET /api/status answered {code}"))
+    };
+    let (loaded, base) = &*doctor;
+    let checks = crate::doctor::run_in_daemon(loaded, base, status).await;
+    log::info!(
+        "pages: `{}` ran the doctor's checks ({} failed)",
+        ctx.user.name,
+        checks.iter().filter(|c| c.failed()).count()
+    );
+    let tr = ctx.tr();
+    let checks = checks
+        .into_iter()
+        .map(|c| {
+            use crate::doctor::Outcome;
+            let (outcome, fix) = match c.outcome {
+                Outcome::Ok => ("ok", String::new()),
+                Outcome::Fail { fix } => ("fail", fix),
+                Outcome::Warn { fix } => ("warn", fix),
+                Outcome::Skip => ("skip", String::new()),
+            };
+            let word = tr.t(match outcome {
+                "ok" => "chk.ok",
+                "fail" => "chk.fail",
+                "warn" => "chk.warn",
+                _ => "chk.skip",
+            });
+            CheckRow {
+                outcome,
+                word,
+                what: c.what,
+                fix,
+            }
+        })
+        .collect();
+    let view = SystemView {
+        checks: Some(checks),
+        ..Default::default()
+    };
+    system_page(&web, &ctx, StatusCode::OK, view).await
+}
+
+#[derive(Deserialize, Default)]
+struct UserForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Answers a user form: back to the System page with a notice, or the error by field.
+async fn user_done(
+    web: &Web,
+    ctx: &Ctx,
+    result: Result<String, (String, String)>,
+    new_user: (String, String),
+) -> Response {
+    match result {
+        Ok(notice) => {
+            let view = SystemView {
+                notice: Some(notice),
+                ..Default::default()
+            };
+            system_page(web, ctx, StatusCode::OK, view).await
+        }
+        Err(error) => {
+            let view = SystemView {
+                error: Some(error),
+                new_user,
+                ..Default::default()
+            };
+            system_page(web, ctx, StatusCode::UNPROCESSABLE_ENTITY, view).await
+        }
+    }
+}
+
+/// `POST /system/users` (admins): adds a user with a role, as `pasarela user add` does.
+async fn user_add(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<UserForm>,
+) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let tr = ctx.tr();
+    let result = async {
+        let name = form.name.trim();
+        auth::check_user_name(name).map_err(|e| (format!("name: {e}"), "name".into()))?;
+        let role = users::Role::parse(&form.role).ok_or_else(|| {
+            (
+                format!("role: `{}` is not admin or operator", form.role),
+                "role".to_string(),
+            )
+        })?;
+        auth::check_new_password(&form.password)
+            .map_err(|e| (format!("password: {e}"), "password".into()))?;
+        super::accounts::add(&web.app.store, name, role, &form.password)
+            .await
+            .map_err(|e| (format!("name: {e:#}"), "name".to_string()))?;
+        log::info!("pages: `{}` added user `{name}` ({role})", ctx.user.name);
+        Ok(format!("{} {name}", tr.t("sys.user_added")))
+    }
+    .await;
+    user_done(&web, &ctx, result, (form.name.clone(), form.role.clone())).await
+}
+
+/// `POST /system/users/{name}/password` (admins): a new password; the user's sessions end.
+async fn user_passwd(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(name): Path<String>,
+    Form(form): Form<UserForm>,
+) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let tr = ctx.tr();
+    let result = async {
+        auth::check_new_password(&form.password)
+            .map_err(|e| (format!("password: {e}"), format!("password-{name}")))?;
+        super::accounts::passwd(&web.app.store, &name, &form.password)
+            .await
+            .map_err(|e| (format!("{e:#}"), format!("password-{name}")))?;
+        log::info!(
+            "pages: `{}` changed the password of `{name}`",
+            ctx.user.name
+        );
+        Ok(format!("{} {name}", tr.t("sys.password_changed")))
+    }
+    .await;
+    if result.is_ok() && name == ctx.user.name {
+        // Their own sessions ended with the change, this one too.
+        return see_other("/login");
+    }
+    user_done(&web, &ctx, result, Default::default()).await
+}
+
+/// `POST /system/users/{name}/remove` (admins): removes a user and ends their sessions; not
+/// oneself, not the last admin.
+async fn user_remove(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(name): Path<String>,
+) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let tr = ctx.tr();
+    let result = async {
+        if name == ctx.user.name {
+            return Err((tr.t("sys.not_yourself").to_string(), String::new()));
+        }
+        super::accounts::remove(&web.app.store, &name)
+            .await
+            .map_err(|e| (format!("{e:#}"), String::new()))?;
+        log::info!("pages: `{}` removed user `{name}`", ctx.user.name);
+        Ok(format!("{} {name}", tr.t("sys.user_removed")))
+    }
+    .await;
+    user_done(&web, &ctx, result, Default::default()).await
 }
 
 /// `GET /system/backup` (admins): `GET /api/backup`'s consistent copy, streamed as it is made.
