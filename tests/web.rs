@@ -879,3 +879,141 @@ fn the_system_page_runs_the_doctors_checks_and_admins_manage_users() {
     assert_eq!(status, 422);
     assert!(html.contains("there is no user `nadie`"), "{html}");
 }
+
+#[test]
+fn rules_page_edits_windows_holidays_and_groups_with_errors_by_field() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let api_rules = || -> serde_json::Value {
+        http()
+            .get(format!("{}/api/rules", demo.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let (status, html) = s.get("/rules");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("name=\"group.0.name\" value=\"guardia\""),
+        "the demo's on-call group: {html}"
+    );
+    assert!(html.contains("+5491156781234</textarea>"), "{html}");
+    assert!(
+        html.contains("id=\"win-0-name\" name=\"win.0.name\" value=\"\""),
+        "a blank row to add a window: {html}"
+    );
+    assert!(
+        html.contains("id=\"group-1-name\" name=\"group.1.name\" value=\"\""),
+        "{html}"
+    );
+    let before = api_rules();
+
+    // Bad values: each error beside its field, nothing saved.
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("windows.notifications", "always"),
+            ("windows.bulk", "always"),
+            ("windows.holidays", "2026-12-25\n2026-13-01"),
+            ("win.0.name", "noche"),
+            ("win.0.days", "lun-vie"),
+            ("win.0.from", "25:00"),
+            ("win.0.to", "23:00"),
+            ("group.0.name", "guardia"),
+            ("group.0.phones", "+5491156781234\n12"),
+            ("group.0.window", "always"),
+            ("group.1.name", ""),
+            ("group.1.phones", ""),
+            ("group.1.window", "always"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("id=\"windows-holidays-err\">`2026-13-01` is not a date"),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"win-0-from\" name=\"win.0.from\" value=\"25:00\" placeholder=\"09:00\" aria-invalid=\"true\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"win-0-err\">`25:00` is not a time"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "id=\"group-0-phones\" name=\"group.0.phones\" rows=\"3\" aria-invalid=\"true\""
+        ),
+        "{html}"
+    );
+    assert!(html.contains("id=\"group-0-err\">`12`: "), "{html}");
+    assert_eq!(api_rules(), before, "nothing changed");
+
+    // Good values: a new window, holidays, a group moved to that window and a new group.
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("windows.notifications", "laboral"),
+            ("windows.bulk", "always"),
+            ("windows.holidays", "2026-12-25\r\n2026-12-31"),
+            ("win.0.name", "noche"),
+            ("win.0.days", "lun-dom"),
+            ("win.0.from", "20:00"),
+            ("win.0.to", "23:00"),
+            ("win.0.holidays", "1"),
+            ("group.0.name", "guardia"),
+            ("group.0.phones", "+5491156781234\n011 15-5555-1234"),
+            ("group.0.window", "noche"),
+            ("group.1.name", "ventas"),
+            ("group.1.phones", "1155554321"),
+            ("group.1.window", "laboral"),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Reglas guardadas"), "{html}");
+    assert!(
+        html.contains("name=\"win.0.name\" value=\"noche\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"group.1.name\" value=\"ventas\""),
+        "{html}"
+    );
+    let rules = api_rules();
+    assert_eq!(rules["windows"]["notifications"], "laboral");
+    assert_eq!(
+        rules["windows"]["holidays"],
+        serde_json::json!(["2026-12-25", "2026-12-31"])
+    );
+    assert_eq!(
+        rules["windows"]["custom"]["noche"],
+        serde_json::json!({"days": "lun-dom", "from": "20:00", "to": "23:00", "holidays": true})
+    );
+    assert_eq!(rules["groups"][0]["window"], "noche");
+    assert_eq!(
+        rules["groups"][0]["phones"],
+        serde_json::json!(["+5491156781234", "011 15-5555-1234"])
+    );
+    assert_eq!(rules["groups"][1]["name"], "ventas");
+
+    // Removing the group tickets alert is refused, with the reason.
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("windows.notifications", "laboral"),
+            ("windows.bulk", "always"),
+            ("windows.holidays", "2026-12-25"),
+            ("group.0.name", ""),
+            ("group.0.phones", "+5491156781234"),
+            ("group.0.window", "noche"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("`guardia` is not an operator group"),
+        "{html}"
+    );
+    assert_eq!(api_rules(), rules, "nothing changed");
+}

@@ -306,7 +306,7 @@ impl Web {
     }
 
     fn time_as(&self, ms: i64, clock: &str) -> String {
-        let tz = self.app.rules.windows.tz();
+        let tz = self.app.rules.windows().tz();
         let date = match self.app.rules.company.language {
             crate::config::Language::Es => "%d/%m/%Y",
             crate::config::Language::En => "%m/%d/%Y",

@@ -203,7 +203,7 @@ async fn rows(web: &Web, messages: Vec<Message>) -> Result<Vec<MsgRow>, Response
 /// Local midnight of today in the company's time zone, as Unix ms.
 fn local_midnight(web: &Web, date: Option<chrono::NaiveDate>) -> i64 {
     use chrono::TimeZone;
-    let tz = web.app.rules.windows.tz();
+    let tz = web.app.rules.windows().tz();
     let date = date.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive());
     let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     tz.from_local_datetime(&naive)
@@ -2159,6 +2159,245 @@ struct RulesPage {
     p: Page,
     sections: Vec<RuleSection>,
     customers: Vec<(String, String)>,
+    sched: ScheduleView,
+}
+
+/// A custom delivery window as the form shows it; `error` is (field, message).
+#[derive(Default)]
+pub struct WindowRow {
+    pub name: String,
+    pub days: String,
+    pub from: String,
+    pub to: String,
+    pub holidays: bool,
+    pub error: Option<(&'static str, String)>,
+}
+
+/// An operator group as the form shows it: phones one per line.
+#[derive(Default)]
+pub struct GroupRow {
+    pub name: String,
+    pub phones: String,
+    pub window: String,
+    pub error: Option<(&'static str, String)>,
+}
+
+/// `[windows]` and `[[groups]]` as the form shows them, with errors by field.
+#[derive(Default)]
+pub struct ScheduleView {
+    pub notifications: String,
+    pub bulk: String,
+    /// One date per line.
+    pub holidays: String,
+    pub windows: Vec<WindowRow>,
+    pub groups: Vec<GroupRow>,
+    /// Every window name a select offers: `always`, the built-in ones, the custom ones.
+    pub names: Vec<String>,
+    /// (field: `notifications`, `bulk` or `holidays`; message).
+    pub errors: Vec<(&'static str, String)>,
+}
+
+impl ScheduleView {
+    pub fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    /// From `GET /api/rules`'s `windows` and `groups`; one blank row each to add.
+    fn from_json(rules: &serde_json::Value) -> ScheduleView {
+        let w = &rules["windows"];
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        let lines = |v: &serde_json::Value, sep: &str| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let windows = w["custom"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, spec)| WindowRow {
+                name: name.clone(),
+                days: match &spec["days"] {
+                    serde_json::Value::String(d) => d.clone(),
+                    list => lines(list, ","),
+                },
+                from: text(&spec["from"]),
+                to: text(&spec["to"]),
+                holidays: spec["holidays"].as_bool().unwrap_or(false),
+                error: None,
+            })
+            .collect();
+        let groups = rules["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| GroupRow {
+                name: text(&g["name"]),
+                phones: lines(&g["phones"], "\n"),
+                window: text(&g["window"]),
+                error: None,
+            })
+            .collect();
+        let mut view = ScheduleView {
+            notifications: text(&w["notifications"]),
+            bulk: text(&w["bulk"]),
+            holidays: lines(&w["holidays"], "\n"),
+            windows,
+            groups,
+            ..Default::default()
+        };
+        view.finish();
+        view
+    }
+
+    /// Adds the blank rows and the names the selects offer.
+    fn finish(&mut self) {
+        self.windows.push(WindowRow::default());
+        self.groups.push(GroupRow {
+            window: "always".into(),
+            ..Default::default()
+        });
+        self.names = ["always", "laboral", "extendido", "fulltime"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(
+                self.windows
+                    .iter()
+                    .filter(|w| !w.name.is_empty())
+                    .map(|w| w.name.clone()),
+            )
+            .collect();
+    }
+
+    /// From the form's fields: `windows.notifications`, `windows.bulk`, `windows.holidays`,
+    /// `win.N.name|days|from|to|holidays`, `group.N.name|phones|window`. A row whose name is
+    /// empty is left out (that is how one is removed). `None` when the form had no schedule.
+    fn from_form(get: &dyn Fn(String) -> Option<String>) -> Option<ScheduleView> {
+        let notifications = get("windows.notifications".into())?;
+        let mut view = ScheduleView {
+            notifications,
+            bulk: get("windows.bulk".into()).unwrap_or_default(),
+            holidays: get("windows.holidays".into()).unwrap_or_default(),
+            ..Default::default()
+        };
+        for i in 0.. {
+            let Some(name) = get(format!("win.{i}.name")) else {
+                break;
+            };
+            let field = |f: &str| get(format!("win.{i}.{f}")).unwrap_or_default();
+            if name.trim().is_empty() {
+                continue;
+            }
+            view.windows.push(WindowRow {
+                name: name.trim().to_string(),
+                days: field("days"),
+                from: field("from"),
+                to: field("to"),
+                holidays: get(format!("win.{i}.holidays")).is_some(),
+                error: None,
+            });
+        }
+        for i in 0.. {
+            let Some(name) = get(format!("group.{i}.name")) else {
+                break;
+            };
+            if name.trim().is_empty() {
+                continue;
+            }
+            let field = |f: &str| get(format!("group.{i}.{f}")).unwrap_or_default();
+            view.groups.push(GroupRow {
+                name: name.trim().to_string(),
+                phones: field("phones"),
+                window: field("window"),
+                error: None,
+            });
+        }
+        Some(view)
+    }
+
+    /// The `windows` and `groups` of a `PUT /api/rules` body.
+    fn patch(&self, patch: &mut serde_json::Value) {
+        let list = |text: &str| -> Vec<String> {
+            text.split(['\n', ','])
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let custom: serde_json::Map<String, serde_json::Value> = self
+            .windows
+            .iter()
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    serde_json::json!({"days": w.days.trim(), "from": w.from.trim(),
+                                       "to": w.to.trim(), "holidays": w.holidays}),
+                )
+            })
+            .collect();
+        patch["windows"] = serde_json::json!({
+            "notifications": self.notifications.trim(),
+            "bulk": self.bulk.trim(),
+            "holidays": list(&self.holidays),
+            "custom": custom,
+        });
+        patch["groups"] = self
+            .groups
+            .iter()
+            .map(|g| {
+                serde_json::json!({"name": g.name, "phones": list(&g.phones),
+                                   "window": g.window.trim()})
+            })
+            .collect();
+    }
+
+    /// Places an error of `PUT /api/rules` (`windows.*`, `groups.N.*`) beside its field;
+    /// `false` when it is not one of this form's.
+    fn place(&mut self, field: &str, text: &str) -> bool {
+        let text = text.to_string();
+        match field {
+            "windows.notifications" => self.errors.push(("notifications", text)),
+            "windows.bulk" => self.errors.push(("bulk", text)),
+            "windows.holidays" => self.errors.push(("holidays", text)),
+            _ => {
+                if let Some(name) = field.strip_prefix("windows.custom.")
+                    && let Some(row) = self.windows.iter_mut().find(|w| w.name == name)
+                {
+                    let (f, t) = ["days", "from", "to"]
+                        .into_iter()
+                        .find_map(|f| {
+                            text.strip_prefix(&format!("{f}: "))
+                                .map(|t| (f, t.to_string()))
+                        })
+                        .unwrap_or(("name", text));
+                    row.error = Some((f, t));
+                    return true;
+                }
+                let Some(rest) = field.strip_prefix("groups.") else {
+                    return false;
+                };
+                let Some((i, f)) = rest.split_once('.') else {
+                    return false;
+                };
+                let (Ok(i), Some(f)) = (
+                    i.parse::<usize>(),
+                    ["name", "phones", "window"].into_iter().find(|x| *x == f),
+                ) else {
+                    return false;
+                };
+                let Some(row) = self.groups.get_mut(i) else {
+                    return false;
+                };
+                row.error = Some((f, text));
+            }
+        }
+        true
+    }
 }
 
 /// Where a setting is in `[rules]` as JSON: (table, key); an empty table is the top level.
@@ -2229,7 +2468,7 @@ async fn rules_page(
     web: &Web,
     ctx: &Ctx,
     status: StatusCode,
-    sections: Vec<RuleSection>,
+    (sections, sched): (Vec<RuleSection>, ScheduleView),
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
@@ -2254,6 +2493,7 @@ async fn rules_page(
             p,
             sections,
             customers,
+            sched,
         }),
     )
         .into_response()
@@ -2268,7 +2508,7 @@ async fn rules_form(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> R
         &web,
         &ctx,
         StatusCode::OK,
-        sections_from(&rules),
+        (sections_from(&rules), ScheduleView::from_json(&rules)),
         None,
         None,
     )
@@ -2317,6 +2557,10 @@ async fn save_rules(
             s.reply = reply_text;
         }
     }
+    let mut sched = ScheduleView::from_form(&get);
+    if let Some(s) = &sched {
+        s.patch(&mut patch);
+    }
     let (status, body) = web.call(Method::PUT, "/api/rules", Some(patch)).await;
     if status.is_success() {
         log::info!("pages: `{}` saved the rules", ctx.user.name);
@@ -2325,7 +2569,7 @@ async fn save_rules(
             &web,
             &ctx,
             StatusCode::OK,
-            sections_from(&body),
+            (sections_from(&body), ScheduleView::from_json(&body)),
             Some(notice),
             None,
         )
@@ -2353,6 +2597,9 @@ async fn save_rules(
                 placed = true;
             }
         }
+        if !placed && let Some(s) = sched.as_mut() {
+            placed = s.place(field, text);
+        }
         if !placed {
             unplaced.push(piece.to_string());
         }
@@ -2362,11 +2609,18 @@ async fn save_rules(
     } else {
         Some(unplaced.join("; "))
     };
+    let sched = match sched {
+        Some(mut s) => {
+            s.finish();
+            s
+        }
+        None => ScheduleView::from_json(&current),
+    };
     rules_page(
         &web,
         &ctx,
         StatusCode::UNPROCESSABLE_ENTITY,
-        sections,
+        (sections, sched),
         None,
         error,
     )
