@@ -3,6 +3,8 @@
 //! redirect and cookie flag is visible).
 
 mod common;
+#[path = "common/fake_graph.rs"]
+mod fake_graph;
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -1016,4 +1018,190 @@ fn rules_page_edits_windows_holidays_and_groups_with_errors_by_field() {
         "{html}"
     );
     assert_eq!(api_rules(), rules, "nothing changed");
+}
+
+/// Adds a user through `pasarela user add` with the daemon's config.
+fn add_user(config: &std::path::Path, name: &str, role: &str, password: &str) {
+    let mut child = Command::new(common::bin())
+        .args(["user", "add", name, "--role", role, "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn send_page_offers_whatsapp_within_the_window_and_email_with_a_subject() {
+    use hmac::{Hmac, Mac};
+    const ACCESS: &str = "EAAG-test-token-0123456789";
+    const SECRET: &str = "app-secret-for-tests";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let graph = rt.block_on(fake_graph::FakeGraph::start(ACCESS));
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    // The mail server's port answers nothing: the page's part ends when the mail is queued
+    // (delivery over SMTP is tests/email.rs's).
+    let conf = format!(
+        "token = \"{TOKEN}\"\n[company]\nname = \"Red Sur\"\n\
+         [webhooks]\nlisten = \"127.0.0.1:{hook}\"\n\
+         [whatsapp]\nphone_number_id = \"{}\"\nwaba_id = \"9876543210\"\n\
+         access_token = \"{ACCESS}\"\napp_secret = \"{SECRET}\"\nverify_token = \"v\"\n\
+         base_url = \"{}\"\n\
+         [[email]]\nname = \"general\"\nareas = [\"todo\"]\nfrom = \"Red Sur <avisos@redsur.com.ar>\"\n\
+         host = \"127.0.0.1\"\nport = {}\n",
+        fake_graph::PHONE_ID,
+        graph.url,
+        free_port()
+    );
+    let d = common::Daemon::start_full(dir.path(), "", &conf, &[]);
+    add_user(&d.config, "maria", "operator", "clave-de-maria");
+    let s = login(&d.base, "maria", "clave-de-maria");
+    let (status, html) = s.get("/send");
+    assert_eq!(status, 200);
+    for option in [
+        "<option value=\"sms\" selected>SMS</option>",
+        "<option value=\"whatsapp\">WhatsApp</option>",
+        "<option value=\"email\">Email</option>",
+        "<label for=\"subject\">",
+    ] {
+        assert!(html.contains(option), "{option} in {html}");
+    }
+
+    // WhatsApp to a number that never wrote: refused with the reason, nothing queued.
+    let api_messages = || -> serde_json::Value {
+        http()
+            .get(format!("{}/api/messages", d.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "011 15-2345-6789"),
+            ("text", "Hola Ana"),
+            ("channel", "whatsapp"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("dentro de las 24 horas") && html.contains("nunca escribió por WhatsApp"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<option value=\"whatsapp\" selected>"),
+        "the choice is kept: {html}"
+    );
+    assert_eq!(api_messages()["messages"], serde_json::json!([]));
+
+    // The customer writes on WhatsApp: within 24 hours the same send goes, on WhatsApp.
+    let body = serde_json::to_vec(&serde_json::json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "9876543210", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "5491155550000", "phone_number_id": fake_graph::PHONE_ID},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5491123456789"}],
+        "messages": [{"from": "5491123456789", "id": "wamid.IN1", "timestamp": "1764633600",
+                      "type": "text", "text": {"body": "Hola, una consulta"}}]}}]}]}))
+    .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let r = http()
+        .post(format!("http://127.0.0.1:{hook}/webhooks/whatsapp"))
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", format!("sha256={signature}"))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_until(
+        "the inbound WhatsApp message",
+        Duration::from_secs(30),
+        || {
+            api_messages()["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["direction"] == "in")
+        },
+    );
+    let (status, location, html) = s.post(
+        "/send",
+        &[
+            ("to", "011 15-2345-6789"),
+            ("text", "Hola Ana, le escribimos por acá"),
+            ("channel", "whatsapp"),
+        ],
+    );
+    assert_eq!(status, 303, "{html}");
+    wait_until("the text on WhatsApp", Duration::from_secs(30), || {
+        graph.with(|g| {
+            g.sent.iter().any(|m| {
+                m["type"] == "text" && m["text"]["body"] == "Hola Ana, le escribimos por acá"
+            })
+        })
+    });
+    let (_, html) = s.get(&location);
+    assert!(html.contains("whatsapp"), "{html}");
+
+    // Email: address, subject and text through POST /api/messages; a missing subject is
+    // refused by field.
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "ana@example.com"),
+            ("text", "Su factura está disponible."),
+            ("channel", "email"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("subject"), "{html}");
+    let (status, location, html) = s.post(
+        "/send",
+        &[
+            ("to", "ana@example.com"),
+            ("subject", "Factura de diciembre"),
+            ("text", "Su factura está disponible."),
+            ("channel", "email"),
+        ],
+    );
+    assert_eq!(status, 303, "{html}");
+    let id = location.trim_start_matches("/messages/");
+    let m: serde_json::Value = http()
+        .get(format!("{}/api/messages/{id}", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(m["channel"], "email", "{m}");
+    assert_eq!(m["peer"], "ana@example.com", "{m}");
+    assert_eq!(m["email"]["subject"], "Factura de diciembre", "{m}");
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "ana@example.com"),
+            ("subject", "Saldo"),
+            ("text", "Su saldo es %deuda%"),
+            ("channel", "email"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("text: las %variables%"), "{html}");
 }

@@ -156,6 +156,21 @@ pub const ES: &[(&str, &str)] = &[
         "send.bulk_invalid",
         "No se envió nada. Filas con problemas:",
     ),
+    (
+        "send.channel_hint",
+        "WhatsApp: texto libre solo dentro de las 24 horas del último mensaje del cliente. Email: \"Para\" es la dirección y lleva asunto.",
+    ),
+    ("send.subject", "Asunto (solo email)"),
+    (
+        "send.wa_closed",
+        "WhatsApp solo lleva texto libre dentro de las 24 horas del último mensaje del cliente por WhatsApp; envíelo por SMS o con una plantilla aprobada",
+    ),
+    ("send.wa_last", "último mensaje:"),
+    ("send.wa_never", "el cliente nunca escribió por WhatsApp"),
+    (
+        "send.email_vars",
+        "las %variables% se completan con el cliente de un número de teléfono; en un email escriba el texto completo",
+    ),
     ("send.title", "Enviar un SMS"),
     ("send.to", "Para (número)"),
     ("send.text", "Texto"),
@@ -439,6 +454,21 @@ pub const EN: &[(&str, &str)] = &[
     ),
     ("send.no_text", "is empty (write a text or pick a template)"),
     ("send.bulk_invalid", "Nothing was sent. Rows with problems:"),
+    (
+        "send.channel_hint",
+        "WhatsApp: free text only within 24 hours of the customer's last message. Email: \"To\" is the address, and it needs a subject.",
+    ),
+    ("send.subject", "Subject (email only)"),
+    (
+        "send.wa_closed",
+        "WhatsApp carries free text only within 24 hours of the customer's last WhatsApp message; send it by SMS or as an approved template",
+    ),
+    ("send.wa_last", "last message:"),
+    ("send.wa_never", "the customer never wrote on WhatsApp"),
+    (
+        "send.email_vars",
+        "%variables% are filled from a phone number's customer; in an email write the whole text",
+    ),
     ("send.title", "Send an SMS"),
     ("send.to", "To (number)"),
     ("send.text", "Text"),

@@ -584,6 +584,13 @@ struct SendPage {
     templates: Vec<(String, String)>,
     to: String,
     text: String,
+    /// The channels this gateway can send on: `sms`, and `whatsapp` and `email` when
+    /// configured; `channel` is the chosen one.
+    channels: Vec<&'static str>,
+    channel: String,
+    /// Email is configured: the subject field shows.
+    email: bool,
+    subject: String,
     field: String,
     bulk: BulkForm,
     /// A refused bulk send's problems, each naming its line and field.
@@ -653,6 +660,14 @@ async fn send_page(
             templates,
             to: form.to,
             text: form.text,
+            channels: send_channels(web),
+            email: send_channels(web).contains(&"email"),
+            channel: if form.channel.is_empty() {
+                "sms".to_string()
+            } else {
+                form.channel
+            },
+            subject: form.subject,
             field,
             bulk,
             problems: view.problems,
@@ -669,6 +684,9 @@ struct SendForm {
     text: String,
     #[serde(default)]
     channel: String,
+    /// Email only.
+    #[serde(default)]
+    subject: String,
     /// A `[rules.templates]` name: its text when `text` is empty (the picker without script).
     #[serde(default)]
     template: String,
@@ -738,6 +756,59 @@ async fn personalize(web: &Web, text: &str, to: &str) -> Result<String, (String,
     Ok(body["text"].as_str().unwrap_or(text).to_string())
 }
 
+/// The channels the send page offers: SMS, and WhatsApp and email when a route of theirs is
+/// configured.
+fn send_channels(web: &Web) -> Vec<&'static str> {
+    let mut out = vec!["sms"];
+    for c in [Channel::Whatsapp, Channel::Email] {
+        if web.app.transports.iter().any(|t| t.channel() == c) {
+            out.push(c.as_str());
+        }
+    }
+    out
+}
+
+/// WhatsApp carries free text only within 24 hours of the customer's last WhatsApp message
+/// (unless `whatsapp.outside_window_template` carries it): the reason when it cannot go,
+/// with the field it concerns. A number that does not parse is left to the API's check.
+async fn whatsapp_text_allowed(web: &Web, tr: Tr, to: &str) -> Result<(), (String, String)> {
+    let Ok(peer) = web.app.phones.normalize(to) else {
+        return Ok(());
+    };
+    let last = web
+        .app
+        .store
+        .list(ListFilter {
+            peer: Some(peer.as_str().to_string()),
+            direction: Some(Direction::In),
+            channel: Some(Channel::Whatsapp),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| (e.to_string(), String::new()))?;
+    let at = last.first().map(|m| m.created_at);
+    if at.is_some_and(|at| now_ms() < at + crate::transport::whatsapp::WINDOW_MS) {
+        return Ok(());
+    }
+    let fallback = web
+        .app
+        .whatsapp
+        .as_ref()
+        .is_some_and(|w| w.outside_window_template.is_some());
+    if fallback {
+        return Ok(());
+    }
+    let when = match at {
+        Some(at) => format!("{} {}", tr.t("send.wa_last"), web.time(at)),
+        None => tr.t("send.wa_never").to_string(),
+    };
+    Err((
+        format!("channel: {} ({when})", tr.t("send.wa_closed")),
+        "channel".to_string(),
+    ))
+}
+
 /// Queues one message through `POST /api/messages` and records the user who sent it.
 async fn send_one(
     web: &Web,
@@ -748,13 +819,21 @@ async fn send_one(
     priority: &str,
 ) -> Result<i64, (String, String)> {
     let channel = if channel.is_empty() { "sms" } else { channel };
-    let (status, body) = web
-        .call(
-            Method::POST,
-            "/api/messages",
-            Some(serde_json::json!({"to": to, "text": text, "channel": channel, "priority": priority})),
-        )
-        .await;
+    send_json(
+        web,
+        ctx,
+        serde_json::json!({"to": to, "text": text, "channel": channel, "priority": priority}),
+    )
+    .await
+}
+
+/// Queues one message given as `POST /api/messages`'s body; records who sent it.
+async fn send_json(
+    web: &Web,
+    ctx: &Ctx,
+    request: serde_json::Value,
+) -> Result<i64, (String, String)> {
+    let (status, body) = web.call(Method::POST, "/api/messages", Some(request)).await;
     if !status.is_success() {
         return Err(api_error(&body));
     }
@@ -783,10 +862,33 @@ async fn send(
     Extension(ctx): Extension<Ctx>,
     Form(form): Form<SendForm>,
 ) -> Response {
+    let tr = ctx.tr();
     let result = async {
         let text = chosen_text(&web, &form.text, &form.template).await?;
-        let text = personalize(&web, &text, &form.to).await?;
-        send_one(&web, &ctx, &form.to, &text, &form.channel, "notification").await
+        let channel = if form.channel.is_empty() {
+            "sms"
+        } else {
+            form.channel.as_str()
+        };
+        let mut request = serde_json::json!({"to": form.to, "channel": channel,
+                                             "priority": "notification"});
+        if channel == "email" {
+            // Variables are filled from a phone number's customer; an address finds none.
+            if !crate::rules::template::variables(&text).is_empty() {
+                return Err((
+                    format!("text: {}", tr.t("send.email_vars")),
+                    "text".to_string(),
+                ));
+            }
+            request["text"] = text.into();
+            request["subject"] = form.subject.clone().into();
+        } else {
+            if channel == "whatsapp" {
+                whatsapp_text_allowed(&web, tr, &form.to).await?;
+            }
+            request["text"] = personalize(&web, &text, &form.to).await?.into();
+        }
+        send_json(&web, &ctx, request).await
     }
     .await;
     match result {
