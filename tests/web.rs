@@ -1160,6 +1160,40 @@ fn send_page_offers_whatsapp_within_the_window_and_email_with_a_subject() {
     let (_, html) = s.get(&location);
     assert!(html.contains("whatsapp"), "{html}");
 
+    // 25 hours later (the customer's message moved back in the database) the window is
+    // closed: the reply box is disabled with the reason, a reply and a send are refused.
+    {
+        let conn = rusqlite::Connection::open(d.db()).unwrap();
+        let day_ago = chrono::Utc::now().timestamp_millis() - 25 * 3600 * 1000;
+        let n = conn
+            .execute(
+                "UPDATE messages SET created_at = ?1 WHERE direction = 'in'",
+                [day_ago],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let (_, html) = s.get("/conversations/%2B5491123456789");
+    assert!(
+        html.contains("id=\"reply-submit\" disabled") && html.contains("outside_window_template"),
+        "{html}"
+    );
+    let (status, _, html) = s.post(
+        "/conversations/%2B5491123456789/reply",
+        &[("text", "¿Sigue ahí?")],
+    );
+    assert_eq!(status, 422, "{html}");
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "011 15-2345-6789"),
+            ("text", "¿Sigue ahí?"),
+            ("channel", "whatsapp"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("último mensaje:"), "{html}");
+
     // Email: address, subject and text through POST /api/messages; a missing subject is
     // refused by field.
     let (status, _, html) = s.post(
@@ -1204,4 +1238,120 @@ fn send_page_offers_whatsapp_within_the_window_and_email_with_a_subject() {
     );
     assert_eq!(status, 422, "{html}");
     assert!(html.contains("text: las %variables%"), "{html}");
+}
+
+#[test]
+fn messages_cancel_and_resend_tickets_assign_close_reopen_and_the_language_is_kept() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let api = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = http()
+            .request(method, format!("{}{path}", demo.base))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap())
+    };
+
+    // A notice held for a window that opens tomorrow: cancelled from its page, then resent.
+    const DAYS: [&str; 7] = ["lun", "mar", "mie", "jue", "vie", "sab", "dom"];
+    use chrono::Datelike;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Argentina::Buenos_Aires)
+        .weekday()
+        .num_days_from_monday() as usize;
+    let window = serde_json::json!({"windows": {"custom": {"manana": {
+        "days": DAYS[(today + 1) % 7], "from": "00:00", "to": "24:00", "holidays": true}}}});
+    let (status, body) = api(reqwest::Method::PUT, "/api/rules", Some(window));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api(
+        reqwest::Method::POST,
+        "/api/messages",
+        Some(
+            serde_json::json!({"to": "011 15-2345-6789", "text": "Aviso de mañana", "window": "manana"}),
+        ),
+    );
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (202, Some("scheduled")),
+        "{body}"
+    );
+    let id = body["id"].as_i64().unwrap();
+    let (_, html) = s.get(&format!("/messages/{id}"));
+    assert!(
+        html.contains(&format!("action=\"/messages/{id}/cancel\"")),
+        "{html}"
+    );
+    assert!(!html.contains("/resend\""), "nothing to resend yet: {html}");
+    let (status, location, _) = s.post(&format!("/messages/{id}/cancel"), &[]);
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("/messages/{id}").as_str())
+    );
+    let (_, m) = api(reqwest::Method::GET, &format!("/api/messages/{id}"), None);
+    assert_eq!(m["state"], "cancelled", "{m}");
+    let (_, html) = s.get(&format!("/messages/{id}"));
+    assert!(
+        html.contains(&format!("action=\"/messages/{id}/resend\"")),
+        "{html}"
+    );
+    let (status, _, _) = s.post(&format!("/messages/{id}/resend"), &[]);
+    assert_eq!(status, 303);
+    let (_, m) = api(reqwest::Method::GET, &format!("/api/messages/{id}"), None);
+    assert_ne!(m["state"], "cancelled", "{m}");
+    let (status, html) = s.get(&format!("/messages/{id}/cancel"));
+    assert_eq!(status, 405, "an action is a POST: {html}");
+
+    // A customer opens a ticket by SMS; the page assigns, closes and reopens it.
+    let r = http()
+        .post(format!("{}/inbound", demo.sim))
+        .json(&serde_json::json!({"from": "+5491123456789", "text": "soporte: sin internet"}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    wait_until("the ticket", Duration::from_secs(60), || {
+        api(reqwest::Method::GET, "/api/tickets", None).1["tickets"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    });
+    let ticket = api(reqwest::Method::GET, "/api/tickets", None).1["tickets"][0].clone();
+    let tid = ticket["id"].as_i64().unwrap();
+    let (_, html) = s.get("/tickets");
+    assert!(
+        html.contains(&format!("action=\"/tickets/{tid}/assign\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("action=\"/tickets/{tid}/close\"")),
+        "{html}"
+    );
+    let ticket_now = || api(reqwest::Method::GET, &format!("/api/tickets/{tid}"), None).1;
+    let (status, _, _) = s.post(&format!("/tickets/{tid}/assign"), &[("operator", "juan")]);
+    assert_eq!(status, 303);
+    assert_eq!(ticket_now()["operator"], "juan");
+    let (status, _, _) = s.post(&format!("/tickets/{tid}/close"), &[]);
+    assert_eq!(status, 303);
+    assert_eq!(ticket_now()["state"], "closed");
+    let (_, html) = s.get("/tickets?state=closed");
+    assert!(
+        html.contains(&format!("action=\"/tickets/{tid}/reopen\"")),
+        "{html}"
+    );
+    let (status, _, _) = s.post(&format!("/tickets/{tid}/reopen"), &[]);
+    assert_eq!(status, 303);
+    assert_eq!(ticket_now()["state"], "open");
+    let (status, _, html) = s.post(&format!("/tickets/{tid}/explode"), &[]);
+    assert_eq!(status, 404, "{html}");
+
+    // The language switch is kept on the user: a new session opens in English.
+    let (status, _, _) = s.post("/lang", &[("lang", "en")]);
+    assert_eq!(status, 303);
+    let again = login(&demo.base, "admin", PASSWORD);
+    let (_, html) = again.get("/tickets");
+    assert!(
+        html.contains("<h1>Tickets</h1>") && html.contains("lang=\"en\""),
+        "{html}"
+    );
 }
