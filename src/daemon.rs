@@ -170,6 +170,13 @@ pub async fn run(
             state,
             crate::web::WebOptions {
                 secure_cookies: admin_tls.is_some(),
+                doctor: Some(Arc::new((
+                    loaded.clone(),
+                    format!(
+                        "{}://{listen_addr}",
+                        if admin_tls.is_some() { "https" } else { "http" }
+                    ),
+                ))),
             },
         );
         let mut first = Some(listener);

@@ -108,7 +108,7 @@ pub struct Options {
 }
 
 /// Runs every check, handing each line to `report` as soon as it is known; returns them all.
-pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
+pub async fn run(opts: &Options, report: &mut (dyn FnMut(&Check) + Send)) -> Vec<Check> {
     let mut out = Report {
         checks: Vec::new(),
         report,
@@ -119,7 +119,6 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
         ));
         return out.checks;
     };
-    let cfg = &loaded.config;
     let account = match Account::lookup(&opts.user) {
         Ok(a) => Some(a),
         Err(e) => {
@@ -130,20 +129,75 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
             None
         }
     };
-    out.push(check_state_dir(&cfg.daemon.state_dir, account.as_ref()));
-    let now = chrono::Utc::now().timestamp();
-    for (section, cert, _) in loaded.tls_pairs() {
-        out.push(check_certificate(section, cert, now));
-    }
-
     // Whether the daemon answers decides where the modem's state comes from.
     let base = crate::daemon::api_base(&loaded).unwrap_or_default();
-    let admin_cert = cfg.admin.tls_cert.as_deref();
+    let admin_cert = loaded.config.admin.tls_cert.as_deref();
     let health = admin_health(&base, admin_cert).await;
     let status = match &health {
         Ok(_) => Some(daemon_status(&loaded, &base).await),
         Err(_) => None,
     };
+    let daemon = Daemon {
+        base,
+        health,
+        status,
+    };
+    run_checks(&loaded, account.as_ref(), daemon, &mut out).await;
+    out.checks
+}
+
+/// The same checks from inside the running daemon (the System page): the config file is read
+/// again when the daemon was started from one (an edit that breaks the next restart shows),
+/// else the running configuration is judged; permissions are the daemon process's own; the
+/// modem's state is `status` (`GET /api/status`, asked in-process), never a probe of the port.
+pub async fn run_in_daemon(
+    running: &Loaded,
+    listen: &str,
+    status: Result<serde_json::Value, String>,
+) -> Vec<Check> {
+    let mut ignore = |_: &Check| {};
+    let mut out = Report {
+        checks: Vec::new(),
+        report: &mut ignore,
+    };
+    let loaded = match &running.path {
+        Some(path) => match check_config(path, &mut out) {
+            Some(l) => l,
+            None => running.clone(),
+        },
+        None => {
+            out.push(Check::ok("configuration built in (demo), not from a file"));
+            running.clone()
+        }
+    };
+    let daemon = Daemon {
+        base: listen.to_string(),
+        health: Ok(env!("CARGO_PKG_VERSION").to_string()),
+        status: Some(status),
+    };
+    run_checks(&loaded, Some(&Account::current()), daemon, &mut out).await;
+    out.checks
+}
+
+/// What is known of the running daemon: where its API is, whether it answers, its status.
+struct Daemon {
+    base: String,
+    health: Result<String, String>,
+    status: Option<Result<serde_json::Value, String>>,
+}
+
+async fn run_checks(
+    loaded: &Loaded,
+    account: Option<&Account>,
+    daemon: Daemon,
+    out: &mut Report<'_>,
+) {
+    let cfg = &loaded.config;
+    out.push(check_state_dir(&cfg.daemon.state_dir, account));
+    let now = chrono::Utc::now().timestamp();
+    for (section, cert, _) in loaded.tls_pairs() {
+        out.push(check_certificate(section, cert, now));
+    }
     if cfg.modems.is_empty() {
         out.push(Check::ok(
             "no [[modem]] configured: SMS through modems is off",
@@ -151,7 +205,7 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
     }
     let mm_running = !processes_named("ModemManager").is_empty();
     for m in &cfg.modems {
-        check_modem(m, account.as_ref(), mm_running, status.as_ref(), &mut out).await;
+        check_modem(m, account, mm_running, daemon.status.as_ref(), out).await;
     }
     if let Some(w) = &cfg.whatsapp {
         out.push(check_whatsapp_token(w).await);
@@ -161,14 +215,14 @@ pub async fn run(opts: &Options, report: &mut dyn FnMut(&Check)) -> Vec<Check> {
         out.push(check_email(e).await);
     }
     out.push(check_journal());
-    out.push(match health {
+    let base = daemon.base;
+    out.push(match daemon.health {
         Ok(version) => Check::ok(format!("admin API answers on {base} (pasarela {version})")),
         Err(e) => Check::fail(
             format!("admin API does not answer on {base}: {e}"),
             "sudo systemctl start pasarela, then read why it stopped: journalctl -u pasarela -e",
         ),
     });
-    out.checks
 }
 
 /// Connects to an `[[email]]` account's server, with its TLS, and logs in.
@@ -190,7 +244,7 @@ async fn check_email(e: &crate::config::EmailConfig) -> Check {
 
 struct Report<'a> {
     checks: Vec<Check>,
-    report: &'a mut dyn FnMut(&Check),
+    report: &'a mut (dyn FnMut(&Check) + Send),
 }
 
 impl Report<'_> {
@@ -255,6 +309,26 @@ impl Account {
         let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
         account_from(&passwd, &group, name)
             .ok_or_else(|| format!("service user {name} does not exist"))
+    }
+
+    /// This process's own user and groups.
+    fn current() -> Account {
+        // SAFETY: these calls only read the process's credentials; the buffer is sized by
+        // the first getgroups call and the count it fills is respected.
+        let (uid, gid, mut gids) = unsafe {
+            let n = libc::getgroups(0, std::ptr::null_mut()).max(0);
+            let mut gids = vec![0 as libc::gid_t; n as usize];
+            let filled = libc::getgroups(n, gids.as_mut_ptr()).max(0);
+            gids.truncate(filled as usize);
+            (libc::geteuid(), libc::getegid(), gids)
+        };
+        gids.retain(|g| *g != gid);
+        gids.insert(0, gid);
+        Account {
+            name: user_name(uid),
+            uid,
+            gids,
+        }
     }
 }
 

@@ -35,6 +35,69 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Key of the API-edited rules in the `settings` table.
 pub const RULES_KEY: &str = "rules";
 
+/// Key of the API-edited `[windows]` and `[[groups]]` in the `settings` table.
+pub const SCHEDULE_KEY: &str = "schedule";
+
+/// `[windows]` and `[[groups]]` as JSON (`GET /api/rules` shows them beside `[rules]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    #[serde(default)]
+    pub windows: crate::rules::window::WindowsConfig,
+    #[serde(default)]
+    pub groups: Vec<crate::rules::GroupConfig>,
+}
+
+/// Delivery windows and groups as they apply now, checked.
+#[derive(Debug)]
+pub struct Schedule {
+    pub config: ScheduleConfig,
+    pub windows: Arc<Windows>,
+    pub groups: Arc<Vec<Group>>,
+}
+
+impl Schedule {
+    /// Checks and builds; errors are (dotted key, message), a group's keys with its position
+    /// (`groups.0.phones`).
+    pub fn build(
+        config: ScheduleConfig,
+        tz: Tz,
+        phones: &PhoneContext,
+    ) -> Result<Schedule, Vec<(String, String)>> {
+        let (windows, mut errors) = match Windows::new(&config.windows, tz) {
+            Ok(w) => (Some(w), Vec::new()),
+            Err(e) => (None, e),
+        };
+        for (i, field, message) in
+            rules::check_groups(&config.groups, windows.as_ref(), Some(phones))
+        {
+            errors.push((format!("groups.{i}.{field}"), message));
+        }
+        let Some(windows) = windows.filter(|_| errors.is_empty()) else {
+            return Err(errors);
+        };
+        let groups = config
+            .groups
+            .iter()
+            .map(|g| Group {
+                name: g.name.clone(),
+                phones: g
+                    .phones
+                    .iter()
+                    .filter_map(|p| phones.normalize(p).ok())
+                    .map(|m| m.as_str().to_string())
+                    .collect(),
+                window: g.window.clone(),
+            })
+            .collect();
+        Ok(Schedule {
+            config,
+            windows: Arc::new(windows),
+            groups: Arc::new(groups),
+        })
+    }
+}
+
 /// An operator group, numbers normalized.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -54,13 +117,12 @@ pub struct RulesContext {
     /// The file's settings, for `DELETE /api/rules`.
     file_settings: Arc<Settings>,
     pub company: Company,
-    pub windows: Arc<Windows>,
-    pub groups: Arc<Vec<Group>>,
+    /// Effective windows and groups: the file's, or the API-edited copy.
+    schedule: Arc<RwLock<Arc<Schedule>>>,
+    /// The file's, for `DELETE /api/rules`.
+    file_schedule: Arc<Schedule>,
     pub phones: PhoneContext,
     pub dispatch: DispatchHandle,
-    /// Default windows for API notifications and bulk.
-    pub notification_window: String,
-    pub bulk_window: String,
     /// Wakes the forwarder when a ticket was opened.
     forward_wake: Arc<tokio::sync::Notify>,
 }
@@ -73,30 +135,40 @@ impl RulesContext {
         dispatch: DispatchHandle,
     ) -> anyhow::Result<RulesContext> {
         let tz: Tz = config.company.timezone.parse().unwrap_or(chrono_tz::UTC);
-        let windows = Windows::new(&config.windows, tz).map_err(|errors| {
-            anyhow::anyhow!(
-                "{}",
-                errors
-                    .iter()
-                    .map(|(k, m)| format!("{k}: {m}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
         let phones = config.company.phone_context();
-        let mut groups = Vec::new();
-        for g in &config.groups {
-            let numbers = g
-                .phones
+        let joined = |errors: Vec<(String, String)>| {
+            errors
                 .iter()
-                .filter_map(|p| phones.normalize(p).ok())
-                .map(|m| m.as_str().to_string())
-                .collect();
-            groups.push(Group {
-                name: g.name.clone(),
-                phones: numbers,
-                window: g.window.clone(),
-            });
+                .map(|(k, m)| format!("{k}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let file_schedule = Schedule::build(
+            ScheduleConfig {
+                windows: config.windows.clone(),
+                groups: config.groups.clone(),
+            },
+            tz,
+            &phones,
+        )
+        .map_err(|e| anyhow::anyhow!("{}", joined(e)))?;
+        let file_schedule = Arc::new(file_schedule);
+        let mut schedule = file_schedule.clone();
+        if let Some(json) = store.read(|c| sql::get_setting(c, SCHEDULE_KEY)).await? {
+            match serde_json::from_str::<ScheduleConfig>(&json)
+                .map_err(|e| e.to_string())
+                .and_then(|c| Schedule::build(c, tz, &phones).map_err(joined))
+            {
+                Ok(s) => {
+                    log::info!(
+                        "rules: using the windows and groups edited through the API (DELETE /api/rules goes back to the file's)"
+                    );
+                    schedule = Arc::new(s);
+                }
+                Err(e) => log::error!(
+                    "rules: the windows and groups edited through the API cannot be used ({e}); using the file's"
+                ),
+            }
         }
         let language = config.company.language;
         let mut file_settings = config.rules.clone();
@@ -127,12 +199,10 @@ impl RulesContext {
                 name: config.company.name.clone(),
                 language,
             },
-            windows: Arc::new(windows),
-            groups: Arc::new(groups),
+            schedule: Arc::new(RwLock::new(schedule)),
+            file_schedule,
             phones,
             dispatch,
-            notification_window: config.windows.notifications.clone(),
-            bulk_window: config.windows.bulk.clone(),
             forward_wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -142,6 +212,24 @@ impl RulesContext {
             .read()
             .map(|s| s.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The windows and groups in force.
+    pub fn schedule(&self) -> Arc<Schedule> {
+        self.schedule
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The delivery windows in force.
+    pub fn windows(&self) -> Arc<Windows> {
+        self.schedule().windows.clone()
+    }
+
+    /// The operator groups in force.
+    pub fn groups(&self) -> Arc<Vec<Group>> {
+        self.schedule().groups.clone()
     }
 
     /// The customer fields templates may use: configured CSV extras plus every extra field stored.
@@ -154,15 +242,40 @@ impl RulesContext {
     /// Checks and installs new settings (kept in the database). Errors are (key, message).
     pub async fn replace_settings(
         &self,
-        mut new: Settings,
+        new: Settings,
     ) -> Result<Arc<Settings>, Vec<(String, String)>> {
+        self.replace_all(new, None).await.map(|(s, _)| s)
+    }
+
+    /// [`RulesContext::replace_settings`], and windows and groups too when `schedule` is
+    /// given: all checked together (a ticket alert names a group of the new list), saved in
+    /// one transaction, or nothing changes. Errors are (key, message).
+    pub async fn replace_all(
+        &self,
+        mut new: Settings,
+        schedule: Option<ScheduleConfig>,
+    ) -> Result<(Arc<Settings>, Arc<Schedule>), Vec<(String, String)>> {
         new.fill_defaults(self.company.language);
         let extra = self
             .extra_fields()
             .await
             .map_err(|e| vec![(String::new(), e.to_string())])?;
-        let names: Vec<String> = self.groups.iter().map(|g| g.name.clone()).collect();
-        let mut errors = new.check(&extra, &names);
+        let mut errors = Vec::new();
+        let names: Vec<String> = match &schedule {
+            Some(c) => c.groups.iter().map(|g| g.name.clone()).collect(),
+            None => self.groups().iter().map(|g| g.name.clone()).collect(),
+        };
+        let built = match schedule {
+            Some(c) => match Schedule::build(c, self.windows().tz(), &self.phones) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    errors.extend(e);
+                    None
+                }
+            },
+            None => None,
+        };
+        errors.extend(new.check(&extra, &names));
         if let Some(path) = &new.ticket.forward_ca_file
             && let Err(e) = crate::net::tls::load_certs(path)
         {
@@ -172,26 +285,59 @@ impl RulesContext {
             return Err(errors);
         }
         let json = serde_json::to_string(&new).map_err(|e| vec![(String::new(), e.to_string())])?;
+        let schedule_json = match &built {
+            Some(s) => Some(
+                serde_json::to_string(&s.config)
+                    .map_err(|e| vec![(String::new(), e.to_string())])?,
+            ),
+            None => None,
+        };
         self.store
-            .write(move |c| sql::set_setting(c, RULES_KEY, Some(&json), now_ms()))
+            .write(move |c| {
+                // One transaction (`Store::write`'s): both keys or neither.
+                sql::set_setting(c, RULES_KEY, Some(&json), now_ms())?;
+                if let Some(j) = &schedule_json {
+                    sql::set_setting(c, SCHEDULE_KEY, Some(j), now_ms())?;
+                }
+                Ok(())
+            })
             .await
             .map_err(|e| vec![(String::new(), e.to_string())])?;
         let new = Arc::new(new);
         if let Ok(mut s) = self.settings.write() {
             *s = new.clone();
         }
-        log::info!("rules: settings changed through the API");
-        Ok(new)
+        if let Some(b) = &built
+            && let Ok(mut s) = self.schedule.write()
+        {
+            *s = b.clone();
+        }
+        log::info!(
+            "rules: settings{} changed through the API",
+            if built.is_some() {
+                ", windows and groups"
+            } else {
+                ""
+            }
+        );
+        Ok((new, built.unwrap_or_else(|| self.schedule())))
     }
 
     /// Drops the API-edited copy; the file's settings apply again.
     pub async fn reset_settings(&self) -> Result<Arc<Settings>, StoreError> {
         self.store
-            .write(|c| sql::set_setting(c, RULES_KEY, None, now_ms()))
+            .write(|c| {
+                sql::set_setting(c, RULES_KEY, None, now_ms())?;
+                sql::set_setting(c, SCHEDULE_KEY, None, now_ms())?;
+                Ok(())
+            })
             .await?;
         let file = self.file_settings.clone();
         if let Ok(mut s) = self.settings.write() {
             *s = file.clone();
+        }
+        if let Ok(mut s) = self.schedule.write() {
+            *s = self.file_schedule.clone();
         }
         log::info!("rules: back to the settings of the config file");
         Ok(file)
@@ -200,17 +346,22 @@ impl RulesContext {
     /// Company-local date `YYYY-MM-DD` of `ms`.
     pub fn local_day(&self, ms: i64) -> String {
         DateTime::from_timestamp_millis(ms)
-            .map(|t| t.with_timezone(&self.windows.tz()).date_naive().to_string())
+            .map(|t| {
+                t.with_timezone(&self.windows().tz())
+                    .date_naive()
+                    .to_string()
+            })
             .unwrap_or_default()
     }
 
     /// The delivery window for a message of `priority`, unless the caller chose one.
     pub fn window_for(&self, priority: Priority, chosen: Option<&str>) -> Option<String> {
+        let schedule = self.schedule();
         let name = match (chosen, priority) {
             (Some(w), _) => w,
             (None, Priority::Reply) => return None,
-            (None, Priority::Notification) => &self.notification_window,
-            (None, Priority::Bulk) => &self.bulk_window,
+            (None, Priority::Notification) => schedule.config.windows.notifications.as_str(),
+            (None, Priority::Bulk) => schedule.config.windows.bulk.as_str(),
         };
         (name != ALWAYS).then(|| name.to_string())
     }
@@ -218,7 +369,7 @@ impl RulesContext {
     /// `not_before` for a message in `window`, now.
     pub fn not_before(&self, window: Option<&str>, now: i64) -> Option<i64> {
         window
-            .map(|w| self.windows.next_open(w, now))
+            .map(|w| self.windows().next_open(w, now))
             .filter(|t| *t > now)
     }
 
@@ -332,7 +483,7 @@ impl RulesContext {
         let forward = settings.ticket.forward_url.is_some();
         let message = m.clone();
         let actions = decision.actions;
-        let windows = self.windows.clone();
+        let windows = self.windows();
         let applied = self
             .store
             .write(move |c| {
@@ -429,8 +580,8 @@ impl RulesContext {
         settings: &Settings,
         now: i64,
     ) -> Vec<(String, Vec<String>, Option<String>)> {
-        let wanted: Vec<&Group> = self
-            .groups
+        let groups = self.groups();
+        let wanted: Vec<&Group> = groups
             .iter()
             .filter(|g| settings.ticket.alert_groups.contains(&g.name))
             .collect();
@@ -438,13 +589,13 @@ impl RulesContext {
         let on_duty: Vec<&Group> = wanted
             .iter()
             .copied()
-            .filter(|g| self.windows.is_open(&g.window, now))
+            .filter(|g| self.windows().is_open(&g.window, now))
             .collect();
         let chosen: Vec<&Group> = if on_duty.is_empty() {
             wanted
                 .iter()
                 .copied()
-                .min_by_key(|g| self.windows.next_open(&g.window, now))
+                .min_by_key(|g| self.windows().next_open(&g.window, now))
                 .into_iter()
                 .collect()
         } else {
@@ -484,8 +635,8 @@ impl RulesContext {
     /// queued costs no write (and no fsync) on every pass.
     pub async fn schedule_once(&self, now: i64) -> Result<i64, StoreError> {
         const DUE_BATCH: usize = 1000;
-        let mut closed = self.windows.names();
-        closed.retain(|n| !self.windows.is_open(n, now));
+        let mut closed = self.windows().names();
+        closed.retain(|n| !self.windows().is_open(n, now));
         // One read for the whole look (each query on its own would wake the reader thread
         // and this task again: an idle pass should cost one round trip).
         let (to_hold, due, next_sched) = self
@@ -515,7 +666,7 @@ impl RulesContext {
             next_sched
         };
         for name in to_hold {
-            let reopens = self.windows.next_open(&name, now);
+            let reopens = self.windows().next_open(&name, now);
             let n = {
                 let name = name.clone();
                 self.store
@@ -529,7 +680,7 @@ impl RulesContext {
         // Scheduled messages whose time came: queue them if their window is open.
         let mut queued = 0;
         if !due.is_empty() {
-            let windows = self.windows.clone();
+            let windows = self.windows();
             queued = self
                 .store
                 .write(move |c| {
@@ -550,7 +701,7 @@ impl RulesContext {
             log::info!("{queued} scheduled message(s) queued: their window is open");
             self.dispatch.wake();
         }
-        Ok([self.windows.next_change(now), next_sched]
+        Ok([self.windows().next_change(now), next_sched]
             .into_iter()
             .flatten()
             .min()

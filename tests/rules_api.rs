@@ -542,3 +542,99 @@ async fn payment_without_balance_decimals_quotes_and_optouts_by_number() {
     gw.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_holidays_and_groups_are_edited_through_the_rules_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path()).await;
+    let gw = Gateway::start(dir.path(), COMPANY, sim.link(), "").await;
+    let rules = gw.get("/api/rules").await;
+    assert_eq!(rules["windows"]["notifications"], "always", "{rules}");
+    assert_eq!(rules["groups"], json!([]), "{rules}");
+
+    // Bad values are refused by field and change nothing.
+    let bad = json!({
+        "windows": {"holidays": ["2026-13-01"], "custom": {"guardia": {"days": "lun-vie", "from": "25:00", "to": "18:00"}}},
+        "groups": [{"name": "tecnicos", "phones": ["12"], "window": "nunca"}],
+        "ticket": {"alert_groups": ["tecnicos"]}
+    });
+    let (status, body) = gw.call(reqwest::Method::PUT, "/api/rules", Some(bad)).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    for part in [
+        "windows.custom.guardia: ",
+        "windows.holidays: `2026-13-01` is not a date",
+        "groups.0.phones: `12`",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    assert!(
+        !message.contains("alert_groups"),
+        "the group is in the new list: {message}"
+    );
+    let (status, body) = gw
+        .call(
+            reqwest::Method::PUT,
+            "/api/rules",
+            Some(json!({"groups": [{"name": "tecnicos", "phones": ["1156781234"], "window": "nunca"}]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "groups.0.window", "{body}");
+    assert_eq!(gw.get("/api/rules").await, rules, "nothing changed");
+
+    // Good ones apply at once: the new window is known to sends, the group to ticket alerts.
+    let good = json!({
+        "windows": {"holidays": ["2026-12-25"], "custom": {"guardia": {"days": "lun-dom", "from": "00:00", "to": "24:00", "holidays": true}}},
+        "groups": [{"name": "tecnicos", "phones": ["011 15-5678-1234"], "window": "guardia"}],
+        "ticket": {"alert_groups": ["tecnicos"]}
+    });
+    let (status, body) = gw
+        .call(reqwest::Method::PUT, "/api/rules", Some(good))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["windows"]["holidays"], json!(["2026-12-25"]));
+    assert_eq!(body["groups"][0]["window"], "guardia");
+    let (status, body) = gw
+        .post(
+            "/api/messages",
+            json!({"to": "1159876543", "text": "x", "window": "guardia"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    sim.inbound("+5491159876543", "soporte: sin internet")
+        .unwrap();
+    let alert = wait_sent(&sim, "+5491156781234", 1).await;
+    assert!(!alert.is_empty(), "the on-call group is alerted");
+
+    // A group's alert cannot outlive its group.
+    let (status, body) = gw
+        .call(
+            reqwest::Method::PUT,
+            "/api/rules",
+            Some(json!({"groups": []})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tecnicos"),
+        "{body}"
+    );
+
+    // DELETE goes back to the file's windows and groups.
+    let (status, body) = gw.call(reqwest::Method::DELETE, "/api/rules", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["groups"], json!([]), "{body}");
+    let (status, _) = gw
+        .post(
+            "/api/messages",
+            json!({"to": "1159876543", "text": "x", "window": "guardia"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    gw.stop().await;
+    sim.shutdown().await;
+}

@@ -3,6 +3,8 @@
 //! redirect and cookie flag is visible).
 
 mod common;
+#[path = "common/fake_graph.rs"]
+mod fake_graph;
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
@@ -733,5 +735,623 @@ fn send_page_templates_and_a_csv_bulk_send_checked_by_line() {
             .iter()
             .any(|t| t.starts_with("Estimado Ana Pérez: mañana")),
         "{texts:?}"
+    );
+}
+
+#[test]
+fn the_system_page_runs_the_doctors_checks_and_admins_manage_users() {
+    let demo = start_demo();
+    let admin = login(&demo.base, "admin", PASSWORD);
+
+    // The doctor's checks, run by the daemon itself: the simulated modem as it reports it.
+    let (status, html) = admin.get("/system");
+    assert_eq!(status, 200);
+    assert!(html.contains("href=\"/system/checks#checks\""), "{html}");
+    assert!(!html.contains("id=\"check-list\""), "checks run on demand");
+    let (status, html) = admin.get("/system/checks");
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"check-list\""), "{html}");
+    assert!(
+        html.contains("configuration built in (demo)"),
+        "the demo's config: {html}"
+    );
+    assert!(
+        html.contains("modem1: modem answers AT") && html.contains("held by the running daemon"),
+        "the modem's state from the daemon, the port left alone: {html}"
+    );
+    assert!(html.contains("modem1: SIM ready"), "{html}");
+    assert!(html.contains("modem1: signal -"), "{html}");
+    assert!(html.contains("admin API answers on"), "{html}");
+    assert!(
+        html.contains("class=\"check-fail\"") && html.contains("journald not reachable"),
+        "the test hides the journal: that check fails with its fix: {html}"
+    );
+
+    // Add an operator, refused by field first.
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana pérez"),
+            ("role", "operator"),
+            ("password", "clave de ana"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("name: `ana pérez` is not a user name"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"new-name\" name=\"name\" required autocomplete=\"off\" value=\"ana pérez\" aria-invalid=\"true\""), "{html}");
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana"),
+            ("role", "jefe"),
+            ("password", "clave de ana"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("role: `jefe` is not admin or operator"),
+        "{html}"
+    );
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[("name", "ana"), ("role", "operator"), ("password", "corta")],
+    );
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("password: the password must have at least 8"),
+        "{html}"
+    );
+    assert!(!html.contains("<td>ana</td>"), "nothing added: {html}");
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana"),
+            ("role", "operator"),
+            ("password", "clave de ana"),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Usuario agregado: ana"), "{html}");
+    assert!(html.contains("<td>ana</td><td>operator</td>"), "{html}");
+    let (status, _, html) = admin.post(
+        "/system/users",
+        &[
+            ("name", "ana"),
+            ("role", "admin"),
+            ("password", "otra clave"),
+        ],
+    );
+    assert_eq!(status, 422);
+    assert!(html.contains("already exists"), "{html}");
+
+    // The operator logs in, and cannot reach user management.
+    let ana = login(&demo.base, "ana", "clave de ana");
+    let (status, html) = ana.get("/system");
+    assert_eq!(status, 200);
+    assert!(!html.contains("id=\"user-add\""), "{html}");
+    let (status, _, _) = ana.post(
+        "/system/users",
+        &[
+            ("name", "eva"),
+            ("role", "admin"),
+            ("password", "clave de eva"),
+        ],
+    );
+    assert_eq!(status, 403);
+    let (status, _, _) = ana.post("/system/users/admin/password", &[("password", "tomada!!!")]);
+    assert_eq!(status, 403);
+    let (status, _, _) = ana.post("/system/users/admin/remove", &[]);
+    assert_eq!(status, 403);
+    assert!(post_login(&demo.base, "eva", "clave de eva").status() == 401);
+
+    // A new password for the operator: their session ends, the new password works.
+    let (status, _, html) = admin.post("/system/users/ana/password", &[("password", "corta")]);
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("id=\"password-ana\"") && html.contains("aria-invalid=\"true\""),
+        "{html}"
+    );
+    let (status, _, html) = admin.post(
+        "/system/users/ana/password",
+        &[("password", "nueva clave de ana")],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Contraseña cambiada: ana"), "{html}");
+    assert_eq!(ana.get("/").0, 303, "the old session ended");
+    assert_eq!(post_login(&demo.base, "ana", "clave de ana").status(), 401);
+    let ana = login(&demo.base, "ana", "nueva clave de ana");
+
+    // Removing: not oneself, and the operator's session goes with the user.
+    let (status, _, html) = admin.post("/system/users/admin/remove", &[]);
+    assert_eq!(status, 422);
+    assert!(html.contains("No puede quitarse a sí mismo"), "{html}");
+    let (status, _, html) = admin.post("/system/users/ana/remove", &[]);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Usuario quitado: ana"), "{html}");
+    assert!(!html.contains("<td>ana</td>"), "{html}");
+    assert_eq!(ana.get("/").0, 303, "a removed user's session ends");
+    assert_eq!(
+        post_login(&demo.base, "ana", "nueva clave de ana").status(),
+        401
+    );
+    let (status, _, html) = admin.post("/system/users/nadie/remove", &[]);
+    assert_eq!(status, 422);
+    assert!(html.contains("there is no user `nadie`"), "{html}");
+}
+
+#[test]
+fn rules_page_edits_windows_holidays_and_groups_with_errors_by_field() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let api_rules = || -> serde_json::Value {
+        http()
+            .get(format!("{}/api/rules", demo.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let (status, html) = s.get("/rules");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("name=\"group.0.name\" value=\"guardia\""),
+        "the demo's on-call group: {html}"
+    );
+    assert!(html.contains("+5491156781234</textarea>"), "{html}");
+    assert!(
+        html.contains("id=\"win-0-name\" name=\"win.0.name\" value=\"\""),
+        "a blank row to add a window: {html}"
+    );
+    assert!(
+        html.contains("id=\"group-1-name\" name=\"group.1.name\" value=\"\""),
+        "{html}"
+    );
+    let before = api_rules();
+
+    // Bad values: each error beside its field, nothing saved.
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("windows.notifications", "always"),
+            ("windows.bulk", "always"),
+            ("windows.holidays", "2026-12-25\n2026-13-01"),
+            ("win.0.name", "noche"),
+            ("win.0.days", "lun-vie"),
+            ("win.0.from", "25:00"),
+            ("win.0.to", "23:00"),
+            ("group.0.name", "guardia"),
+            ("group.0.phones", "+5491156781234\n12"),
+            ("group.0.window", "always"),
+            ("group.1.name", ""),
+            ("group.1.phones", ""),
+            ("group.1.window", "always"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("id=\"windows-holidays-err\">`2026-13-01` is not a date"),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"win-0-from\" name=\"win.0.from\" value=\"25:00\" placeholder=\"09:00\" aria-invalid=\"true\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"win-0-err\">`25:00` is not a time"),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "id=\"group-0-phones\" name=\"group.0.phones\" rows=\"3\" aria-invalid=\"true\""
+        ),
+        "{html}"
+    );
+    assert!(html.contains("id=\"group-0-err\">`12`: "), "{html}");
+    assert_eq!(api_rules(), before, "nothing changed");
+
+    // Good values: a new window, holidays, a group moved to that window and a new group.
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("windows.notifications", "laboral"),
+            ("windows.bulk", "always"),
+            ("windows.holidays", "2026-12-25\r\n2026-12-31"),
+            ("win.0.name", "noche"),
+            ("win.0.days", "lun-dom"),
+            ("win.0.from", "20:00"),
+            ("win.0.to", "23:00"),
+            ("win.0.holidays", "1"),
+            ("group.0.name", "guardia"),
+            ("group.0.phones", "+5491156781234\n011 15-5555-1234"),
+            ("group.0.window", "noche"),
+            ("group.1.name", "ventas"),
+            ("group.1.phones", "1155554321"),
+            ("group.1.window", "laboral"),
+        ],
+    );
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Reglas guardadas"), "{html}");
+    assert!(
+        html.contains("name=\"win.0.name\" value=\"noche\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("name=\"group.1.name\" value=\"ventas\""),
+        "{html}"
+    );
+    let rules = api_rules();
+    assert_eq!(rules["windows"]["notifications"], "laboral");
+    assert_eq!(
+        rules["windows"]["holidays"],
+        serde_json::json!(["2026-12-25", "2026-12-31"])
+    );
+    assert_eq!(
+        rules["windows"]["custom"]["noche"],
+        serde_json::json!({"days": "lun-dom", "from": "20:00", "to": "23:00", "holidays": true})
+    );
+    assert_eq!(rules["groups"][0]["window"], "noche");
+    assert_eq!(
+        rules["groups"][0]["phones"],
+        serde_json::json!(["+5491156781234", "011 15-5555-1234"])
+    );
+    assert_eq!(rules["groups"][1]["name"], "ventas");
+
+    // Removing the group tickets alert is refused, with the reason.
+    let (status, _, html) = s.post(
+        "/rules",
+        &[
+            ("windows.notifications", "laboral"),
+            ("windows.bulk", "always"),
+            ("windows.holidays", "2026-12-25"),
+            ("group.0.name", ""),
+            ("group.0.phones", "+5491156781234"),
+            ("group.0.window", "noche"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("`guardia` is not an operator group"),
+        "{html}"
+    );
+    assert_eq!(api_rules(), rules, "nothing changed");
+}
+
+/// Adds a user through `pasarela user add` with the daemon's config.
+fn add_user(config: &std::path::Path, name: &str, role: &str, password: &str) {
+    let mut child = Command::new(common::bin())
+        .args(["user", "add", name, "--role", role, "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn send_page_offers_whatsapp_within_the_window_and_email_with_a_subject() {
+    use hmac::{Hmac, Mac};
+    const ACCESS: &str = "EAAG-test-token-0123456789";
+    const SECRET: &str = "app-secret-for-tests";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let graph = rt.block_on(fake_graph::FakeGraph::start(ACCESS));
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    // The mail server's port answers nothing: the page's part ends when the mail is queued
+    // (delivery over SMTP is tests/email.rs's).
+    let conf = format!(
+        "token = \"{TOKEN}\"\n[company]\nname = \"Red Sur\"\n\
+         [webhooks]\nlisten = \"127.0.0.1:{hook}\"\n\
+         [whatsapp]\nphone_number_id = \"{}\"\nwaba_id = \"9876543210\"\n\
+         access_token = \"{ACCESS}\"\napp_secret = \"{SECRET}\"\nverify_token = \"v\"\n\
+         base_url = \"{}\"\n\
+         [[email]]\nname = \"general\"\nareas = [\"todo\"]\nfrom = \"Red Sur <avisos@redsur.com.ar>\"\n\
+         host = \"127.0.0.1\"\nport = {}\n",
+        fake_graph::PHONE_ID,
+        graph.url,
+        free_port()
+    );
+    let d = common::Daemon::start_full(dir.path(), "", &conf, &[]);
+    add_user(&d.config, "maria", "operator", "clave-de-maria");
+    let s = login(&d.base, "maria", "clave-de-maria");
+    let (status, html) = s.get("/send");
+    assert_eq!(status, 200);
+    for option in [
+        "<option value=\"sms\" selected>SMS</option>",
+        "<option value=\"whatsapp\">WhatsApp</option>",
+        "<option value=\"email\">Email</option>",
+        "<label for=\"subject\">",
+    ] {
+        assert!(html.contains(option), "{option} in {html}");
+    }
+
+    // WhatsApp to a number that never wrote: refused with the reason, nothing queued.
+    let api_messages = || -> serde_json::Value {
+        http()
+            .get(format!("{}/api/messages", d.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "011 15-2345-6789"),
+            ("text", "Hola Ana"),
+            ("channel", "whatsapp"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(
+        html.contains("dentro de las 24 horas") && html.contains("nunca escribió por WhatsApp"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<option value=\"whatsapp\" selected>"),
+        "the choice is kept: {html}"
+    );
+    assert_eq!(api_messages()["messages"], serde_json::json!([]));
+
+    // The customer writes on WhatsApp: within 24 hours the same send goes, on WhatsApp.
+    let body = serde_json::to_vec(&serde_json::json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "9876543210", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "5491155550000", "phone_number_id": fake_graph::PHONE_ID},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": "5491123456789"}],
+        "messages": [{"from": "5491123456789", "id": "wamid.IN1", "timestamp": "1764633600",
+                      "type": "text", "text": {"body": "Hola, una consulta"}}]}}]}]}))
+    .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let r = http()
+        .post(format!("http://127.0.0.1:{hook}/webhooks/whatsapp"))
+        .header("content-type", "application/json")
+        .header("X-Hub-Signature-256", format!("sha256={signature}"))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_until(
+        "the inbound WhatsApp message",
+        Duration::from_secs(30),
+        || {
+            api_messages()["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["direction"] == "in")
+        },
+    );
+    let (status, location, html) = s.post(
+        "/send",
+        &[
+            ("to", "011 15-2345-6789"),
+            ("text", "Hola Ana, le escribimos por acá"),
+            ("channel", "whatsapp"),
+        ],
+    );
+    assert_eq!(status, 303, "{html}");
+    wait_until("the text on WhatsApp", Duration::from_secs(30), || {
+        graph.with(|g| {
+            g.sent.iter().any(|m| {
+                m["type"] == "text" && m["text"]["body"] == "Hola Ana, le escribimos por acá"
+            })
+        })
+    });
+    let (_, html) = s.get(&location);
+    assert!(html.contains("whatsapp"), "{html}");
+
+    // 25 hours later (the customer's message moved back in the database) the window is
+    // closed: the reply box is disabled with the reason, a reply and a send are refused.
+    {
+        let conn = rusqlite::Connection::open(d.db()).unwrap();
+        let day_ago = chrono::Utc::now().timestamp_millis() - 25 * 3600 * 1000;
+        let n = conn
+            .execute(
+                "UPDATE messages SET created_at = ?1 WHERE direction = 'in'",
+                [day_ago],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let (_, html) = s.get("/conversations/%2B5491123456789");
+    assert!(
+        html.contains("id=\"reply-submit\" disabled") && html.contains("outside_window_template"),
+        "{html}"
+    );
+    let (status, _, html) = s.post(
+        "/conversations/%2B5491123456789/reply",
+        &[("text", "¿Sigue ahí?")],
+    );
+    assert_eq!(status, 422, "{html}");
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "011 15-2345-6789"),
+            ("text", "¿Sigue ahí?"),
+            ("channel", "whatsapp"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("último mensaje:"), "{html}");
+
+    // Email: address, subject and text through POST /api/messages; a missing subject is
+    // refused by field.
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "ana@example.com"),
+            ("text", "Su factura está disponible."),
+            ("channel", "email"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("subject"), "{html}");
+    let (status, location, html) = s.post(
+        "/send",
+        &[
+            ("to", "ana@example.com"),
+            ("subject", "Factura de diciembre"),
+            ("text", "Su factura está disponible."),
+            ("channel", "email"),
+        ],
+    );
+    assert_eq!(status, 303, "{html}");
+    let id = location.trim_start_matches("/messages/");
+    let m: serde_json::Value = http()
+        .get(format!("{}/api/messages/{id}", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(m["channel"], "email", "{m}");
+    assert_eq!(m["peer"], "ana@example.com", "{m}");
+    assert_eq!(m["email"]["subject"], "Factura de diciembre", "{m}");
+    let (status, _, html) = s.post(
+        "/send",
+        &[
+            ("to", "ana@example.com"),
+            ("subject", "Saldo"),
+            ("text", "Su saldo es %deuda%"),
+            ("channel", "email"),
+        ],
+    );
+    assert_eq!(status, 422, "{html}");
+    assert!(html.contains("text: las %variables%"), "{html}");
+}
+
+#[test]
+fn messages_cancel_and_resend_tickets_assign_close_reopen_and_the_language_is_kept() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let api = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = http()
+            .request(method, format!("{}{path}", demo.base))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap())
+    };
+
+    // A notice held for a window that opens tomorrow: cancelled from its page, then resent.
+    const DAYS: [&str; 7] = ["lun", "mar", "mie", "jue", "vie", "sab", "dom"];
+    use chrono::Datelike;
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Argentina::Buenos_Aires)
+        .weekday()
+        .num_days_from_monday() as usize;
+    let window = serde_json::json!({"windows": {"custom": {"manana": {
+        "days": DAYS[(today + 1) % 7], "from": "00:00", "to": "24:00", "holidays": true}}}});
+    let (status, body) = api(reqwest::Method::PUT, "/api/rules", Some(window));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api(
+        reqwest::Method::POST,
+        "/api/messages",
+        Some(
+            serde_json::json!({"to": "011 15-2345-6789", "text": "Aviso de mañana", "window": "manana"}),
+        ),
+    );
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (202, Some("scheduled")),
+        "{body}"
+    );
+    let id = body["id"].as_i64().unwrap();
+    let (_, html) = s.get(&format!("/messages/{id}"));
+    assert!(
+        html.contains(&format!("action=\"/messages/{id}/cancel\"")),
+        "{html}"
+    );
+    assert!(!html.contains("/resend\""), "nothing to resend yet: {html}");
+    let (status, location, _) = s.post(&format!("/messages/{id}/cancel"), &[]);
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("/messages/{id}").as_str())
+    );
+    let (_, m) = api(reqwest::Method::GET, &format!("/api/messages/{id}"), None);
+    assert_eq!(m["state"], "cancelled", "{m}");
+    let (_, html) = s.get(&format!("/messages/{id}"));
+    assert!(
+        html.contains(&format!("action=\"/messages/{id}/resend\"")),
+        "{html}"
+    );
+    let (status, _, _) = s.post(&format!("/messages/{id}/resend"), &[]);
+    assert_eq!(status, 303);
+    let (_, m) = api(reqwest::Method::GET, &format!("/api/messages/{id}"), None);
+    assert_ne!(m["state"], "cancelled", "{m}");
+    let (status, html) = s.get(&format!("/messages/{id}/cancel"));
+    assert_eq!(status, 405, "an action is a POST: {html}");
+
+    // A customer opens a ticket by SMS; the page assigns, closes and reopens it.
+    let r = http()
+        .post(format!("{}/inbound", demo.sim))
+        .json(&serde_json::json!({"from": "+5491123456789", "text": "soporte: sin internet"}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    wait_until("the ticket", Duration::from_secs(60), || {
+        api(reqwest::Method::GET, "/api/tickets", None).1["tickets"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+    });
+    let ticket = api(reqwest::Method::GET, "/api/tickets", None).1["tickets"][0].clone();
+    let tid = ticket["id"].as_i64().unwrap();
+    let (_, html) = s.get("/tickets");
+    assert!(
+        html.contains(&format!("action=\"/tickets/{tid}/assign\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("action=\"/tickets/{tid}/close\"")),
+        "{html}"
+    );
+    let ticket_now = || api(reqwest::Method::GET, &format!("/api/tickets/{tid}"), None).1;
+    let (status, _, _) = s.post(&format!("/tickets/{tid}/assign"), &[("operator", "juan")]);
+    assert_eq!(status, 303);
+    assert_eq!(ticket_now()["operator"], "juan");
+    let (status, _, _) = s.post(&format!("/tickets/{tid}/close"), &[]);
+    assert_eq!(status, 303);
+    assert_eq!(ticket_now()["state"], "closed");
+    let (_, html) = s.get("/tickets?state=closed");
+    assert!(
+        html.contains(&format!("action=\"/tickets/{tid}/reopen\"")),
+        "{html}"
+    );
+    let (status, _, _) = s.post(&format!("/tickets/{tid}/reopen"), &[]);
+    assert_eq!(status, 303);
+    assert_eq!(ticket_now()["state"], "open");
+    let (status, _, html) = s.post(&format!("/tickets/{tid}/explode"), &[]);
+    assert_eq!(status, 404, "{html}");
+
+    // The language switch is kept on the user: a new session opens in English.
+    let (status, _, _) = s.post("/lang", &[("lang", "en")]);
+    assert_eq!(status, 303);
+    let again = login(&demo.base, "admin", PASSWORD);
+    let (_, html) = again.get("/tickets");
+    assert!(
+        html.contains("<h1>Tickets</h1>") && html.contains("lang=\"en\""),
+        "{html}"
     );
 }

@@ -177,6 +177,47 @@ try:
     shot("18-send-bulk-refused")
     axe("send-bulk-refused")
 
+    step("the system page: the doctor's checks, then a user added, given a password, removed")
+    visit("/system", "19-system")
+    driver.find_element(By.ID, "run-checks").click()
+    wait.until(lambda d: d.find_elements(By.ID, "check-list"))
+    checks = text_of("#check-list")
+    assert "modem1: SIM ready" in checks, checks
+    print("  " + checks.split("\n")[1])
+    shot("20-system-checks")
+    axe("system-checks")
+    driver.find_element(By.ID, "new-name").send_keys("operadora")
+    Select(driver.find_element(By.ID, "new-role")).select_by_value("operator")
+    driver.find_element(By.ID, "new-password").send_keys("clave-de-la-operadora")
+    driver.find_element(By.ID, "user-add-submit").click()
+    wait.until(lambda d: "Usuario agregado: operadora" in text_of("main"))
+    driver.find_element(By.ID, "password-operadora").send_keys("otra-clave-larga")
+    driver.find_element(By.ID, "passwd-operadora").click()
+    wait.until(lambda d: "Contraseña cambiada: operadora" in text_of("main"))
+    shot("21-system-users")
+    axe("system-users")
+    driver.find_element(By.ID, "remove-operadora").click()
+    wait.until(lambda d: "Usuario quitado: operadora" in text_of("main"))
+
+    step("rules: a holiday and a night window, first refused beside its field, then saved")
+    visit("/rules", "22-rules-windows")
+    driver.find_element(By.ID, "windows-holidays").send_keys("2026-12-25")
+    for field, value in (("name", "noche"), ("days", "lun-vie"), ("from", "25:00"), ("to", "23:00")):
+        driver.find_element(By.ID, f"win-0-{field}").send_keys(value)
+    driver.find_element(By.CSS_SELECTOR, "form[action='/rules'] > button[type=submit]").click()
+    wait.until(lambda d: d.find_elements(By.ID, "win-0-err"))
+    assert "25:00" in text_of("#win-0-err"), text_of("#win-0-err")
+    assert driver.find_element(By.ID, "win-0-from").get_attribute("aria-invalid") == "true"
+    print("  " + text_of("#win-0-err"))
+    shot("23-rules-window-error")
+    axe("rules-window-error")
+    driver.find_element(By.ID, "win-0-from").clear()
+    driver.find_element(By.ID, "win-0-from").send_keys("20:00")
+    driver.find_element(By.CSS_SELECTOR, "form[action='/rules'] > button[type=submit]").click()
+    wait.until(lambda d: "Reglas guardadas" in text_of("main"))
+    assert driver.find_element(By.ID, "win-0-name").get_attribute("value") == "noche"
+    assert "2026-12-25" in driver.find_element(By.ID, "windows-holidays").get_attribute("value")
+
     step("the other pages")
     for path, name in (("/customers/1003", "10-customer"), ("/tickets", "11-tickets"),
                        ("/rules", "12-rules"), ("/channels", "13-channels"), ("/system", "14-system")):

@@ -272,7 +272,7 @@ fn place(
     if let Some(w) = window {
         state
             .rules
-            .windows
+            .windows()
             .check_name(w)
             .map_err(|e| (format!("{prefix}window"), e))?;
     }

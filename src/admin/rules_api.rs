@@ -854,8 +854,22 @@ fn replay(
 
 // ----- rules and templates --------------------------------------------------------------------
 
-async fn get_rules(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.rules.settings().as_ref().clone())
+/// `[rules]` as JSON, with `windows` and `groups` (`[windows]`, `[[groups]]`) beside its keys.
+fn rules_json(
+    settings: &Settings,
+    schedule: &crate::inbox::Schedule,
+) -> Result<serde_json::Value, ApiError> {
+    let mut v = serde_json::to_value(settings).map_err(ApiError::internal)?;
+    v["windows"] = serde_json::to_value(&schedule.config.windows).map_err(ApiError::internal)?;
+    v["groups"] = serde_json::to_value(&schedule.config.groups).map_err(ApiError::internal)?;
+    Ok(v)
+}
+
+async fn get_rules(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(rules_json(
+        &state.rules.settings(),
+        &state.rules.schedule(),
+    )?))
 }
 
 fn settings_errors(errors: Vec<(String, String)>) -> ApiError {
@@ -884,18 +898,44 @@ fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
 }
 
 /// `PUT /api/rules`: `[rules]` as JSON; keys left out keep their current values. Templates are
-/// checked before saving.
+/// checked before saving. `windows` (`[windows]`: each of its keys given replaces that key)
+/// and `groups` (`[[groups]]`: the whole list) may come along; everything is checked together
+/// and saved at once, or nothing changes.
 async fn put_rules(
     State(state): State<AppState>,
-    JsonBody(patch): JsonBody<serde_json::Value, SMALL_LIMIT>,
+    JsonBody(mut patch): JsonBody<serde_json::Value, SMALL_LIMIT>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !patch.is_object() {
+    let Some(object) = patch.as_object_mut() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             "send a JSON object with the [rules] keys to change",
         ));
-    }
+    };
+    let windows = object.remove("windows");
+    let groups = object.remove("groups");
+    let schedule = if windows.is_some() || groups.is_some() {
+        let mut current =
+            serde_json::to_value(&state.rules.schedule().config).map_err(ApiError::internal)?;
+        if let Some(w) = windows {
+            let serde_json::Value::Object(w) = w else {
+                return Err(settings_errors(vec![(
+                    "windows".into(),
+                    "must be an object like {\"holidays\": [\"2026-12-25\"]}".into(),
+                )]));
+            };
+            for (k, v) in w {
+                current["windows"][k] = v;
+            }
+        }
+        if let Some(g) = groups {
+            current["groups"] = g;
+        }
+        let bytes = serde_json::to_vec(&current).map_err(ApiError::internal)?;
+        Some(super::parse_json::<crate::inbox::ScheduleConfig>(&bytes)?)
+    } else {
+        None
+    };
     let mut current =
         serde_json::to_value(state.rules.settings().as_ref()).map_err(ApiError::internal)?;
     merge(&mut current, patch);
@@ -905,16 +945,17 @@ async fn put_rules(
     if !problems.is_empty() {
         return Err(settings_errors(problems));
     }
-    let saved = state
+    let (saved, schedule) = state
         .rules
-        .replace_settings(new)
+        .replace_all(new, schedule)
         .await
         .map_err(settings_errors)?;
-    Ok(Json(saved.as_ref().clone()))
+    Ok(Json(rules_json(&saved, &schedule)?))
 }
 
 async fn reset_rules(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(state.rules.reset_settings().await?.as_ref().clone()))
+    let settings = state.rules.reset_settings().await?;
+    Ok(Json(rules_json(&settings, &state.rules.schedule())?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -444,6 +444,43 @@ pub fn decide(
     Decision { rule, actions, why }
 }
 
+/// Problems in `[[groups]]`: (position, field, message). Names unique and not empty, a known
+/// window, at least one phone, each phone a number of `phones`'s country.
+pub fn check_groups(
+    groups: &[GroupConfig],
+    windows: Option<&crate::rules::window::Windows>,
+    phones: Option<&crate::phone::PhoneContext>,
+) -> Vec<(usize, &'static str, String)> {
+    let mut errors = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        if g.name.trim().is_empty() || names.contains(&g.name.as_str()) {
+            errors.push((
+                i,
+                "name",
+                format!("`{}` must be a unique, non-empty group name", g.name),
+            ));
+        }
+        names.push(&g.name);
+        if let Some(w) = windows
+            && let Err(e) = w.check_name(&g.window)
+        {
+            errors.push((i, "window", e));
+        }
+        if g.phones.is_empty() {
+            errors.push((i, "phones", format!("group `{}` has no phones", g.name)));
+        }
+        for p in &g.phones {
+            if let Some(ctx) = phones
+                && let Err(e) = ctx.normalize(p)
+            {
+                errors.push((i, "phones", format!("`{p}`: {e}")));
+            }
+        }
+    }
+    errors
+}
+
 /// Problems in `[rules]`, `[windows]` and `[[groups]]` (templates, keywords, schedules, group
 /// members and windows), as (dotted key, message).
 pub fn check_config(c: &crate::config::Config) -> Vec<(String, String)> {
@@ -459,34 +496,10 @@ pub fn check_config(c: &crate::config::Config) -> Vec<(String, String)> {
         }
     };
     let phones = crate::phone::PhoneContext::new(&c.company.country, c.company.assume_mobile).ok();
-    let mut group_names = Vec::new();
-    for g in &c.groups {
-        if g.name.trim().is_empty() || group_names.contains(&g.name) {
-            errors.push((
-                "groups.name".to_string(),
-                format!("`{}` must be a unique, non-empty group name", g.name),
-            ));
-        }
-        group_names.push(g.name.clone());
-        if let Some(w) = &windows
-            && let Err(e) = w.check_name(&g.window)
-        {
-            errors.push(("groups.window".to_string(), e));
-        }
-        if g.phones.is_empty() {
-            errors.push((
-                "groups.phones".to_string(),
-                format!("group `{}` has no phones", g.name),
-            ));
-        }
-        for p in &g.phones {
-            if let Some(ctx) = &phones
-                && let Err(e) = ctx.normalize(p)
-            {
-                errors.push(("groups.phones".to_string(), format!("`{p}`: {e}")));
-            }
-        }
+    for (_, field, message) in check_groups(&c.groups, windows.as_ref(), phones.as_ref()) {
+        errors.push((format!("groups.{field}"), message));
     }
+    let group_names: Vec<String> = c.groups.iter().map(|g| g.name.clone()).collect();
     let mut rules = c.rules.clone();
     rules.fill_defaults(c.company.language);
     let extra: std::collections::BTreeSet<String> =

@@ -109,6 +109,28 @@ pub fn set_password(
     Ok(true)
 }
 
+/// Removes a user and their sessions; `false` when there is no such user. Refused with a
+/// [`StoreError::Conflict`] when it is the last admin (nobody could manage users after).
+pub fn delete_user(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let Some(user) = user_by_name(conn, name)? else {
+        return Ok(false);
+    };
+    if user.role == Role::Admin {
+        let admins: u64 =
+            conn.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+                r.get(0)
+            })?;
+        if admins <= 1 {
+            return Err(StoreError::Conflict(format!(
+                "`{name}` is the only admin: add another admin first"
+            )));
+        }
+    }
+    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user.id])?;
+    conn.execute("DELETE FROM users WHERE id = ?1", [user.id])?;
+    Ok(true)
+}
+
 pub fn set_lang(conn: &Connection, user_id: i64, lang: &str) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE users SET lang = ?1 WHERE id = ?2",

@@ -35,6 +35,17 @@ pub async fn passwd(store: &Store, name: &str, password: &str) -> anyhow::Result
     Ok(())
 }
 
+/// Removes a user and ends their sessions; fails naming the problem (no such user, the last
+/// admin).
+pub async fn remove(store: &Store, name: &str) -> anyhow::Result<()> {
+    let n = name.to_string();
+    let found = store.write(move |c| users::delete_user(c, &n)).await?;
+    if !found {
+        bail!("there is no user `{name}` (see `pasarela user list`)");
+    }
+    Ok(())
+}
+
 /// One line per user: name, role, language.
 pub async fn list(store: &Store) -> anyhow::Result<Vec<String>> {
     let all = store.read(users::list_users).await?;
@@ -161,6 +172,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(auth::verify_password("clave cambiada", &ana.password));
+        let e = remove(&store, "admin").await.unwrap_err();
+        assert!(e.to_string().contains("only admin"), "{e}");
+        remove(&store, "ana").await.unwrap();
+        let e = remove(&store, "ana").await.unwrap_err();
+        assert!(e.to_string().contains("no user `ana`"), "{e}");
+        assert_eq!(list(&store).await.unwrap(), vec!["admin\tadmin\tes"]);
         store.close().await;
     }
 }

@@ -39,6 +39,10 @@ pub const FORM_LIMIT: usize = 16 * 1024 * 1024;
 pub struct WebOptions {
     /// Mark the session cookie `Secure`: set when the admin listener serves TLS.
     pub secure_cookies: bool,
+    /// The daemon's configuration as it started and its admin API's base address: the System
+    /// page runs the doctor's checks against them. `None` (a router built without a daemon)
+    /// leaves the checks out.
+    pub doctor: Option<Arc<(crate::config::Loaded, String)>>,
 }
 
 /// What the page handlers share.
@@ -50,6 +54,7 @@ pub(crate) struct Web {
     api: Router,
     pub throttle: Arc<Throttle>,
     pub secure: bool,
+    pub doctor: Option<Arc<(crate::config::Loaded, String)>>,
 }
 
 /// The logged-in user of a request, put there by [`require_session`].
@@ -80,6 +85,7 @@ pub fn router(app: AppState, api: Router, opts: WebOptions) -> Router {
         api,
         throttle: Arc::new(Throttle::default()),
         secure: opts.secure_cookies,
+        doctor: opts.doctor,
     };
     let pages =
         pages::routes().route_layer(middleware::from_fn_with_state(web.clone(), require_session));
@@ -300,7 +306,7 @@ impl Web {
     }
 
     fn time_as(&self, ms: i64, clock: &str) -> String {
-        let tz = self.app.rules.windows.tz();
+        let tz = self.app.rules.windows().tz();
         let date = match self.app.rules.company.language {
             crate::config::Language::Es => "%d/%m/%Y",
             crate::config::Language::En => "%m/%d/%Y",

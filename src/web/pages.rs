@@ -53,6 +53,10 @@ pub(super) fn routes() -> Router<Web> {
         .route("/channels/test", post(channel_test))
         .route("/system", get(system))
         .route("/system/backup", get(system_backup))
+        .route("/system/checks", get(system_checks))
+        .route("/system/users", post(user_add))
+        .route("/system/users/{name}/password", post(user_passwd))
+        .route("/system/users/{name}/remove", post(user_remove))
 }
 
 // ----- common ---------------------------------------------------------------------------------
@@ -199,7 +203,7 @@ async fn rows(web: &Web, messages: Vec<Message>) -> Result<Vec<MsgRow>, Response
 /// Local midnight of today in the company's time zone, as Unix ms.
 fn local_midnight(web: &Web, date: Option<chrono::NaiveDate>) -> i64 {
     use chrono::TimeZone;
-    let tz = web.app.rules.windows.tz();
+    let tz = web.app.rules.windows().tz();
     let date = date.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).date_naive());
     let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
     tz.from_local_datetime(&naive)
@@ -580,6 +584,13 @@ struct SendPage {
     templates: Vec<(String, String)>,
     to: String,
     text: String,
+    /// The channels this gateway can send on: `sms`, and `whatsapp` and `email` when
+    /// configured; `channel` is the chosen one.
+    channels: Vec<&'static str>,
+    channel: String,
+    /// Email is configured: the subject field shows.
+    email: bool,
+    subject: String,
     field: String,
     bulk: BulkForm,
     /// A refused bulk send's problems, each naming its line and field.
@@ -649,6 +660,14 @@ async fn send_page(
             templates,
             to: form.to,
             text: form.text,
+            channels: send_channels(web),
+            email: send_channels(web).contains(&"email"),
+            channel: if form.channel.is_empty() {
+                "sms".to_string()
+            } else {
+                form.channel
+            },
+            subject: form.subject,
             field,
             bulk,
             problems: view.problems,
@@ -665,6 +684,9 @@ struct SendForm {
     text: String,
     #[serde(default)]
     channel: String,
+    /// Email only.
+    #[serde(default)]
+    subject: String,
     /// A `[rules.templates]` name: its text when `text` is empty (the picker without script).
     #[serde(default)]
     template: String,
@@ -734,6 +756,59 @@ async fn personalize(web: &Web, text: &str, to: &str) -> Result<String, (String,
     Ok(body["text"].as_str().unwrap_or(text).to_string())
 }
 
+/// The channels the send page offers: SMS, and WhatsApp and email when a route of theirs is
+/// configured.
+fn send_channels(web: &Web) -> Vec<&'static str> {
+    let mut out = vec!["sms"];
+    for c in [Channel::Whatsapp, Channel::Email] {
+        if web.app.transports.iter().any(|t| t.channel() == c) {
+            out.push(c.as_str());
+        }
+    }
+    out
+}
+
+/// WhatsApp carries free text only within 24 hours of the customer's last WhatsApp message
+/// (unless `whatsapp.outside_window_template` carries it): the reason when it cannot go,
+/// with the field it concerns. A number that does not parse is left to the API's check.
+async fn whatsapp_text_allowed(web: &Web, tr: Tr, to: &str) -> Result<(), (String, String)> {
+    let Ok(peer) = web.app.phones.normalize(to) else {
+        return Ok(());
+    };
+    let last = web
+        .app
+        .store
+        .list(ListFilter {
+            peer: Some(peer.as_str().to_string()),
+            direction: Some(Direction::In),
+            channel: Some(Channel::Whatsapp),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| (e.to_string(), String::new()))?;
+    let at = last.first().map(|m| m.created_at);
+    if at.is_some_and(|at| now_ms() < at + crate::transport::whatsapp::WINDOW_MS) {
+        return Ok(());
+    }
+    let fallback = web
+        .app
+        .whatsapp
+        .as_ref()
+        .is_some_and(|w| w.outside_window_template.is_some());
+    if fallback {
+        return Ok(());
+    }
+    let when = match at {
+        Some(at) => format!("{} {}", tr.t("send.wa_last"), web.time(at)),
+        None => tr.t("send.wa_never").to_string(),
+    };
+    Err((
+        format!("channel: {} ({when})", tr.t("send.wa_closed")),
+        "channel".to_string(),
+    ))
+}
+
 /// Queues one message through `POST /api/messages` and records the user who sent it.
 async fn send_one(
     web: &Web,
@@ -744,13 +819,21 @@ async fn send_one(
     priority: &str,
 ) -> Result<i64, (String, String)> {
     let channel = if channel.is_empty() { "sms" } else { channel };
-    let (status, body) = web
-        .call(
-            Method::POST,
-            "/api/messages",
-            Some(serde_json::json!({"to": to, "text": text, "channel": channel, "priority": priority})),
-        )
-        .await;
+    send_json(
+        web,
+        ctx,
+        serde_json::json!({"to": to, "text": text, "channel": channel, "priority": priority}),
+    )
+    .await
+}
+
+/// Queues one message given as `POST /api/messages`'s body; records who sent it.
+async fn send_json(
+    web: &Web,
+    ctx: &Ctx,
+    request: serde_json::Value,
+) -> Result<i64, (String, String)> {
+    let (status, body) = web.call(Method::POST, "/api/messages", Some(request)).await;
     if !status.is_success() {
         return Err(api_error(&body));
     }
@@ -779,10 +862,33 @@ async fn send(
     Extension(ctx): Extension<Ctx>,
     Form(form): Form<SendForm>,
 ) -> Response {
+    let tr = ctx.tr();
     let result = async {
         let text = chosen_text(&web, &form.text, &form.template).await?;
-        let text = personalize(&web, &text, &form.to).await?;
-        send_one(&web, &ctx, &form.to, &text, &form.channel, "notification").await
+        let channel = if form.channel.is_empty() {
+            "sms"
+        } else {
+            form.channel.as_str()
+        };
+        let mut request = serde_json::json!({"to": form.to, "channel": channel,
+                                             "priority": "notification"});
+        if channel == "email" {
+            // Variables are filled from a phone number's customer; an address finds none.
+            if !crate::rules::template::variables(&text).is_empty() {
+                return Err((
+                    format!("text: {}", tr.t("send.email_vars")),
+                    "text".to_string(),
+                ));
+            }
+            request["text"] = text.into();
+            request["subject"] = form.subject.clone().into();
+        } else {
+            if channel == "whatsapp" {
+                whatsapp_text_allowed(&web, tr, &form.to).await?;
+            }
+            request["text"] = personalize(&web, &text, &form.to).await?.into();
+        }
+        send_json(&web, &ctx, request).await
     }
     .await;
     match result {
@@ -2155,6 +2261,245 @@ struct RulesPage {
     p: Page,
     sections: Vec<RuleSection>,
     customers: Vec<(String, String)>,
+    sched: ScheduleView,
+}
+
+/// A custom delivery window as the form shows it; `error` is (field, message).
+#[derive(Default)]
+pub struct WindowRow {
+    pub name: String,
+    pub days: String,
+    pub from: String,
+    pub to: String,
+    pub holidays: bool,
+    pub error: Option<(&'static str, String)>,
+}
+
+/// An operator group as the form shows it: phones one per line.
+#[derive(Default)]
+pub struct GroupRow {
+    pub name: String,
+    pub phones: String,
+    pub window: String,
+    pub error: Option<(&'static str, String)>,
+}
+
+/// `[windows]` and `[[groups]]` as the form shows them, with errors by field.
+#[derive(Default)]
+pub struct ScheduleView {
+    pub notifications: String,
+    pub bulk: String,
+    /// One date per line.
+    pub holidays: String,
+    pub windows: Vec<WindowRow>,
+    pub groups: Vec<GroupRow>,
+    /// Every window name a select offers: `always`, the built-in ones, the custom ones.
+    pub names: Vec<String>,
+    /// (field: `notifications`, `bulk` or `holidays`; message).
+    pub errors: Vec<(&'static str, String)>,
+}
+
+impl ScheduleView {
+    pub fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    /// From `GET /api/rules`'s `windows` and `groups`; one blank row each to add.
+    fn from_json(rules: &serde_json::Value) -> ScheduleView {
+        let w = &rules["windows"];
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        let lines = |v: &serde_json::Value, sep: &str| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let windows = w["custom"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, spec)| WindowRow {
+                name: name.clone(),
+                days: match &spec["days"] {
+                    serde_json::Value::String(d) => d.clone(),
+                    list => lines(list, ","),
+                },
+                from: text(&spec["from"]),
+                to: text(&spec["to"]),
+                holidays: spec["holidays"].as_bool().unwrap_or(false),
+                error: None,
+            })
+            .collect();
+        let groups = rules["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|g| GroupRow {
+                name: text(&g["name"]),
+                phones: lines(&g["phones"], "\n"),
+                window: text(&g["window"]),
+                error: None,
+            })
+            .collect();
+        let mut view = ScheduleView {
+            notifications: text(&w["notifications"]),
+            bulk: text(&w["bulk"]),
+            holidays: lines(&w["holidays"], "\n"),
+            windows,
+            groups,
+            ..Default::default()
+        };
+        view.finish();
+        view
+    }
+
+    /// Adds the blank rows and the names the selects offer.
+    fn finish(&mut self) {
+        self.windows.push(WindowRow::default());
+        self.groups.push(GroupRow {
+            window: "always".into(),
+            ..Default::default()
+        });
+        self.names = ["always", "laboral", "extendido", "fulltime"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(
+                self.windows
+                    .iter()
+                    .filter(|w| !w.name.is_empty())
+                    .map(|w| w.name.clone()),
+            )
+            .collect();
+    }
+
+    /// From the form's fields: `windows.notifications`, `windows.bulk`, `windows.holidays`,
+    /// `win.N.name|days|from|to|holidays`, `group.N.name|phones|window`. A row whose name is
+    /// empty is left out (that is how one is removed). `None` when the form had no schedule.
+    fn from_form(get: &dyn Fn(String) -> Option<String>) -> Option<ScheduleView> {
+        let notifications = get("windows.notifications".into())?;
+        let mut view = ScheduleView {
+            notifications,
+            bulk: get("windows.bulk".into()).unwrap_or_default(),
+            holidays: get("windows.holidays".into()).unwrap_or_default(),
+            ..Default::default()
+        };
+        for i in 0.. {
+            let Some(name) = get(format!("win.{i}.name")) else {
+                break;
+            };
+            let field = |f: &str| get(format!("win.{i}.{f}")).unwrap_or_default();
+            if name.trim().is_empty() {
+                continue;
+            }
+            view.windows.push(WindowRow {
+                name: name.trim().to_string(),
+                days: field("days"),
+                from: field("from"),
+                to: field("to"),
+                holidays: get(format!("win.{i}.holidays")).is_some(),
+                error: None,
+            });
+        }
+        for i in 0.. {
+            let Some(name) = get(format!("group.{i}.name")) else {
+                break;
+            };
+            if name.trim().is_empty() {
+                continue;
+            }
+            let field = |f: &str| get(format!("group.{i}.{f}")).unwrap_or_default();
+            view.groups.push(GroupRow {
+                name: name.trim().to_string(),
+                phones: field("phones"),
+                window: field("window"),
+                error: None,
+            });
+        }
+        Some(view)
+    }
+
+    /// The `windows` and `groups` of a `PUT /api/rules` body.
+    fn patch(&self, patch: &mut serde_json::Value) {
+        let list = |text: &str| -> Vec<String> {
+            text.split(['\n', ','])
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let custom: serde_json::Map<String, serde_json::Value> = self
+            .windows
+            .iter()
+            .map(|w| {
+                (
+                    w.name.clone(),
+                    serde_json::json!({"days": w.days.trim(), "from": w.from.trim(),
+                                       "to": w.to.trim(), "holidays": w.holidays}),
+                )
+            })
+            .collect();
+        patch["windows"] = serde_json::json!({
+            "notifications": self.notifications.trim(),
+            "bulk": self.bulk.trim(),
+            "holidays": list(&self.holidays),
+            "custom": custom,
+        });
+        patch["groups"] = self
+            .groups
+            .iter()
+            .map(|g| {
+                serde_json::json!({"name": g.name, "phones": list(&g.phones),
+                                   "window": g.window.trim()})
+            })
+            .collect();
+    }
+
+    /// Places an error of `PUT /api/rules` (`windows.*`, `groups.N.*`) beside its field;
+    /// `false` when it is not one of this form's.
+    fn place(&mut self, field: &str, text: &str) -> bool {
+        let text = text.to_string();
+        match field {
+            "windows.notifications" => self.errors.push(("notifications", text)),
+            "windows.bulk" => self.errors.push(("bulk", text)),
+            "windows.holidays" => self.errors.push(("holidays", text)),
+            _ => {
+                if let Some(name) = field.strip_prefix("windows.custom.")
+                    && let Some(row) = self.windows.iter_mut().find(|w| w.name == name)
+                {
+                    let (f, t) = ["days", "from", "to"]
+                        .into_iter()
+                        .find_map(|f| {
+                            text.strip_prefix(&format!("{f}: "))
+                                .map(|t| (f, t.to_string()))
+                        })
+                        .unwrap_or(("name", text));
+                    row.error = Some((f, t));
+                    return true;
+                }
+                let Some(rest) = field.strip_prefix("groups.") else {
+                    return false;
+                };
+                let Some((i, f)) = rest.split_once('.') else {
+                    return false;
+                };
+                let (Ok(i), Some(f)) = (
+                    i.parse::<usize>(),
+                    ["name", "phones", "window"].into_iter().find(|x| *x == f),
+                ) else {
+                    return false;
+                };
+                let Some(row) = self.groups.get_mut(i) else {
+                    return false;
+                };
+                row.error = Some((f, text));
+            }
+        }
+        true
+    }
 }
 
 /// Where a setting is in `[rules]` as JSON: (table, key); an empty table is the top level.
@@ -2225,7 +2570,7 @@ async fn rules_page(
     web: &Web,
     ctx: &Ctx,
     status: StatusCode,
-    sections: Vec<RuleSection>,
+    (sections, sched): (Vec<RuleSection>, ScheduleView),
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
@@ -2250,6 +2595,7 @@ async fn rules_page(
             p,
             sections,
             customers,
+            sched,
         }),
     )
         .into_response()
@@ -2264,7 +2610,7 @@ async fn rules_form(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> R
         &web,
         &ctx,
         StatusCode::OK,
-        sections_from(&rules),
+        (sections_from(&rules), ScheduleView::from_json(&rules)),
         None,
         None,
     )
@@ -2313,6 +2659,10 @@ async fn save_rules(
             s.reply = reply_text;
         }
     }
+    let mut sched = ScheduleView::from_form(&get);
+    if let Some(s) = &sched {
+        s.patch(&mut patch);
+    }
     let (status, body) = web.call(Method::PUT, "/api/rules", Some(patch)).await;
     if status.is_success() {
         log::info!("pages: `{}` saved the rules", ctx.user.name);
@@ -2321,7 +2671,7 @@ async fn save_rules(
             &web,
             &ctx,
             StatusCode::OK,
-            sections_from(&body),
+            (sections_from(&body), ScheduleView::from_json(&body)),
             Some(notice),
             None,
         )
@@ -2349,6 +2699,9 @@ async fn save_rules(
                 placed = true;
             }
         }
+        if !placed && let Some(s) = sched.as_mut() {
+            placed = s.place(field, text);
+        }
         if !placed {
             unplaced.push(piece.to_string());
         }
@@ -2358,11 +2711,18 @@ async fn save_rules(
     } else {
         Some(unplaced.join("; "))
     };
+    let sched = match sched {
+        Some(mut s) => {
+            s.finish();
+            s
+        }
+        None => ScheduleView::from_json(&current),
+    };
     rules_page(
         &web,
         &ctx,
         StatusCode::UNPROCESSABLE_ENTITY,
-        sections,
+        (sections, sched),
         None,
         error,
     )
@@ -2436,9 +2796,35 @@ struct SystemPage {
     db_size: String,
     customers: u64,
     users: Vec<(String, String)>,
+    /// The doctor's checks when asked for.
+    checks: Option<Vec<CheckRow>>,
+    /// The user form's field in error, to mark it.
+    field: String,
+    /// What the add-user form had (name, role), kept after an error.
+    new_user: (String, String),
 }
 
-async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+/// One of the doctor's checks as the page shows it.
+pub struct CheckRow {
+    /// `ok`, `fail`, `warn` or `skip` (the row's class).
+    pub outcome: &'static str,
+    /// The outcome in the user's language.
+    pub word: &'static str,
+    pub what: String,
+    pub fix: String,
+}
+
+/// What a System page shows besides the facts.
+#[derive(Default)]
+struct SystemView {
+    checks: Option<Vec<CheckRow>>,
+    notice: Option<String>,
+    /// (message, field).
+    error: Option<(String, String)>,
+    new_user: (String, String),
+}
+
+async fn system_page(web: &Web, ctx: &Ctx, status: StatusCode, view: SystemView) -> Response {
     let facts = web
         .app
         .store
@@ -2456,8 +2842,12 @@ async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Respo
     };
     let wal =
         std::fs::metadata(format!("{}-wal", web.app.store.path().display())).map_or(0, |m| m.len());
-    render(&SystemPage {
-        p: page(&ctx, "system", "sys.title"),
+    let mut p = page(ctx, "system", "sys.title");
+    p.notice = view.notice;
+    let field = view.error.as_ref().map(|e| e.1.clone()).unwrap_or_default();
+    p.error = view.error.map(|e| e.0);
+    let page = SystemPage {
+        p,
         version: env!("CARGO_PKG_VERSION"),
         uptime: web.app.started.elapsed().as_secs(),
         db_size: format!("{:.1} MiB", (size + wal) as f64 / 1048576.0),
@@ -2469,7 +2859,189 @@ async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Respo
         } else {
             Vec::new()
         },
-    })
+        checks: view.checks,
+        field,
+        new_user: view.new_user,
+    };
+    (status, render(&page)).into_response()
+}
+
+async fn system(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    system_page(&web, &ctx, StatusCode::OK, SystemView::default()).await
+}
+
+/// `GET /system/checks`: the System page with `pasarela doctor`'s checks, run by the daemon
+/// itself (its own permissions, its modem state as `GET /api/status` reports it).
+async fn system_checks(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {
+    let Some(doctor) = web.doctor.clone() else {
+        return not_found(&ctx);
+    };
+    let (code, status) = web.call(Method::GET, "/api/status", None).await;
+    let status = if code.is_success() {
+        Ok(status)
+    } else {
+        Err(format!("GET /api/status answered {code}"))
+    };
+    let (loaded, base) = &*doctor;
+    let checks = crate::doctor::run_in_daemon(loaded, base, status).await;
+    log::info!(
+        "pages: `{}` ran the doctor's checks ({} failed)",
+        ctx.user.name,
+        checks.iter().filter(|c| c.failed()).count()
+    );
+    let tr = ctx.tr();
+    let checks = checks
+        .into_iter()
+        .map(|c| {
+            use crate::doctor::Outcome;
+            let (outcome, fix) = match c.outcome {
+                Outcome::Ok => ("ok", String::new()),
+                Outcome::Fail { fix } => ("fail", fix),
+                Outcome::Warn { fix } => ("warn", fix),
+                Outcome::Skip => ("skip", String::new()),
+            };
+            let word = tr.t(match outcome {
+                "ok" => "chk.ok",
+                "fail" => "chk.fail",
+                "warn" => "chk.warn",
+                _ => "chk.skip",
+            });
+            CheckRow {
+                outcome,
+                word,
+                what: c.what,
+                fix,
+            }
+        })
+        .collect();
+    let view = SystemView {
+        checks: Some(checks),
+        ..Default::default()
+    };
+    system_page(&web, &ctx, StatusCode::OK, view).await
+}
+
+#[derive(Deserialize, Default)]
+struct UserForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Answers a user form: back to the System page with a notice, or the error by field.
+async fn user_done(
+    web: &Web,
+    ctx: &Ctx,
+    result: Result<String, (String, String)>,
+    new_user: (String, String),
+) -> Response {
+    match result {
+        Ok(notice) => {
+            let view = SystemView {
+                notice: Some(notice),
+                ..Default::default()
+            };
+            system_page(web, ctx, StatusCode::OK, view).await
+        }
+        Err(error) => {
+            let view = SystemView {
+                error: Some(error),
+                new_user,
+                ..Default::default()
+            };
+            system_page(web, ctx, StatusCode::UNPROCESSABLE_ENTITY, view).await
+        }
+    }
+}
+
+/// `POST /system/users` (admins): adds a user with a role, as `pasarela user add` does.
+async fn user_add(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<UserForm>,
+) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let tr = ctx.tr();
+    let result = async {
+        let name = form.name.trim();
+        auth::check_user_name(name).map_err(|e| (format!("name: {e}"), "name".into()))?;
+        let role = users::Role::parse(&form.role).ok_or_else(|| {
+            (
+                format!("role: `{}` is not admin or operator", form.role),
+                "role".to_string(),
+            )
+        })?;
+        auth::check_new_password(&form.password)
+            .map_err(|e| (format!("password: {e}"), "password".into()))?;
+        super::accounts::add(&web.app.store, name, role, &form.password)
+            .await
+            .map_err(|e| (format!("name: {e:#}"), "name".to_string()))?;
+        log::info!("pages: `{}` added user `{name}` ({role})", ctx.user.name);
+        Ok(format!("{} {name}", tr.t("sys.user_added")))
+    }
+    .await;
+    user_done(&web, &ctx, result, (form.name.clone(), form.role.clone())).await
+}
+
+/// `POST /system/users/{name}/password` (admins): a new password; the user's sessions end.
+async fn user_passwd(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(name): Path<String>,
+    Form(form): Form<UserForm>,
+) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let tr = ctx.tr();
+    let result = async {
+        auth::check_new_password(&form.password)
+            .map_err(|e| (format!("password: {e}"), format!("password-{name}")))?;
+        super::accounts::passwd(&web.app.store, &name, &form.password)
+            .await
+            .map_err(|e| (format!("{e:#}"), format!("password-{name}")))?;
+        log::info!(
+            "pages: `{}` changed the password of `{name}`",
+            ctx.user.name
+        );
+        Ok(format!("{} {name}", tr.t("sys.password_changed")))
+    }
+    .await;
+    if result.is_ok() && name == ctx.user.name {
+        // Their own sessions ended with the change, this one too.
+        return see_other("/login");
+    }
+    user_done(&web, &ctx, result, Default::default()).await
+}
+
+/// `POST /system/users/{name}/remove` (admins): removes a user and ends their sessions; not
+/// oneself, not the last admin.
+async fn user_remove(
+    State(web): State<Web>,
+    Extension(ctx): Extension<Ctx>,
+    Path(name): Path<String>,
+) -> Response {
+    if !ctx.admin() {
+        return forbidden(&ctx);
+    }
+    let tr = ctx.tr();
+    let result = async {
+        if name == ctx.user.name {
+            return Err((tr.t("sys.not_yourself").to_string(), String::new()));
+        }
+        super::accounts::remove(&web.app.store, &name)
+            .await
+            .map_err(|e| (format!("{e:#}"), String::new()))?;
+        log::info!("pages: `{}` removed user `{name}`", ctx.user.name);
+        Ok(format!("{} {name}", tr.t("sys.user_removed")))
+    }
+    .await;
+    user_done(&web, &ctx, result, Default::default()).await
 }
 
 /// `GET /system/backup` (admins): `GET /api/backup`'s consistent copy, streamed as it is made.
