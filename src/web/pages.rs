@@ -1491,7 +1491,11 @@ async fn message(
     let can_resend = out
         && matches!(
             m.state,
-            MsgState::Failed | MsgState::Cancelled | MsgState::Delivered | MsgState::Sent
+            MsgState::Failed
+                | MsgState::Cancelled
+                | MsgState::Delivered
+                | MsgState::Read
+                | MsgState::Sent
         );
     let can_cancel = out && matches!(m.state, MsgState::Queued | MsgState::Scheduled);
     let mut rows = match rows(&web, vec![m]).await {
