@@ -81,6 +81,9 @@ pub struct Config {
     /// `[[email]]`: SMTP accounts, one per area (facturas, tickets, clientes, todo).
     #[serde(default)]
     pub email: Vec<EmailConfig>,
+    /// `[email_notify]`: who else is mailed about tickets.
+    #[serde(default)]
+    pub email_notify: EmailNotifyConfig,
     /// `[webhooks]`: the listener phones call back.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
@@ -366,6 +369,15 @@ pub struct HttpSmsConfig {
     /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` url.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+/// `[email_notify]`: the operator's address, mailed (from the `tickets` account) when a ticket
+/// is opened or closed, beside the customer. Checked by the email kind.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailNotifyConfig {
+    #[serde(default)]
+    pub operator: Option<String>,
 }
 
 /// `[[email]]`: one SMTP account. Its name is its route name; `areas` say which mail it

@@ -130,7 +130,8 @@ pub async fn run(
     };
     let rules = crate::inbox::RulesContext::new(cfg, store.clone(), handle.clone())
         .await
-        .context("cannot start the keyword rules")?;
+        .context("cannot start the keyword rules")?
+        .with_ticket_mail(transports.clone(), cfg.email_notify.operator.clone());
     let state = AppState {
         rules: rules.clone(),
         store: store.clone(),

@@ -28,6 +28,7 @@ use crate::rules::{self, Action, Company, Customer, Facts, Found, Settings};
 use crate::shutdown::Shutdown;
 use crate::store::directory as sql;
 use crate::store::{Channel, Message, MessageId, NewOutbound, Priority, Store, StoreError, now_ms};
+use crate::transport::email::notice::{DocKind, MailTemplate, ticket_mail};
 
 /// Longest wait for the billing system to take a forwarded ticket.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,6 +126,91 @@ pub struct RulesContext {
     pub dispatch: DispatchHandle,
     /// Wakes the forwarder when a ticket was opened.
     forward_wake: Arc<tokio::sync::Notify>,
+    /// Who is mailed when a ticket opens or closes; `None` before the transports are known.
+    ticket_mail: Option<Arc<TicketMail>>,
+}
+
+/// Ticket mails: the email routes (the `tickets` account, else `todo`, sends them) and the
+/// operator's address (`[email_notify] operator`).
+pub struct TicketMail {
+    pub transports: Vec<Arc<dyn crate::transport::Transport>>,
+    pub operator: Option<String>,
+}
+
+/// Queues, in the caller's transaction, the mails of a ticket that was opened or closed: to the
+/// customer's `email` (when there is one) and to the operator, rendered from the saved template
+/// of `kind` or the built-in one. No account for `tickets` (nor `todo`) means no mail, logged at
+/// debug. Returns how many were queued.
+#[allow(clippy::too_many_arguments)]
+pub fn queue_ticket_mails(
+    c: &rusqlite::Connection,
+    mail: Option<&TicketMail>,
+    kind: DocKind,
+    language: Language,
+    customer_email: Option<&str>,
+    customer_id: Option<i64>,
+    vars: &Vars,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let Some(mail) = mail else {
+        return Ok(0);
+    };
+    let customer = customer_email
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| (e.to_string(), customer_id));
+    let operator = mail.operator.clone().map(|o| (o, None));
+    let targets: Vec<(String, Option<i64>)> = customer.into_iter().chain(operator).collect();
+    if targets.is_empty() {
+        return Ok(0);
+    }
+    let saved: Option<(String, String, Option<String>)> = {
+        use rusqlite::OptionalExtension;
+        c.prepare_cached("SELECT subject, text, html FROM email_templates WHERE kind = ?1")?
+            .query_row([ticket_kind_name(kind)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?
+    };
+    let template = saved.map(|(subject, text, html)| MailTemplate {
+        subject,
+        text,
+        html,
+    });
+    let mut rows = Vec::new();
+    for (to, cid) in targets {
+        match ticket_mail(
+            &mail.transports,
+            &to,
+            kind,
+            vars,
+            language,
+            template.as_ref(),
+        ) {
+            Ok(p) => rows.push(NewOutbound {
+                channel: Channel::Email,
+                peer: p.to,
+                body: p.body,
+                priority: Priority::Notification,
+                customer_id: cid,
+                window: None,
+                not_before: None,
+            }),
+            Err(e) => log::debug!("ticket mail ({kind:?}) to {to} not queued: {e}"),
+        }
+    }
+    let n = rows.len();
+    crate::store::messages::insert_outbound(c, &rows, now)?;
+    Ok(n)
+}
+
+fn ticket_kind_name(kind: DocKind) -> &'static str {
+    match kind {
+        DocKind::TicketOpened => "ticket_opened",
+        DocKind::TicketClosed => "ticket_closed",
+        DocKind::Invoice => "invoice",
+        DocKind::Payment => "payment",
+    }
 }
 
 impl RulesContext {
@@ -204,7 +290,26 @@ impl RulesContext {
             phones,
             dispatch,
             forward_wake: Arc::new(tokio::sync::Notify::new()),
+            ticket_mail: None,
         })
+    }
+
+    /// Mails ticket updates through the email routes among `transports`, and to `operator`.
+    pub fn with_ticket_mail(
+        mut self,
+        transports: Vec<Arc<dyn crate::transport::Transport>>,
+        operator: Option<String>,
+    ) -> RulesContext {
+        self.ticket_mail = Some(Arc::new(TicketMail {
+            transports,
+            operator,
+        }));
+        self
+    }
+
+    /// Ticket mails, when set up.
+    pub fn ticket_mail(&self) -> Option<Arc<TicketMail>> {
+        self.ticket_mail.clone()
     }
 
     pub fn settings(&self) -> Arc<Settings> {
@@ -484,6 +589,8 @@ impl RulesContext {
         let message = m.clone();
         let actions = decision.actions;
         let windows = self.windows();
+        let mail = self.ticket_mail.clone();
+        let language = self.company.language;
         let applied = self
             .store
             .write(move |c| {
@@ -535,8 +642,18 @@ impl RulesContext {
                                 reply(c, template::render(&tpl, &vars))?;
                             }
                             let (tpl, mut vars) = t.alert;
-                            vars.set("id", id.to_string());
+                            vars.set("id", id.to_string()).set("numero", id.to_string());
                             let text = template::render(&tpl, &vars);
+                            queue_ticket_mails(
+                                c,
+                                mail.as_deref(),
+                                DocKind::TicketOpened,
+                                language,
+                                customer.as_ref().and_then(|x| x.email.as_deref()),
+                                cid,
+                                &vars,
+                                now,
+                            )?;
                             let mut alerts = Vec::new();
                             for (group, phones, window) in &alert_targets {
                                 if !t.alert_groups.contains(group) {

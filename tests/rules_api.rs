@@ -638,3 +638,147 @@ async fn windows_holidays_and_groups_are_edited_through_the_rules_api() {
     gw.stop().await;
     sim.shutdown().await;
 }
+
+/// Ticket mails: texting the support keyword mails the customer (when they have an address) and
+/// the operator (`[email_notify] operator`) the `ticket_opened` template; closing through the API
+/// mails them the `ticket_closed` one (here a saved template), once. The account has no server
+/// behind it: the mails are checked in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_and_closing_a_ticket_mails_the_customer_and_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path()).await;
+    let port = common::free_port();
+    let gw = Gateway::start(
+        dir.path(),
+        &format!(
+            "{COMPANY}\n[email_notify]\noperator = \"soporte@redsur.com.ar\"\n\
+             [[email]]\nname = \"soporte\"\nareas = [\"tickets\", \"facturas\", \"clientes\"]\n\
+             from = \"Soporte Red Sur <soporte@redsur.com.ar>\"\nhost = \"127.0.0.1\"\n\
+             port = {port}\nsecurity = \"none\"\nallow_plain = true\n"
+        ),
+        sim.link(),
+        "",
+    )
+    .await;
+    let (status, body) = gw
+        .post(
+            "/api/customers",
+            json!([
+                {"code": "C-1", "name": "Ana Pérez", "phone": "+5491159876543",
+                 "email": "ana@example.com"},
+                {"code": "C-2", "name": "Beto Gómez", "phone": "+5491133334444"},
+            ]),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, body) = gw
+        .call(
+            reqwest::Method::PUT,
+            "/api/email/templates/ticket_closed",
+            Some(json!({"subject": "Listo: reclamo %numero%",
+                        "text": "%nombre%, cerramos el reclamo %id% (%texto%). %empresa%"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let emails = async || -> Vec<Value> {
+        gw.get("/api/messages?channel=email&limit=100").await["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
+    };
+    sim.inbound("+5491159876543", "soporte: sin internet")
+        .unwrap();
+    wait_sent(&sim, "+5491159876543", 1).await;
+    sim.inbound("+5491133334444", "soporte: no anda").unwrap();
+    wait_sent(&sim, "+5491133334444", 1).await;
+    let mails = emails().await;
+    let who: Vec<&str> = mails.iter().map(|m| m["peer"].as_str().unwrap()).collect();
+    assert_eq!(
+        who,
+        [
+            "ana@example.com",
+            "soporte@redsur.com.ar",
+            "soporte@redsur.com.ar"
+        ],
+        "{mails:?}"
+    );
+    let tickets = gw.get("/api/tickets?state=open").await;
+    let id_of = |code: &str| {
+        tickets["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["customer"] == code)
+            .map(|t| t["id"].as_i64().unwrap())
+            .unwrap_or_else(|| panic!("no ticket of {code} in {tickets}"))
+    };
+    let (ana, beto) = (id_of("C-1"), id_of("C-2"));
+    for m in &mails[..2] {
+        assert_eq!(m["email"]["account"], "soporte", "{m}");
+        assert_eq!(
+            m["email"]["subject"],
+            format!("Reclamo N° {ana} recibido"),
+            "{m}"
+        );
+        assert_eq!(
+            m["text"],
+            format!(
+                "Hola Ana Pérez:\n\nRegistramos su reclamo N° {ana}: soporte: sin internet\n\
+                 Le avisaremos cuando esté resuelto.\n\nRed Sur"
+            )
+        );
+    }
+    assert!(
+        mails[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Hola Beto Gómez")
+    );
+
+    for id in [ana, beto, ana] {
+        let (status, t) = gw
+            .post(&format!("/api/tickets/{id}/close"), json!({}))
+            .await;
+        assert_eq!((status, t["state"].as_str()), (200, Some("closed")), "{t}");
+    }
+    let mails = emails().await;
+    let closed: Vec<(&str, &str, &str)> = mails[3..]
+        .iter()
+        .map(|m| {
+            (
+                m["peer"].as_str().unwrap(),
+                m["email"]["subject"].as_str().unwrap(),
+                m["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let ana_text = format!("Ana Pérez, cerramos el reclamo {ana} (soporte: sin internet). Red Sur");
+    let beto_text = format!("Beto Gómez, cerramos el reclamo {beto} (soporte: no anda). Red Sur");
+    let (ana_subject, beto_subject) = (
+        format!("Listo: reclamo {ana}"),
+        format!("Listo: reclamo {beto}"),
+    );
+    assert_eq!(
+        closed,
+        [
+            ("ana@example.com", ana_subject.as_str(), ana_text.as_str()),
+            (
+                "soporte@redsur.com.ar",
+                ana_subject.as_str(),
+                ana_text.as_str()
+            ),
+            (
+                "soporte@redsur.com.ar",
+                beto_subject.as_str(),
+                beto_text.as_str()
+            ),
+        ],
+        "closing twice mails once; Beto has no address"
+    );
+    gw.stop().await;
+    sim.shutdown().await;
+}

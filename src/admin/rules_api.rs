@@ -299,12 +299,76 @@ async fn change_ticket(
     new_state: Option<&'static str>,
     operator: Option<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let t = state
+    // Closing mails the customer and the operator: their variables need the customer.
+    let mail = match (new_state, state.rules.ticket_mail()) {
+        (Some("closed"), Some(mail)) => {
+            let before = state
+                .store
+                .read(move |c| {
+                    let Some(t) = sql::get_ticket(c, id)? else {
+                        return Ok(None);
+                    };
+                    let customer = match &t.customer_code {
+                        Some(code) => sql::customer_by_code(c, code)?,
+                        None => None,
+                    };
+                    Ok(Some((t, customer)))
+                })
+                .await?;
+            before.map(|(t, customer)| {
+                let mut vars = state.rules.vars(customer.as_ref(), &t.peer);
+                if customer.is_none() {
+                    vars.set("nombre", t.peer.clone());
+                }
+                vars.set("id", id.to_string())
+                    .set("numero", id.to_string())
+                    .set("texto", t.text.clone())
+                    .set("operador", t.operator.clone())
+                    .set("categoria", t.category.clone());
+                (mail, customer, vars)
+            })
+        }
+        _ => None,
+    };
+    let language = state.rules.company.language;
+    let (t, mailed) = state
         .store
-        .write(move |c| sql::update_ticket(c, id, new_state, operator.as_deref(), now_ms()))
+        .write(move |c| {
+            let was_closed = sql::get_ticket(c, id)?.is_some_and(|t| t.state == "closed");
+            let Some(t) = sql::update_ticket(c, id, new_state, operator.as_deref(), now_ms())?
+            else {
+                return Ok(None);
+            };
+            let mut mailed = 0;
+            if let Some((mail, customer, vars)) = mail.filter(|_| !was_closed) {
+                mailed = crate::inbox::queue_ticket_mails(
+                    c,
+                    Some(&mail),
+                    DocKind::TicketClosed,
+                    language,
+                    customer.as_ref().and_then(|x| x.email.as_deref()),
+                    customer.as_ref().and_then(|x| x.id),
+                    &vars,
+                    now_ms(),
+                )?;
+            }
+            Ok(Some((t, mailed)))
+        })
         .await?
         .ok_or_else(|| no_ticket(id))?;
-    log::info!("ticket {id}: now {} (operator {})", t.state, t.operator);
+    if mailed > 0 {
+        state.dispatch.wake();
+    }
+    log::info!(
+        "ticket {id}: now {} (operator {}){}",
+        t.state,
+        t.operator,
+        if mailed > 0 {
+            format!("; {mailed} mail(s) queued")
+        } else {
+            String::new()
+        }
+    );
     Ok(Json(ticket_json(&t)))
 }
 

@@ -106,6 +106,14 @@ pub fn check(config: &Config) -> Vec<(String, String)> {
             );
         }
     }
+    if let Some(op) = &config.email_notify.operator
+        && op.parse::<Mailbox>().is_err()
+    {
+        out.push((
+            "email_notify.operator".to_string(),
+            format!("`{op}` is not an email address like \"soporte@isp.com.ar\""),
+        ));
+    }
     if !config.email.is_empty() && !owner.contains_key("todo") {
         for a in AREAS.iter().filter(|a| **a != "todo") {
             if !owner.contains_key(a) {
@@ -180,6 +188,17 @@ security = "tls"
             errs.iter()
                 .any(|(_, m)| m.contains("area `tickets` has no account"))
         );
+    }
+
+    #[test]
+    fn the_operator_address_is_checked() {
+        let good = format!("[email_notify]\noperator = \"soporte@fibrasur.com.ar\"\n{GOOD}");
+        assert_eq!(check(&config(&good)), vec![]);
+        let bad = format!("[email_notify]\noperator = \"soporte at isp\"\n{GOOD}");
+        let errs = check(&config(&bad));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "email_notify.operator");
+        assert!(errs[0].1.contains("`soporte at isp`"), "{errs:?}");
     }
 
     #[test]

@@ -158,6 +158,53 @@ pub fn render(t: &MailTemplate, vars: &Vars, names: &[String]) -> Email {
     }
 }
 
+/// `template` (or the built-in one for `language`) filled with `vars`; no attachment.
+fn filled(
+    kind: DocKind,
+    vars: &Vars,
+    language: Language,
+    template: Option<&MailTemplate>,
+) -> Email {
+    let t = template
+        .cloned()
+        .unwrap_or_else(|| default_template(kind, language));
+    let mut names = Vec::new();
+    for part in [Some(&t.subject), Some(&t.text), t.html.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        names.extend(template::variables(part));
+    }
+    render(&t, vars, &names)
+}
+
+/// A ticket mail (opened or closed) ready for the outbox, without I/O so it can be queued in
+/// the ticket's own transaction: the `tickets` account (else `todo`), the checked recipient and
+/// the stored body. The error says why it cannot go (no account, a bad address).
+pub fn ticket_mail(
+    transports: &[Arc<dyn Transport>],
+    to: &str,
+    kind: DocKind,
+    vars: &Vars,
+    language: Language,
+    template: Option<&MailTemplate>,
+) -> Result<super::api::Prepared, String> {
+    let account = super::account_for(transports, kind.area()).ok_or_else(|| {
+        format!(
+            "no [[email]] account serves `{}` and there is no `todo` account",
+            kind.area()
+        )
+    })?;
+    let to = super::api::address(to)?;
+    let mail = filled(kind, vars, language, template);
+    let name = account.config().name.clone();
+    Ok(super::api::Prepared {
+        body: super::stored::StoredEmail::new(&name, &mail).to_body(),
+        account: name,
+        to: to.email.to_string(),
+    })
+}
+
 /// The mail of a notice: `template` (or the built-in one for `language`) filled with `vars`,
 /// and for an invoice with `pdf_url` its PDF attached (fetched once, at most
 /// [`super::api::MAX_ATTACHMENT`] bytes, checked to be a PDF). The error says why (for the
@@ -169,17 +216,7 @@ pub async fn notice_mail(
     template: Option<&MailTemplate>,
     pdf_url: Option<&str>,
 ) -> Result<Content, String> {
-    let t = template
-        .cloned()
-        .unwrap_or_else(|| default_template(kind, language));
-    let mut names = Vec::new();
-    for part in [Some(&t.subject), Some(&t.text), t.html.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        names.extend(template::variables(part));
-    }
-    let mut mail = render(&t, vars, &names);
+    let mut mail = filled(kind, vars, language, template);
     if let Some(url) = pdf_url {
         let file = super::api::fetch_attachment(url, super::api::MAX_ATTACHMENT).await?;
         if file.content_type != "application/pdf" {
