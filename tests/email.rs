@@ -882,3 +882,108 @@ async fn email_templates_are_checked_saved_and_used_by_the_next_invoice_mail() {
     assert_eq!(status, 200, "{back}");
     assert_eq!(back["source"], "default");
 }
+
+/// Ticket mails delivered: texting the support keyword (through the modem simulator) mails the
+/// customer and `[email_notify] operator` the `ticket_opened` mail, and closing the ticket the
+/// `ticket_closed` one, from the `todo` account, each with its text and HTML parts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs aiosmtpd from PyPI: .ci/tiers/70-email.sh"]
+async fn ticket_mails_reach_the_customer_and_the_operator() {
+    use pasarela::modem::sim::{self, SimOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtpd::start(&[]);
+    let modem = sim::start(SimOptions::new(dir.path().join("modem")))
+        .await
+        .unwrap();
+    let gw = common::gateway::Gateway::start(
+        dir.path(),
+        &format!(
+            "[company]\nname = \"Fibra Sur\"\n[dispatch]\nretry_base_secs = 1\nretry_max_secs = 1\n\
+             [email_notify]\noperator = \"soporte@fibrasur.com.ar\"\n{}",
+            account(
+                "soporte",
+                smtp.port,
+                "security = \"none\"\nallow_plain = true"
+            ),
+        ),
+        modem.link(),
+        "",
+    )
+    .await;
+    let (status, body) = gw
+        .call(
+            Method::POST,
+            "/api/customers",
+            Some(
+                json!([{"code": "C-1", "name": "Ana Pérez", "phone": "+5491123456789",
+                         "email": "ana@example.com"}]),
+            ),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    modem
+        .inbound("+5491123456789", "soporte: sin internet")
+        .unwrap();
+    wait_for("the two ticket_opened mails", 30, async || {
+        smtp.mails().len() >= 2
+    })
+    .await;
+    let id = gw.get("/api/tickets").await["tickets"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let (status, t) = gw
+        .call(Method::POST, &format!("/api/tickets/{id}/close"), None)
+        .await;
+    assert_eq!(status, 200, "{t}");
+    wait_for("the two ticket_closed mails", 30, async || {
+        smtp.mails().len() >= 4
+    })
+    .await;
+    let mut mails = smtp.mails();
+    mails.sort_by_key(|m| (m["subject"].to_string(), m["rcpt_tos"].to_string()));
+    let got: Vec<(String, String)> = mails
+        .iter()
+        .map(|m| (m["rcpt_tos"][0].to_string(), m["subject"].to_string()))
+        .collect();
+    let opened = format!("\"Reclamo N° {id} recibido\"");
+    let closed = format!("\"Reclamo N° {id} resuelto\"");
+    let (ana, op) = (
+        "\"ana@example.com\"".to_string(),
+        "\"soporte@fibrasur.com.ar\"".to_string(),
+    );
+    assert_eq!(
+        got,
+        [
+            (ana.clone(), opened.clone()),
+            (op.clone(), opened),
+            (ana, closed.clone()),
+            (op, closed)
+        ]
+    );
+    for m in &mails {
+        assert_eq!(
+            m["from"],
+            "Facturación Fibra Sur <facturas@fibrasur.com.ar>"
+        );
+        assert!(
+            m["text"].as_str().unwrap().starts_with("Hola Ana Pérez:"),
+            "{m}"
+        );
+        assert!(
+            m["html"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("<b>{id}</b>")),
+            "{m}"
+        );
+    }
+    assert!(
+        mails[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("soporte: sin internet")
+    );
+    gw.stop().await;
+    modem.shutdown().await;
+}
