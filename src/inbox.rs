@@ -164,6 +164,13 @@ pub fn queue_ticket_mails(
     if targets.is_empty() {
         return Ok(0);
     }
+    if crate::transport::email::account_for(&mail.transports, kind.area()).is_none() {
+        log::debug!(
+            "no [[email]] account serves `{}` nor `todo`: the {kind:?} mail is not sent",
+            kind.area()
+        );
+        return Ok(0);
+    }
     let saved: Option<(String, String, Option<String>)> = {
         use rusqlite::OptionalExtension;
         c.prepare_cached("SELECT subject, text, html FROM email_templates WHERE kind = ?1")?
@@ -196,7 +203,7 @@ pub fn queue_ticket_mails(
                 window: None,
                 not_before: None,
             }),
-            Err(e) => log::debug!("ticket mail ({kind:?}) to {to} not queued: {e}"),
+            Err(e) => log::warn!("the {kind:?} mail to {to} is not queued: {e}"),
         }
     }
     let n = rows.len();
