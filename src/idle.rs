@@ -58,12 +58,14 @@ pub struct Released {
 /// - Start-up touches code all over the binary (config, migrations, TLS roots, the modem's
 ///   set-up) and the kernel maps code in runs (64 KiB, or a whole large folio of the page
 ///   cache), so several MB of code stay mapped that an idle gateway never runs again.
-///   Read-only file-backed mappings with no private (copied) page are dropped from this
+///   The binary's own read-only mappings with no private (copied) page are dropped from this
 ///   process with `MADV_DONTNEED`: their pages stay in the page cache, where the kernel can
 ///   reclaim them when memory is short, and the next instruction that needs one maps it back
 ///   from there (a minor fault, no disk read while it is cached). Writable mappings, and
 ///   read-only ones holding copied pages (relocated data), are never touched, so nothing is
-///   lost by dropping.
+///   lost by dropping. Only the executable is dropped, not the shared libraries: the kernel
+///   refuses writes to a running executable (`ETXTBSY`), so the file its pages come back from
+///   is the one they left, while a library could have been rewritten in place meanwhile.
 pub fn release_memory() -> Released {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused pages of the allocator's own heaps.
@@ -72,11 +74,17 @@ pub fn release_memory() -> Released {
     }
     #[cfg(target_os = "linux")]
     {
-        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        let (Ok(smaps), Ok(exe)) = (
+            std::fs::read_to_string("/proc/self/smaps"),
+            std::fs::read_link("/proc/self/exe"),
+        ) else {
+            return Released::default();
+        };
+        let Some(exe) = exe.to_str() else {
             return Released::default();
         };
         let mut released = Released::default();
-        for m in clean_read_only(&smaps) {
+        for m in clean_read_only(&smaps, exe) {
             // SAFETY: the range is a whole mapping of this process that is private, not
             // writable and holds no private page (checked from smaps just above; it cannot
             // gain one without a write, which its protection forbids), so dropping its pages
@@ -107,9 +115,9 @@ struct CleanMapping {
     rss_kib: u64,
 }
 
-/// The mappings of an smaps text that are file-backed, private, not writable, hold resident
-/// pages and no anonymous (copied-on-write) page, and are not locked.
-fn clean_read_only(smaps: &str) -> Vec<CleanMapping> {
+/// The mappings of `exe` in an smaps text that are private, not writable, hold resident pages
+/// and no anonymous (copied-on-write) page, and are not locked.
+fn clean_read_only(smaps: &str, exe: &str) -> Vec<CleanMapping> {
     struct Current {
         range: Option<(usize, usize)>,
         eligible: bool,
@@ -118,14 +126,15 @@ fn clean_read_only(smaps: &str) -> Vec<CleanMapping> {
         locked: u64,
     }
     fn finish(cur: &Current, out: &mut Vec<CleanMapping>) {
-        if let (Some((start, end)), true, Some(0)) = (cur.range, cur.eligible, cur.anon) {
-            if cur.rss > 0 && cur.locked == 0 {
-                out.push(CleanMapping {
-                    start,
-                    end,
-                    rss_kib: cur.rss,
-                });
-            }
+        if let (Some((start, end)), true, Some(0)) = (cur.range, cur.eligible, cur.anon)
+            && cur.rss > 0
+            && cur.locked == 0
+        {
+            out.push(CleanMapping {
+                start,
+                end,
+                rss_kib: cur.rss,
+            });
         }
     }
     let mut out = Vec::new();
@@ -139,30 +148,30 @@ fn clean_read_only(smaps: &str) -> Vec<CleanMapping> {
     for line in smaps.lines() {
         let mut fields = line.split_ascii_whitespace();
         let Some(first) = fields.next() else { continue };
-        if let Some((a, b)) = first.split_once('-') {
-            if let (Ok(start), Ok(end)) =
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
                 (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            {
-                finish(&cur, &mut out);
-                let perms = fields.next().unwrap_or("");
-                let inode = fields.nth(2).unwrap_or("0");
-                let path = fields.next().unwrap_or("");
-                let p = perms.as_bytes();
-                let eligible = p.len() == 4
-                    && p[0] == b'r'
-                    && p[1] == b'-'
-                    && p[3] == b'p'
-                    && inode != "0"
-                    && path.starts_with('/');
-                cur = Current {
-                    range: Some((start, end)),
-                    eligible,
-                    rss: 0,
-                    anon: None,
-                    locked: 0,
-                };
-                continue;
-            }
+        {
+            finish(&cur, &mut out);
+            let perms = fields.next().unwrap_or("");
+            let inode = fields.nth(2).unwrap_or("0");
+            let path = fields.next().unwrap_or("");
+            let p = perms.as_bytes();
+            let eligible = p.len() == 4
+                && p[0] == b'r'
+                && p[1] == b'-'
+                && p[3] == b'p'
+                && inode != "0"
+                && path == exe
+                && fields.next().is_none();
+            cur = Current {
+                range: Some((start, end)),
+                eligible,
+                rss: 0,
+                anon: None,
+                locked: 0,
+            };
+            continue;
         }
         let value = fields.next().and_then(|v| v.parse::<u64>().ok());
         match (first, value) {
@@ -202,26 +211,33 @@ Anonymous:            20 kB
 Rss:                4092 kB
 Anonymous:          4092 kB
 7f0000000000-7f0000100000 r-xp 00000000 fd:01 99 /usr/lib/libc.so.6
-Rss:                   0 kB
+Rss:                 640 kB
 Anonymous:             0 kB
 7f0000200000-7f0000300000 r--s 00000000 fd:01 77 /var/lib/pasarela/pasarela.db-shm
 Rss:                  32 kB
 Anonymous:             0 kB
-7f0000400000-7f0000401000 r-xp 00000000 fd:01 98 /usr/lib/libm.so.6
+7f0000300000-7f0000301000 r--p 00000000 fd:01 1234 /usr/bin/pasarela
+Rss:                   0 kB
+Anonymous:             0 kB
+7f0000400000-7f0000401000 r-xp 00000000 fd:01 1234 /usr/bin/pasarela
 Rss:                   4 kB
 Anonymous:             0 kB
 Locked:                4 kB
+7f0000410000-7f0000411000 r-xp 00000000 fd:01 1235 /usr/bin/pasarela (deleted)
+Rss:                   4 kB
+Anonymous:             0 kB
 7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]
 Rss:                   8 kB
 Anonymous:             0 kB
-7f0000500000-7f0000600000 r-xp 00000000 fd:01 97 /usr/lib/libgcc_s.so.1
+7f0000500000-7f0000600000 r-xp 00000000 fd:01 1234 /usr/bin/pasarela
 Rss:                  64 kB
 ";
-        // Kept: the clean code and read-only data. Left alone: relocated (copied) data,
-        // writable, shared, locked and anonymous mappings, and the last one, whose smaps lines
-        // are cut short (no Anonymous line), as is anything whose privacy cannot be shown.
+        // Kept: the binary's clean code and read-only data. Left alone: relocated (copied)
+        // data, writable, shared, locked, empty and anonymous mappings, libraries, a replaced
+        // binary, and the last one, whose smaps lines are cut short (no Anonymous line), as is
+        // anything whose privacy cannot be shown.
         assert_eq!(
-            clean_read_only(smaps),
+            clean_read_only(smaps, "/usr/bin/pasarela"),
             vec![
                 CleanMapping {
                     start: 0x55d0c0000000,
@@ -243,7 +259,11 @@ Rss:                  64 kB
         let released = release_memory();
         assert!(released.mappings > 0, "{released:?}");
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let total: u64 = clean_read_only(&smaps).iter().map(|m| m.rss_kib).sum();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let total: u64 = clean_read_only(&smaps, exe.to_str().unwrap())
+            .iter()
+            .map(|m| m.rss_kib)
+            .sum();
         assert!(
             total < released.file_kib,
             "{total} KiB still mapped of {} KiB",
