@@ -10,7 +10,9 @@
 //!   after the idle window (it pays for loading the phone-number metadata), then warm ones.
 //! - `idle_after_traffic`: the same figures again once those replies are done.
 //!
-//! `PASARELA_BENCH_QUICK=1` shortens the windows for a smoke run (about 30 s).
+//! `PASARELA_BENCH_QUICK=1` shortens the windows for a smoke run (about a minute). Each warm-up
+//! outlasts two of the daemon's 10 s status rounds: the first round without a write hands back
+//! what start-up or the traffic left mapped (`idle::release_memory`), and "idle" means after it.
 //! `PASARELA_BENCH_BIN=/path/to/pasarela` measures another build (e.g. main's, for a before
 //! figure) with the same procedure.
 
@@ -222,7 +224,7 @@ async fn run() {
     d.wait_notified("READY=1", Duration::from_secs(30));
     d.wait_notified("transports 1/1 up", Duration::from_secs(60));
     let (warm_up, window, after_window, replies) = if quick() {
-        (4, 12, 8, 5)
+        (20, 12, 20, 5)
     } else {
         (30, 60, 60, 30)
     };

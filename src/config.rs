@@ -951,7 +951,8 @@ impl Loaded {
             errors.push(self.err(
                 "company.timezone",
                 format!(
-                    "`{}` is not a time zone name like America/Argentina/Buenos_Aires",
+                    "`{}` is not a time zone name like America/Argentina/Buenos_Aires (the \
+                     Americas' zones and UTC are built in)",
                     c.company.timezone
                 ),
             ));

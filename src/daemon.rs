@@ -264,7 +264,7 @@ pub async fn run(
     // The phone-number metadata (about 4 MB once loaded) loads with the first number read,
     // not here: a gateway that has not seen a number yet stays small. `benches/idle.rs`
     // times the first keyword reply, which pays for it.
-    release_free_memory();
+    crate::idle::release_memory();
 
     notify(&[NotifyState::Ready]);
     log::info!(
@@ -413,16 +413,6 @@ where
     }
 }
 
-/// Hands the memory freed during start-up (config, migrations, TLS roots) back to the system:
-/// glibc keeps freed memory in its arenas until told otherwise.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns unused pages of the allocator's own heaps.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Keeps the text-search index caught up, a chunk at a time with pauses between chunks, so a
 /// burst of accepted messages is not slowed by indexing (searches scan what is not indexed yet).
 /// New messages wake it (the store signals each insert through its usual paths); with nothing
@@ -496,7 +486,13 @@ async fn report_status(
     let mut writes_seen = None;
     // Start from what the transports say now: their own start-up is logged by them.
     let mut last_up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
+    // A round with no database write and no transport going up or down is quiet (a modem's
+    // signal moving a few dBm is not activity);
+    // the first quiet round after start-up or after a burst hands back the memory they left
+    // mapped (`idle::release_memory`). Start-up is the first burst.
+    let mut busy = true;
     loop {
+        let mut changed = false;
         let up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
         if up != last_up {
             for (t, (now, before)) in transports.iter().zip(
@@ -513,9 +509,11 @@ async fn report_status(
                 }
             }
             last_up = up.clone();
+            changed = true;
         }
         let writes = store.change_count();
         if writes_seen != Some(writes) || depth.is_none() {
+            changed = true;
             depth = store.queue_depth().await.ok();
             writes_seen = Some(writes);
         }
@@ -533,6 +531,17 @@ async fn report_status(
         if status != last_status {
             notify(&[NotifyState::Status(&status)]);
             last_status = status;
+        }
+        if changed {
+            busy = true;
+        } else if busy {
+            busy = false;
+            let released = crate::idle::release_memory();
+            log::debug!(
+                "quiet: trimmed the heap and released {} KiB of code pages ({} mappings)",
+                released.file_kib,
+                released.mappings
+            );
         }
         // Before its first round (beat 0) the dispatcher is starting, not stuck.
         let beat = dispatch.last_heartbeat();

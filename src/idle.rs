@@ -41,9 +41,235 @@ pub async fn sleep(wait: Duration) {
     tokio::time::sleep_until(deadline(wait)).await
 }
 
+/// What [`release_memory`] handed back, for the log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    /// Read-only file-backed mappings whose pages were dropped from this process.
+    pub mappings: usize,
+    /// Their resident size before, in KiB (from `/proc/self/smaps`).
+    pub file_kib: u64,
+}
+
+/// Hands memory the daemon does not need while it is quiet back to the system. Called once
+/// start-up is over and again each time a burst of traffic has ended (the status reporter sees
+/// both), never on the hot path.
+///
+/// - glibc keeps freed memory in its arenas until told otherwise: `malloc_trim` returns it.
+/// - Start-up touches code all over the binary (config, migrations, TLS roots, the modem's
+///   set-up) and the kernel maps code in runs (64 KiB, or a whole large folio of the page
+///   cache), so several MB of code stay mapped that an idle gateway never runs again.
+///   The binary's own read-only mappings with no private (copied) page are dropped from this
+///   process with `MADV_DONTNEED`: their pages stay in the page cache, where the kernel can
+///   reclaim them when memory is short, and the next instruction that needs one maps it back
+///   from there (a minor fault, no disk read while it is cached). Writable mappings, and
+///   read-only ones holding copied pages (relocated data), are never touched, so nothing is
+///   lost by dropping. Only the executable is dropped, not the shared libraries: the kernel
+///   refuses writes to a running executable (`ETXTBSY`), so the file its pages come back from
+///   is the one they left, while a library could have been rewritten in place meanwhile.
+pub fn release_memory() -> Released {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns unused pages of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let (Ok(smaps), Ok(exe)) = (
+            std::fs::read_to_string("/proc/self/smaps"),
+            std::fs::read_link("/proc/self/exe"),
+        ) else {
+            return Released::default();
+        };
+        let Some(exe) = exe.to_str() else {
+            return Released::default();
+        };
+        let mut released = Released::default();
+        for m in clean_read_only(&smaps, exe) {
+            // SAFETY: the range is a whole mapping of this process that is private, not
+            // writable and holds no private page (checked from smaps just above; it cannot
+            // gain one without a write, which its protection forbids), so dropping its pages
+            // loses nothing: each is read back from the file on its next access.
+            let rc = unsafe {
+                libc::madvise(
+                    m.start as *mut libc::c_void,
+                    m.end - m.start,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if rc == 0 {
+                released.mappings += 1;
+                released.file_kib += m.rss_kib;
+            }
+        }
+        released
+    }
+    #[cfg(not(target_os = "linux"))]
+    Released::default()
+}
+
+/// One mapping that [`release_memory`] may drop.
+#[derive(Debug, PartialEq, Eq)]
+struct CleanMapping {
+    start: usize,
+    end: usize,
+    rss_kib: u64,
+}
+
+/// The mappings of `exe` in an smaps text that are private, not writable, hold resident pages
+/// and no anonymous (copied-on-write) page, and are not locked.
+fn clean_read_only(smaps: &str, exe: &str) -> Vec<CleanMapping> {
+    struct Current {
+        range: Option<(usize, usize)>,
+        eligible: bool,
+        rss: u64,
+        anon: Option<u64>,
+        locked: u64,
+    }
+    fn finish(cur: &Current, out: &mut Vec<CleanMapping>) {
+        if let (Some((start, end)), true, Some(0)) = (cur.range, cur.eligible, cur.anon)
+            && cur.rss > 0
+            && cur.locked == 0
+        {
+            out.push(CleanMapping {
+                start,
+                end,
+                rss_kib: cur.rss,
+            });
+        }
+    }
+    let mut out = Vec::new();
+    let mut cur = Current {
+        range: None,
+        eligible: false,
+        rss: 0,
+        anon: None,
+        locked: 0,
+    };
+    for line in smaps.lines() {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            finish(&cur, &mut out);
+            let perms = fields.next().unwrap_or("");
+            let inode = fields.nth(2).unwrap_or("0");
+            let path = fields.next().unwrap_or("");
+            let p = perms.as_bytes();
+            let eligible = p.len() == 4
+                && p[0] == b'r'
+                && p[1] == b'-'
+                && p[3] == b'p'
+                && inode != "0"
+                && path == exe
+                && fields.next().is_none();
+            cur = Current {
+                range: Some((start, end)),
+                eligible,
+                rss: 0,
+                anon: None,
+                locked: 0,
+            };
+            continue;
+        }
+        let value = fields.next().and_then(|v| v.parse::<u64>().ok());
+        match (first, value) {
+            ("Rss:", Some(v)) => cur.rss = v,
+            ("Anonymous:", Some(v)) => cur.anon = Some(v),
+            ("Locked:", Some(v)) => cur.locked = v,
+            _ => {}
+        }
+    }
+    finish(&cur, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_clean_read_only_file_mappings_are_dropped() {
+        let smaps = "\
+55d0c0000000-55d0c0100000 r--p 00000000 fd:01 1234 /usr/bin/pasarela
+Rss:                 512 kB
+Anonymous:             0 kB
+Locked:                0 kB
+55d0c0100000-55d0c0700000 r-xp 00100000 fd:01 1234 /usr/bin/pasarela
+Rss:                5716 kB
+Anonymous:             0 kB
+Locked:                0 kB
+55d0c0700000-55d0c0800000 r--p 00700000 fd:01 1234 /usr/bin/pasarela
+Rss:                1444 kB
+Anonymous:          1444 kB
+Locked:                0 kB
+55d0c0800000-55d0c0810000 rw-p 00800000 fd:01 1234 /usr/bin/pasarela
+Rss:                  20 kB
+Anonymous:            20 kB
+55d0c1000000-55d0c1400000 rw-p 00000000 00:00 0 [heap]
+Rss:                4092 kB
+Anonymous:          4092 kB
+7f0000000000-7f0000100000 r-xp 00000000 fd:01 99 /usr/lib/libc.so.6
+Rss:                 640 kB
+Anonymous:             0 kB
+7f0000200000-7f0000300000 r--s 00000000 fd:01 77 /var/lib/pasarela/pasarela.db-shm
+Rss:                  32 kB
+Anonymous:             0 kB
+7f0000300000-7f0000301000 r--p 00000000 fd:01 1234 /usr/bin/pasarela
+Rss:                   0 kB
+Anonymous:             0 kB
+7f0000400000-7f0000401000 r-xp 00000000 fd:01 1234 /usr/bin/pasarela
+Rss:                   4 kB
+Anonymous:             0 kB
+Locked:                4 kB
+7f0000410000-7f0000411000 r-xp 00000000 fd:01 1235 /usr/bin/pasarela (deleted)
+Rss:                   4 kB
+Anonymous:             0 kB
+7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0 [vdso]
+Rss:                   8 kB
+Anonymous:             0 kB
+7f0000500000-7f0000600000 r-xp 00000000 fd:01 1234 /usr/bin/pasarela
+Rss:                  64 kB
+";
+        // Kept: the binary's clean code and read-only data. Left alone: relocated (copied)
+        // data, writable, shared, locked, empty and anonymous mappings, libraries, a replaced
+        // binary, and the last one, whose smaps lines are cut short (no Anonymous line), as is
+        // anything whose privacy cannot be shown.
+        assert_eq!(
+            clean_read_only(smaps, "/usr/bin/pasarela"),
+            vec![
+                CleanMapping {
+                    start: 0x55d0c0000000,
+                    end: 0x55d0c0100000,
+                    rss_kib: 512
+                },
+                CleanMapping {
+                    start: 0x55d0c0100000,
+                    end: 0x55d0c0700000,
+                    rss_kib: 5716
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn releasing_keeps_the_process_working() {
+        // Drops this test binary's clean code pages and keeps running on them.
+        let released = release_memory();
+        assert!(released.mappings > 0, "{released:?}");
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let total: u64 = clean_read_only(&smaps, exe.to_str().unwrap())
+            .iter()
+            .map(|m| m.rss_kib)
+            .sum();
+        assert!(
+            total < released.file_kib,
+            "{total} KiB still mapped of {} KiB",
+            released.file_kib
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn long_waits_meet_on_the_grid_and_short_ones_stay() {
