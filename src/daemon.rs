@@ -263,8 +263,8 @@ pub async fn run(
 
     // The phone-number metadata (about 4 MB once loaded) loads with the first number read,
     // not here: a gateway that has not seen a number yet stays small. `benches/idle.rs`
-    // times the first keyword reply, which pays for it.
-    crate::idle::release_memory();
+    // times the first keyword reply, which pays for it. What start-up itself left mapped is
+    // handed back by the status reporter's first quiet round (`report_status`).
 
     notify(&[NotifyState::Ready]);
     log::info!(
@@ -487,9 +487,9 @@ async fn report_status(
     // Start from what the transports say now: their own start-up is logged by them.
     let mut last_up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
     // A round with no database write and no transport going up or down is quiet (a modem's
-    // signal moving a few dBm is not activity);
-    // the first quiet round after start-up or after a burst hands back the memory they left
-    // mapped (`idle::release_memory`). Start-up is the first burst.
+    // signal moving a few dBm is not activity); the first quiet round after start-up or after
+    // a burst hands back the memory they left mapped (`idle::release_memory`). Start-up is the
+    // first burst.
     let mut busy = true;
     loop {
         let mut changed = false;
