@@ -336,25 +336,41 @@ fn default_request_timeout() -> u64 {
 
 /// `[[http_sms]]`: an SMS route spoken as one templated HTTP request, for phone apps with a
 /// plain `GET http://IP:PORT/…?phone=…&message=…` API and similar HTTP SMS providers.
+/// With `provider` set, the preset (`src/transport/http_sms/preset.rs`) fills every key left
+/// unset here; any key written here overrides it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSmsConfig {
     pub name: String,
-    /// URL template; `{phone}`, `{message}` and `{id}` are replaced, percent-encoded.
-    pub url: String,
-    /// `GET` (parameters in the query) or `POST` (parameters in the body).
+    /// A built-in provider preset: `smsmasivos`.
     #[serde(default)]
-    pub method: HttpMethod,
-    /// Parameter name → value template, e.g. `phone = "{phone}"`, `message = "{message}"`.
+    pub provider: Option<String>,
+    /// URL template; `{phone}`, `{message}` and `{id}` are replaced, percent-encoded. Empty
+    /// only when the preset gives it.
+    #[serde(default)]
+    pub url: String,
+    /// `GET` (parameters in the query) or `POST` (parameters in the body); default GET.
+    #[serde(default)]
+    pub method: Option<HttpMethod>,
+    /// Parameter name → value template, e.g. `phone = "{phone}"`, `message = "{message}"`;
+    /// `{username}` and `{password}` put the credentials in a parameter instead of basic auth.
     #[serde(default)]
     pub params: std::collections::BTreeMap<String, String>,
     /// How POST parameters are sent: `form` (urlencoded) or `json` (an object of strings).
     #[serde(default)]
-    pub post_as: PostAs,
-    /// How `{phone}` is written: `e164` (`+5491123456789`) or `digits` (`5491123456789`).
+    pub post_as: Option<PostAs>,
+    /// How `{phone}` is written: `e164` (`+5491123456789`), `digits` (`5491123456789`) or
+    /// `national` (`1123456789`: no country code, no 0, no 15); default e164.
     #[serde(default)]
-    pub phone_format: PhoneFormat,
-    /// Basic auth, when the app asks for it.
+    pub phone_format: Option<PhoneFormat>,
+    /// The character set parameters are percent-encoded in: `utf-8` (default) or `latin1`.
+    #[serde(default)]
+    pub encoding: Option<TextEncoding>,
+    /// A text with characters `encoding` cannot write: `refuse` (the message fails, naming
+    /// them; default) or `transliterate` (replaced by their plain form, noted on the message).
+    #[serde(default)]
+    pub unencodable: Option<Unencodable>,
+    /// Basic auth, or the provider's user and password where a template names them.
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -362,6 +378,10 @@ pub struct HttpSmsConfig {
     /// A 2xx answer counts as sent only if its body contains this text (e.g. `OK`).
     #[serde(default)]
     pub success_contains: Option<String>,
+    /// How the provider's answer reads (sent, refused for good, try later); see
+    /// [`HttpSmsAnswer`]. Takes the place of `success_contains`.
+    #[serde(default)]
+    pub answer: Option<HttpSmsAnswer>,
     #[serde(default = "default_request_timeout")]
     pub timeout_secs: u64,
     #[serde(default)]
@@ -369,6 +389,90 @@ pub struct HttpSmsConfig {
     /// PEM file of a CA trusted (besides the Mozilla roots) for an `https://` url.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// The secret the provider's push calls carry (`?token=…` or the `X-Token` header) at
+    /// `/webhooks/http_sms/<name>`; without it the route takes no pushes.
+    #[serde(default)]
+    pub inbound_token: Option<Secret>,
+    /// The push's parameter names (the preset's by default).
+    #[serde(default)]
+    pub inbound: Option<HttpSmsInbound>,
+    /// URL template of the provider's balance query (`{username}`, `{password}`); its answer
+    /// is the credit left as a whole number.
+    #[serde(default)]
+    pub balance_url: Option<String>,
+    /// URL template of the package's expiry query; its answer is a date (`2026-12-31`).
+    #[serde(default)]
+    pub expiry_url: Option<String>,
+    /// Credit below this alerts the ticket alert groups on duty, once per crossing.
+    #[serde(default)]
+    pub credit_alert_below: Option<i64>,
+}
+
+/// `[http_sms.inbound]`: the names of the parameters a provider's push carries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSmsInbound {
+    /// The sender's number.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The provider's id of the message, when it sends one (repeats are recognised by it).
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// `[http_sms.answer]`: how a 2xx answer's body reads. The body (trimmed; a bare code such
+/// as `-1` read as `-1;`) is compared with each list's prefixes in this order: `ok`,
+/// `permanent`, `temporary`. An answer none of them matches is "sent, unconfirmed".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSmsAnswer {
+    #[serde(default)]
+    pub ok: Vec<String>,
+    #[serde(default)]
+    pub permanent: Vec<String>,
+    #[serde(default)]
+    pub temporary: Vec<String>,
+    /// An HTML page (a 2xx starting with `<`): `temporary`, `permanent` or `unconfirmed`.
+    #[serde(default)]
+    pub html: Option<AnswerReading>,
+    /// An empty 2xx body: `temporary`, `permanent` or `unconfirmed`.
+    #[serde(default)]
+    pub empty: Option<AnswerReading>,
+}
+
+/// What an answer means for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerReading {
+    /// Not sent; it waits and is tried again.
+    Temporary,
+    /// Not sent; it fails with the answer quoted.
+    Permanent,
+    /// Counted as sent, never resent, the answer kept with it.
+    Unconfirmed,
+}
+
+/// The character set of an HTTP route's parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TextEncoding {
+    #[default]
+    #[serde(rename = "utf-8", alias = "utf8", alias = "UTF-8")]
+    Utf8,
+    /// ISO-8859-1.
+    #[serde(rename = "latin1", alias = "iso-8859-1", alias = "ISO-8859-1", alias = "latin-1")]
+    Latin1,
+}
+
+/// What to do with characters the route's encoding cannot write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unencodable {
+    #[default]
+    Refuse,
+    Transliterate,
 }
 
 /// `[email_notify]`: the operator's address, mailed (from the `tickets` account) when a ticket
@@ -460,6 +564,8 @@ pub enum PhoneFormat {
     #[default]
     E164,
     Digits,
+    /// The national significant number without the country code (Argentina: no 0, no 9/15).
+    National,
 }
 
 /// `[webhooks]`: the listener that phones call back. It serves only webhook routes

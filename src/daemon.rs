@@ -254,6 +254,28 @@ pub async fn run(
             }
         })));
     }
+    let credit_alerts = cfg.http_sms.iter().any(|h| {
+        crate::transport::http_sms::preset::resolve(h)
+            .is_ok_and(|r| r.credit_alert_below.is_some())
+    });
+    if credit_alerts {
+        let rules = rules.clone();
+        let store = store.clone();
+        let transports = transports.clone();
+        let stop = shutdown.clone();
+        rule_tasks.push(tokio::spawn(supervise(
+            "credit alerts",
+            shutdown.clone(),
+            move || {
+                crate::credit::run(
+                    rules.clone(),
+                    store.clone(),
+                    transports.clone(),
+                    stop.clone(),
+                )
+            },
+        )));
+    }
     let reporter = tokio::spawn(report_status(
         store.clone(),
         handle.clone(),

@@ -731,6 +731,46 @@ impl RulesContext {
             .collect()
     }
 
+    /// Queues `text` by SMS to the ticket alert groups (`rules.ticket.alert_groups`) on duty
+    /// now, or, when none is, to the one whose window opens first (it waits for it), in one
+    /// transaction. Returns how many messages were queued (0 with no alert group set).
+    pub async fn alert_on_duty(&self, text: String) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let targets = self.alert_targets(&self.settings(), now);
+        let windows = self.windows();
+        let mut alerts = Vec::new();
+        for (_, phones, window) in targets {
+            for p in phones {
+                alerts.push(NewOutbound {
+                    channel: Channel::Sms,
+                    peer: p,
+                    body: text.clone(),
+                    priority: Priority::Notification,
+                    customer_id: None,
+                    window: window.clone(),
+                    not_before: window
+                        .as_deref()
+                        .map(|w| windows.next_open(w, now))
+                        .filter(|at| *at > now),
+                });
+            }
+        }
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        let n = alerts.len();
+        self.store
+            .write(move |c| crate::store::messages::insert_outbound(c, &alerts, now))
+            .await?;
+        self.dispatch.wake();
+        Ok(n)
+    }
+
+    /// The company's language, for texts to operators.
+    pub fn language(&self) -> Language {
+        self.company.language
+    }
+
     // ----- scheduler --------------------------------------------------------------------------
 
     /// Moves messages between `scheduled` and `queued` as windows open and close.

@@ -26,6 +26,7 @@
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
 //! | [`events`]    | billing events over several channels: plans, next-channel fallback     |
 //! | [`inbox`]     | applies the rules' actions to each inbound message                     |
+//! | [`credit`]    | alerts the on-duty groups when a provider's credit falls below a mark  |
 //! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
 //! | [`net`]       | TLS in and out: HTTP client builder, listeners, PEM files, safe errors |
@@ -48,6 +49,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod credit;
 pub mod daemon;
 pub mod directory;
 pub mod dispatch;

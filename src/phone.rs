@@ -66,6 +66,8 @@ pub enum PhoneError {
     Invalid(String, String),
     #[error("`{0}` is not a known country code")]
     UnknownCountry(String),
+    #[error("`{0}` has no national form in {1}: it is a number of another country")]
+    NotNational(String, String),
 }
 
 /// How national numbers are read: the country, and whether bare numbers are mobiles.
@@ -133,6 +135,26 @@ impl PhoneContext {
             self.remember(m.as_str());
         }
         result
+    }
+
+    /// The national significant number of `number` (E.164) in this context's country, as
+    /// providers that take numbers "without the country code" want it: `+5491147896321` →
+    /// `1147896321` (Argentina: without the 0, and without the 9 or 15 of mobiles). A number
+    /// of another country has none.
+    pub fn national(&self, number: &str) -> Result<String, PhoneError> {
+        let parsed = phonenumber::parse(Some(self.country), number)
+            .map_err(|_| self.invalid(number))?;
+        if parsed.country().id() != Some(self.country) {
+            return Err(PhoneError::NotNational(
+                mask(number),
+                self.country_code.clone(),
+            ));
+        }
+        let national = parsed.national().to_string();
+        if self.country == country::Id::AR && national.len() == 11 && national.starts_with('9') {
+            return Ok(national[1..].to_string());
+        }
+        Ok(national)
     }
 
     fn is_known(&self, e164: &str) -> bool {
@@ -299,6 +321,20 @@ mod tests {
             assert_eq!(ctx.normalize(input), fresh, "{input}");
             assert_eq!(ctx.normalize(input), fresh, "{input} again");
         }
+    }
+
+    #[test]
+    fn national_forms() {
+        let ctx = PhoneContext::argentina();
+        assert_eq!(ctx.national("+5491147896321").unwrap(), "1147896321");
+        assert_eq!(ctx.national("+5493514123456").unwrap(), "3514123456");
+        assert_eq!(ctx.national("+541147896321").unwrap(), "1147896321");
+        assert!(matches!(
+            ctx.national("+59894123456"),
+            Err(PhoneError::NotNational(..))
+        ));
+        let uy = PhoneContext::new("UY", None).unwrap();
+        assert_eq!(uy.national("+59894123456").unwrap(), "94123456");
     }
 
     #[test]

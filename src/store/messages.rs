@@ -184,6 +184,31 @@ pub fn insert_inbound(
     Ok((MessageId(conn.last_insert_rowid()), true))
 }
 
+/// Stores an inbound message unless the same sender sent the same text through the same
+/// transport within `window_ms` (a provider pushing again without an id); `false` with the
+/// earlier message's id then. Check and insert run in the caller's one transaction.
+pub fn insert_inbound_unless_recent(
+    conn: &Connection,
+    m: &NewInbound,
+    now: i64,
+    window_ms: i64,
+) -> Result<(MessageId, bool), StoreError> {
+    let existing: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE peer = ?1 AND direction = 'in' AND transport = ?2 \
+             AND body = ?3 AND created_at >= ?4 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row(
+            params![m.peer, m.transport, m.body, now - window_ms],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok((MessageId(id), false));
+    }
+    insert_inbound(conn, m, now)
+}
+
 pub fn get(conn: &Connection, id: MessageId) -> Result<Message, StoreError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"))?
         .query_row([id.0], from_row)

@@ -387,6 +387,22 @@ impl Store {
         Ok(result)
     }
 
+    /// [`messages::insert_inbound_unless_recent`] in one transaction.
+    pub async fn insert_inbound_unless_recent(
+        &self,
+        m: NewInbound,
+        window_ms: i64,
+    ) -> Result<(MessageId, bool), StoreError> {
+        let now = self.now_ms();
+        let result = self
+            .write(move |c| messages::insert_inbound_unless_recent(c, &m, now, window_ms))
+            .await?;
+        if result.1 {
+            self.inbound_added();
+        }
+        Ok(result)
+    }
+
     pub async fn get(&self, id: MessageId) -> Result<Message, StoreError> {
         self.read(move |c| messages::get(c, id)).await
     }

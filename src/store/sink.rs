@@ -17,6 +17,18 @@ impl Records for Store {
         Box::pin(async move { self.insert_inbound(m).await.map_err(sink_err) })
     }
 
+    fn inbound_unless_recent(
+        &self,
+        m: NewInbound,
+        window_ms: i64,
+    ) -> BoxFuture<'_, Result<(MessageId, bool), SinkError>> {
+        Box::pin(async move {
+            self.insert_inbound_unless_recent(m, window_ms)
+                .await
+                .map_err(sink_err)
+        })
+    }
+
     fn inbound_raw(
         &self,
         m: NewInbound,

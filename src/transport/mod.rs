@@ -66,6 +66,21 @@ pub struct Health {
     pub detail: String,
 }
 
+/// A provider's credit as its balance query last answered (`GET /api/status` shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Credit {
+    /// Messages left, as the provider counts them.
+    pub credit: Option<i64>,
+    /// The package's expiry (`2026-12-31`), where the provider says.
+    pub expires: Option<String>,
+    /// When the figures were read (Unix ms).
+    pub checked_at_ms: Option<i64>,
+    /// The route's `credit_alert_below`.
+    pub alert_below: Option<i64>,
+    /// Why the last query failed, if it did (the figures are then the last known ones).
+    pub error: Option<String>,
+}
+
 /// One route messages can leave through.
 pub trait Transport: Send + Sync {
     /// Unique name from the config (`modem1`, `phone-oficina`); stored on each message.
@@ -82,6 +97,11 @@ pub trait Transport: Send + Sync {
 
     /// Transport-specific facts for the status page (a modem's signal, operator, IMEI…).
     fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The provider's credit, for routes that can ask for it.
+    fn credit(&self) -> Option<Credit> {
         None
     }
 

@@ -22,6 +22,13 @@ pub trait Records: Send + Sync {
     /// Stores an inbound message; `false` when `provider_ref` was stored before for this
     /// transport (a repeat delivery).
     fn inbound(&self, m: NewInbound) -> BoxFuture<'_, Result<(MessageId, bool), SinkError>>;
+    /// Stores an inbound message unless the same sender sent the same text through the same
+    /// transport within `window_ms` (`false` then: a repeat), for pushes that carry no id.
+    fn inbound_unless_recent(
+        &self,
+        m: NewInbound,
+        window_ms: i64,
+    ) -> BoxFuture<'_, Result<(MessageId, bool), SinkError>>;
     /// Stores an inbound message that could not be read, flagged with `problem`.
     fn inbound_raw(
         &self,

@@ -1,0 +1,143 @@
+//! Provider credit alerts: watches the credit the routes read from their providers
+//! ([`crate::transport::Transport::credit`]) and, when a route's credit falls below its
+//! `credit_alert_below`, texts the ticket alert groups on duty — once per crossing. Whether a
+//! route is below is kept in the database (`credit_low:<route>`), so a restart while the
+//! credit stays low does not alert again; rising back to the threshold or above re-arms it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Language;
+use crate::inbox::RulesContext;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use crate::transport::{Credit, Transport};
+
+/// How often the routes' last readings are looked at (the readings themselves are hourly).
+const LOOK_EVERY: Duration = Duration::from_secs(15);
+
+/// What to do about one route's reading, given whether it was below before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// It just went below: alert, then remember.
+    FellBelow,
+    /// It is back at or above the threshold: forget, so the next fall alerts again.
+    Recovered,
+    Unchanged,
+}
+
+/// Pure: the crossing a reading makes.
+pub fn crossing(credit: &Credit, was_low: bool) -> Crossing {
+    let (Some(left), Some(below)) = (credit.credit, credit.alert_below) else {
+        return Crossing::Unchanged;
+    };
+    match (left < below, was_low) {
+        (true, false) => Crossing::FellBelow,
+        (false, true) => Crossing::Recovered,
+        _ => Crossing::Unchanged,
+    }
+}
+
+/// The alert's text, in the company's language.
+pub fn alert_text(route: &str, credit: &Credit, language: Language) -> String {
+    let left = credit.credit.unwrap_or_default();
+    let below = credit.alert_below.unwrap_or_default();
+    match (language, credit.expires.as_deref()) {
+        (Language::Es, Some(date)) => format!(
+            "pasarela: al proveedor de SMS de la ruta {route} le quedan {left} mensajes \
+             (aviso por debajo de {below}). El paquete vence el {date}."
+        ),
+        (Language::Es, None) => format!(
+            "pasarela: al proveedor de SMS de la ruta {route} le quedan {left} mensajes \
+             (aviso por debajo de {below})."
+        ),
+        (Language::En, Some(date)) => format!(
+            "pasarela: the SMS provider of route {route} has {left} messages left (alert \
+             below {below}). The package expires on {date}."
+        ),
+        (Language::En, None) => format!(
+            "pasarela: the SMS provider of route {route} has {left} messages left (alert \
+             below {below})."
+        ),
+    }
+}
+
+fn key(route: &str) -> String {
+    format!("credit_low:{route}")
+}
+
+/// One look at every route with a credit reading.
+pub async fn look_once(
+    rules: &RulesContext,
+    store: &Store,
+    transports: &[Arc<dyn Transport>],
+) -> anyhow::Result<()> {
+    for t in transports {
+        let Some(credit) = t.credit() else { continue };
+        let name = t.name();
+        let was_low = store.meta_get(&key(name)).await? == Some(1);
+        match crossing(&credit, was_low) {
+            Crossing::FellBelow => {
+                let sent = rules
+                    .alert_on_duty(alert_text(name, &credit, rules.language()))
+                    .await?;
+                log::warn!(
+                    transport = name;
+                    "{name}: the provider's credit is {} (below {}); {sent} alert(s) queued",
+                    credit.credit.unwrap_or_default(),
+                    credit.alert_below.unwrap_or_default()
+                );
+                store.meta_set(&key(name), Some(1)).await?;
+            }
+            Crossing::Recovered => {
+                log::info!(transport = name; "{name}: the provider's credit is back above the alert threshold");
+                store.meta_set(&key(name), None).await?;
+            }
+            Crossing::Unchanged => {}
+        }
+    }
+    Ok(())
+}
+
+/// Looks at the routes' credit until `shutdown`.
+pub async fn run(
+    rules: RulesContext,
+    store: Store,
+    transports: Vec<Arc<dyn Transport>>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    while !shutdown.is_triggered() {
+        look_once(&rules, &store, &transports).await?;
+        tokio::select! {
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
+            _ = shutdown.wait() => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(left: i64, below: Option<i64>) -> Credit {
+        Credit {
+            credit: Some(left),
+            expires: Some("2026-12-31".into()),
+            checked_at_ms: Some(1),
+            alert_below: below,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn alerts_once_per_crossing() {
+        assert_eq!(crossing(&reading(50, Some(100)), false), Crossing::FellBelow);
+        assert_eq!(crossing(&reading(40, Some(100)), true), Crossing::Unchanged);
+        assert_eq!(crossing(&reading(100, Some(100)), true), Crossing::Recovered);
+        assert_eq!(crossing(&reading(500, Some(100)), false), Crossing::Unchanged);
+        assert_eq!(crossing(&reading(5, None), false), Crossing::Unchanged);
+        let t = alert_text("smsm", &reading(50, Some(100)), Language::Es);
+        assert!(t.contains("le quedan 50") && t.contains("2026-12-31"), "{t}");
+    }
+}
