@@ -462,7 +462,12 @@ pub enum TextEncoding {
     #[serde(rename = "utf-8", alias = "utf8", alias = "UTF-8")]
     Utf8,
     /// ISO-8859-1.
-    #[serde(rename = "latin1", alias = "iso-8859-1", alias = "ISO-8859-1", alias = "latin-1")]
+    #[serde(
+        rename = "latin1",
+        alias = "iso-8859-1",
+        alias = "ISO-8859-1",
+        alias = "latin-1"
+    )]
     Latin1,
 }
 

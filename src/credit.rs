@@ -132,12 +132,24 @@ mod tests {
 
     #[test]
     fn alerts_once_per_crossing() {
-        assert_eq!(crossing(&reading(50, Some(100)), false), Crossing::FellBelow);
+        assert_eq!(
+            crossing(&reading(50, Some(100)), false),
+            Crossing::FellBelow
+        );
         assert_eq!(crossing(&reading(40, Some(100)), true), Crossing::Unchanged);
-        assert_eq!(crossing(&reading(100, Some(100)), true), Crossing::Recovered);
-        assert_eq!(crossing(&reading(500, Some(100)), false), Crossing::Unchanged);
+        assert_eq!(
+            crossing(&reading(100, Some(100)), true),
+            Crossing::Recovered
+        );
+        assert_eq!(
+            crossing(&reading(500, Some(100)), false),
+            Crossing::Unchanged
+        );
         assert_eq!(crossing(&reading(5, None), false), Crossing::Unchanged);
         let t = alert_text("smsm", &reading(50, Some(100)), Language::Es);
-        assert!(t.contains("le quedan 50") && t.contains("2026-12-31"), "{t}");
+        assert!(
+            t.contains("le quedan 50") && t.contains("2026-12-31"),
+            "{t}"
+        );
     }
 }

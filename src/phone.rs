@@ -142,8 +142,8 @@ impl PhoneContext {
     /// `1147896321` (Argentina: without the 0, and without the 9 or 15 of mobiles). A number
     /// of another country has none.
     pub fn national(&self, number: &str) -> Result<String, PhoneError> {
-        let parsed = phonenumber::parse(Some(self.country), number)
-            .map_err(|_| self.invalid(number))?;
+        let parsed =
+            phonenumber::parse(Some(self.country), number).map_err(|_| self.invalid(number))?;
         if parsed.country().id() != Some(self.country) {
             return Err(PhoneError::NotNational(
                 mask(number),

@@ -384,12 +384,12 @@ impl HttpSmsTransport {
                     answer: Some(text.to_string()).filter(|t| !t.is_empty()),
                     ..SendReceipt::default()
                 }),
-                Verdict::Read(AnswerReading::Temporary) => Err(TransportError::Temporary(
-                    format!("{name} did not take the message ({status}): `{text}`"),
-                )),
-                Verdict::Read(AnswerReading::Permanent) => Err(TransportError::Permanent(
-                    format!("{name} refused the message ({status}): `{text}`"),
-                )),
+                Verdict::Read(AnswerReading::Temporary) => Err(TransportError::Temporary(format!(
+                    "{name} did not take the message ({status}): `{text}`"
+                ))),
+                Verdict::Read(AnswerReading::Permanent) => Err(TransportError::Permanent(format!(
+                    "{name} refused the message ({status}): `{text}`"
+                ))),
                 Verdict::Read(AnswerReading::Unconfirmed) | Verdict::Unrecognised => {
                     Ok(unconfirmed(format!(
                         "{name} answered {status} with an answer it does not document: `{text}`"
@@ -729,7 +729,10 @@ fn check_route(
             "is set but inbound_token is not: pushes are taken only with a token".to_string(),
         ));
     }
-    for (key, url) in [("balance_url", &h.balance_url), ("expiry_url", &h.expiry_url)] {
+    for (key, url) in [
+        ("balance_url", &h.balance_url),
+        ("expiry_url", &h.expiry_url),
+    ] {
         if let Some(url) = url
             && !http_url(url)
         {

@@ -139,10 +139,7 @@ pub fn decode(bytes: &[u8], encoding: TextEncoding) -> Option<String> {
 }
 
 /// `a=1&b=2` as (name, value) pairs decoded in `encoding`; `Err` names the first bad pair.
-pub fn parse_pairs(
-    query: &str,
-    encoding: TextEncoding,
-) -> Result<Vec<(String, String)>, String> {
+pub fn parse_pairs(query: &str, encoding: TextEncoding) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -199,7 +196,11 @@ mod tests {
     #[test]
     fn pairs_decode_in_the_route_encoding() {
         assert_eq!(
-            parse_pairs("origen=1147896321&texto=Se%F1or+m%E1s", TextEncoding::Latin1).unwrap(),
+            parse_pairs(
+                "origen=1147896321&texto=Se%F1or+m%E1s",
+                TextEncoding::Latin1
+            )
+            .unwrap(),
             vec![
                 ("origen".to_string(), "1147896321".to_string()),
                 ("texto".to_string(), "Señor más".to_string())

@@ -152,7 +152,10 @@ mod tests {
             read_answer(&a, "-1;Telefono fijo"),
             Verdict::Read(AnswerReading::Permanent)
         );
-        assert_eq!(read_answer(&a, "-10"), Verdict::Read(AnswerReading::Permanent));
+        assert_eq!(
+            read_answer(&a, "-10"),
+            Verdict::Read(AnswerReading::Permanent)
+        );
         assert_eq!(
             read_answer(&a, "-99;Error"),
             Verdict::Read(AnswerReading::Temporary)
@@ -161,7 +164,10 @@ mod tests {
             read_answer(&a, "<html><body>Service Unavailable</body></html>"),
             Verdict::Read(AnswerReading::Temporary)
         );
-        assert_eq!(read_answer(&a, "  "), Verdict::Read(AnswerReading::Temporary));
+        assert_eq!(
+            read_answer(&a, "  "),
+            Verdict::Read(AnswerReading::Temporary)
+        );
         assert_eq!(read_answer(&a, "Encolado"), Verdict::Unrecognised);
     }
 

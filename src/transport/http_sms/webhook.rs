@@ -43,10 +43,7 @@ pub struct PushState {
 /// Relative to `/webhooks/http_sms`: `GET|POST /{name}`.
 pub fn router(state: PushState) -> Router {
     Router::new()
-        .route(
-            "/{name}",
-            axum::routing::get(receive).post(receive),
-        )
+        .route("/{name}", axum::routing::get(receive).post(receive))
         .with_state(state)
 }
 
@@ -112,7 +109,9 @@ async fn receive(
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.clone())
     };
-    let from = get(&from_name).map(|f| f.trim().to_string()).filter(|f| !f.is_empty());
+    let from = get(&from_name)
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty());
     let text = get(&text_name).filter(|t| !t.is_empty());
     let (Some(from), Some(text)) = (from, text) else {
         return refuse(
@@ -130,7 +129,10 @@ async fn receive(
         .and_then(get)
         .map(|i| i.trim().to_string())
         .filter(|i| !i.is_empty());
-    if from.chars().count() > 64 || text.chars().count() > 5000 || id.as_ref().is_some_and(|i| i.len() > 200) {
+    if from.chars().count() > 64
+        || text.chars().count() > 5000
+        || id.as_ref().is_some_and(|i| i.len() > 200)
+    {
         return refuse(
             StatusCode::BAD_REQUEST,
             "invalid_push",
@@ -158,7 +160,11 @@ async fn receive(
     let records = state.sink.records();
     let stored = match id {
         Some(_) => records.inbound(message).await,
-        None => records.inbound_unless_recent(message, REPEAT_WINDOW_MS).await,
+        None => {
+            records
+                .inbound_unless_recent(message, REPEAT_WINDOW_MS)
+                .await
+        }
     };
     match stored {
         Ok((msg, true)) => {
@@ -209,8 +215,8 @@ fn fields(
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("application/json") {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| format!("the body is not JSON: {e}"))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
         let serde_json::Value::Object(map) = value else {
             return Err("the JSON body must be an object of fields".to_string());
         };
@@ -240,8 +246,13 @@ mod tests {
     #[test]
     fn fields_come_from_query_form_or_json() {
         let mut h = HeaderMap::new();
-        let f = fields("token=x&origen=1147896321", &h, b"texto=m%E1s", TextEncoding::Latin1)
-            .unwrap();
+        let f = fields(
+            "token=x&origen=1147896321",
+            &h,
+            b"texto=m%E1s",
+            TextEncoding::Latin1,
+        )
+        .unwrap();
         assert_eq!(
             f,
             vec![
@@ -253,10 +264,18 @@ mod tests {
             axum::http::header::CONTENT_TYPE,
             "application/json".parse().unwrap(),
         );
-        let f = fields("", &h, br#"{"from":"+5491147896321","text":"SALDO","id":77}"#, TextEncoding::Utf8)
-            .unwrap();
+        let f = fields(
+            "",
+            &h,
+            br#"{"from":"+5491147896321","text":"SALDO","id":77}"#,
+            TextEncoding::Utf8,
+        )
+        .unwrap();
         assert!(f.contains(&("id".to_string(), "77".to_string())), "{f:?}");
-        assert!(f.contains(&("text".to_string(), "SALDO".to_string())), "{f:?}");
+        assert!(
+            f.contains(&("text".to_string(), "SALDO".to_string())),
+            "{f:?}"
+        );
         assert!(fields("", &h, b"[1]", TextEncoding::Utf8).is_err());
         assert!(fields("", &h, b"{nope", TextEncoding::Utf8).is_err());
     }
