@@ -406,6 +406,17 @@ pub struct HttpSmsConfig {
     /// Credit below this alerts the ticket alert groups on duty, once per crossing.
     #[serde(default)]
     pub credit_alert_below: Option<i64>,
+    /// Reads received SMS by PULL every this many seconds (off when unset): `poll_url` lists
+    /// the unread ones, `poll_ack_url` lists them again marking them read.
+    #[serde(default)]
+    pub poll_secs: Option<u64>,
+    /// URL template (`{username}`, `{password}`) of the provider's list of unread received SMS,
+    /// one per line: sender, text, date, id, separated by tabs.
+    #[serde(default)]
+    pub poll_url: Option<String>,
+    /// The same list, asking the provider to mark what it lists as read.
+    #[serde(default)]
+    pub poll_ack_url: Option<String>,
 }
 
 /// `[http_sms.inbound]`: the names of the parameters a provider's push carries.

@@ -34,6 +34,8 @@ struct Sent {
 struct Provider {
     sent: Arc<Mutex<Vec<Sent>>>,
     credit: Arc<AtomicI64>,
+    /// Received SMS: (number, text, id, read).
+    inbox: Arc<Mutex<Vec<(String, String, u32, bool)>>>,
 }
 
 /// `a=1&b=%F1` → pairs, percent-decoded and read as ISO-8859-1 like the classic ASP page.
@@ -117,6 +119,31 @@ async fn saldo(State(p): State<Provider>, RawQuery(q): RawQuery) -> Vec<u8> {
     latin1(&p.credit.load(Ordering::SeqCst).to_string())
 }
 
+/// `obtener_sms_entrada.asp`: tab-separated lines; `solonoleidos=1` lists the unread only,
+/// `marcarcomoleidos=1` marks what it lists as read.
+async fn entrada(State(p): State<Provider>, RawQuery(q): RawQuery) -> Vec<u8> {
+    let pairs = latin1_pairs(&q.unwrap_or_default());
+    if param(&pairs, "usuario").as_deref() != Some(USER)
+        || param(&pairs, "clave").as_deref() != Some(PASS)
+    {
+        return latin1("Usuario o contraseña incorrectos");
+    }
+    let unread_only = param(&pairs, "solonoleidos").as_deref() == Some("1");
+    let mark = param(&pairs, "marcarcomoleidos").as_deref() == Some("1");
+    let mut inbox = p.inbox.lock().unwrap();
+    let mut out = String::new();
+    for (num, text, id, read) in inbox.iter_mut() {
+        if unread_only && *read {
+            continue;
+        }
+        out.push_str(&format!("{num}\t{text}\t2026-12-02 10:00:00\t{id}\r\n"));
+        if mark {
+            *read = true;
+        }
+    }
+    latin1(&out)
+}
+
 async fn vencimiento() -> Vec<u8> {
     latin1("2026-12-31")
 }
@@ -128,6 +155,7 @@ async fn stand_in(credit: i64) -> (String, Provider) {
         .route("/enviar_sms.asp", get(enviar).post(enviar))
         .route("/obtener_saldo.asp", get(saldo))
         .route("/obtener_vencimiento_paquete.asp", get(vencimiento))
+        .route("/obtener_sms_entrada.asp", get(entrada))
         .with_state(p.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -513,4 +541,75 @@ fn check_config_names_the_keys_of_a_bad_route() {
     ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_read_by_pull_are_answered_once_and_marked_read() {
+    let (base, provider) = stand_in(1500).await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(
+        &base,
+        None,
+        &format!(
+            "poll_secs = 1\n\
+             poll_url = \"{base}/obtener_sms_entrada.asp?usuario={{username}}&clave={{password}}&solonoleidos=1\"\n\
+             poll_ack_url = \"{base}/obtener_sms_entrada.asp?usuario={{username}}&clave={{password}}&solonoleidos=1&marcarcomoleidos=1\""
+        ),
+        "",
+    );
+    let d = tokio::task::block_in_place(|| Daemon::start_full(dir.path(), "", &conf, &[]));
+    let (status, body) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(json!([{"code": "4521", "name": "Ana Núñez", "phone": "011 15-4789-6321", "balance": "1234.50"}])),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    // The customer texts the provider's number once the directory knows them.
+    provider
+        .inbox
+        .lock()
+        .unwrap()
+        .push(("1147896321".into(), "SALDO".into(), 501, false));
+    wait_for("the pulled SALDO answered", 30, async || {
+        provider
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.tos == "1147896321" && s.texto.contains("1.234,50"))
+    })
+    .await;
+    assert!(
+        provider.inbox.lock().unwrap()[0].3,
+        "marked read at the provider"
+    );
+    // A second reply, and the first one listed again (the provider lost its read flag).
+    {
+        let mut inbox = provider.inbox.lock().unwrap();
+        inbox[0].3 = false;
+        inbox.push(("1147896321".into(), "Gracias, señor".into(), 502, false));
+    }
+    wait_for("the second one stored", 30, async || {
+        inbound(&d)
+            .await
+            .iter()
+            .any(|m| m["text"] == "Gracias, señor")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let msgs = inbound(&d).await;
+    assert_eq!(msgs.len(), 2, "each stored once: {msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m["provider_ref"] == "501" && m["peer"] == "+5491147896321")
+    );
+    let answers = provider
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.texto.contains("1.234,50"))
+        .count();
+    assert_eq!(answers, 1, "answered once");
 }

@@ -17,6 +17,7 @@
 
 pub mod encode;
 pub mod preset;
+pub mod pull;
 pub mod webhook;
 
 use std::sync::Mutex;
@@ -450,8 +451,21 @@ impl HttpSmsTransport {
         }
     }
 
-    /// One GET of a query template (`{username}`, `{password}`), its 2xx body as text.
-    async fn query(&self, template: &str) -> Result<String, String> {
+    /// The stored form of a sender: numbers normalized (the provider's national `1147896321`
+    /// becomes `+5491147896321`); alphanumeric senders and short codes as they came.
+    pub fn peer_of(&self, from: &str) -> String {
+        if from.chars().any(|c| c.is_alphabetic()) {
+            return from.to_string();
+        }
+        self.phones
+            .normalize(from)
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|_| from.to_string())
+    }
+
+    /// One GET of a query template (`{username}`, `{password}`), its 2xx body as text in the
+    /// route's encoding.
+    pub async fn query(&self, template: &str) -> Result<String, String> {
         let username = self.cfg.username.clone().unwrap_or_default();
         let password = self
             .cfg
@@ -474,11 +488,11 @@ impl HttpSmsTransport {
             .await
             .map_err(|e| crate::net::error::describe(template, &e))?;
         let status = resp.status();
-        let body = crate::net::http::read_capped(resp, 4096)
+        let body = crate::net::http::read_capped(resp, MAX_ANSWER)
             .await
             .map_err(|e| e.to_string())?;
         if !status.is_success() {
-            return Err(format!("the balance query answered {status}"));
+            return Err(format!("the provider answered {status}"));
         }
         Ok(encode::decode(&body, self.encoding())
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned()))
@@ -605,6 +619,16 @@ impl super::kind::Kind for HttpSmsKind {
                     }),
                 });
             }
+            if t.cfg.poll_secs.is_some() {
+                let poller = std::sync::Arc::new(pull::Poller::new(t.clone(), cx.sink.clone()));
+                built.tasks.push(super::kind::Task {
+                    name: "http_sms pull",
+                    run: std::sync::Arc::new(move |stop| {
+                        let poller = poller.clone();
+                        Box::pin(async move { poller.run(stop).await })
+                    }),
+                });
+            }
             if t.cfg.inbound_token.is_some() {
                 pushed.insert(route.name.clone(), t.clone());
             }
@@ -662,6 +686,8 @@ fn check_route(
     for t in templates
         .chain(h.balance_url.iter())
         .chain(h.expiry_url.iter())
+        .chain(h.poll_url.iter())
+        .chain(h.poll_ack_url.iter())
     {
         if let Some(bad) = unknown_placeholder(t) {
             errors.push((
@@ -738,6 +764,33 @@ fn check_route(
         {
             errors.push((
                 at(key),
+                format!("`{url}` must be an http:// or https:// address"),
+            ));
+        }
+    }
+    if let Some(secs) = h.poll_secs {
+        if secs == 0 || secs > 3600 {
+            errors.push((
+                at("poll_secs"),
+                format!("{secs} is out of range: use 1 to 3600"),
+            ));
+        }
+        match &h.poll_url {
+            Some(url) if !http_url(url) => errors.push((
+                at("poll_url"),
+                format!("`{url}` must be an http:// or https:// address"),
+            )),
+            Some(_) => {}
+            None => errors.push((
+                at("poll_url"),
+                "poll_secs needs poll_url (or a provider that lists received SMS)".to_string(),
+            )),
+        }
+        if let Some(url) = &h.poll_ack_url
+            && !http_url(url)
+        {
+            errors.push((
+                at("poll_ack_url"),
                 format!("`{url}` must be an http:// or https:// address"),
             ));
         }

@@ -23,6 +23,10 @@
 //! - An n8n node for SMS Masivos (same endpoints) also decodes every answer as Latin-1 and reads
 //!   a plain `OK` as success of a send without `respuestanumerica`.
 //!
+//! - An Odoo module reading SMS Masivos replies (`_cron_read_response`) polls
+//!   `obtener_sms_entrada.asp` with `solonoleidos=1` (unread only) and `marcarcomoleidos=1` (mark
+//!   them read), splitting lines on tabs: number, text, date, SMS Masivos id.
+//!
 //! Not confirmed, so configurable: that the ASP page decodes `TEXTO` as ISO-8859-1 (inferred from
 //! its Latin-1 answers; `encoding = "utf-8"` switches), and the PUSH parameter names (the guide's
 //! table was not readable; the defaults `origen`, `texto`, `id` follow the issue's contract and
@@ -70,6 +74,14 @@ pub fn resolve(route: &HttpSmsConfig) -> Result<HttpSmsConfig, String> {
             inbound.id.get_or_insert("id".to_string());
             r.balance_url.get_or_insert(format!(
                 "{SMSM_BASE}/obtener_saldo.asp?usuario={{username}}&clave={{password}}"
+            ));
+            r.poll_url.get_or_insert(format!(
+                "{SMSM_BASE}/obtener_sms_entrada.asp?usuario={{username}}&clave={{password}}\
+                 &solonoleidos=1"
+            ));
+            r.poll_ack_url.get_or_insert(format!(
+                "{SMSM_BASE}/obtener_sms_entrada.asp?usuario={{username}}&clave={{password}}\
+                 &solonoleidos=1&marcarcomoleidos=1"
             ));
             r.expiry_url.get_or_insert(format!(
                 "{SMSM_BASE}/obtener_vencimiento_paquete.asp?usuario={{username}}&clave={{password}}"

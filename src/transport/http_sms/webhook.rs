@@ -139,17 +139,7 @@ async fn receive(
             format!("`{from_name}`, `{text_name}` or the id is too long"),
         );
     }
-    // Alphanumeric senders and short codes stay as they came; numbers are normalized (the
-    // provider's national `1147896321` becomes `+5491147896321`).
-    let peer = if from.chars().any(|c| c.is_alphabetic()) {
-        from.clone()
-    } else {
-        route
-            .phones()
-            .normalize(&from)
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_else(|_| from.clone())
-    };
+    let peer = route.peer_of(&from);
     let message = NewInbound {
         channel: Channel::Sms,
         transport: route.name().to_string(),
