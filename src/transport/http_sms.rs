@@ -13,7 +13,8 @@
 //! A route may name a `provider` preset ([`preset`]), write `{phone}` as the national number,
 //! percent-encode in ISO-8859-1 ([`encode`]), read the provider's answer by its own patterns
 //! (`[http_sms.answer]`), take the provider's pushes of received SMS ([`webhook`], at
-//! `/webhooks/http_sms/<name>`) and query the provider's credit hourly for `GET /api/status`.
+//! `/webhooks/http_sms/<name>`) or read them by PULL ([`pull`]), and query the provider's
+//! credit hourly for `GET /api/status` (alerts: [`crate::credit`]).
 
 pub mod encode;
 pub mod preset;
