@@ -34,9 +34,11 @@ struct Sent {
 struct Provider {
     sent: Arc<Mutex<Vec<Sent>>>,
     credit: Arc<AtomicI64>,
-    /// Received SMS: (number, text, id, read).
-    inbox: Arc<Mutex<Vec<(String, String, u32, bool)>>>,
+    inbox: Arc<Mutex<Vec<Received>>>,
 }
+
+/// A received SMS in the provider's inbox: (number, text, id, read).
+type Received = (String, String, u32, bool);
 
 /// `a=1&b=%F1` → pairs, percent-decoded and read as ISO-8859-1 like the classic ASP page.
 fn latin1_pairs(query: &str) -> Vec<(String, String)> {
