@@ -40,6 +40,8 @@
 //! | [`modem`]     | AT digester, serial port, the GSM modem task and route, the simulator   |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
 //! | [`doctor`]    | `pasarela doctor`: checks an installed box, one line and a fix each    |
+//! | [`firstrun`]  | `pasarela setup`: finds the modems (`setup detect`), writes a config   |
+//! | [`holidays`]  | national holiday calendars computed per year (pure)                    |
 //!
 //! Dependencies point one way: transports and the modem know [`model`], [`config`] and their
 //! [`transport::Sink`], never the store, the admin API or the dispatcher; `config` knows no
@@ -52,7 +54,9 @@ pub mod daemon;
 pub mod directory;
 pub mod dispatch;
 pub mod doctor;
+pub mod firstrun;
 pub mod events;
+pub mod holidays;
 pub mod idle;
 pub mod inbox;
 pub mod jsonapi;
