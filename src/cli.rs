@@ -236,9 +236,7 @@ pub fn holidays(
 ) -> anyhow::Result<String> {
     use chrono::Datelike;
     let loaded = match config_path {
-        Some(p) => {
-            crate::setup::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
+        Some(p) => crate::setup::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
         None => {
             let default = Path::new(crate::config::DEFAULT_CONFIG_PATH);
             match std::fs::read_to_string(default) {
@@ -258,8 +256,8 @@ pub fn holidays(
     };
     let c = &loaded.config;
     let tz: chrono_tz::Tz = c.company.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let windows = crate::rules::window::Windows::new(&c.windows, tz, &c.company.country)
-        .map_err(|errors| {
+    let windows = crate::rules::window::Windows::new(&c.windows, tz, &c.company.country).map_err(
+        |errors| {
             anyhow::anyhow!(
                 "{}",
                 errors
@@ -268,7 +266,8 @@ pub fn holidays(
                     .collect::<Vec<_>>()
                     .join("; ")
             )
-        })?;
+        },
+    )?;
     let mut calendar = windows.calendar().clone();
     if let Some(code) = country {
         calendar.table = Some(crate::holidays::table(code).ok_or_else(|| {
@@ -284,7 +283,10 @@ pub fn holidays(
     }
     let title = match calendar.table {
         Some(t) => format!("{} {year}, national calendar", t.country),
-        None => format!("{year}, no national calendar (windows.calendar = \"none\" or no table for {})", c.company.country),
+        None => format!(
+            "{year}, no national calendar (windows.calendar = \"none\" or no table for {})",
+            c.company.country
+        ),
     };
     let mut out = format!("Holidays the delivery windows honour: {title}");
     if !calendar.added.is_empty() || !calendar.removed.is_empty() {

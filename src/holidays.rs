@@ -66,8 +66,16 @@ pub const AR: Table = Table {
     country: "Argentina",
     fixed: &[
         (1, 1, "Año Nuevo"),
-        (3, 24, "Día Nacional de la Memoria por la Verdad y la Justicia"),
-        (4, 2, "Día del Veterano y de los Caídos en la Guerra de Malvinas"),
+        (
+            3,
+            24,
+            "Día Nacional de la Memoria por la Verdad y la Justicia",
+        ),
+        (
+            4,
+            2,
+            "Día del Veterano y de los Caídos en la Guerra de Malvinas",
+        ),
         (5, 1, "Día del Trabajador"),
         (5, 25, "Día de la Revolución de Mayo"),
         (6, 20, "Paso a la Inmortalidad del General Manuel Belgrano"),
@@ -81,8 +89,16 @@ pub const AR: Table = Table {
         (-2, "Viernes Santo"),
     ],
     movable: &[
-        (6, 17, "Paso a la Inmortalidad del General Martín Miguel de Güemes"),
-        (8, 17, "Paso a la Inmortalidad del General José de San Martín"),
+        (
+            6,
+            17,
+            "Paso a la Inmortalidad del General Martín Miguel de Güemes",
+        ),
+        (
+            8,
+            17,
+            "Paso a la Inmortalidad del General José de San Martín",
+        ),
         (10, 12, "Día del Respeto a la Diversidad Cultural"),
         (11, 20, "Día de la Soberanía Nacional"),
     ],
@@ -330,7 +346,12 @@ mod tests {
             .collect();
         assert_eq!(
             moved,
-            [d(2025, 6, 16), d(2025, 8, 17), d(2025, 10, 12), d(2025, 11, 24)]
+            [
+                d(2025, 6, 16),
+                d(2025, 8, 17),
+                d(2025, 10, 12),
+                d(2025, 11, 24)
+            ]
         );
         assert!(year.iter().any(|h| h.date == d(2025, 3, 3)), "Carnival");
         assert!(year.iter().any(|h| h.date == d(2025, 4, 18)), "Good Friday");

@@ -130,7 +130,10 @@ fn setup_detect_names_the_modem_and_lists_a_silent_port_within_its_timeout() {
         "operator Personal",
         "signal -73 dBm (excellent)",
     ] {
-        assert!(modem_line.contains(needle), "{needle} missing: {modem_line}");
+        assert!(
+            modem_line.contains(needle),
+            "{needle} missing: {modem_line}"
+        );
     }
     let silent_line = report
         .lines()
@@ -141,7 +144,9 @@ fn setup_detect_names_the_modem_and_lists_a_silent_port_within_its_timeout() {
         "{silent_line}"
     );
     assert!(
-        report.contains(&format!("use {link} for the modem with IMEI 356938035643809")),
+        report.contains(&format!(
+            "use {link} for the modem with IMEI 356938035643809"
+        )),
         "{report}"
     );
     // A hang guard, not a performance figure: the silent port costs its timeout, not more.
@@ -198,7 +203,11 @@ fn setup_detect_never_types_the_pin_and_leaves_the_daemons_port_alone() {
     let report = text(&out);
     assert!(report.contains("in use by the pasarela daemon"), "{report}");
     assert!(report.contains("left alone"), "{report}");
-    assert_eq!(out.status.code(), Some(1), "no modem could be asked: {report}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no modem could be asked: {report}"
+    );
     assert!(up(), "the daemon keeps its modem");
 }
 
@@ -222,13 +231,12 @@ fn run_daemon(dir: &Path, config: &Path) -> Child {
     let start = Instant::now();
     let mut buf = [0u8; 4096];
     loop {
-        if let Ok(n) = sock.recv(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n])
+        if let Ok(n) = sock.recv(&mut buf)
+            && String::from_utf8_lossy(&buf[..n])
                 .lines()
                 .any(|l| l == "READY=1")
-            {
-                return child;
-            }
+        {
+            return child;
         }
         if let Some(status) = child.try_wait().unwrap() {
             panic!("pasarela run exited: {status}");
@@ -272,11 +280,17 @@ fn setup_yes_writes_a_config_that_check_config_accepts_and_run_starts_with() {
     let report = text(&out);
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert!(report.contains("config written to"), "{report}");
-    assert!(report.contains("test SMS to +*********6789 sent through"), "{report}");
+    assert!(
+        report.contains("test SMS to +*********6789 sent through"),
+        "{report}"
+    );
     let sent = sim.handle().sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].to, "+5491123456789");
-    assert!(sent[0].text.starts_with("Fibra Sur: mensaje de prueba"), "{sent:?}");
+    assert!(
+        sent[0].text.starts_with("Fibra Sur: mensaje de prueba"),
+        "{sent:?}"
+    );
 
     let written = std::fs::read_to_string(&config).unwrap();
     assert!(written.contains("name = \"Fibra Sur\""), "{written}");
@@ -386,12 +400,16 @@ fn a_demo_started_in_a_directory_is_reached_with_send_config() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("queued as message"), "{}", text(&out));
-    wait_until("the simulated modem sends it", Duration::from_secs(30), || {
-        reqwest::blocking::get(format!("http://127.0.0.1:{sim_port}/sent"))
-            .ok()
-            .and_then(|r| r.text().ok())
-            .is_some_and(|t| t.contains("Hola desde send"))
-    });
+    wait_until(
+        "the simulated modem sends it",
+        Duration::from_secs(30),
+        || {
+            reqwest::blocking::get(format!("http://127.0.0.1:{sim_port}/sent"))
+                .ok()
+                .and_then(|r| r.text().ok())
+                .is_some_and(|t| t.contains("Hola desde send"))
+        },
+    );
     // Other commands reach it too: a backup of its database.
     let copy = dir.path().join("copy.db");
     let out = run(&[
@@ -454,7 +472,14 @@ fn holidays_2027_for_argentina_lists_the_national_days() {
     assert!(list.lines().any(|l| l.starts_with("2027-04-01")), "{list}");
     assert!(!list.lines().any(|l| l.starts_with("2027-10-11")), "{list}");
 
-    let out = run(&["holidays", "2027", "--country", "XX", "--config", config.to_str().unwrap()]);
+    let out = run(&[
+        "holidays",
+        "2027",
+        "--country",
+        "XX",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("no holiday table"), "{}", text(&out));
 }
@@ -500,7 +525,13 @@ fn a_window_that_skips_holidays_holds_notifications_on_the_2027_holidays() {
             at(next.0, next.1, 8),
             "a notification on 2027-{m}-{d} waits for the next working day's 08:00"
         );
-        assert!(windows.is_open("fulltime", now), "fulltime goes on holidays");
+        assert!(
+            windows.is_open("fulltime", now),
+            "fulltime goes on holidays"
+        );
     }
-    assert!(windows.is_open("diario", at(3, 25, 10)), "Holy Thursday is no holiday");
+    assert!(
+        windows.is_open("diario", at(3, 25, 10)),
+        "Holy Thursday is no holiday"
+    );
 }

@@ -96,15 +96,19 @@ pub fn candidates(given: &[PathBuf]) -> Vec<(PathBuf, Option<PathBuf>)> {
         .filter(|p| {
             p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
                 ["ttyUSB", "ttyACM", "ttyAMA"].iter().any(|prefix| {
-                    n.strip_prefix(prefix)
-                        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+                    n.strip_prefix(prefix).is_some_and(|rest| {
+                        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                    })
                 })
             })
         })
         .collect();
     devices.sort_by_key(|p| device_order(p));
     for dev in devices {
-        if !out.iter().any(|(_, real)| real.as_deref() == Some(dev.as_path())) {
+        if !out
+            .iter()
+            .any(|(_, real)| real.as_deref() == Some(dev.as_path()))
+        {
             out.push((dev, None));
         }
     }
@@ -193,7 +197,11 @@ where
     }
 }
 
-async fn ask<P>(at: &mut AtPort<P>, text: &str, prefix: Option<&'static str>) -> Result<Vec<String>, AtError>
+async fn ask<P>(
+    at: &mut AtPort<P>,
+    text: &str,
+    prefix: Option<&'static str>,
+) -> Result<Vec<String>, AtError>
 where
     P: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -206,10 +214,13 @@ fn ident(lines: Result<Vec<String>, AtError>, prefix: &str) -> String {
     lines
         .ok()
         .and_then(|l| {
-            l.iter()
-                .map(|s| s.trim())
-                .find(|s| !s.is_empty())
-                .map(|s| s.strip_prefix(prefix).unwrap_or(s).trim().trim_matches('"').to_string())
+            l.iter().map(|s| s.trim()).find(|s| !s.is_empty()).map(|s| {
+                s.strip_prefix(prefix)
+                    .unwrap_or(s)
+                    .trim()
+                    .trim_matches('"')
+                    .to_string()
+            })
         })
         .unwrap_or_else(|| "?".to_string())
 }
@@ -274,7 +285,9 @@ where
 fn sim_words(state: &str) -> String {
     match state {
         "READY" => "SIM ready".to_string(),
-        "SIM PIN" => "SIM asks for its PIN (not typed here; give it to `pasarela setup`)".to_string(),
+        "SIM PIN" => {
+            "SIM asks for its PIN (not typed here; give it to `pasarela setup`)".to_string()
+        }
         "SIM PUK" => "SIM blocked: needs its PUK (unlock it in a phone)".to_string(),
         "no SIM" => "no SIM".to_string(),
         other => format!("SIM {other}"),
@@ -427,7 +440,10 @@ mod tests {
         assert_eq!(choices[0].path, PathBuf::from(format!("{stick}if00-port0")));
         let why = &choices[0].why;
         assert!(why.contains("takes the SMS notices"), "{why}");
-        assert!(why.contains("if02-port0 sends status codes unasked (^RSSI:17)"), "{why}");
+        assert!(
+            why.contains("if02-port0 sends status codes unasked (^RSSI:17)"),
+            "{why}"
+        );
         assert!(why.contains("if01-port0 does not answer AT"), "{why}");
     }
 
@@ -439,7 +455,11 @@ mod tests {
         ];
         let choices = choose(&ports);
         assert_eq!(choices[0].path, PathBuf::from("/dev/ttyUSB2"));
-        assert!(choices[0].why.contains("/dev/ttyUSB0 does not take AT+CNMI"));
+        assert!(
+            choices[0]
+                .why
+                .contains("/dev/ttyUSB0 does not take AT+CNMI")
+        );
     }
 
     #[test]

@@ -292,8 +292,8 @@ impl<'a> Asker<'a> {
 /// Checks the answers the way the daemon will: the rendered text through every config check.
 fn checked(a: &Answers) -> anyhow::Result<(String, Loaded)> {
     let text = render(a);
-    let loaded =
-        crate::setup::from_toml(&text).map_err(|e| anyhow::anyhow!("the answers do not make a valid config:\n{e}"))?;
+    let loaded = crate::setup::from_toml(&text)
+        .map_err(|e| anyhow::anyhow!("the answers do not make a valid config:\n{e}"))?;
     Ok((text, loaded))
 }
 
@@ -346,7 +346,12 @@ async fn print_detect(devices: &[PathBuf], timeout: Duration) -> Vec<detect::Por
         println!("{p}");
     }
     for c in detect::choose(&ports) {
-        println!("use {} for the modem with IMEI {}: {}", c.path.display(), c.imei, c.why);
+        println!(
+            "use {} for the modem with IMEI {}: {}",
+            c.path.display(),
+            c.imei,
+            c.why
+        );
     }
     ports
 }
@@ -370,7 +375,11 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
             None => Ok(default.to_string()),
         }
     };
-    let company = ask("Company name, as customers know it", &args.company, "Mi ISP")?;
+    let company = ask(
+        "Company name, as customers know it",
+        &args.company,
+        "Mi ISP",
+    )?;
     let country = ask("Country (ISO code: AR, UY, CL…)", &args.country, "AR")?;
     let timezone = ask("Time zone", &args.timezone, &default_timezone(&country))?;
 
@@ -399,7 +408,9 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
             eprintln!("  {p}");
         }
         let choices = detect::choose(&ports);
-        let suggested = choices.first().map(|c| c.path.to_string_lossy().into_owned());
+        let suggested = choices
+            .first()
+            .map(|c| c.path.to_string_lossy().into_owned());
         for c in &choices {
             eprintln!("  use {}: {}", c.path.display(), c.why);
         }
@@ -412,10 +423,13 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
             (None, None)
         } else {
             let path = PathBuf::from(answer);
-            let state = ports.iter().find(|p| p.path == path).and_then(|p| match &p.outcome {
-                detect::Outcome::Modem(m) => Some(m.sim.clone()),
-                _ => None,
-            });
+            let state = ports
+                .iter()
+                .find(|p| p.path == path)
+                .and_then(|p| match &p.outcome {
+                    detect::Outcome::Modem(m) => Some(m.sim.clone()),
+                    _ => None,
+                });
             (Some(path), state)
         }
     };
@@ -426,7 +440,11 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let listen = ask("Admin pages and API address", &args.listen, "127.0.0.1:8080")?;
+    let listen = ask(
+        "Admin pages and API address",
+        &args.listen,
+        "127.0.0.1:8080",
+    )?;
 
     let token_file = args
         .config
@@ -515,7 +533,10 @@ pub async fn test_sms(config_path: &Path, to: &str) -> anyhow::Result<String> {
         "start pasarela (sudo systemctl restart pasarela), then: pasarela send --config {} --to {to} --text …",
         config_path.display()
     );
-    if crate::doctor::holders(&m.device).iter().any(|h| h.is_daemon()) {
+    if crate::doctor::holders(&m.device)
+        .iter()
+        .any(|h| h.is_daemon())
+    {
         bail!("the daemon holds {}; {start_first}", m.device.display());
     }
     let port = crate::modem::port::open(&m.device, m.baud)
@@ -585,7 +606,10 @@ mod tests {
         assert_eq!(c.modems.len(), 1);
         assert_eq!(c.modems[0].pin.as_ref().unwrap().expose(), "1234");
         assert_eq!(c.admin.listen, "127.0.0.1:8089");
-        assert!(text.lines().filter(|l| l.starts_with('#')).count() > 10, "commented");
+        assert!(
+            text.lines().filter(|l| l.starts_with('#')).count() > 10,
+            "commented"
+        );
 
         let mut no_modem = answers();
         no_modem.device = None;
@@ -600,7 +624,10 @@ mod tests {
         a.timezone = "Mars/Olympus".into();
         a.listen = "8080".into();
         let err = checked(&a).unwrap_err().to_string();
-        assert!(err.contains("company.timezone") && err.contains("admin.listen"), "{err}");
+        assert!(
+            err.contains("company.timezone") && err.contains("admin.listen"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -622,7 +649,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("etc/pasarela.toml");
         write_config(&path, "a = 1\n", false).unwrap();
-        let err = write_config(&path, "b = 2\n", false).unwrap_err().to_string();
+        let err = write_config(&path, "b = 2\n", false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--force"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a = 1\n");
         write_config(&path, "b = 2\n", true).unwrap();
