@@ -215,10 +215,15 @@ impl Table {
                 return true;
             }
         }
-        // A moved holiday stays within a week of its date, so within the same year for the
-        // tables so far; the year before and after are checked too for a December or January one.
+        // A moved holiday stays within a week of its date: only a January or December day may
+        // be one of the year before or after.
+        let years = match m {
+            1 => y - 1..=y,
+            12 => y..=y + 1,
+            _ => y..=y,
+        };
         self.movable.iter().any(|&(fm, fd, _)| {
-            [y - 1, y, y + 1].into_iter().any(|year| {
+            years.clone().any(|year| {
                 NaiveDate::from_ymd_opt(year, fm, fd).is_some_and(|n| self.rule.apply(n) == date)
             })
         })

@@ -535,3 +535,59 @@ fn a_window_that_skips_holidays_holds_notifications_on_the_2027_holidays() {
         "Holy Thursday is no holiday"
     );
 }
+
+#[test]
+fn interactive_setup_asks_again_for_a_bad_answer_and_leaves_the_pin_to_the_daemon() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(
+        dir.path(),
+        SimConfig {
+            pin: Some("4321".to_string()),
+            ..SimConfig::default()
+        },
+    );
+    let config = dir.path().join("pasarela.toml");
+    let mut child = Command::new(bin())
+        .args(["setup", "--config"])
+        .arg(&config)
+        .arg("--device")
+        .arg(&sim.link)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Company, country (a bad one, then the default), time zone, PIN (too short, then good),
+    // admin address, the test SMS number.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Cable Oeste\nArgentina\n\n\n12\n4321\n127.0.0.1:18090\n1123456789\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = text(&out);
+    assert!(
+        report.contains("`Argentina` is not a two-letter country code"),
+        "{report}"
+    );
+    assert!(report.contains("a SIM PIN is 4 to 8 digits"), "{report}");
+    // The config is written; the test SMS is refused rather than typing the PIN.
+    assert!(report.contains("config written to"), "{report}");
+    assert!(report.contains("the SIM is not ready"), "{report}");
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains("pin = \"4321\""), "{written}");
+    assert!(written.contains("name = \"Cable Oeste\""), "{written}");
+    assert!(sim.handle().sent().is_empty());
+    // Still locked: nobody typed the PIN.
+    let out = run(&["setup", "detect", "--device", sim.link.to_str().unwrap()]);
+    assert!(
+        text(&out).contains("SIM asks for its PIN"),
+        "{}",
+        text(&out)
+    );
+}

@@ -356,6 +356,88 @@ async fn print_detect(devices: &[PathBuf], timeout: Duration) -> Vec<detect::Por
     ports
 }
 
+/// Checks of single answers, so a bad one is asked again at once (or, from a flag, named).
+fn check_country(v: &str) -> Result<(), String> {
+    crate::phone::PhoneContext::new(v, None)
+        .map(|_| ())
+        .map_err(|_| format!("`{v}` is not a two-letter country code like AR, UY or CL"))
+}
+
+fn check_timezone(v: &str) -> Result<(), String> {
+    v.parse::<chrono_tz::Tz>()
+        .map(|_| ())
+        .map_err(|_| format!("`{v}` is not a time zone like America/Argentina/Buenos_Aires"))
+}
+
+fn check_listen(v: &str) -> Result<(), String> {
+    v.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("`{v}` is not an address like 127.0.0.1:8080"))
+}
+
+fn check_pin(v: &str) -> Result<(), String> {
+    if v.is_empty() || ((4..=8).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())) {
+        Ok(())
+    } else {
+        Err("a SIM PIN is 4 to 8 digits".to_string())
+    }
+}
+
+fn check_any(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// Asks (or takes the flag's value, or the default with `--yes`) until `check` passes; a bad
+/// flag is an error naming it.
+struct Questions<'a> {
+    asker: Asker<'a>,
+    interactive: bool,
+}
+
+impl Questions<'_> {
+    fn get(
+        &mut self,
+        question: &str,
+        flag: (&str, &Option<String>),
+        default: &str,
+        check: fn(&str) -> Result<(), String>,
+    ) -> anyhow::Result<String> {
+        if let Some(v) = flag.1 {
+            check(v).map_err(|e| anyhow::anyhow!("--{}: {e}", flag.0))?;
+            return Ok(v.clone());
+        }
+        if !self.interactive {
+            return Ok(default.to_string());
+        }
+        for _ in 0..3 {
+            let answer = self.asker.ask(question, default)?;
+            match check(&answer) {
+                Ok(()) => return Ok(answer),
+                Err(e) => writeln!(self.asker.out, "  {e}")?,
+            }
+        }
+        bail!("{question}: no valid answer")
+    }
+}
+
+/// The SIM state of the modem at `path`, from a fresh probe (`None` when it did not answer).
+async fn sim_state(path: &Path) -> Option<String> {
+    match detect::probe(path, DETECT_TIMEOUT).await {
+        detect::Outcome::Modem(m) => Some(m.sim),
+        other => {
+            eprintln!(
+                "note: {}",
+                detect::Port {
+                    path: path.to_path_buf(),
+                    device: None,
+                    outcome: other
+                }
+            );
+            None
+        }
+    }
+}
+
 async fn setup(args: SetupArgs) -> anyhow::Result<()> {
     if args.config.exists() && !args.force {
         bail!(
@@ -366,41 +448,33 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut stderr = std::io::stderr();
-    let mut asker = Asker::new(&mut input, &mut stderr);
-    let interactive = !args.yes;
-    let mut ask = |q: &str, given: &Option<String>, default: &str| -> anyhow::Result<String> {
-        match given {
-            Some(v) => Ok(v.clone()),
-            None if interactive => asker.ask(q, default),
-            None => Ok(default.to_string()),
-        }
+    let mut q = Questions {
+        asker: Asker::new(&mut input, &mut stderr),
+        interactive: !args.yes,
     };
-    let company = ask(
+    let company = q.get(
         "Company name, as customers know it",
-        &args.company,
+        ("company", &args.company),
         "Mi ISP",
+        check_any,
     )?;
-    let country = ask("Country (ISO code: AR, UY, CL…)", &args.country, "AR")?;
-    let timezone = ask("Time zone", &args.timezone, &default_timezone(&country))?;
+    let country = q.get(
+        "Country (ISO code: AR, UY, CL…)",
+        ("country", &args.country),
+        "AR",
+        check_country,
+    )?;
+    let timezone = q.get(
+        "Time zone",
+        ("timezone", &args.timezone),
+        &default_timezone(&country),
+        check_timezone,
+    )?;
 
-    let (device, sim_state) = if args.no_modem {
+    let (device, sim) = if args.no_modem {
         (None, None)
     } else if let Some(d) = &args.device {
-        let state = match detect::probe(d, DETECT_TIMEOUT).await {
-            detect::Outcome::Modem(m) => Some(m.sim),
-            other => {
-                eprintln!(
-                    "note: {}",
-                    detect::Port {
-                        path: d.clone(),
-                        device: None,
-                        outcome: other
-                    }
-                );
-                None
-            }
-        };
-        (Some(d.clone()), state)
+        (Some(d.clone()), sim_state(d).await)
     } else {
         eprintln!("Looking for modems…");
         let ports = detect::detect(&[], DETECT_TIMEOUT).await;
@@ -408,42 +482,54 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
             eprintln!("  {p}");
         }
         let choices = detect::choose(&ports);
-        let suggested = choices
-            .first()
-            .map(|c| c.path.to_string_lossy().into_owned());
         for c in &choices {
             eprintln!("  use {}: {}", c.path.display(), c.why);
         }
-        let answer = ask(
+        let suggested = choices.first().map_or("none".to_string(), |c| {
+            c.path.to_string_lossy().into_owned()
+        });
+        let answer = q.get(
             "Modem port (\"none\" for an Android phone or provider only)",
-            &None,
-            suggested.as_deref().unwrap_or("none"),
+            ("device", &None),
+            &suggested,
+            check_any,
         )?;
         if answer.eq_ignore_ascii_case("none") {
             (None, None)
         } else {
             let path = PathBuf::from(answer);
-            let state = ports
+            let known = ports
                 .iter()
                 .find(|p| p.path == path)
                 .and_then(|p| match &p.outcome {
                     detect::Outcome::Modem(m) => Some(m.sim.clone()),
                     _ => None,
                 });
+            let state = match known {
+                Some(s) => Some(s),
+                None => sim_state(&path).await,
+            };
             (Some(path), state)
         }
     };
-    let pin = match (&args.pin, device.is_some(), interactive) {
-        (Some(p), _, _) => Some(p.clone()),
-        (None, true, true) if sim_state.as_deref() != Some("READY") => {
-            Some(ask("SIM PIN (empty if it asks for none)", &None, "")?).filter(|p| !p.is_empty())
-        }
-        _ => None,
+    // Asked only when the SIM wants one (or its state is unknown); never typed here.
+    let pin_flag = args.pin.clone();
+    let pin = if pin_flag.is_some() || (device.is_some() && sim.as_deref() != Some("READY")) {
+        Some(q.get(
+            "SIM PIN (empty if it asks for none)",
+            ("pin", &pin_flag),
+            "",
+            check_pin,
+        )?)
+        .filter(|p| !p.is_empty())
+    } else {
+        None
     };
-    let listen = ask(
+    let listen = q.get(
         "Admin pages and API address",
-        &args.listen,
+        ("listen", &args.listen),
         "127.0.0.1:8080",
+        check_listen,
     )?;
 
     let token_file = args
@@ -480,9 +566,13 @@ async fn setup(args: SetupArgs) -> anyhow::Result<()> {
     );
     let test_to = match &args.test_sms {
         Some(n) => Some(n.clone()),
-        None if interactive && answers.device.is_some() => {
-            Some(ask("Number for a test SMS (empty to skip)", &None, "")?).filter(|n| !n.is_empty())
-        }
+        None if q.interactive && answers.device.is_some() => Some(q.get(
+            "Number for a test SMS (empty to skip)",
+            ("test-sms", &None),
+            "",
+            check_any,
+        )?)
+        .filter(|n| !n.is_empty()),
         None => None,
     };
     if let Some(to) = test_to {
