@@ -310,11 +310,12 @@ fn check_config(path: &std::path::Path, strict: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !strict {
-        println!("{}", cli::summary(&loaded));
-        return ExitCode::SUCCESS;
-    }
-    match loaded.check_environment() {
+    let checked = if strict {
+        loaded.check_environment()
+    } else {
+        loaded.check_files()
+    };
+    match checked {
         Ok(warnings) => {
             for w in warnings {
                 eprintln!("warning: {w}");

@@ -344,6 +344,46 @@ fn check_config_checks_the_file_only_whoever_runs_it_and_strict_keeps_the_box_ch
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).starts_with("config OK"), "{}", text(&out));
 
+    // A key only the service may read: a warning for this user, not a failure.
+    if unsafe { libc::geteuid() } == 0 && Path::new("/usr/bin/setpriv").exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        for f in [&cert, &key] {
+            std::fs::write(f, b"not for everyone").unwrap();
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let config = dir.path().join("pasarela.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[webhooks]\nlisten = \"127.0.0.1:8090\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(
+            text(&out).contains("webhooks.tls_key:")
+                && text(&out).contains("cannot be read by this user"),
+            "{}",
+            text(&out)
+        );
+        // Root reads them, and they are no certificate: an error naming the key.
+        let out = run(&["check-config", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("webhooks.tls_cert"), "{}", text(&out));
+    }
+
     // A state directory that cannot be created: the file is valid; --strict says why the box
     // is not ready.
     let dir = tempfile::tempdir().unwrap();
