@@ -752,8 +752,8 @@ fn the_system_page_runs_the_doctors_checks_and_admins_manage_users() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("id=\"check-list\""), "{html}");
     assert!(
-        html.contains("configuration built in (demo)"),
-        "the demo's config: {html}"
+        html.contains("/pasarela.toml is valid (token set)"),
+        "the demo's config, the file it wrote: {html}"
     );
     assert!(
         html.contains("modem1: modem answers AT") && html.contains("held by the running daemon"),
