@@ -224,3 +224,138 @@ pub fn restore(config_path: &Path, source: &Path) -> anyhow::Result<String> {
         None => format!("restored {} into {}", source.display(), dir.display()),
     })
 }
+
+/// `pasarela holidays [YEAR] [--country CODE] [--config PATH]`: the holidays the delivery
+/// windows honour in `year`, one line each. The config (the given one, else the default one
+/// when it can be read) brings its added and removed days and its calendar; `country` picks
+/// another national table.
+pub fn holidays(
+    config_path: Option<&Path>,
+    country: Option<&str>,
+    year: Option<i32>,
+) -> anyhow::Result<String> {
+    use chrono::Datelike;
+    let loaded = match config_path {
+        Some(p) => crate::setup::load(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+        None => {
+            let default = Path::new(crate::config::DEFAULT_CONFIG_PATH);
+            match std::fs::read_to_string(default) {
+                Ok(_) => crate::setup::load(default)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", default.display()))?,
+                Err(e) => {
+                    if default.exists() {
+                        eprintln!(
+                            "note: {} not read ({e}); its added and removed days are not shown",
+                            default.display()
+                        );
+                    }
+                    Loaded::from_config(crate::config::Config::default())
+                }
+            }
+        }
+    };
+    let c = &loaded.config;
+    let tz: chrono_tz::Tz = c.company.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let windows = crate::rules::window::Windows::new(&c.windows, tz, &c.company.country).map_err(
+        |errors| {
+            anyhow::anyhow!(
+                "{}",
+                errors
+                    .iter()
+                    .map(|(k, m)| format!("{k}: {m}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        },
+    )?;
+    let mut calendar = windows.calendar().clone();
+    if let Some(code) = country {
+        calendar.table = Some(crate::holidays::table(code).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--country {code}: no holiday table for it; known: {} (add its days with windows.holidays)",
+                crate::holidays::known_codes()
+            )
+        })?);
+    }
+    let year = year.unwrap_or_else(|| chrono::Utc::now().with_timezone(&tz).year());
+    if !(1583..=9999).contains(&year) {
+        bail!("YEAR {year}: give a year of the Gregorian calendar, like 2027");
+    }
+    let title = match calendar.table {
+        Some(t) => format!("{} {year}, national calendar", t.country),
+        None => format!(
+            "{year}, no national calendar (windows.calendar = \"none\" or no table for {})",
+            c.company.country
+        ),
+    };
+    let mut out = format!("Holidays the delivery windows honour: {title}");
+    if !calendar.added.is_empty() || !calendar.removed.is_empty() {
+        out.push_str(", with the config's windows.holidays and windows.not_holidays");
+    }
+    for h in calendar.year(year) {
+        let note = match h.source {
+            crate::holidays::Source::Moved(from) if from != h.date => format!(
+                " (from {}, moved by {})",
+                from.format("%a %d %b"),
+                calendar.table.map_or("law", |t| t.rule.law())
+            ),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "\n{}  {}  {}{note}",
+            h.date.format("%Y-%m-%d"),
+            h.date.format("%a"),
+            h.name
+        ));
+    }
+    for d in calendar.removed.iter().filter(|d| d.year() == year) {
+        out.push_str(&format!(
+            "\n(not a holiday here: {} taken out by windows.not_holidays)",
+            d.format("%Y-%m-%d")
+        ));
+    }
+    Ok(out)
+}
+
+/// The config `pasarela demo` writes to `DIR/pasarela.toml` and runs with: a local database,
+/// the simulated modem, an on-call group for ticket alerts and two send-page templates.
+pub fn demo_config(dir: &Path, listen: &str, token: &str, modem: &Path) -> String {
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    format!(
+        "# Written by `pasarela demo` at each start (edits are lost): the config it runs with.\n\
+         # Other commands reach the demo through it: pasarela send --config {path} --to … --text …\n\n\
+         [company]\n\
+         name = \"Demo ISP\"\n\n\
+         [admin]\n\
+         listen = {listen}\n\
+         token = {token}\n\n\
+         [daemon]\n\
+         state_dir = {dir}\n\n\
+         # New tickets alert an on-call technician (a number of the simulated network).\n\
+         [rules.ticket]\n\
+         alert_groups = [\"guardia\"]\n\n\
+         # Texts the send page offers in its template picker.\n\
+         [rules.templates]\n\
+         corte = {corte}\n\
+         recordatorio = {recordatorio}\n\n\
+         [[groups]]\n\
+         name = \"guardia\"\n\
+         phones = [\"+5491156781234\"]\n\
+         window = \"always\"\n\n\
+         # The simulated modem (its control API is printed at start).\n\
+         [[modem]]\n\
+         name = \"modem1\"\n\
+         device = {modem}\n",
+        path = dir.join("pasarela.toml").display(),
+        listen = q(listen),
+        token = q(token),
+        dir = q(&dir.to_string_lossy()),
+        corte = q(
+            "Estimado %nombre%: mañana de 2 a 4 h habrá un corte programado por mantenimiento. %empresa%"
+        ),
+        recordatorio = q(
+            "Hola %nombre%, le recordamos que su saldo es %deuda%, con vencimiento el %vencimiento%. %empresa%"
+        ),
+        modem = q(&modem.to_string_lossy()),
+    )
+}

@@ -1263,7 +1263,8 @@ impl Loaded {
         }
     }
 
-    /// Checks that touch the file system: the token file and the state directory.
+    /// Checks that touch the file system: the token file, the state directory and the files
+    /// the config names (what `run` checks at start, and `check-config --strict`).
     /// Returns warnings (not fatal) on success.
     pub fn check_environment(&self) -> Result<Vec<String>, ConfigErrors> {
         let mut errors = Vec::new();
@@ -1285,6 +1286,47 @@ impl Loaded {
         if let Err(message) = check_dir_writable(&self.config.daemon.state_dir) {
             errors.push(self.err("daemon.state_dir", message));
         }
+        self.check_named_files(&mut errors, &mut warnings, false);
+        if errors.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The checks of the files the config names (CA files, certificate and key pairs) and of
+    /// its webhook URLs, without the box's readiness (`check-config` without `--strict`): a file
+    /// this user may not read is a warning (`doctor` checks it for the service user).
+    pub fn check_files(&self) -> Result<Vec<String>, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        self.check_named_files(&mut errors, &mut warnings, true);
+        if errors.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    fn check_named_files(
+        &self,
+        errors: &mut Vec<ConfigError>,
+        warnings: &mut Vec<String>,
+        unreadable_is_warning: bool,
+    ) {
+        let unreadable = |key: &str, path: &Path, warnings: &mut Vec<String>| -> bool {
+            let denied = unreadable_is_warning
+                && std::fs::File::open(path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+            if denied {
+                warnings.push(format!(
+                    "{key}: {} cannot be read by this user, so it was not checked \
+                     (`sudo pasarela doctor` checks it for the service user)",
+                    path.display()
+                ));
+            }
+            denied
+        };
         for a in &self.config.androids {
             if let Some(url) = &a.webhook_url
                 && url.starts_with("http://")
@@ -1300,11 +1342,19 @@ impl Loaded {
             }
         }
         for (key, path) in self.ca_files() {
+            if unreadable(key, path, warnings) {
+                continue;
+            }
             if let Err(message) = crate::net::tls::load_certs(path) {
                 errors.push(self.err(key, message));
             }
         }
         for (section, cert, key) in self.tls_pairs() {
+            if unreadable(&format!("{section}.tls_cert"), cert, warnings)
+                | unreadable(&format!("{section}.tls_key"), key, warnings)
+            {
+                continue;
+            }
             if let Err((part, message)) = crate::net::tls::load_pair(cert, key) {
                 let which = match part {
                     crate::net::tls::PairPart::Cert => "tls_cert",
@@ -1312,11 +1362,6 @@ impl Loaded {
                 };
                 errors.push(self.err(&format!("{section}.{which}"), message));
             }
-        }
-        if errors.is_empty() {
-            Ok(warnings)
-        } else {
-            Err(ConfigErrors(errors))
         }
     }
 

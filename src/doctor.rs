@@ -588,7 +588,7 @@ pub fn udev_ignores(record: &str) -> bool {
 
 /// A process holding a file open.
 #[derive(Debug, Clone)]
-struct Holder {
+pub(crate) struct Holder {
     pid: u32,
     comm: String,
     args: Vec<String>,
@@ -596,7 +596,7 @@ struct Holder {
 
 impl Holder {
     /// The gateway daemon itself (`pasarela run` or `pasarela demo`), not the simulator.
-    fn is_daemon(&self) -> bool {
+    pub(crate) fn is_daemon(&self) -> bool {
         self.comm == "pasarela" && self.args.iter().any(|a| a == "run" || a == "demo")
     }
 }
@@ -608,7 +608,7 @@ impl fmt::Display for Holder {
 }
 
 /// Other processes with `path` open, as far as `/proc` lets this user see.
-fn holders(path: &Path) -> Vec<Holder> {
+pub(crate) fn holders(path: &Path) -> Vec<Holder> {
     let Ok(target) = std::fs::canonicalize(path) else {
         return Vec::new();
     };

@@ -65,7 +65,7 @@ impl Schedule {
         tz: Tz,
         phones: &PhoneContext,
     ) -> Result<Schedule, Vec<(String, String)>> {
-        let (windows, mut errors) = match Windows::new(&config.windows, tz) {
+        let (windows, mut errors) = match Windows::new(&config.windows, tz, phones.country()) {
             Ok(w) => (Some(w), Vec::new()),
             Err(e) => (None, e),
         };

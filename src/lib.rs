@@ -41,6 +41,8 @@
 //! | [`modem`]     | AT digester, serial port, the GSM modem task and route, the simulator   |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
 //! | [`doctor`]    | `pasarela doctor`: checks an installed box, one line and a fix each    |
+//! | [`firstrun`]  | `pasarela setup`: finds the modems (`setup detect`), writes a config   |
+//! | [`holidays`]  | national holiday calendars computed per year (pure)                    |
 //!
 //! Dependencies point one way: transports and the modem know [`model`], [`config`] and their
 //! [`transport::Sink`], never the store, the admin API or the dispatcher; `config` knows no
@@ -55,6 +57,8 @@ pub mod directory;
 pub mod dispatch;
 pub mod doctor;
 pub mod events;
+pub mod firstrun;
+pub mod holidays;
 pub mod idle;
 pub mod inbox;
 pub mod jsonapi;

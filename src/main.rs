@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use pasarela::config::{Config, DEFAULT_CONFIG_PATH, Loaded, Secret};
+use pasarela::config::{DEFAULT_CONFIG_PATH, Loaded};
 use pasarela::{cli, daemon, logging};
 
 #[derive(Parser)]
@@ -57,9 +57,32 @@ enum Command {
         config: PathBuf,
     },
     /// Check a configuration file: exit 0 with a summary, or exit 2 naming each bad key and line.
+    /// The file only, whoever runs it; the box's readiness (state directory, devices,
+    /// permissions) is `doctor`'s.
     CheckConfig {
         #[arg(value_name = "PATH")]
         path: PathBuf,
+        /// Also check that the state directory can be created and written, and the token file
+        /// read, as the daemon does at start.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// First run: find the modem, ask a few questions, write a commented config
+    /// (`setup detect` only lists the modems).
+    Setup(pasarela::firstrun::SetupArgs),
+    /// Print the holidays the delivery windows honour in YEAR (default: this year): the
+    /// country's national calendar, plus the config's windows.holidays, minus its
+    /// windows.not_holidays.
+    Holidays {
+        #[arg(value_name = "YEAR")]
+        year: Option<i32>,
+        /// Whose national calendar (default: the config's windows.calendar or company.country).
+        #[arg(long, value_name = "CODE")]
+        country: Option<String>,
+        /// The config whose added and removed days apply (default: /etc/pasarela/pasarela.toml
+        /// when it can be read).
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
     },
     /// Queue one SMS through the running daemon's API (uses the config's address and token).
     Send {
@@ -150,7 +173,16 @@ fn main() -> ExitCode {
             println!("pasarela {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::CheckConfig { path } => check_config(&path),
+        Command::CheckConfig { path, strict } => check_config(&path, strict),
+        Command::Setup(args) => pasarela::firstrun::run(args),
+        Command::Holidays {
+            year,
+            country,
+            config,
+        } => report(
+            "holidays",
+            cli::holidays(config.as_deref(), country.as_deref(), year),
+        ),
         Command::Pdu { cmd } => {
             ExitCode::from(u8::try_from(pasarela::sms::cli::run(cmd)).unwrap_or(1))
         }
@@ -270,7 +302,7 @@ fn user(cmd: UserCommand, config: &std::path::Path) -> ExitCode {
     }
 }
 
-fn check_config(path: &std::path::Path) -> ExitCode {
+fn check_config(path: &std::path::Path, strict: bool) -> ExitCode {
     let loaded = match pasarela::setup::load(path) {
         Ok(l) => l,
         Err(e) => {
@@ -278,7 +310,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match loaded.check_environment() {
+    let checked = if strict {
+        loaded.check_environment()
+    } else {
+        loaded.check_files()
+    };
+    match checked {
         Ok(warnings) => {
             for w in warnings {
                 eprintln!("warning: {w}");
@@ -384,37 +421,17 @@ fn demo(
         return fail(2, format!("cannot create {}: {e}", dir.display()));
     }
     let link = dir.join("modem");
-    let mut config = Config::default();
-    config.daemon.state_dir = dir.clone();
-    config.admin.listen = listen.clone();
-    config.admin.token = Some(Secret::new(token.clone()));
-    config.company.name = "Demo ISP".to_string();
-    config.modems = vec![pasarela::config::ModemConfig::new("modem1", link.clone())];
-    // New tickets alert an on-call technician (a number of the simulated network).
-    config.groups = vec![pasarela::rules::GroupConfig {
-        name: "guardia".to_string(),
-        phones: vec!["+5491156781234".to_string()],
-        window: "always".to_string(),
-    }];
-    config.rules.ticket.alert_groups = vec!["guardia".to_string()];
-    // Texts the send page offers in its template picker.
-    config.rules.templates = [
-        (
-            "corte",
-            "Estimado %nombre%: mañana de 2 a 4 h habrá un corte programado por mantenimiento. %empresa%",
-        ),
-        (
-            "recordatorio",
-            "Hola %nombre%, le recordamos que su saldo es %deuda%, con vencimiento el %vencimiento%. %empresa%",
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let loaded = Loaded::from_config(config);
-    if let Err(e) = pasarela::setup::check(&loaded) {
-        return fail(2, e.to_string());
+    // The demo runs with a file it writes, so `pasarela send --config DIR/pasarela.toml` and
+    // every other command reach it.
+    let config_path = dir.join("pasarela.toml");
+    let text = cli::demo_config(&dir, &listen, &token, &link);
+    if let Err(e) = write_private(&config_path, &text) {
+        return fail(2, format!("cannot write {}: {e}", config_path.display()));
     }
+    let loaded = match pasarela::setup::load(&config_path) {
+        Ok(l) => l,
+        Err(e) => return fail(2, e.to_string()),
+    };
     let base = match daemon::api_base(&loaded) {
         Ok(b) => b,
         Err(e) => return fail(2, format!("{e:#}")),
@@ -439,6 +456,11 @@ fn demo(
         }
         let sim_base = format!("http://{}", sim.control_addr().unwrap_or(sim_addr));
         println!("pasarela demo: database in {}, simulated modem at {}", dir.display(), link.display());
+        println!(
+            "config: {} (try: pasarela send --config {} --to 1123456789 --text Hola)",
+            config_path.display(),
+            config_path.display()
+        );
         println!("admin token: {token}");
         println!("web pages: {base}/  user: admin  password: {ui_password}");
         println!("a customer texts the gateway (Ana Pérez asks for her balance, then opens a ticket):");
@@ -472,6 +494,20 @@ fn demo(
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `text` to `path`, readable by its owner only (it holds the admin token).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_bytes())
 }
 
 /// Resolves on SIGTERM (systemctl stop) or SIGINT (Ctrl-C).

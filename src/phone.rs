@@ -104,6 +104,11 @@ impl PhoneContext {
         })
     }
 
+    /// The ISO 3166 code numbers are read for (`AR`).
+    pub fn country(&self) -> &str {
+        &self.country_code
+    }
+
     pub fn argentina() -> Self {
         PhoneContext::new("AR", None).expect("AR is a known region")
     }

@@ -176,11 +176,11 @@ mod tests {
     #[test]
     fn example_phone_routes_parse() {
         let text = include_str!("../config/pasarela.toml");
-        let (_, examples) = text.split_once("# ---- Phone routes").unwrap();
+        let (_, examples) = text.split_once("# ---- Routes").unwrap();
         // Lines like `#name = "phone1"` are settings; `# text` lines are prose.
         let enabled: String = text
             .lines()
-            .take_while(|l| !l.starts_with("# ---- Phone routes"))
+            .take_while(|l| !l.starts_with("# ---- Routes"))
             .chain(examples.lines().map(|l| match l.strip_prefix('#') {
                 Some(rest) if !rest.starts_with(' ') && !rest.is_empty() => rest,
                 _ => "",
@@ -239,9 +239,17 @@ mod tests {
     }
 
     #[test]
-    fn example_config_parses() {
+    fn example_config_parses_with_no_route_on() {
         let text = include_str!("../config/pasarela.toml");
         let loaded = from_toml(text).unwrap();
         assert_eq!(loaded.config.company.country, "AR");
+        let c = &loaded.config;
+        assert!(
+            c.modems.is_empty() && c.androids.is_empty() && c.http_sms.is_empty(),
+            "an Android-only or provider-only install must not start with a route that is always down"
+        );
+        assert!(c.email.is_empty() && c.whatsapp.is_none());
+        let packaged = from_toml(include_str!("../packaging/pasarela.toml")).unwrap();
+        assert!(packaged.config.modems.is_empty());
     }
 }

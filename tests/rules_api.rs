@@ -544,6 +544,58 @@ async fn payment_without_balance_decimals_quotes_and_optouts_by_number() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_api_shows_the_computed_holidays_and_edits_the_removed_ones() {
+    use chrono::Datelike;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path()).await;
+    let gw = Gateway::start(dir.path(), COMPANY, sim.link(), "").await;
+    let rules = gw.get("/api/rules").await;
+    let year = chrono::Utc::now().year();
+    assert_eq!(rules["holidays"]["calendar"], "AR", "{rules}");
+    let dates = |v: &serde_json::Value, key: &str| -> Vec<String> {
+        v["holidays"][key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["date"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let this_year = dates(&rules, "this_year");
+    assert!(this_year.contains(&format!("{year}-05-25")), "{rules}");
+    assert!(dates(&rules, "next_year").contains(&format!("{}-07-09", year + 1)));
+
+    // Take 25 May out, add a provincial day; a body sent back with `holidays` in it is fine.
+    let mut patch = rules.clone();
+    patch["windows"]["not_holidays"] = json!([format!("{year}-05-25")]);
+    patch["windows"]["holidays"] = json!([format!("{year}-09-15")]);
+    let (status, body) = gw
+        .call(reqwest::Method::PUT, "/api/rules", Some(patch))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let this_year = dates(&body, "this_year");
+    assert!(!this_year.contains(&format!("{year}-05-25")), "{body}");
+    assert!(this_year.contains(&format!("{year}-09-15")), "{body}");
+
+    let (status, body) = gw
+        .call(
+            reqwest::Method::PUT,
+            "/api/rules",
+            Some(json!({"windows": {"not_holidays": ["25 de mayo"], "calendar": "XX"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("windows.not_holidays: `25 de mayo` is not a date"),
+        "{message}"
+    );
+    assert!(
+        message.contains("windows.calendar: `XX` has no holiday table"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_holidays_and_groups_are_edited_through_the_rules_api() {
     let dir = tempfile::tempdir().unwrap();
     let sim = simulator(dir.path()).await;

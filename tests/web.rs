@@ -752,8 +752,8 @@ fn the_system_page_runs_the_doctors_checks_and_admins_manage_users() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("id=\"check-list\""), "{html}");
     assert!(
-        html.contains("configuration built in (demo)"),
-        "the demo's config: {html}"
+        html.contains("/pasarela.toml is valid (token set)"),
+        "the demo's config, the file it wrote: {html}"
     );
     assert!(
         html.contains("modem1: modem answers AT") && html.contains("held by the running daemon"),
@@ -910,6 +910,16 @@ fn rules_page_edits_windows_holidays_and_groups_with_errors_by_field() {
         html.contains("id=\"group-1-name\" name=\"group.1.name\" value=\"\""),
         "{html}"
     );
+    // This year's computed national holidays are listed beside the editable days.
+    let year = chrono::Datelike::year(&chrono::Utc::now());
+    assert!(html.contains("id=\"holiday-calendar\""), "{html}");
+    assert!(
+        html.contains(&format!(
+            "<time datetime=\"{year}-07-09\">{year}-07-09</time> Día de la Independencia"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("name=\"windows.not_holidays\""), "{html}");
     let before = api_rules();
 
     // Bad values: each error beside its field, nothing saved.

@@ -175,10 +175,15 @@ reinstall_same() {
 check "dpkg -i again: idempotent, token kept" reinstall_same
 
 echo "== run the packaged daemon as user pasarela"
-# The operator's edit: another port (8080 may be taken on this machine). It must survive upgrades.
+# The operator's edit: another port (8080 may be taken on this machine), and the example modem
+# turned on (the shipped config turns no route on). It must survive upgrades.
 port="$(free_port)"
 sed -i "s/^listen = \"127.0.0.1:8080\"/listen = \"127.0.0.1:$port\"/" /etc/pasarela/pasarela.toml
 grep -q "^listen = \"127.0.0.1:$port\"" /etc/pasarela/pasarela.toml
+sed -i -e 's/^#\[\[modem\]\]$/[[modem]]/' -e 's/^#name = "modem1"$/name = "modem1"/' \
+    -e 's|^#device = "/dev/ttyUSB0"$|device = "/dev/ttyUSB0"|' /etc/pasarela/pasarela.toml
+grep -qx '\[\[modem\]\]' /etc/pasarela/pasarela.toml
+/usr/bin/pasarela check-config /etc/pasarela/pasarela.toml
 notify_dir="$tmp/notify"
 mkdir -p "$notify_dir"
 chmod 0755 "$tmp" "$notify_dir"

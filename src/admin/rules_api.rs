@@ -926,7 +926,30 @@ fn rules_json(
     let mut v = serde_json::to_value(settings).map_err(ApiError::internal)?;
     v["windows"] = serde_json::to_value(&schedule.config.windows).map_err(ApiError::internal)?;
     v["groups"] = serde_json::to_value(&schedule.config.groups).map_err(ApiError::internal)?;
+    v["holidays"] = holidays_json(&schedule.windows, crate::model::now_ms());
     Ok(v)
+}
+
+/// The holidays the windows honour this year and the next (read only: the national calendar
+/// with `windows.holidays` added and `windows.not_holidays` taken out).
+fn holidays_json(windows: &crate::rules::window::Windows, now_ms: i64) -> serde_json::Value {
+    use chrono::Datelike;
+    let year = chrono::DateTime::from_timestamp_millis(now_ms)
+        .map(|t| t.with_timezone(&windows.tz()).year())
+        .unwrap_or(2026);
+    let calendar = windows.calendar();
+    let days = |y: i32| -> Vec<serde_json::Value> {
+        calendar
+            .year(y)
+            .into_iter()
+            .map(|h| serde_json::json!({"date": h.date.to_string(), "name": h.name}))
+            .collect()
+    };
+    serde_json::json!({
+        "calendar": calendar.table.map(|t| t.code),
+        "this_year": days(year),
+        "next_year": days(year + 1),
+    })
 }
 
 async fn get_rules(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -978,6 +1001,8 @@ async fn put_rules(
     };
     let windows = object.remove("windows");
     let groups = object.remove("groups");
+    // Computed, read only: a body sent back as `GET` gave it changes nothing.
+    object.remove("holidays");
     let schedule = if windows.is_some() || groups.is_some() {
         let mut current =
             serde_json::to_value(&state.rules.schedule().config).map_err(ApiError::internal)?;

@@ -232,8 +232,15 @@ pub struct WindowsConfig {
     pub notifications: String,
     /// Window for bulk sends; default `always`.
     pub bulk: String,
-    /// Holidays, `YYYY-MM-DD`.
+    /// Days added to the national calendar, `YYYY-MM-DD`: provincial holidays, a "día no
+    /// laborable" decreed that year.
     pub holidays: Vec<String>,
+    /// Days taken out of the national calendar, `YYYY-MM-DD` (a holiday the ISP works).
+    pub not_holidays: Vec<String>,
+    /// Whose national holidays the windows honour: a country code with a table (`AR`), or
+    /// `none`. Unset: `company.country`'s, when it has a table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
     pub custom: BTreeMap<String, WindowSpec>,
 }
 
@@ -243,6 +250,8 @@ impl Default for WindowsConfig {
             notifications: ALWAYS.into(),
             bulk: ALWAYS.into(),
             holidays: Vec::new(),
+            not_holidays: Vec::new(),
+            calendar: None,
             custom: BTreeMap::new(),
         }
     }

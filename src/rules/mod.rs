@@ -486,7 +486,7 @@ pub fn check_groups(
 pub fn check_config(c: &crate::config::Config) -> Vec<(String, String)> {
     let mut errors = Vec::new();
     let tz = c.company.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let windows = match crate::rules::window::Windows::new(&c.windows, tz) {
+    let windows = match crate::rules::window::Windows::new(&c.windows, tz, &c.company.country) {
         Ok(w) => Some(w),
         Err(list) => {
             for (key, message) in list {

@@ -2,9 +2,13 @@
 //!
 //! Built in (names ISPs already use): `laboral` Mon–Fri 09–18, `extendido` Mon–Fri 08–21, both
 //! closed on holidays, and `fulltime` every day 07–23 including holidays. `[windows.custom.NAME]`
-//! adds more. Times are in the company time zone; holidays come from `windows.holidays`.
+//! adds more. Times are in the company time zone; holidays are the national calendar computed
+//! for each year ([`crate::holidays`], the country of `windows.calendar`, else
+//! `company.country`), plus `windows.holidays`, minus `windows.not_holidays`.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use crate::holidays::{self, Calendar};
 
 pub use crate::config::rules::{ALWAYS, DaysSpec, WindowSpec, WindowsConfig};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
@@ -119,13 +123,61 @@ impl Window {
 #[derive(Debug, Clone)]
 pub struct Windows {
     windows: BTreeMap<String, Window>,
-    holidays: BTreeSet<NaiveDate>,
+    holidays: Calendar,
     tz: Tz,
 }
 
+/// `YYYY-MM-DD` dates of the list at `key`; a bad one is an error naming it.
+fn dates(key: &str, list: &[String], errors: &mut Vec<(String, String)>) -> BTreeSet<NaiveDate> {
+    let mut out = BTreeSet::new();
+    for h in list {
+        match NaiveDate::parse_from_str(h.trim(), "%Y-%m-%d") {
+            Ok(d) => {
+                out.insert(d);
+            }
+            Err(_) => errors.push((
+                key.to_string(),
+                format!("`{h}` is not a date like 2026-12-25"),
+            )),
+        }
+    }
+    out
+}
+
+/// The national table `windows.calendar` names, else `country`'s (`company.country`) when there
+/// is one; `none` turns it off. Naming a country without a table is an error.
+fn national_table(
+    config: &WindowsConfig,
+    country: &str,
+    errors: &mut Vec<(String, String)>,
+) -> Option<&'static holidays::Table> {
+    match config.calendar.as_deref().map(str::trim) {
+        None => holidays::table(country),
+        Some(c) if c.eq_ignore_ascii_case("none") => None,
+        Some(c) => {
+            let table = holidays::table(c);
+            if table.is_none() {
+                errors.push((
+                    "windows.calendar".to_string(),
+                    format!(
+                        "`{c}` has no holiday table; known: {}, or \"none\" (list the days in windows.holidays)",
+                        holidays::known_codes()
+                    ),
+                ));
+            }
+            table
+        }
+    }
+}
+
 impl Windows {
-    /// Builds from config; errors name the key.
-    pub fn new(config: &WindowsConfig, tz: Tz) -> Result<Windows, Vec<(String, String)>> {
+    /// Builds from config; `country` is `company.country`, whose national holidays apply
+    /// unless `windows.calendar` says otherwise. Errors name the key.
+    pub fn new(
+        config: &WindowsConfig,
+        tz: Tz,
+        country: &str,
+    ) -> Result<Windows, Vec<(String, String)>> {
         let mut errors = Vec::new();
         let mut windows = BTreeMap::new();
         windows.insert("laboral".to_string(), Window::fixed(0x1f, 9, 18, false));
@@ -146,18 +198,11 @@ impl Windows {
                 Err(e) => errors.push((format!("windows.custom.{name}"), e)),
             }
         }
-        let mut holidays = BTreeSet::new();
-        for h in &config.holidays {
-            match NaiveDate::parse_from_str(h.trim(), "%Y-%m-%d") {
-                Ok(d) => {
-                    holidays.insert(d);
-                }
-                Err(_) => errors.push((
-                    "windows.holidays".to_string(),
-                    format!("`{h}` is not a date like 2026-12-25"),
-                )),
-            }
-        }
+        let holidays = Calendar {
+            table: national_table(config, country, &mut errors),
+            added: dates("windows.holidays", &config.holidays, &mut errors),
+            removed: dates("windows.not_holidays", &config.not_holidays, &mut errors),
+        };
         let me = Windows {
             windows,
             holidays,
@@ -198,9 +243,14 @@ impl Windows {
         self.windows.keys().cloned().collect()
     }
 
+    /// The holidays the windows honour.
+    pub fn calendar(&self) -> &Calendar {
+        &self.holidays
+    }
+
     fn open_on(&self, w: &Window, date: NaiveDate) -> bool {
         w.days & (1 << date.weekday().num_days_from_monday()) != 0
-            && (w.holidays || !self.holidays.contains(&date))
+            && (w.holidays || !self.holidays.is_holiday(date))
     }
 
     fn local_ms(&self, date: NaiveDate, minutes: u32) -> i64 {
@@ -298,7 +348,7 @@ mod tests {
                 holidays: true,
             },
         );
-        Windows::new(&c, chrono_tz::America::Argentina::Buenos_Aires).unwrap()
+        Windows::new(&c, chrono_tz::America::Argentina::Buenos_Aires, "none").unwrap()
     }
 
     #[test]
@@ -338,6 +388,37 @@ mod tests {
     }
 
     #[test]
+    fn the_national_calendar_keeps_itself_and_the_config_adds_and_removes() {
+        let tz = chrono_tz::America::Argentina::Buenos_Aires;
+        let mut c = WindowsConfig {
+            holidays: vec!["2027-04-01".into()],
+            not_holidays: vec!["2027-10-11".into()],
+            ..Default::default()
+        };
+        // Thursday 2027-04-01 is added (Holy Thursday, a "día no laborable"), Friday 2 April
+        // is national (Malvinas), then the weekend.
+        let w = Windows::new(&c, tz, "AR").unwrap();
+        assert_eq!(
+            w.next_open("laboral", ms(tz, 2027, 4, 1, 10, 0)),
+            ms(tz, 2027, 4, 5, 9, 0),
+            "1 April added, 2 April national"
+        );
+        // Good Friday is computed from Easter.
+        assert!(!w.is_open("laboral", ms(tz, 2027, 3, 26, 10, 0)));
+        // Monday 11 October is removed: the ISP works it.
+        assert!(w.is_open("laboral", ms(tz, 2027, 10, 11, 10, 0)));
+        // `calendar = "none"` keeps only the added days.
+        c.calendar = Some("none".into());
+        let w = Windows::new(&c, tz, "AR").unwrap();
+        assert!(w.is_open("laboral", ms(tz, 2027, 3, 26, 10, 0)));
+        assert!(!w.is_open("laboral", ms(tz, 2027, 4, 1, 10, 0)));
+        // A country without a table has only the added days.
+        c.calendar = None;
+        let w = Windows::new(&c, tz, "UY").unwrap();
+        assert!(w.is_open("laboral", ms(tz, 2027, 3, 26, 10, 0)));
+    }
+
+    #[test]
     fn bad_windows_are_reported_by_key() {
         let mut c = WindowsConfig::default();
         c.custom.insert(
@@ -360,14 +441,18 @@ mod tests {
         );
         c.holidays.push("25/12".into());
         c.bulk = "nunca".into();
-        let errors = Windows::new(&c, chrono_tz::UTC).unwrap_err();
+        c.not_holidays.push("2027-02-30".into());
+        c.calendar = Some("UY".into());
+        let errors = Windows::new(&c, chrono_tz::UTC, "AR").unwrap_err();
         let keys: Vec<&str> = errors.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
             [
                 "windows.custom.x",
                 "windows.custom.y",
+                "windows.calendar",
                 "windows.holidays",
+                "windows.not_holidays",
                 "windows.bulk"
             ]
         );

@@ -284,7 +284,22 @@ pub const ES: &[(&str, &str)] = &[
     ),
     ("rules.win_notifications", "Ventana de los avisos"),
     ("rules.win_bulk", "Ventana de los envíos masivos"),
-    ("rules.holidays", "Feriados (AAAA-MM-DD, uno por línea)"),
+    (
+        "rules.holidays",
+        "Días que se agregan a los feriados nacionales: provinciales, no laborables del año (AAAA-MM-DD, uno por línea)",
+    ),
+    (
+        "rules.not_holidays",
+        "Feriados nacionales que se trabajan (AAAA-MM-DD, uno por línea)",
+    ),
+    (
+        "rules.calendar",
+        "Feriados de este año que respetan las ventanas",
+    ),
+    (
+        "rules.calendar_none",
+        "Sin calendario nacional: solo los días agregados arriba.",
+    ),
     ("rules.window", "Ventana"),
     ("rules.new_window", "Nueva ventana"),
     ("rules.win_name", "Nombre"),
@@ -580,7 +595,19 @@ pub const EN: &[(&str, &str)] = &[
     ),
     ("rules.win_notifications", "Window for notifications"),
     ("rules.win_bulk", "Window for bulk sends"),
-    ("rules.holidays", "Holidays (YYYY-MM-DD, one per line)"),
+    (
+        "rules.holidays",
+        "Days added to the national holidays: provincial ones, this year's non-working days (YYYY-MM-DD, one per line)",
+    ),
+    (
+        "rules.not_holidays",
+        "National holidays you work (YYYY-MM-DD, one per line)",
+    ),
+    ("rules.calendar", "This year's holidays the windows honour"),
+    (
+        "rules.calendar_none",
+        "No national calendar: only the days added above.",
+    ),
     ("rules.window", "Window"),
     ("rules.new_window", "New window"),
     ("rules.win_name", "Name"),

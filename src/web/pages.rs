@@ -2293,13 +2293,17 @@ pub struct GroupRow {
 pub struct ScheduleView {
     pub notifications: String,
     pub bulk: String,
-    /// One date per line.
+    /// Days added to the national calendar, one date per line.
     pub holidays: String,
+    /// Days taken out of it, one per line; `None` when a form did not carry the field.
+    pub not_holidays: Option<String>,
+    /// The holidays honoured this year (date, name), computed; shown, not edited.
+    pub calendar: Vec<(String, String)>,
     pub windows: Vec<WindowRow>,
     pub groups: Vec<GroupRow>,
     /// Every window name a select offers: `always`, the built-in ones, the custom ones.
     pub names: Vec<String>,
-    /// (field: `notifications`, `bulk` or `holidays`; message).
+    /// (field: `notifications`, `bulk`, `holidays` or `not_holidays`; message).
     pub errors: Vec<(&'static str, String)>,
 }
 
@@ -2354,6 +2358,13 @@ impl ScheduleView {
             notifications: text(&w["notifications"]),
             bulk: text(&w["bulk"]),
             holidays: lines(&w["holidays"], "\n"),
+            not_holidays: Some(lines(&w["not_holidays"], "\n")),
+            calendar: rules["holidays"]["this_year"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| (text(&h["date"]), text(&h["name"])))
+                .collect(),
             windows,
             groups,
             ..Default::default()
@@ -2390,6 +2401,7 @@ impl ScheduleView {
             notifications,
             bulk: get("windows.bulk".into()).unwrap_or_default(),
             holidays: get("windows.holidays".into()).unwrap_or_default(),
+            not_holidays: get("windows.not_holidays".into()),
             ..Default::default()
         };
         for i in 0.. {
@@ -2452,6 +2464,9 @@ impl ScheduleView {
             "holidays": list(&self.holidays),
             "custom": custom,
         });
+        if let Some(removed) = &self.not_holidays {
+            patch["windows"]["not_holidays"] = list(removed).into();
+        }
         patch["groups"] = self
             .groups
             .iter()
@@ -2470,6 +2485,7 @@ impl ScheduleView {
             "windows.notifications" => self.errors.push(("notifications", text)),
             "windows.bulk" => self.errors.push(("bulk", text)),
             "windows.holidays" => self.errors.push(("holidays", text)),
+            "windows.not_holidays" => self.errors.push(("not_holidays", text)),
             _ => {
                 if let Some(name) = field.strip_prefix("windows.custom.")
                     && let Some(row) = self.windows.iter_mut().find(|w| w.name == name)
