@@ -7,8 +7,8 @@
 //!   value is a fixed word (an enum or a `&'static str`) and every series is created up front,
 //!   so counting allocates nothing and the number of series never grows with traffic.
 //! - **read at scrape time** ([`Scrape`]): queue depth by state and priority (one indexed
-//!   `GROUP BY` in the store), each route up or down, a modem's signal and registration, a
-//!   prepaid SIM's credit. The caller gathers them and [`Metrics::render`] writes everything.
+//!   `GROUP BY` in the store), each route up or down, a modem's signal and registration. The
+//!   caller gathers them and [`Metrics::render`] writes everything.
 //!
 //! The counters are process-wide (like a Prometheus client's default registry) because the
 //! places that count — the store's writer, a transport's webhook, the keyword rules — share no
@@ -281,7 +281,6 @@ impl Metrics {
         let up = Family::<RouteLabels, Gauge>::default();
         let signal = Family::<ModemLabels, Gauge>::default();
         let registered = Family::<ModemLabels, Gauge>::default();
-        let credit = Family::<ModemLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         for route in &scrape.routes {
             up.get_or_create(&RouteLabels {
                 route: route.name.clone(),
@@ -296,9 +295,6 @@ impl Metrics {
             }
             if let Some(reg) = route.registered {
                 registered.get_or_create(&modem).set(i64::from(reg));
-            }
-            if let Some(amount) = route.credit {
-                credit.get_or_create(&modem).set(amount);
             }
         }
         r.register(
@@ -315,11 +311,6 @@ impl Metrics {
             "modem_registered",
             "1 while a modem is registered on its network (home or roaming), else 0",
             registered,
-        );
-        r.register(
-            "sim_credit",
-            "A prepaid SIM's credit from its last balance check (balance_ussd)",
-            credit,
         );
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail.
@@ -346,8 +337,6 @@ pub struct RouteSample {
     pub signal_dbm: Option<i64>,
     /// Modems: registered on the network (home or roaming).
     pub registered: Option<bool>,
-    /// Modems with `balance_ussd`: the credit of the last check.
-    pub credit: Option<f64>,
 }
 
 impl RouteSample {
@@ -363,7 +352,6 @@ impl RouteSample {
             signal_dbm: field("signal_dbm").and_then(|v| v.as_i64()),
             registered: field("registration")
                 .and_then(|v| v.as_str().map(|s| matches!(s, "home" | "roaming"))),
-            credit: field("credit").and_then(|v| v.as_f64()),
         }
     }
 }
@@ -398,7 +386,6 @@ mod tests {
                     up: false,
                     signal_dbm: Some(-87),
                     registered: Some(false),
-                    credit: Some(1234.5),
                 },
                 RouteSample {
                     name: "whatsapp".into(),
@@ -406,7 +393,6 @@ mod tests {
                     up: true,
                     signal_dbm: None,
                     registered: None,
-                    credit: None,
                 },
             ],
         });
@@ -428,7 +414,6 @@ mod tests {
             r#"pasarela_route_up{route="whatsapp",channel="whatsapp"} 1"#,
             r#"pasarela_modem_signal_dbm{route="modem1"} -87"#,
             r#"pasarela_modem_registered{route="modem1"} 0"#,
-            r#"pasarela_sim_credit{route="modem1"} 1234.5"#,
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == expected), "{expected}\n{text}");
