@@ -110,6 +110,39 @@ pub struct Config {
     /// `[events.<type>]`: which channels carry a billing event, in order, and what each sends.
     #[serde(default)]
     pub events: EventsConfig,
+
+    /// `[metrics]`: a loopback listener serving `GET /metrics` without the admin token.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: `GET /metrics` is always on the admin listener (with the token); `listen`
+/// adds a listener that serves it without one, for a Prometheus on the same box.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `127.0.0.1:9464`; loopback addresses only (no token is asked there). Off when unset.
+    pub listen: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The listener's address, if set and a loopback address.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        let Some(listen) = self.listen.as_deref() else {
+            return Ok(None);
+        };
+        let addr: SocketAddr = listen
+            .parse()
+            .map_err(|_| format!("`{listen}` is not an address like 127.0.0.1:9464"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!(
+                "`{listen}` is not a loopback address: this listener asks for no token, so it \
+                 only listens on 127.0.0.1 or [::1]; scrape GET /metrics on the admin listener \
+                 with the token from elsewhere"
+            ));
+        }
+        Ok(Some(addr))
+    }
 }
 
 /// `[[modem]]`: one GSM modem on a serial port.
@@ -1051,6 +1084,9 @@ impl Loaded {
                 "admin.listen",
                 format!("`{}` is not an address like 127.0.0.1:8080", c.admin.listen),
             ));
+        }
+        if let Err(e) = c.metrics.listen_addr() {
+            errors.push(self.err("metrics.listen", e));
         }
         if c.admin.token.is_some() && c.admin.token_file.is_some() {
             errors.push(self.err(

@@ -89,6 +89,14 @@ pub async fn run(
         )?,
         None => None,
     };
+    let metrics_listener = match cfg.metrics.listen_addr().map_err(anyhow::Error::msg)? {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?,
+        ),
+        None => None,
+    };
     let token = loaded.admin_token()?;
     if token.is_none() {
         log::warn!(
@@ -166,6 +174,30 @@ pub async fn run(
             async move { d.run(s).await }
         }))
     };
+    let metrics_task = metrics_listener.map(|listener| {
+        let router = admin::metrics_api::listener_router(state.clone());
+        let addr = listener.local_addr().ok();
+        log::info!(
+            "metrics on http://{}/metrics (no token)",
+            addr.map_or("?".to_string(), |a| a.to_string())
+        );
+        let mut first = Some(listener);
+        let stop = shutdown.clone();
+        tokio::spawn(supervise("metrics server", shutdown.clone(), move || {
+            let listener = first.take();
+            let router = router.clone();
+            let stop = stop.clone();
+            async move {
+                let listener = match (listener, addr) {
+                    (Some(l), _) => l,
+                    (None, Some(a)) => TcpListener::bind(a).await?,
+                    (None, None) => anyhow::bail!("the metrics listener has no address"),
+                };
+                crate::net::serve::serve(listener, router, None, Default::default(), stop).await?;
+                Ok(())
+            }
+        }))
+    });
     let http_task = {
         let router = admin::router_with(
             state,
@@ -315,6 +347,9 @@ pub async fn run(
         && tokio::time::timeout(HTTP_GRACE, t).await.is_err()
     {
         log::warn!("stopping: webhook requests still open were cut");
+    }
+    if let Some(t) = metrics_task {
+        let _ = tokio::time::timeout(HTTP_GRACE, t).await;
     }
     reporter.abort();
     reload_task.abort();

@@ -595,6 +595,11 @@ impl RulesContext {
         let forward = settings.ticket.forward_url.is_some();
         let message = m.clone();
         let actions = decision.actions;
+        let replies = actions.iter().any(|a| match a {
+            Action::Reply(_) => true,
+            Action::OpenTicket(t) => t.reply.is_some(),
+            Action::SetOptOut(_) => false,
+        });
         let windows = self.windows();
         let mail = self.ticket_mail.clone();
         let language = self.company.language;
@@ -689,6 +694,10 @@ impl RulesContext {
             })
             .await?;
         if applied {
+            if replies {
+                let waited = (now_ms() - m.created_at).max(0);
+                crate::metrics::global().observe_keyword_reply(waited as f64 / 1000.0);
+            }
             self.dispatch.wake();
             if forward {
                 self.forward_wake.notify_one();

@@ -35,6 +35,7 @@
 //! | [`jsonapi`]   | JSON error answers, body limits, strict JSON: admin and webhooks share |
 //! | [`daemon`]    | wiring, supervision, systemd notify/watchdog, graceful shutdown        |
 //! | [`logging`]   | journald native protocol or stderr; structured fields; masked numbers  |
+//! | [`metrics`]   | Prometheus counters and the `/metrics` exposition (process-wide)       |
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
 //! | [`idle`]      | coalesced idle wake-ups: long waits of the loops land on one grid      |
 //! | [`sms`]       | pure SMS codecs: GSM 7-bit, UCS-2, PDUs, segmenting, reassembly        |
@@ -63,6 +64,7 @@ pub mod idle;
 pub mod inbox;
 pub mod jsonapi;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod modem;
 pub mod net;

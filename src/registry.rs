@@ -26,7 +26,17 @@ pub fn build_all(cx: &BuildContext<'_>) -> anyhow::Result<Built> {
         all.transports.extend(built.transports);
         all.tasks.extend(built.tasks);
         if let Some(r) = built.webhooks {
-            router = router.nest(&format!("/webhooks/{}", kind.name()), r);
+            let name = kind.name();
+            router = router.nest(
+                &format!("/webhooks/{name}"),
+                r.layer(axum::middleware::map_response(
+                    move |answer: axum::response::Response| async move {
+                        crate::metrics::global()
+                            .count_webhook_answer(name, answer.status().as_u16());
+                        answer
+                    },
+                )),
+            );
         }
     }
     all.webhooks = Some(router.fallback(webhook_not_found));
@@ -34,6 +44,7 @@ pub fn build_all(cx: &BuildContext<'_>) -> anyhow::Result<Built> {
 }
 
 async fn webhook_not_found() -> crate::jsonapi::ApiError {
+    crate::metrics::global().count_webhook_answer("unknown", 404);
     crate::jsonapi::ApiError::new(
         axum::http::StatusCode::NOT_FOUND,
         "not_found",

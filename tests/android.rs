@@ -7,7 +7,7 @@ mod fake_phone;
 
 use std::time::Duration;
 
-use common::{Daemon, TOKEN, api, free_port, queue, wait_for};
+use common::{Daemon, TOKEN, api, client, free_port, queue, wait_for};
 use fake_phone::{FakePhone, Mode, PASSWORD, SIGNING_KEY, sign, sign_at};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -308,6 +308,27 @@ async fn inbound_webhooks_are_verified_and_stored_once() {
     let outbound = get(&d, "/api/messages?direction=out&peer=%2B5491100000000").await;
     assert_eq!(outbound["messages"].as_array().unwrap().len(), 0);
     assert!(d.stderr_with("webhook refused").contains("webhook refused"));
+    // Every refusal above is counted by reason in the metrics.
+    let text = client()
+        .get(format!("{}/metrics", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (reason, n) in [
+        ("bad_signature", 5),
+        ("bad_request", 3),
+        ("too_large", 1),
+        ("unknown_route", 1),
+    ] {
+        let series = format!(
+            "pasarela_webhook_rejections_total{{webhook=\"android\",reason=\"{reason}\"}} {n}"
+        );
+        assert!(text.lines().any(|l| l == series), "{series}\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

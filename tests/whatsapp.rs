@@ -73,6 +73,23 @@ fn text_from(from: &str, id: &str, text: &str) -> Vec<u8> {
                       "text": {"body": text}}]}))
 }
 
+/// `/metrics` of the daemon, with the token.
+async fn metrics(d: &Daemon) -> String {
+    client()
+        .get(format!("{}/metrics", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn has_series(text: &str, series: &str) -> bool {
+    text.lines().any(|l| l == series)
+}
+
 fn status(wamid: &str, status: &str, pricing: Option<&str>) -> Vec<u8> {
     let mut s = json!({"id": wamid, "status": status, "timestamp": "1764633700",
         "recipient_id": "5491123456789"});
@@ -195,6 +212,15 @@ async fn saldo_on_whatsapp_gets_the_balance_reply_on_whatsapp_and_statuses_move_
         .1;
     assert_eq!(usage["days"][0]["service"], 1, "{usage}");
     assert_eq!(usage["days"][0]["marketing"], 0, "{usage}");
+    // The same pricing, once, in the metrics' cost counters.
+    let text = metrics(&d).await;
+    for series in [
+        r#"pasarela_whatsapp_billable_messages_total{category="service"} 1"#,
+        r#"pasarela_whatsapp_billable_messages_total{category="marketing"} 0"#,
+        r#"pasarela_messages_total{channel="whatsapp",direction="out",state="read"} 1"#,
+    ] {
+        assert!(has_series(&text, series), "{series}\n{text}");
+    }
     assert!(!d.stderr_text().contains(APP_SECRET));
     assert!(!d.stderr_text().contains(ACCESS));
 }
@@ -248,6 +274,15 @@ async fn webhooks_refuse_unsigned_tampered_and_malformed_calls_and_change_nothin
     assert_eq!(r.text().await.unwrap(), "1158201444");
     let r = client().get(hs("wrong")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
+    // Each refusal counted by reason.
+    let text = metrics(&d).await;
+    for series in [
+        r#"pasarela_webhook_rejections_total{webhook="whatsapp",reason="bad_signature"} 3"#,
+        r#"pasarela_webhook_rejections_total{webhook="whatsapp",reason="bad_request"} 2"#,
+        r#"pasarela_webhook_rejections_total{webhook="whatsapp",reason="forbidden"} 1"#,
+    ] {
+        assert!(has_series(&text, series), "{series}\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The admin HTTP face: the JSON API under `/api/` and the operators' pages (`crate::web`),
 //! on one listener.
 //!
-//! Every route but `GET /api/health` needs `Authorization: Bearer <token>` (compared in
+//! Every route but `GET /api/health` (and the pages, which have their own login) needs `Authorization: Bearer <token>` (compared in
 //! constant time). With no token configured those routes answer 503 saying how to set one.
 //! Errors are JSON `{"error":{"code","message","field"?}}`; bodies are size-limited and
 //! unknown JSON fields are rejected.
@@ -9,6 +9,7 @@
 mod api;
 mod backup;
 pub mod email_api;
+pub mod metrics_api;
 mod rules_api;
 mod whatsapp_api;
 
@@ -60,6 +61,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(backup::routes())
         .merge(whatsapp_api::routes())
         .merge(email_api::routes())
+        .merge(metrics_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,

@@ -792,6 +792,33 @@ pub fn count_by_state(
 }
 
 /// Messages waiting to go out (queued or sending), cheaper than a full count.
+/// Scheduled, queued and sending messages by state and priority. The queued ones, which can
+/// be many, are counted from the dispatcher's partial index alone (`messages_queue` holds the
+/// priority); scheduled and sending ones are few.
+pub fn queue_breakdown(conn: &Connection) -> Result<Vec<(State, Priority, u64)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 'queued', priority, COUNT(*) FROM messages INDEXED BY messages_queue \
+         WHERE state = 'queued' GROUP BY priority \
+         UNION ALL SELECT state, priority, COUNT(*) FROM messages \
+         WHERE state IN ('scheduled', 'sending') GROUP BY state, priority",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (state, rank, n) = row?;
+        if let Some(state) = State::parse(&state) {
+            out.push((state, Priority::from_rank(rank), n.max(0) as u64));
+        }
+    }
+    Ok(out)
+}
+
 pub fn queue_depth(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')")?

@@ -138,6 +138,7 @@ impl Store {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         migrate(&conn, &path)?;
+        count_state_changes(&conn).map_err(open_err)?;
 
         let (wtx, wrx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
@@ -526,7 +527,9 @@ impl Store {
         let now = self.now_ms();
         let t = transport.to_string();
         self.write(move |c| sms::record_part_sent(c, message, seq, total, &t, mr, now))
-            .await
+            .await?;
+        crate::metrics::global().count_sms_part_sent();
+        Ok(())
     }
 
     pub async fn parts_sent(&self, message: MessageId) -> Result<Vec<u8>, StoreError> {
@@ -582,6 +585,47 @@ impl Store {
     pub async fn queue_depth(&self) -> Result<u64, StoreError> {
         self.read(messages::queue_depth).await
     }
+
+    /// Waiting messages (scheduled, queued, sending) by state and priority, for the metrics.
+    pub async fn queue_breakdown(&self) -> Result<Vec<(State, Priority, u64)>, StoreError> {
+        self.read(messages::queue_breakdown).await
+    }
+}
+
+/// Counts every message state change the writer records in the process's metrics
+/// (`pasarela_messages_total`): temporary triggers on this connection only (not part of the
+/// schema, so no migration) call a function that bumps a counter. Every write path is covered,
+/// as with the `message_states` history. A change rolled back after its statement ran is
+/// counted all the same: a counter may run ahead by the rare failed transaction.
+fn count_state_changes(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        "pasarela_count_state",
+        3,
+        FunctionFlags::SQLITE_UTF8,
+        |ctx| {
+            let word = |i| match ctx.get_raw(i) {
+                ValueRef::Text(t) => std::str::from_utf8(t).unwrap_or(""),
+                _ => "",
+            };
+            if let (Some(c), Some(d), Some(s)) = (
+                Channel::parse(word(0)),
+                Direction::parse(word(1)),
+                State::parse(word(2)),
+            ) {
+                crate::metrics::global().count_message(c, d, s);
+            }
+            Ok(0)
+        },
+    )?;
+    conn.execute_batch(
+        "CREATE TEMP TRIGGER metrics_state_first AFTER INSERT ON main.messages
+         BEGIN SELECT pasarela_count_state(NEW.channel, NEW.direction, NEW.state); END;
+         CREATE TEMP TRIGGER metrics_state_change AFTER UPDATE OF state ON main.messages
+         WHEN NEW.state <> OLD.state
+         BEGIN SELECT pasarela_count_state(NEW.channel, NEW.direction, NEW.state); END;",
+    )
 }
 
 fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {

@@ -369,6 +369,7 @@ impl WebhookState {
                 state
                     .set(&format!("whatsapp.priced:{}", s.id), Some(1))
                     .await?;
+                crate::metrics::global().count_whatsapp_billable(category);
                 let day = chrono::Utc::now().format("%Y-%m-%d");
                 let key = format!("whatsapp.cost:{day}:{category}");
                 let n = state.get(&key).await?.unwrap_or(0);
