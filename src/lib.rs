@@ -26,6 +26,7 @@
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
 //! | [`events`]    | billing events over several channels: plans, next-channel fallback     |
 //! | [`inbox`]     | applies the rules' actions to each inbound message                     |
+//! | [`outage`]    | outages by zone: notices, outage replies, all-clear; Alertmanager      |
 //! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
 //! | [`net`]       | TLS in and out: HTTP client builder, listeners, PEM files, safe errors |
@@ -60,6 +61,7 @@ pub mod logging;
 pub mod model;
 pub mod modem;
 pub mod net;
+pub mod outage;
 pub mod phone;
 pub mod registry;
 pub mod rules;
