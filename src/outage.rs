@@ -380,11 +380,18 @@ impl RulesContext {
                         ch => (ch, contact.peer.clone()),
                     };
                     let vars = texts.vars(customer.as_ref(), &peer, &contact.zone, "", &message);
+                    // To someone who wrote it answers their text (so it reaches a number that
+                    // sent BAJA too); to the others it is a notice. Both wait for the night.
+                    let priority = if contact.wrote.is_some() {
+                        Priority::Reply
+                    } else {
+                        Priority::Notification
+                    };
                     out.push(NewOutbound {
                         channel,
                         peer,
                         body: texts.render(&texts.settings.outage.resolved, &vars),
-                        priority: Priority::Notification,
+                        priority,
                         customer_id: Some(contact.customer_id),
                         window: window.clone(),
                         not_before,
