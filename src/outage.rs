@@ -138,8 +138,18 @@ impl Texts {
 
     fn render(&self, template: &Option<String>, vars: &Vars) -> String {
         let text = template::render(template.as_deref().unwrap_or(""), vars);
-        // An empty %mensaje% leaves two spaces behind.
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
+        // An empty %mensaje% leaves two spaces behind; the template's line breaks stay.
+        text.lines()
+            .map(|l| {
+                l.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim()
+            .to_string()
     }
 }
 
