@@ -278,7 +278,8 @@ impl RulesContext {
                         });
                     }
                 }
-                crate::store::messages::insert_outbound(c, &notices, now)?;
+                // Opted-out customers were left out above, in this transaction.
+                crate::store::messages::insert_outbound_prechecked(c, &notices, now)?;
                 Ok(Some(Opened {
                     id,
                     affected: affected.len(),
@@ -369,6 +370,7 @@ impl RulesContext {
                 let message = note2.unwrap_or_default();
                 let mut out = Vec::new();
                 let mut handed = 0usize;
+                let mut stopped = std::collections::HashMap::new();
                 for contact in sql::contacts(c, id)? {
                     if let Some(other) = sql::other_open_outage(c, contact.customer_id, id)? {
                         sql::hand_over(c, other, &contact)?;
@@ -389,6 +391,22 @@ impl RulesContext {
                         }
                         ch => (ch, contact.peer.clone()),
                     };
+                    // Notices (not answers) skip whoever opted out since the outage opened.
+                    if contact.wrote.is_none() {
+                        if !stopped.contains_key(&channel) {
+                            stopped.insert(channel, sql::optouts_on(c, channel)?);
+                        }
+                        let by_number = stopped.get(&channel).is_some_and(|s| s.contains(&peer));
+                        let flagged = customer.as_ref().is_some_and(|c| match channel {
+                            Channel::Sms => c.optout.sms,
+                            Channel::Whatsapp => c.optout.whatsapp,
+                            Channel::Email => c.optout.email,
+                        });
+                        if by_number || flagged {
+                            sql::mark_resolved_sent(c, id, contact.customer_id)?;
+                            continue;
+                        }
+                    }
                     let vars = texts.vars(customer.as_ref(), &peer, &contact.zone, "", &message);
                     // To someone who wrote it answers their text (so it reaches a number that
                     // sent BAJA too); to the others it is a notice. Both wait for the night.
@@ -408,7 +426,7 @@ impl RulesContext {
                     });
                     sql::mark_resolved_sent(c, id, contact.customer_id)?;
                 }
-                crate::store::messages::insert_outbound(c, &out, now)?;
+                crate::store::messages::insert_outbound_prechecked(c, &out, now)?;
                 Ok(Ok((out.len(), handed)))
             })
             .await?;

@@ -168,18 +168,24 @@ pub fn affected_customers(
         })
     })?;
     let mut out = rows.collect::<Result<Vec<_>, _>>()?;
-    // BAJA texted from the number itself.
-    let mut by_number = conn.prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM optouts WHERE channel = 'sms' AND peer = ?1)",
-    )?;
+    // BAJA texted from the number itself (the list is short: read it once).
+    let stopped = optouts_on(conn, Channel::Sms)?;
     for a in &mut out {
-        if !a.opted_out
-            && let Some(p) = &a.phone
-        {
-            a.opted_out = by_number.query_row([p], |r| r.get(0))?;
-        }
+        a.opted_out |= a.phone.as_ref().is_some_and(|p| stopped.contains(p));
     }
     Ok(out)
+}
+
+/// Numbers that texted BAJA on `channel`.
+pub fn optouts_on(
+    conn: &Connection,
+    channel: Channel,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT peer FROM optouts WHERE channel = ?1")?;
+    let set = stmt
+        .query_map([channel.as_str()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(set)
 }
 
 pub fn insert_outage(conn: &Connection, o: &NewOutage<'_>, now: i64) -> Result<i64, StoreError> {
