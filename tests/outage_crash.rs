@@ -163,7 +163,25 @@ async fn sigkill_during_an_open_outage_notifies_nobody_twice() {
         "{extra} repeated notices for one kill: {notices:?}"
     );
 
-    // Killed again while open: the restart queues no notice again; replies still come.
+    // Killed again while open, once every notice is recorded sent: the restart queues no
+    // notice again; replies still come.
+    for _ in 0..600 {
+        let mut busy = 0;
+        for state in ["queued", "sending"] {
+            let (_, v) = api(
+                reqwest::Method::GET,
+                format!("{}/api/messages?state={state}", d.base),
+                None,
+            )
+            .await;
+            busy += v["messages"].as_array().map_or(1, |a| a.len());
+        }
+        if busy == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let notices = count_where(&sim, "hay un corte").await;
     d.kill9();
     drop(d);
     let d = gateway(dir.path(), &sim.link);
