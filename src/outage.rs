@@ -393,8 +393,9 @@ impl RulesContext {
                     };
                     // Notices (not answers) skip whoever opted out since the outage opened.
                     if contact.wrote.is_none() {
-                        if !stopped.contains_key(&channel) {
-                            stopped.insert(channel, sql::optouts_on(c, channel)?);
+                        if let std::collections::hash_map::Entry::Vacant(e) = stopped.entry(channel)
+                        {
+                            e.insert(sql::optouts_on(c, channel)?);
                         }
                         let by_number = stopped.get(&channel).is_some_and(|s| s.contains(&peer));
                         let flagged = customer.as_ref().is_some_and(|c| match channel {
