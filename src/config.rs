@@ -629,6 +629,27 @@ pub struct WebhooksConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// `[webhooks.alertmanager]`: Prometheus Alertmanager opens and resolves outages by zone at
+    /// `/webhooks/alertmanager`; off when unset.
+    pub alertmanager: Option<AlertmanagerConfig>,
+}
+
+/// `[webhooks.alertmanager]`: the Alertmanager webhook receiver (`crate::outage::alertmanager`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Bearer token Alertmanager sends (`http_config.authorization.credentials`); 16+ characters.
+    pub token: Secret,
+    /// The alert label naming the zone; default `zona`.
+    #[serde(default = "default_zona")]
+    pub zone_label: String,
+    /// The customer field the label's value is matched against; default `zona`.
+    #[serde(default = "default_zona")]
+    pub field: String,
+}
+
+fn default_zona() -> String {
+    "zona".to_string()
 }
 
 /// `[routing]`: which routes of a channel carry its messages.
@@ -1104,6 +1125,47 @@ impl Loaded {
                         .to_string(),
                 ),
             );
+        }
+        if let Some(am) = &c.webhooks.alertmanager {
+            if am.token.expose().trim().len() < 16 {
+                errors.push(
+                    self.err(
+                        "webhooks.alertmanager.token",
+                        "must be at least 16 characters; generate one with `openssl rand -hex 24`"
+                            .to_string(),
+                    ),
+                );
+            }
+            if c.webhooks.listen.is_none() {
+                errors.push(self.err(
+                    "webhooks.alertmanager",
+                    "needs `listen = \"0.0.0.0:8090\"` under [webhooks]: the listener Alertmanager \
+                     calls"
+                        .to_string(),
+                ));
+            }
+            for (key, value, upper) in [
+                ("zone_label", &am.zone_label, true),
+                ("field", &am.field, false),
+            ] {
+                let ok = !value.is_empty()
+                    && value.len() <= 64
+                    && value.bytes().all(|b| {
+                        b.is_ascii_lowercase()
+                            || b.is_ascii_digit()
+                            || b == b'_'
+                            || (upper && b.is_ascii_uppercase())
+                    });
+                if !ok {
+                    errors.push(self.err(
+                        &format!("webhooks.alertmanager.{key}"),
+                        format!(
+                            "`{value}` must be a name of {}letters, digits and `_`",
+                            if upper { "" } else { "lower-case " }
+                        ),
+                    ));
+                }
+            }
         }
         if c.company.timezone.parse::<chrono_tz::Tz>().is_err() {
             errors.push(self.err(

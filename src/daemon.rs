@@ -140,6 +140,23 @@ pub async fn run(
         .await
         .context("cannot start the keyword rules")?
         .with_ticket_mail(transports.clone(), cfg.email_notify.operator.clone());
+    // Alertmanager's receiver needs the rules, built after the transports' webhooks.
+    let webhook_listener =
+        webhook_listener.map(|(listener, router)| match &cfg.webhooks.alertmanager {
+            Some(am) => {
+                log::info!(
+                    "outages: Alertmanager webhooks at /webhooks/alertmanager (zone label `{}`)",
+                    am.zone_label
+                );
+                let receiver =
+                    crate::outage::alertmanager::router(crate::outage::alertmanager::AlertState {
+                        rules: rules.clone(),
+                        config: Arc::new(am.clone()),
+                    });
+                (listener, receiver.merge(router))
+            }
+            None => (listener, router),
+        });
     let state = AppState {
         rules: rules.clone(),
         store: store.clone(),

@@ -314,6 +314,11 @@ impl RulesContext {
         self
     }
 
+    /// Wakes the ticket forwarder (a ticket was opened outside the inbox).
+    pub fn wake_forwarder(&self) {
+        self.forward_wake.notify_one();
+    }
+
     /// Ticket mails, when set up.
     pub fn ticket_mail(&self) -> Option<Arc<TicketMail>> {
         self.ticket_mail.clone()
@@ -543,19 +548,26 @@ impl RulesContext {
             Lookup::One(c) => Some((**c).clone()),
             _ => None,
         };
-        let (replies, tickets) = {
+        let (replies, tickets, outage) = {
             let peer = m.peer.clone();
             let cid = customer.as_ref().and_then(|c| c.id);
+            let code = customer.as_ref().map(|c| c.code.clone());
             let day = day.clone();
             self.store
                 .read(move |c| {
+                    let outage = match &code {
+                        Some(code) => crate::store::outages::open_outage_for(c, cid, code)?,
+                        None => None,
+                    };
                     Ok((
                         sql::replies_since(c, &peer, now - 3_600_000)?,
                         sql::tickets_on(c, cid, &peer, &day)?,
+                        outage,
                     ))
                 })
                 .await?
         };
+        let outage = outage.map(|(o, zone)| self.outage_facts(&o, zone, now));
         let found = match &lookup {
             Lookup::One(c) => Found::One(c),
             Lookup::NotFound => Found::NotFound,
@@ -570,6 +582,7 @@ impl RulesContext {
                 customer: found,
                 replies_last_hour: replies,
                 tickets_today: tickets,
+                outage: outage.as_ref(),
             },
         );
         if let Lookup::Ambiguous(list) = &lookup {
@@ -625,10 +638,24 @@ impl RulesContext {
                         now,
                     )
                 };
+                let mut replied = false;
                 for action in actions {
                     match action {
                         Action::Reply(text) => {
                             reply(c, text)?;
+                            replied = true;
+                        }
+                        Action::LinkOutage(outage) => {
+                            crate::store::outages::link_message(
+                                c,
+                                outage,
+                                cid,
+                                customer.as_ref().map(|x| x.code.as_str()).unwrap_or(""),
+                                message.id,
+                                message.channel,
+                                &message.peer,
+                                replied,
+                            )?;
                         }
                         Action::SetOptOut(stop) => {
                             sql::set_optout(c, message.channel, &message.peer, stop, now)?;

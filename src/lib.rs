@@ -27,6 +27,7 @@
 //! | [`events`]    | billing events over several channels: plans, next-channel fallback     |
 //! | [`inbox`]     | applies the rules' actions to each inbound message                     |
 //! | [`credit`]    | alerts the on-duty groups when a provider's credit falls below a mark  |
+//! | [`outage`]    | outages by zone: notices, outage replies, all-clear; Alertmanager      |
 //! | [`rules`]     | keyword rules, templates, money, delivery windows (pure)               |
 //! | [`directory`] | customers: CSV/JSON import, live lookup in the billing system          |
 //! | [`net`]       | TLS in and out: HTTP client builder, listeners, PEM files, safe errors |
@@ -68,6 +69,7 @@ pub mod metrics;
 pub mod model;
 pub mod modem;
 pub mod net;
+pub mod outage;
 pub mod phone;
 pub mod registry;
 pub mod rules;

@@ -1365,3 +1365,38 @@ fn messages_cancel_and_resend_tickets_assign_close_reopen_and_the_language_is_ke
         "{html}"
     );
 }
+
+#[test]
+fn the_dashboard_lists_open_outages() {
+    let demo = start_demo();
+    let s = login(&demo.base, "admin", PASSWORD);
+    let (_, html) = s.get("/ui/dashboard");
+    assert!(!html.contains("data-outage="), "no outage yet");
+    // The demo customers have plans, not zones: any customer field names the zone.
+    let r = http()
+        .post(format!("{}/api/outages", demo.base))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"zones": ["Fibra 300"], "field": "plan", "eta": "2030-01-01T18:00:00-03:00"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<serde_json::Value>().unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, html) = s.get("/");
+    assert_eq!(status, 200);
+    assert!(html.contains("Cortes abiertos"), "{html}");
+    assert!(html.contains(&format!("data-outage=\"{id}\"")), "{html}");
+    assert!(html.contains("plan: Fibra 300"), "{html}");
+    let r = http()
+        .post(format!("{}/api/outages/{id}/resolve", demo.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, html) = s.get("/ui/dashboard");
+    assert!(
+        !html.contains("data-outage="),
+        "resolved outages leave the dashboard"
+    );
+}

@@ -10,6 +10,7 @@ mod api;
 mod backup;
 pub mod email_api;
 pub mod metrics_api;
+pub mod outage_api;
 mod rules_api;
 mod whatsapp_api;
 
@@ -62,6 +63,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(whatsapp_api::routes())
         .merge(email_api::routes())
         .merge(metrics_api::routes())
+        .merge(outage_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,
@@ -70,6 +72,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
     // (The backup only for admins: `/system/backup` checks the role.)
     let unguarded = api::routes()
         .merge(rules_api::routes())
+        .merge(outage_api::routes())
         .merge(backup::routes())
         .with_state(state.clone());
     Router::new()

@@ -1074,10 +1074,11 @@ async fn preview(
         "customer" => Use::Customer,
         "ticket" => Use::Ticket,
         "payment" => Use::Payment,
+        "outage" => Use::Outage,
         other => {
             return Err(ApiError::field(
                 "uses",
-                format!("`{other}` is not customer, ticket or payment"),
+                format!("`{other}` is not customer, ticket, payment or outage"),
             ));
         }
     };

@@ -74,6 +74,7 @@ impl Default for TicketRule {
                 "ayuda".into(),
                 "servicio".into(),
                 "reclamo".into(),
+                "sin internet".into(),
             ],
             max_per_day: 3,
             reply: None,
@@ -147,6 +148,31 @@ impl Default for OptOutRule {
     }
 }
 
+/// `[rules.outage]`: the texts of an outage by zone (`crate::outage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutageRule {
+    /// Send `notice` to the affected customers when an outage opens.
+    pub notify: bool,
+    /// Sent to the affected customers when the outage opens (not to opted-out ones).
+    pub notice: Option<String>,
+    /// The answer to an affected customer's ticket keyword while the outage is open.
+    pub reply: Option<String>,
+    /// Sent when it is resolved, to everyone notified and everyone who wrote.
+    pub resolved: Option<String>,
+}
+
+impl Default for OutageRule {
+    fn default() -> Self {
+        OutageRule {
+            notify: true,
+            notice: None,
+            reply: None,
+            resolved: None,
+        }
+    }
+}
+
 /// `[rules]`: every auto-reply setting. Editable at run time (`PUT /api/rules`); the edited
 /// copy is kept in the database and wins over the file until `DELETE /api/rules`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +187,7 @@ pub struct Settings {
     pub ticket: TicketRule,
     pub payment: PaymentRule,
     pub optout: OptOutRule,
+    pub outage: OutageRule,
     /// Texts operators pick on the send page, by name (`corte = "Estimado %nombre%, …"`):
     /// customer variables only, filled in for each recipient found in the directory.
     pub templates: BTreeMap<String, String>,
@@ -176,6 +203,7 @@ impl Default for Settings {
             ticket: TicketRule::default(),
             payment: PaymentRule::default(),
             optout: OptOutRule::default(),
+            outage: OutageRule::default(),
             templates: BTreeMap::new(),
         }
     }
@@ -232,6 +260,9 @@ pub struct WindowsConfig {
     pub notifications: String,
     /// Window for bulk sends; default `always`.
     pub bulk: String,
+    /// Window for urgent notices (outage notices): they skip `bulk` but not the night;
+    /// default `fulltime` (every day 07–23).
+    pub urgent: String,
     /// Days added to the national calendar, `YYYY-MM-DD`: provincial holidays, a "día no
     /// laborable" decreed that year.
     pub holidays: Vec<String>,
@@ -249,6 +280,7 @@ impl Default for WindowsConfig {
         WindowsConfig {
             notifications: ALWAYS.into(),
             bulk: ALWAYS.into(),
+            urgent: "fulltime".into(),
             holidays: Vec::new(),
             not_holidays: Vec::new(),
             calendar: None,

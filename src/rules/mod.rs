@@ -19,7 +19,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 pub use crate::config::rules::{
-    BalanceRule, GroupConfig, OptOutRule, PaymentRule, Settings, TicketRule, UnknownMode,
+    BalanceRule, GroupConfig, OptOutRule, OutageRule, PaymentRule, Settings, TicketRule,
+    UnknownMode,
 };
 pub use customer::{Customer, Money, OptOut};
 use template::{Use, Vars};
@@ -40,6 +41,9 @@ struct Defaults {
     stop: &'static str,
     start: &'static str,
     help: &'static str,
+    outage_notice: &'static str,
+    outage_reply: &'static str,
+    outage_resolved: &'static str,
 }
 
 const ES: Defaults = Defaults {
@@ -54,6 +58,9 @@ const ES: Defaults = Defaults {
     stop: "%empresa%: no recibirá más avisos en este número. Para volver a recibirlos envíe ALTA.",
     start: "%empresa%: volverá a recibir avisos en este número.",
     help: "%empresa%: envíe %clave_saldo% para conocer su saldo o %clave_soporte% para pedir asistencia técnica. Envíe %clave_baja% para no recibir avisos.",
+    outage_notice: "%empresa%: hay un corte de servicio en la zona %zona%. %mensaje% Estimamos normalizarlo %eta%. Le avisaremos cuando se restablezca.",
+    outage_reply: "%empresa%: estamos trabajando en el corte de la zona %zona%. Estimamos normalizarlo %eta%. No hace falta abrir un reclamo; le avisaremos cuando se restablezca.",
+    outage_resolved: "%empresa%: el servicio en la zona %zona% ya está normalizado. %mensaje% Si sigue sin conexión, reinicie su equipo o envíe %clave_soporte%.",
 };
 
 const EN: Defaults = Defaults {
@@ -68,6 +75,9 @@ const EN: Defaults = Defaults {
     stop: "%empresa%: you will get no more notices on this number. Text ALTA to get them again.",
     start: "%empresa%: you will get notices on this number again.",
     help: "%empresa%: text %clave_saldo% for your balance or %clave_soporte% for technical support. Text %clave_baja% to stop notices.",
+    outage_notice: "%empresa%: there is a service outage in the %zona% area. %mensaje% We expect it back %eta%. We will let you know when it is restored.",
+    outage_reply: "%empresa%: we are working on the outage in the %zona% area. We expect it back %eta%. No need to open a request; we will let you know when it is restored.",
+    outage_resolved: "%empresa%: service in the %zona% area is back. %mensaje% If you are still offline, restart your router or text %clave_soporte%.",
 };
 
 fn fill(slot: &mut Option<String>, default: &str) {
@@ -101,6 +111,9 @@ impl Settings {
         fill(&mut self.optout.stop_reply, d.stop);
         fill(&mut self.optout.start_reply, d.start);
         fill(&mut self.help_reply, d.help);
+        fill(&mut self.outage.notice, d.outage_notice);
+        fill(&mut self.outage.reply, d.outage_reply);
+        fill(&mut self.outage.resolved, d.outage_resolved);
     }
 
     /// Every problem, as (key, message): keyword lists, templates (unknown variables), group
@@ -120,7 +133,10 @@ impl Settings {
         kw("rules.ticket.keywords", &self.ticket.keywords);
         kw("rules.optout.stop_keywords", &self.optout.stop_keywords);
         kw("rules.optout.start_keywords", &self.optout.start_keywords);
-        let templates: [(&str, &Option<String>, Use); 11] = [
+        let templates: [(&str, &Option<String>, Use); 14] = [
+            ("rules.outage.notice", &self.outage.notice, Use::Outage),
+            ("rules.outage.reply", &self.outage.reply, Use::Outage),
+            ("rules.outage.resolved", &self.outage.resolved, Use::Outage),
             ("rules.balance.reply", &self.balance.reply, Use::Customer),
             (
                 "rules.balance.unknown_customer_reply",
@@ -223,7 +239,7 @@ impl Settings {
     }
 
     /// The first keyword of each rule, upper-cased, for the help text.
-    fn key_vars(&self, vars: &mut Vars) {
+    pub fn key_vars(&self, vars: &mut Vars) {
         let first = |l: &[String]| l.first().map(|k| k.to_uppercase()).unwrap_or_default();
         vars.set("clave_saldo", first(&self.balance.keywords))
             .set("clave_soporte", first(&self.ticket.keywords))
@@ -248,6 +264,20 @@ pub struct Facts<'a> {
     pub replies_last_hour: u32,
     /// Tickets this customer (or number) opened today.
     pub tickets_today: u32,
+    /// The open outage the customer is affected by (the one with the latest ETA).
+    pub outage: Option<&'a OutageFacts>,
+}
+
+/// An open outage as the reply to an affected customer needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutageFacts {
+    pub id: i64,
+    /// The customer's value of the outage's field (`%zona%`).
+    pub zone: String,
+    /// The ETA as customers read it (`%eta%`).
+    pub eta: String,
+    /// The operator's message (`%mensaje%`).
+    pub message: String,
 }
 
 /// The company's name and language, for templates.
@@ -265,6 +295,8 @@ pub enum Rule {
     OptIn,
     Ticket,
     TicketLimit,
+    /// A ticket keyword from a customer of an open outage: answered with the outage.
+    Outage,
     Balance,
     Unknown,
     /// Nothing is done: an alphanumeric sender, a short code.
@@ -290,6 +322,8 @@ pub enum Action {
     /// Stop (`true`) or resume (`false`) notifications and bulk to the sender on this channel.
     SetOptOut(bool),
     OpenTicket(NewTicket),
+    /// Link the message to this open outage (and its master ticket) instead of a ticket.
+    LinkOutage(i64),
 }
 
 #[derive(Debug, Clone)]
@@ -364,6 +398,23 @@ pub fn decide(
         }
         let t = &settings.ticket;
         if t.enabled && Keywords::new(&t.keywords).found_in(&words) {
+            if let Some(o) = facts.outage {
+                let mut v = vars.clone();
+                v.set("zona", o.zone.clone())
+                    .set("eta", o.eta.clone())
+                    .set("mensaje", o.message.clone());
+                break 'rule (
+                    Rule::Outage,
+                    vec![
+                        Action::Reply(render(&settings.outage.reply, &v)),
+                        Action::LinkOutage(o.id),
+                    ],
+                    format!(
+                        "ticket keyword from {who}, affected by open outage {}",
+                        o.id
+                    ),
+                );
+            }
             if facts.tickets_today >= t.max_per_day {
                 break 'rule (
                     Rule::TicketLimit,

@@ -74,6 +74,8 @@ pub enum Use {
     Ticket,
     /// Payment notices: also `%monto%`, `%metodo%`.
     Payment,
+    /// Outage notices, replies and the all-clear: also `%eta%`, `%mensaje%`.
+    Outage,
 }
 
 /// Variables every template may use.
@@ -93,6 +95,7 @@ pub const CUSTOMER_VARS: &[&str] = &[
 ];
 pub const TICKET_VARS: &[&str] = &["id", "operador", "categoria", "texto"];
 pub const PAYMENT_VARS: &[&str] = &["monto", "metodo"];
+pub const OUTAGE_VARS: &[&str] = &["eta", "mensaje"];
 
 /// Checks a template for `use_` against the known variables plus the customers' extra fields.
 pub fn check(template: &str, use_: Use, extra_fields: &BTreeSet<String>) -> Result<(), String> {
@@ -107,6 +110,7 @@ pub fn check(template: &str, use_: Use, extra_fields: &BTreeSet<String>) -> Resu
                 Use::Customer => false,
                 Use::Ticket => TICKET_VARS.contains(&v.as_str()),
                 Use::Payment => PAYMENT_VARS.contains(&v.as_str()),
+                Use::Outage => OUTAGE_VARS.contains(&v.as_str()),
             };
         if !known {
             unknown.push(format!("%{v}%"));
@@ -120,6 +124,7 @@ pub fn check(template: &str, use_: Use, extra_fields: &BTreeSet<String>) -> Resu
         Use::Customer => {}
         Use::Ticket => allowed.extend(TICKET_VARS),
         Use::Payment => allowed.extend(PAYMENT_VARS),
+        Use::Outage => allowed.extend(OUTAGE_VARS),
     }
     let extras: Vec<&str> = extra_fields.iter().map(String::as_str).collect();
     Err(format!(

@@ -32,6 +32,7 @@ enum Did {
     Reply(String),
     OptOut(bool),
     Ticket { text: String, reply: Option<String> },
+    Outage(i64),
 }
 
 fn did(d: &Decision) -> Vec<Did> {
@@ -48,6 +49,7 @@ fn did(d: &Decision) -> Vec<Did> {
                     template::render(tpl, &v)
                 }),
             },
+            Action::LinkOutage(id) => Did::Outage(*id),
         })
         .collect()
 }
@@ -301,6 +303,7 @@ fn decide_table() {
             },
             replies_last_hour: c.replies,
             tickets_today: c.tickets,
+            outage: None,
         };
         let d = decide(&s, &company(), c.peer, c.body, facts);
         assert_eq!(d.rule, c.rule, "{}: {}", c.name, d.why);
@@ -320,6 +323,7 @@ fn disabled_rules_and_silent_mode() {
         customer: Found::One(&customer),
         replies_last_hour: 0,
         tickets_today: 0,
+        outage: None,
     };
     for body in ["saldo", "soporte", "baja", "hola"] {
         let d = decide(&s, &company(), PEER, body, facts);
@@ -335,6 +339,7 @@ fn ambiguous_numbers_are_not_guessed() {
         customer: Found::Ambiguous(2),
         replies_last_hour: 0,
         tickets_today: 0,
+        outage: None,
     };
     let d = decide(&s, &company(), PEER, "saldo", facts);
     assert!(d.why.contains("2 customers"), "{}", d.why);
@@ -358,6 +363,7 @@ fn custom_keywords_and_english() {
         customer: Found::One(&customer),
         replies_last_hour: 0,
         tickets_today: 0,
+        outage: None,
     };
     let d = decide(&s, &en, PEER, "what's my BALANCE", facts);
     assert_eq!(
@@ -412,6 +418,7 @@ fn an_unknown_balance_is_not_told_as_zero() {
         customer: Found::One(&no_balance),
         replies_last_hour: 0,
         tickets_today: 0,
+        outage: None,
     };
     let d = decide(&s, &company(), PEER, "saldo", facts);
     assert_eq!(d.rule, Rule::Balance);
@@ -464,4 +471,39 @@ fn an_unknown_balance_is_not_told_as_zero() {
             "Estimado Ana Pérez, su saldo pendiente de pago es $ 0,00. Gracias por comunicarse con Red Sur."
         )]
     );
+}
+
+#[test]
+fn an_open_outage_answers_ticket_keywords_and_leaves_the_rest() {
+    let s = settings();
+    let customer = ana();
+    let outage = OutageFacts {
+        id: 3,
+        zone: "norte".into(),
+        eta: "hoy a las 18:00".into(),
+        message: String::new(),
+    };
+    let facts = |replies: u32| Facts {
+        customer: Found::One(&customer),
+        replies_last_hour: replies,
+        tickets_today: 0,
+        outage: Some(&outage),
+    };
+    let expected = "Red Sur: estamos trabajando en el corte de la zona norte. Estimamos \
+                    normalizarlo hoy a las 18:00. No hace falta abrir un reclamo; le avisaremos \
+                    cuando se restablezca.";
+    for body in ["sin internet, soporte", "SOPORTE", "reclamo"] {
+        let d = decide(&s, &company(), PEER, body, facts(0));
+        assert_eq!(d.rule, Rule::Outage, "{body}: {}", d.why);
+        assert_eq!(did(&d), vec![reply(expected), Did::Outage(3)], "{body}");
+    }
+    // Balance and opt-out work as usual.
+    let d = decide(&s, &company(), PEER, "saldo", facts(0));
+    assert_eq!((d.rule, did(&d)), (Rule::Balance, vec![reply(BALANCE)]));
+    let d = decide(&s, &company(), PEER, "baja", facts(0));
+    assert_eq!(d.rule, Rule::OptOut);
+    // The reply cap still applies: linked, not answered.
+    let d = decide(&s, &company(), PEER, "soporte", facts(10));
+    assert_eq!(did(&d), vec![Did::Outage(3)], "{}", d.why);
+    assert!(d.why.contains("reply dropped"), "{}", d.why);
 }

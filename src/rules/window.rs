@@ -211,6 +211,7 @@ impl Windows {
         for (key, name) in [
             ("windows.notifications", &config.notifications),
             ("windows.bulk", &config.bulk),
+            ("windows.urgent", &config.urgent),
         ] {
             if let Err(e) = me.check_name(name) {
                 errors.push((key.to_string(), e));

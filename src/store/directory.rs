@@ -249,6 +249,16 @@ pub fn customer_by_code(conn: &Connection, code: &str) -> Result<Option<Customer
     }
 }
 
+pub fn customer_by_id(conn: &Connection, id: i64) -> Result<Option<Customer>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?1"
+    ))?;
+    match stmt.query_row([id], customer_row).optional()? {
+        Some(c) => Ok(Some(with_phones(conn, c)?)),
+        None => Ok(None),
+    }
+}
+
 /// Customers whose code or name contains `q` (case-insensitive), at most `limit`, by code.
 pub fn search_customers(
     conn: &Connection,

@@ -107,11 +107,32 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-/// Inserts queued outbound messages; returns their ids in order.
+/// Inserts queued outbound messages; returns their ids in order. Notifications and bulk to a
+/// recipient who opted out are stored cancelled.
 pub fn insert_outbound(
     conn: &Connection,
     items: &[NewOutbound],
     now: i64,
+) -> Result<Vec<(MessageId, State)>, StoreError> {
+    insert_rows(conn, items, now, true)
+}
+
+/// [`insert_outbound`] for a caller that already left out, in this same transaction, every
+/// recipient who opted out (an outage's 20,000 notices: one opt-out lookup each would cost more
+/// than the inserts).
+pub fn insert_outbound_prechecked(
+    conn: &Connection,
+    items: &[NewOutbound],
+    now: i64,
+) -> Result<Vec<(MessageId, State)>, StoreError> {
+    insert_rows(conn, items, now, false)
+}
+
+fn insert_rows(
+    conn: &Connection,
+    items: &[NewOutbound],
+    now: i64,
+    check_optout: bool,
 ) -> Result<Vec<(MessageId, State)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO messages (direction, channel, peer, body, state, priority, attempts, \
@@ -120,7 +141,8 @@ pub fn insert_outbound(
     )?;
     let mut ids = Vec::with_capacity(items.len());
     for m in items {
-        let opted_out = m.priority != Priority::Reply
+        let opted_out = check_optout
+            && m.priority != Priority::Reply
             && super::directory::opted_out(conn, m.channel, &m.peer, m.customer_id)?;
         let due = m.not_before.unwrap_or(now).max(now);
         let (state, error) = if opted_out {

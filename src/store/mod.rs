@@ -15,6 +15,7 @@
 pub mod backup;
 pub mod directory;
 pub mod messages;
+pub mod outages;
 pub mod overview;
 pub mod retention;
 mod schema;

@@ -291,4 +291,51 @@ pub const MIGRATIONS: &[&str] = &[
     END;
     CREATE INDEX messages_sent ON messages (transport, sent_at) WHERE sent_at IS NOT NULL;
     "#,
+    // 9: outages by zone (`crate::outage`): the outage, its customers frozen when it opened
+    // (who was notified, who wrote and on which channel, whether the all-clear went out), and
+    // the inbound texts answered with it instead of a ticket each.
+    r#"
+    CREATE TABLE outages (
+        id            INTEGER PRIMARY KEY,
+        state         TEXT    NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'resolved')),
+        -- The customer field matched (`zona`, `nodo`…) and its values, a JSON array.
+        field         TEXT    NOT NULL,
+        zones         TEXT    NOT NULL,
+        message       TEXT    NOT NULL DEFAULT '',
+        -- Unix ms; NULL: not known yet.
+        eta           INTEGER,
+        -- `api` or `alertmanager` (then `alert_zone` is the zone label's value).
+        source        TEXT    NOT NULL,
+        alert_zone    TEXT,
+        master_ticket INTEGER,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        resolved_at   INTEGER,
+        resolve_note  TEXT
+    );
+    CREATE INDEX outages_state ON outages (state, id);
+    CREATE TABLE outage_customers (
+        outage_id      INTEGER NOT NULL,
+        customer_id    INTEGER NOT NULL,
+        -- The customer's value of the field (`%zona%`).
+        zone           TEXT    NOT NULL,
+        -- Where the notice went (NULL: not notified: opted out, no phone, already told).
+        notice_channel TEXT,
+        notice_peer    TEXT,
+        -- Where the customer last wrote from during the outage.
+        wrote_channel  TEXT,
+        wrote_peer     TEXT,
+        writes         INTEGER NOT NULL DEFAULT 0,
+        replies        INTEGER NOT NULL DEFAULT 0,
+        resolved_sent  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (outage_id, customer_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX outage_customers_customer ON outage_customers (customer_id, outage_id);
+    CREATE TABLE outage_messages (
+        message_id INTEGER PRIMARY KEY,
+        outage_id  INTEGER NOT NULL,
+        ticket_id  INTEGER
+    );
+    CREATE INDEX outage_messages_outage ON outage_messages (outage_id);
+    "#,
 ];

@@ -459,7 +459,20 @@ fn route_rows(web: &Web) -> Vec<RouteRow> {
         .collect()
 }
 
+/// An open outage on the dashboard.
+pub struct OutageRow {
+    pub id: i64,
+    /// `zona: norte, sur`.
+    pub zones: String,
+    pub started: String,
+    pub eta: String,
+    pub notified: u64,
+    pub wrote: u64,
+    pub replies: u64,
+}
+
 pub struct DashData {
+    pub outages: Vec<OutageRow>,
     pub routes: Vec<RouteRow>,
     pub queue: Vec<(&'static str, u64)>,
     /// Channel, in, out.
@@ -471,6 +484,7 @@ pub struct DashData {
 #[template(path = "dashboard.html")]
 struct DashboardPage {
     p: Page,
+    outages: Vec<OutageRow>,
     routes: Vec<RouteRow>,
     queue: Vec<(&'static str, u64)>,
     today: Vec<(String, u64, u64)>,
@@ -481,6 +495,7 @@ struct DashboardPage {
 #[template(path = "dash_live.html")]
 struct DashLive {
     p: Page,
+    outages: Vec<OutageRow>,
     routes: Vec<RouteRow>,
     queue: Vec<(&'static str, u64)>,
     today: Vec<(String, u64, u64)>,
@@ -539,7 +554,26 @@ async fn dash_data(web: &Web) -> Result<DashData, Response> {
         })
         .await
         .map_err(internal)?;
+    let open = web
+        .app
+        .rules
+        .outages(Some("open".into()), None, 50)
+        .await
+        .map_err(internal)?;
+    let outages = open
+        .into_iter()
+        .map(|o| OutageRow {
+            id: o.id,
+            zones: format!("{}: {}", o.field, o.zones.join(", ")),
+            started: web.time(o.created_at),
+            eta: o.eta.map(|t| web.time(t)).unwrap_or_else(|| "—".into()),
+            notified: o.counts.notified,
+            wrote: o.counts.wrote,
+            replies: o.counts.replies,
+        })
+        .collect();
     Ok(DashData {
+        outages,
         routes: route_rows(web),
         queue,
         today,
@@ -551,6 +585,7 @@ async fn dashboard(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Re
     match dash_data(&web).await {
         Ok(d) => render(&DashboardPage {
             p: page(&ctx, "dashboard", "nav.dashboard"),
+            outages: d.outages,
             routes: d.routes,
             queue: d.queue,
             today: d.today,
@@ -564,6 +599,7 @@ async fn dashboard_live(State(web): State<Web>, Extension(ctx): Extension<Ctx>) 
     match dash_data(&web).await {
         Ok(d) => render(&DashLive {
             p: page(&ctx, "dashboard", "nav.dashboard"),
+            outages: d.outages,
             routes: d.routes,
             queue: d.queue,
             today: d.today,
