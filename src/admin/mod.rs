@@ -8,6 +8,7 @@
 
 mod api;
 mod backup;
+pub mod campaigns_api;
 pub mod email_api;
 mod rules_api;
 mod whatsapp_api;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub events: Arc<crate::config::EventsConfig>,
     /// `[whatsapp]`, for the template registry's sync.
     pub whatsapp: Option<Arc<crate::config::WhatsappConfig>>,
+    /// Campaigns: the store, rules and routes they use, and the feeder's wake-up.
+    pub campaigns: crate::campaign::Campaigns,
 }
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.
@@ -60,6 +63,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(backup::routes())
         .merge(whatsapp_api::routes())
         .merge(email_api::routes())
+        .merge(campaigns_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,
