@@ -168,8 +168,8 @@ pub fn check(
         }
     };
     let available: HashSet<Channel> = transports.iter().map(|t| t.channel()).collect();
-    let email_account = crate::transport::email::account_for(transports, "clientes")
-        .map(|a| a.name().to_string());
+    let email_account =
+        crate::transport::email::account_for(transports, "clientes").map(|a| a.name().to_string());
     let uses = |c: Channel| mode == Mode::One(c) || mode == Mode::Preferred;
     if let Mode::One(c) = mode
         && !available.contains(&c)
@@ -187,11 +187,14 @@ pub fn check(
     }
     let needs_text = uses(Channel::Sms) || uses(Channel::Email);
     match &req.template {
-        Some(t) => template::check(t, Use::Customer, extra_fields).or_else(|e| err("template", e))?,
+        Some(t) => {
+            template::check(t, Use::Customer, extra_fields).or_else(|e| err("template", e))?
+        }
         None if needs_text => return err("template", "is required for this channel".into()),
         None => {}
     }
-    if mode == Mode::One(Channel::Email) && req.subject.as_deref().is_none_or(|s| s.trim().is_empty())
+    if mode == Mode::One(Channel::Email)
+        && req.subject.as_deref().is_none_or(|s| s.trim().is_empty())
     {
         return err("subject", "is required for an email campaign".into());
     }
@@ -222,7 +225,10 @@ pub fn check(
         None => {}
     }
     if let Some(w) = &req.window {
-        rules.windows().check_name(w).or_else(|e| err("window", e))?;
+        rules
+            .windows()
+            .check_name(w)
+            .or_else(|e| err("window", e))?;
     }
     let window = rules.window_for(crate::model::Priority::Bulk, req.window.as_deref());
     let rate = match &req.rate {
@@ -432,7 +438,12 @@ fn variables(plan: &Plan, ch: Channel) -> Vec<String> {
     let mut texts: Vec<&str> = Vec::new();
     match ch {
         Channel::Sms => texts.extend(plan.text.as_deref()),
-        Channel::Email => texts.extend(plan.text.as_deref().into_iter().chain(plan.subject.as_deref())),
+        Channel::Email => texts.extend(
+            plan.text
+                .as_deref()
+                .into_iter()
+                .chain(plan.subject.as_deref()),
+        ),
         Channel::Whatsapp => {
             if let Some(w) = &plan.whatsapp {
                 texts.extend(w.body.iter().map(String::as_str));
@@ -500,14 +511,11 @@ fn body(
                 name: w.name.clone(),
                 language: w.language.clone(),
                 body: w.body.iter().map(|b| template::render(b, &vars)).collect(),
-                document: w
-                    .document
-                    .as_ref()
-                    .map(|d| crate::model::Document {
-                        url: Some(template::render(d, &vars)),
-                        media_id: None,
-                        filename: w.filename.clone(),
-                    }),
+                document: w.document.as_ref().map(|d| crate::model::Document {
+                    url: Some(template::render(d, &vars)),
+                    media_id: None,
+                    filename: w.filename.clone(),
+                }),
             };
             crate::transport::whatsapp::templates::encode(&message)
         }
@@ -568,7 +576,8 @@ pub fn evaluate(
                 task.peer = Some(peer.clone());
                 if !seen.insert((ch, peer.clone())) {
                     p.excluded.duplicate += 1;
-                    task.skipped = Some("duplicate: the same address is on an earlier customer".into());
+                    task.skipped =
+                        Some("duplicate: the same address is on an earlier customer".into());
                 } else {
                     let vars = vars_of.entry(ch).or_insert_with(|| variables(plan, ch));
                     let missing: Vec<&String> = vars.iter().filter(|v| lacks(c, v)).collect();
@@ -637,7 +646,11 @@ pub async fn preview(
             if let Some(numbers) = &filter.numbers {
                 unknown.extend(sql::unknown_numbers(c, numbers)?);
             }
-            Ok((sql::select_customers(c, &filter)?, sql::optouts(c)?, unknown))
+            Ok((
+                sql::select_customers(c, &filter)?,
+                sql::optouts(c)?,
+                unknown,
+            ))
         })
         .await?;
     let (mut p, t) = evaluate(plan, &ctx.rules, &customers, &optouts, tasks);
@@ -661,7 +674,9 @@ pub enum StartError {
     NotFound,
     #[error("the campaign is {0}: only a draft starts")]
     Finished(String),
-    #[error("{0} customer(s) lack a template variable ({1}); set \"allow_missing\": true to skip them")]
+    #[error(
+        "{0} customer(s) lack a template variable ({1}); set \"allow_missing\": true to skip them"
+    )]
     Missing(u32, String),
     #[error("the selection matches nobody to send to now")]
     Nobody,
@@ -691,7 +706,10 @@ pub async fn start(ctx: &Campaigns, id: i64, plan: &Plan) -> Result<Started, Sta
             .map(|v| format!("%{v}%"))
             .collect::<Vec<_>>()
             .join(" ");
-        return Err(StartError::Missing(preview.excluded.missing_variable, which));
+        return Err(StartError::Missing(
+            preview.excluded.missing_variable,
+            which,
+        ));
     }
     if preview.to_send == 0 {
         return Err(StartError::Nobody);
@@ -726,7 +744,13 @@ pub async fn pause(ctx: &Campaigns, id: i64) -> Result<bool, StoreError> {
                 Some("running") => {}
                 _ => return Ok(false),
             }
-            sql::withdraw(c, id, "campaign paused; queued again on resume", "pending", now)?;
+            sql::withdraw(
+                c,
+                id,
+                "campaign paused; queued again on resume",
+                "pending",
+                now,
+            )?;
             sql::set_state(c, id, "paused", now)?;
             Ok(true)
         })
@@ -755,7 +779,9 @@ pub async fn cancel(ctx: &Campaigns, id: i64) -> Result<Result<(), String>, Stor
     let now = ctx.store.now_ms();
     ctx.store
         .write(move |c| {
-            let state = sql::get_campaign(c, id)?.map(|r| r.state).unwrap_or_default();
+            let state = sql::get_campaign(c, id)?
+                .map(|r| r.state)
+                .unwrap_or_default();
             match state.as_str() {
                 "done" => return Ok(Err(state)),
                 "cancelled" => return Ok(Ok(())),
@@ -804,7 +830,10 @@ pub async fn feed_all(ctx: &Campaigns) -> Result<bool, StoreError> {
 
 async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<(), StoreError> {
     let Some(spec) = spec_of(row) else {
-        log::error!("campaign {}: its stored request cannot be read; pausing it", row.id);
+        log::error!(
+            "campaign {}: its stored request cannot be read; pausing it",
+            row.id
+        );
         pause(ctx, row.id).await?;
         return Ok(());
     };

@@ -249,9 +249,11 @@ pub async fn run(
     let mut rule_tasks = Vec::new();
     {
         let stop = shutdown.clone();
-        rule_tasks.push(tokio::spawn(supervise("campaigns", shutdown.clone(), move || {
-            crate::campaign::run(campaigns.clone(), stop.clone())
-        })));
+        rule_tasks.push(tokio::spawn(supervise(
+            "campaigns",
+            shutdown.clone(),
+            move || crate::campaign::run(campaigns.clone(), stop.clone()),
+        )));
     }
     for (name, which) in [("inbox", 0u8), ("scheduler", 1), ("ticket forwarder", 2)] {
         let rules = rules.clone();

@@ -135,7 +135,13 @@ pub async fn get_row(state: &AppState, id: i64) -> Result<CampaignRow, ApiError>
         .store
         .read(move |c| sql::get_campaign(c, id))
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no campaign {id}")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no campaign {id}"),
+            )
+        })
 }
 
 async fn show(
@@ -159,9 +165,11 @@ pub async fn start_campaign(state: &AppState, id: i64) -> Result<(), ApiError> {
             "not_found",
             format!("no campaign {id}"),
         )),
-        Err(e @ StartError::Finished(_)) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "campaign_ended", e.to_string()))
-        }
+        Err(e @ StartError::Finished(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "campaign_ended",
+            e.to_string(),
+        )),
         Err(e @ StartError::Missing(..)) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "missing_variables",
@@ -194,34 +202,51 @@ pub async fn control(state: &AppState, id: i64, what: &str) -> Result<(), ApiErr
     match what {
         "pause" => {
             if !campaign::pause(ctx, id).await? && row.state != "paused" {
-                return Err(conflict(format!("campaign {id} is {}: only a running one pauses", row.state)));
+                return Err(conflict(format!(
+                    "campaign {id} is {}: only a running one pauses",
+                    row.state
+                )));
             }
         }
         "resume" => {
             if !campaign::resume(ctx, id).await? && row.state != "running" {
-                return Err(conflict(format!("campaign {id} is {}: only a paused one resumes", row.state)));
+                return Err(conflict(format!(
+                    "campaign {id} is {}: only a paused one resumes",
+                    row.state
+                )));
             }
         }
         _ => {
             if let Err(s) = campaign::cancel(ctx, id).await? {
-                return Err(conflict(format!("campaign {id} is already {s}: nothing to cancel")));
+                return Err(conflict(format!(
+                    "campaign {id} is already {s}: nothing to cancel"
+                )));
             }
         }
     }
     Ok(())
 }
 
-async fn pause(State(state): State<AppState>, Path(id): Path<i64>) -> Result<impl IntoResponse, ApiError> {
+async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
     control(&state, id, "pause").await?;
     show(State(state), Path(id)).await
 }
 
-async fn resume(State(state): State<AppState>, Path(id): Path<i64>) -> Result<impl IntoResponse, ApiError> {
+async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
     control(&state, id, "resume").await?;
     show(State(state), Path(id)).await
 }
 
-async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> Result<impl IntoResponse, ApiError> {
+async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
     control(&state, id, "cancel").await?;
     show(State(state), Path(id)).await
 }

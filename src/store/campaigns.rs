@@ -218,7 +218,9 @@ pub fn running(conn: &Connection) -> Result<Vec<CampaignRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE state = 'running' ORDER BY id"
     ))?;
-    let v = stmt.query_map([], campaign_row)?.collect::<Result<_, _>>()?;
+    let v = stmt
+        .query_map([], campaign_row)?
+        .collect::<Result<_, _>>()?;
     Ok(v)
 }
 
@@ -459,7 +461,11 @@ pub struct ReportRow {
     pub replied: bool,
 }
 
-pub fn report(conn: &Connection, campaign: i64, reply_ms: i64) -> Result<Vec<ReportRow>, StoreError> {
+pub fn report(
+    conn: &Connection,
+    campaign: i64,
+    reply_ms: i64,
+) -> Result<Vec<ReportRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT t.code, t.channel, t.peer, t.state, t.reason, m.state, m.last_error, \
          a.answer, {REPLIED} FROM campaign_tasks t \
