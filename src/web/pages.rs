@@ -1568,6 +1568,8 @@ pub struct ThreadRow {
     pub time: String,
     pub last: String,
     pub unread: bool,
+    /// The campaign this number's newest inbound message answers (within its reply days).
+    pub campaign: Option<String>,
 }
 
 #[derive(Template)]
@@ -1597,7 +1599,8 @@ async fn thread_rows(web: &Web) -> Result<Vec<ThreadRow>, Response> {
                     .into_iter()
                     .map(|c| c.name)
                     .collect();
-                out.push((t, last, names));
+                let campaign = last_reply_campaign(c, &t.peer)?;
+                out.push((t, last, names, campaign));
             }
             Ok(out)
         })
@@ -1605,7 +1608,8 @@ async fn thread_rows(web: &Web) -> Result<Vec<ThreadRow>, Response> {
         .map_err(internal)?;
     Ok(threads
         .into_iter()
-        .map(|(t, last, names)| ThreadRow {
+        .map(|(t, last, names, campaign)| ThreadRow {
+            campaign,
             title: if names.is_empty() {
                 t.peer.clone()
             } else {
@@ -1618,6 +1622,25 @@ async fn thread_rows(web: &Web) -> Result<Vec<ThreadRow>, Response> {
             unread: t.unread,
         })
         .collect())
+}
+
+/// The name of the campaign whose message the newest inbound one from `peer` answers.
+fn last_reply_campaign(
+    c: &rusqlite::Connection,
+    peer: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    use rusqlite::OptionalExtension;
+    let newest_in: Option<i64> = c
+        .prepare_cached(
+            "SELECT created_at FROM messages WHERE peer = ?1 AND direction = 'in' \
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([peer], |r| r.get(0))
+        .optional()?;
+    let Some(at) = newest_in else {
+        return Ok(None);
+    };
+    Ok(crate::store::campaigns::campaign_for_reply(c, peer, at)?.map(|(_, name)| name))
 }
 
 async fn conversations(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {

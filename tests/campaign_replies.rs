@@ -1,0 +1,205 @@
+//! A campaign's replies and its report mail: the real binary with an Android phone route (the
+//! phone's inbox read by polling) and an `[[email]]` account. A recipient's answer counts as
+//! a reply on the campaign and its report, and the conversations inbox names the campaign;
+//! when the campaign ends its report is queued as a mail with the CSV attached.
+
+mod common;
+#[path = "common/fake_phone.rs"]
+mod fake_phone;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{Daemon, TOKEN, api, free_port, wait_for};
+use fake_phone::{FakePhone, PASSWORD, SIGNING_KEY};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const UI_PASSWORD: &str = "campaign-ui-password-1";
+
+fn add_user(config: &std::path::Path, name: &str) {
+    let mut child = Command::new(common::bin())
+        .args(["user", "add", name, "--role", "operator", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{UI_PASSWORD}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn cookie(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| {
+            let first = v.to_str().ok()?.split(';').next()?;
+            let (k, v) = first.split_once('=')?;
+            (k == name).then(|| v.to_string())
+        })
+        .unwrap_or_else(|| panic!("no cookie {name}"))
+}
+
+/// Logs in through the form; the session cookie.
+async fn login(base: &str, user: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let login_cookie = cookie(&page, "pasarela_login");
+    let html = page.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", format!("pasarela_login={login_cookie}"))
+        .form(&[
+            ("username", user),
+            ("password", UI_PASSWORD),
+            ("csrf", csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    cookie(&r, "pasarela_session")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_are_linked_and_the_report_is_mailed() {
+    let phone = FakePhone::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = free_port();
+    let smtp = free_port();
+    let hook = free_port();
+    let conf = format!(
+        "token = \"{TOKEN}\"\n\
+         [windows]\nbulk = \"always\"\n\
+         [webhooks]\nlisten = \"127.0.0.1:{hook}\"\n\
+         [[android]]\nname = \"phone1\"\nurl = \"{}\"\npassword = \"{PASSWORD}\"\n\
+         health_interval_secs = 1\nrequest_timeout_secs = 2\n\
+         inbound = \"poll\"\npoll_interval_secs = 1\n\
+         webhook_url = \"http://127.0.0.1:{nowhere}/webhooks/android/phone1\"\n\
+         signing_key = \"{SIGNING_KEY}\"\n\
+         [[email]]\nname = \"correo\"\nareas = [\"todo\"]\n\
+         from = \"Cobranzas <cobranzas@fibrasur.com.ar>\"\nhost = \"127.0.0.1\"\nport = {smtp}\n",
+        phone.url()
+    );
+    let d = tokio::task::block_in_place(|| Daemon::start_full(dir.path(), "", &conf, &[]));
+    let customers: Vec<Value> = (1..=3)
+        .map(|i| {
+            json!({"code": format!("A{i}"), "name": format!("Cliente {i}"),
+                   "phone": format!("+549114000000{i}"), "balance": 12000, "due_date": "2026-12-01"})
+        })
+        .collect();
+    let (s, b) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(Value::Array(customers)),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = api(
+        Method::POST,
+        format!("{}/api/campaigns", d.base),
+        Some(json!({
+            "name": "Cobranza diciembre",
+            "channel": "sms",
+            "template": "%nombre%: debe %deuda%. Responda PAGUE si ya pagó.",
+            "selection": {"balance_min": "10.000"},
+            "report_to": "gerencia@fibrasur.com.ar",
+            "reply_days": 3
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let id = b["id"].as_i64().unwrap();
+    let (s, b) = api(
+        Method::POST,
+        format!("{}/api/campaigns/{id}/start", d.base),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    wait_for("the campaign sent", 30, async || {
+        phone.with(|i| i.sent.len()) >= 3
+    })
+    .await;
+    let get = |path: String| async move { api(Method::GET, path, None).await.1 };
+    wait_for("the campaign done", 30, async || {
+        get(format!("{}/api/campaigns/{id}", d.base)).await["state"] == "done"
+    })
+    .await;
+
+    // The report mail is queued to the address given, with the CSV attached.
+    let mails = get(format!("{}/api/messages?channel=email", d.base)).await;
+    let mails = mails["messages"].as_array().unwrap();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0]["peer"], "gerencia@fibrasur.com.ar");
+    assert_eq!(
+        mails[0]["email"]["subject"],
+        "Campaña «Cobranza diciembre» terminada"
+    );
+    assert!(
+        mails[0]["email"]
+            .to_string()
+            .contains(&format!("campaign-{id}.csv")),
+        "{}",
+        mails[0]
+    );
+
+    // A recipient answers: a reply on the campaign, in its report, and in the inbox.
+    phone.receive_sms("text:9001", "+5491140000002", "PAGUE ayer");
+    wait_for("the reply counted", 30, async || {
+        get(format!("{}/api/campaigns/{id}", d.base)).await["progress"]["replied"] == 1
+    })
+    .await;
+    let csv = common::client()
+        .get(format!("{}/api/campaigns/{id}/report.csv", d.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.lines().any(|l| l == "A2,sms,+5491140000002,sent,,,yes"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().any(|l| l == "A1,sms,+5491140000001,sent,,,no"),
+        "{csv}"
+    );
+
+    add_user(&d.config, "ana");
+    let session = login(&d.base, "ana").await;
+    let html = reqwest::Client::new()
+        .get(format!("{}/conversations", d.base))
+        .header("cookie", format!("pasarela_session={session}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = html
+        .split("<li")
+        .find(|l| l.contains("+5491140000002"))
+        .unwrap_or_else(|| panic!("no thread for the reply: {html}"));
+    assert!(row.contains("campaña: Cobranza diciembre"), "{row}");
+    let other = html
+        .split("<li")
+        .find(|l| l.contains("+5491140000001"))
+        .unwrap();
+    assert!(!other.contains("Cobranza diciembre"), "{other}");
+}
