@@ -33,8 +33,12 @@ use crate::transport::Transport;
 /// Small, so a reply claimed by priority never waits behind many; large enough that a fast
 /// route is never starved between two feeder rounds.
 pub const BACKLOG: u32 = 20;
-/// How often the feeder looks at running campaigns (also woken on start and resume).
+/// How often the feeder looks at a running campaign with nothing in the outbox (it is also
+/// woken on start and resume).
 const FEED_TICK: Duration = Duration::from_millis(200);
+/// How soon it looks again while the campaign's messages are in the outbox: often enough
+/// that the backlog refills before a fast route runs dry ([`BACKLOG`] per tick).
+const BUSY_TICK: Duration = Duration::from_millis(10);
 /// Days after its message within which an inbound message counts as a reply to a campaign.
 pub const REPLY_DAYS: u32 = 7;
 
@@ -803,8 +807,8 @@ pub fn spec_of(row: &sql::CampaignRow) -> Option<CampaignRequest> {
 pub async fn run(ctx: Campaigns, mut shutdown: Shutdown) -> anyhow::Result<()> {
     while !shutdown.is_triggered() {
         let wait = match feed_all(&ctx).await {
-            Ok(true) => FEED_TICK,
-            Ok(false) => crate::dispatch::IDLE_TICK_ALL_UP,
+            Ok(Some(wait)) => wait,
+            Ok(None) => crate::dispatch::IDLE_TICK_ALL_UP,
             Err(e) => {
                 log::error!("campaigns: cannot queue campaign messages: {e:#}");
                 crate::dispatch::IDLE_TICK
@@ -819,32 +823,37 @@ pub async fn run(ctx: Campaigns, mut shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One round over the running campaigns; true while any is running.
-pub async fn feed_all(ctx: &Campaigns) -> Result<bool, StoreError> {
+/// One round over the running campaigns: how soon to look again (`None`: none is running).
+pub async fn feed_all(ctx: &Campaigns) -> Result<Option<Duration>, StoreError> {
     let running = ctx.store.read(sql::running).await?;
+    let mut soonest: Option<Duration> = None;
     for row in &running {
-        feed(ctx, row).await?;
+        let wait = feed(ctx, row).await?;
+        soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
     }
-    Ok(!running.is_empty())
+    Ok(soonest)
 }
 
-async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<(), StoreError> {
+/// Feeds one campaign; how soon it wants to be fed again.
+async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, StoreError> {
     let Some(spec) = spec_of(row) else {
         log::error!(
             "campaign {}: its stored request cannot be read; pausing it",
             row.id
         );
         pause(ctx, row.id).await?;
-        return Ok(());
+        return Ok(FEED_TICK);
     };
     let now = ctx.store.now_ms();
     let window = ctx
         .rules
         .window_for(crate::model::Priority::Bulk, spec.window.as_deref());
-    if let Some(w) = &window
-        && !ctx.rules.windows().is_open(w, now)
-    {
-        return Ok(());
+    if let Some(w) = &window {
+        let opens = ctx.rules.windows().next_open(w, now);
+        if opens > now {
+            let wait = Duration::from_millis((opens - now) as u64);
+            return Ok(wait.min(crate::dispatch::IDLE_TICK_ALL_UP));
+        }
     }
     let rate = spec.rate.as_deref().and_then(|r| RateLimit::parse(r).ok());
     let id = row.id;
@@ -852,31 +861,44 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<(), StoreError>
         .store
         .write(move |c| {
             if sql::get_campaign(c, id)?.map(|r| r.state).as_deref() != Some("running") {
-                return Ok(None);
+                return Ok((None, FEED_TICK));
             }
             let (waiting, sending) = sql::open_messages(c, id)?;
             let mut room = BACKLOG.saturating_sub(waiting);
+            // While the routes take messages faster than they are fed, look again soon; while
+            // the backlog is full (a slow route), at the normal tick.
+            let mut wait = if waiting < BACKLOG && sending > 0 {
+                BUSY_TICK
+            } else {
+                FEED_TICK
+            };
             if let Some(r) = rate {
                 // Sends within the last period plus those still to go: never more than the
                 // rate allows in any period, whichever routes send them.
                 let per = r.per.as_millis() as i64;
                 let sent = sql::sent_since(c, id, now - per, now - 2 * per)?;
-                room = room.min(r.count.saturating_sub(sent + waiting + sending));
+                let allowed = r.count.saturating_sub(sent + waiting + sending);
+                if allowed < room {
+                    room = allowed;
+                    // A slot frees about every period/count.
+                    wait = (r.per / r.count.max(1)).clamp(BUSY_TICK, crate::dispatch::IDLE_TICK);
+                }
             }
             if room > 0 {
                 let n = sql::queue_next(c, id, window.as_deref(), room, now)?;
                 if n > 0 {
-                    return Ok(Some(n));
+                    return Ok((Some(n), BUSY_TICK));
                 }
             }
             let (pending, open) = sql::remaining(c, id)?;
             if pending == 0 && open == 0 {
                 sql::set_state(c, id, "done", now)?;
-                return Ok(Some(0));
+                return Ok((Some(0), FEED_TICK));
             }
-            Ok(None)
+            Ok((None, wait))
         })
         .await?;
+    let (queued, wait) = queued;
     match queued {
         Some(0) => {
             log::info!("campaign {id} ({}) finished", row.name);
@@ -891,7 +913,7 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<(), StoreError>
         }
         None => {}
     }
-    Ok(())
+    Ok(wait)
 }
 
 /// The report as CSV: one row per selected customer.
