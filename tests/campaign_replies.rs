@@ -203,3 +203,150 @@ async fn replies_are_linked_and_the_report_is_mailed() {
         .unwrap();
     assert!(!other.contains("Cobranza diciembre"), "{other}");
 }
+
+/// The pages: the create form (its preview without JavaScript, its live preview count, an
+/// error naming the field), create, start, the progress view and the list, pause and resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_pages_create_start_and_show_progress() {
+    let phone = FakePhone::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hook = free_port();
+    let conf = format!(
+        "token = \"{TOKEN}\"\n[windows]\nbulk = \"always\"\n\
+         [webhooks]\nlisten = \"127.0.0.1:{hook}\"\n\
+         [[android]]\nname = \"phone1\"\nurl = \"{}\"\npassword = \"{PASSWORD}\"\n\
+         health_interval_secs = 1\nrequest_timeout_secs = 2\n",
+        phone.url()
+    );
+    let d = tokio::task::block_in_place(|| Daemon::start_full(dir.path(), "", &conf, &[]));
+    let customers: Vec<Value> = (1..=4)
+        .map(|i| {
+            json!({"code": format!("P{i}"), "name": format!("Cliente {i}"),
+                   "phone": format!("+549114100000{i}"), "balance": 3000 * i, "due_date": "2026-12-01"})
+        })
+        .collect();
+    let (s, _) = api(
+        Method::POST,
+        format!("{}/api/customers", d.base),
+        Some(Value::Array(customers)),
+    )
+    .await;
+    assert_eq!(s, 200);
+    add_user(&d.config, "ana");
+    let session = login(&d.base, "ana").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", d.base))
+            .header("cookie", format!("pasarela_session={session}"))
+            .send()
+    };
+    let html = get("/campaigns/new").await.unwrap().text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..at + html[at..].find('"').unwrap()].to_string();
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let mut form = form;
+        form.push(("csrf", csrf.clone()));
+        http.post(format!("{}{path}", d.base))
+            .header("cookie", format!("pasarela_session={session}"))
+            .form(&form)
+            .send()
+    };
+    let fields = |extra: &[(&'static str, &str)]| {
+        let mut f: Vec<(&'static str, String)> = vec![
+            ("name", "Deuda mayor a $ 6.000".into()),
+            ("channel", "sms".into()),
+            ("template", "%nombre%: debe %deuda%".into()),
+            ("balance_min", "6.000,01".into()),
+        ];
+        f.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+    // The live preview count: customers 3 and 4 owe more than $ 6.000.
+    let live: Value = post("/ui/campaigns/preview", fields(&[]))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        live["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 clientes coinciden · 2 recibirían"),
+        "{live}"
+    );
+    // Without JavaScript: the preview button shows it on the form.
+    let r = post("/campaigns", fields(&[("action", "preview")]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("2 clientes coinciden"));
+    // A bad field: the form again, the error naming it, the field marked.
+    let r = post(
+        "/campaigns",
+        fields(&[("rate", "pronto"), ("action", "create")]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("rate: "), "{html}");
+    assert!(html.contains("name=\"rate\" value=\"pronto\" placeholder=\"600/hour\" aria-describedby=\"c-rate-hint\" aria-invalid=\"true\""), "{html}");
+    let r = post("/campaigns", fields(&[("action", "create")]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let at = r.headers()["location"].to_str().unwrap().to_string();
+    let id: i64 = at.trim_start_matches("/campaigns/").parse().unwrap();
+    let html = get(&at).await.unwrap().text().await.unwrap();
+    assert!(html.contains("borrador"), "{html}");
+    assert!(html.contains("id=\"campaign-start\""), "{html}");
+    let r = post(&format!("/campaigns/{id}/start"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    wait_for("both sent", 30, async || phone.with(|i| i.sent.len()) >= 2).await;
+    wait_for("the view says finished", 30, async || {
+        get(&format!("/ui/campaigns/{id}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("terminada")
+    })
+    .await;
+    let html = get(&format!("/campaigns/{id}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<th scope=\"row\">Enviados</th><td>2</td>"),
+        "{html}"
+    );
+    assert!(!html.contains("campaign-cancel"), "{html}");
+    let list = get("/campaigns").await.unwrap().text().await.unwrap();
+    assert!(
+        list.contains(&format!(
+            "<a href=\"/campaigns/{id}\">Deuda mayor a $ 6.000</a>"
+        )),
+        "{list}"
+    );
+    let csv = get(&format!("/campaigns/{id}/report.csv"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    // Cancel after the end: the error page says why.
+    let r = post(&format!("/campaigns/{id}/cancel"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+}

@@ -73,6 +73,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
     let unguarded = api::routes()
         .merge(rules_api::routes())
         .merge(backup::routes())
+        .merge(campaigns_api::routes())
         .with_state(state.clone());
     Router::new()
         .route("/api/health", axum::routing::get(api::health))

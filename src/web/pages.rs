@@ -57,6 +57,7 @@ pub(super) fn routes() -> Router<Web> {
         .route("/system/users", post(user_add))
         .route("/system/users/{name}/password", post(user_passwd))
         .route("/system/users/{name}/remove", post(user_remove))
+        .merge(super::campaigns::routes())
 }
 
 // ----- common ---------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ pub struct Page {
     pub error: Option<String>,
 }
 
-fn page(ctx: &Ctx, nav: &'static str, title_key: &str) -> Page {
+pub(super) fn page(ctx: &Ctx, nav: &'static str, title_key: &str) -> Page {
     let tr = ctx.tr();
     Page {
         tr,
@@ -87,14 +88,14 @@ fn page(ctx: &Ctx, nav: &'static str, title_key: &str) -> Page {
     }
 }
 
-fn render(t: &impl Template) -> Response {
+pub(super) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => internal(e),
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     log::error!("pages: {e}");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,7 +110,7 @@ struct ErrorPage {
     p: Page,
 }
 
-fn error_page(ctx: &Ctx, status: StatusCode, message: String) -> Response {
+pub(super) fn error_page(ctx: &Ctx, status: StatusCode, message: String) -> Response {
     let mut p = page(ctx, "", "error");
     p.error = Some(message);
     (status, render(&ErrorPage { p })).into_response()
@@ -119,11 +120,11 @@ fn forbidden(ctx: &Ctx) -> Response {
     error_page(ctx, StatusCode::FORBIDDEN, ctx.tr().t("forbidden").into())
 }
 
-fn not_found(ctx: &Ctx) -> Response {
+pub(super) fn not_found(ctx: &Ctx) -> Response {
     error_page(ctx, StatusCode::NOT_FOUND, ctx.tr().t("not_found").into())
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
