@@ -816,7 +816,8 @@ pub async fn run(ctx: Campaigns, mut shutdown: Shutdown) -> anyhow::Result<()> {
         };
         tokio::select! {
             _ = ctx.wake.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            // Long waits land on the idle grid with the other loops' (`crate::idle`).
+            _ = tokio::time::sleep_until(crate::idle::deadline(wait)) => {}
             _ = shutdown.wait() => {}
         }
     }
