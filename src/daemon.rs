@@ -157,7 +157,15 @@ pub async fn run(
             }
             None => (listener, router),
         });
+    let campaigns = crate::campaign::Campaigns {
+        store: store.clone(),
+        rules: rules.clone(),
+        transports: transports.clone(),
+        dispatch: handle.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
     let state = AppState {
+        campaigns: campaigns.clone(),
         rules: rules.clone(),
         store: store.clone(),
         token,
@@ -288,6 +296,14 @@ pub async fn run(
         shutdown.clone(),
     ));
     let mut rule_tasks = Vec::new();
+    {
+        let stop = shutdown.clone();
+        rule_tasks.push(tokio::spawn(supervise(
+            "campaigns",
+            shutdown.clone(),
+            move || crate::campaign::run(campaigns.clone(), stop.clone()),
+        )));
+    }
     for (name, which) in [("inbox", 0u8), ("scheduler", 1), ("ticket forwarder", 2)] {
         let rules = rules.clone();
         let stop = shutdown.clone();

@@ -24,6 +24,7 @@
 //! |               | through, the `Kind` trait; Android phone, HTTP and WhatsApp routes     |
 //! | [`registry`]  | the transport kinds, one line each; builds routes, tasks, webhooks     |
 //! | [`dispatch`]  | outbox worker: claims by priority, retries with backoff, routes        |
+//! | [`campaign`]  | campaigns: selection, preview, frozen task list, the rate-keeping feeder |
 //! | [`events`]    | billing events over several channels: plans, next-channel fallback     |
 //! | [`inbox`]     | applies the rules' actions to each inbound message                     |
 //! | [`credit`]    | alerts the on-duty groups when a provider's credit falls below a mark  |
@@ -51,6 +52,7 @@
 //! feature (`tests/structure.rs` checks both).
 
 pub mod admin;
+pub mod campaign;
 pub mod cli;
 pub mod config;
 pub mod credit;

@@ -4,6 +4,7 @@ Usage: pages.py BASE SIM_BASE PASSWORD SHOTS_DIR [AXE_JS]
 Each step prints one line; the first failure raises with what was on the page.
 """
 import json
+import re
 import os
 import sys
 import time
@@ -223,6 +224,23 @@ try:
                        ("/rules", "12-rules"), ("/channels", "13-channels"), ("/system", "14-system")):
         visit(path, name)
         assert driver.find_element(By.TAG_NAME, "h1").text, path
+
+    step("a campaign: the form's live preview count, create, start, progress")
+    visit("/campaigns/new", "17-campaign-new")
+    driver.find_element(By.ID, "c-name").send_keys("Aviso de prueba")
+    driver.find_element(By.ID, "c-template").send_keys("%nombre%: aviso de prueba")
+    wait.until(lambda d: "clientes coinciden" in text_of("#campaign-preview"))
+    shot("18-campaign-preview")
+    driver.find_element(By.ID, "campaign-create").click()
+    wait.until(lambda d: re.search(r"/campaigns/[0-9]+$", d.current_url))
+    axe("campaign-draft")
+    driver.find_element(By.ID, "campaign-start").click()
+    wait.until(lambda d: text_of("#campaign-state") in ("en curso", "terminada"))
+    wait.until(lambda d: d.find_elements(By.ID, "campaign-progress"))
+    shot("19-campaign-progress")
+    axe("campaign-progress")
+    visit("/campaigns", "20-campaigns")
+    assert "Aviso de prueba" in text_of("#campaigns")
 
     step("switch to English")
     driver.get(BASE + "/")

@@ -8,6 +8,7 @@
 
 mod api;
 mod backup;
+pub mod campaigns_api;
 pub mod email_api;
 pub mod metrics_api;
 pub mod outage_api;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub events: Arc<crate::config::EventsConfig>,
     /// `[whatsapp]`, for the template registry's sync.
     pub whatsapp: Option<Arc<crate::config::WhatsappConfig>>,
+    /// Campaigns: the store, rules and routes they use, and the feeder's wake-up.
+    pub campaigns: crate::campaign::Campaigns,
 }
 
 /// Builds the router. Serve it with `axum::serve` on a listener bound by the caller.
@@ -64,6 +67,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(email_api::routes())
         .merge(metrics_api::routes())
         .merge(outage_api::routes())
+        .merge(campaigns_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,
@@ -74,6 +78,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(rules_api::routes())
         .merge(outage_api::routes())
         .merge(backup::routes())
+        .merge(campaigns_api::routes())
         .with_state(state.clone());
     Router::new()
         .route("/api/health", axum::routing::get(api::health))

@@ -191,10 +191,10 @@ pub fn upsert_customers(
     Ok(report)
 }
 
-const CUSTOMER_COLUMNS: &str = "id, code, name, email, balance, due_date, plan, zone, extra, \
+pub(crate) const CUSTOMER_COLUMNS: &str = "id, code, name, email, balance, due_date, plan, zone, extra, \
      optout_sms, optout_whatsapp, optout_email, channels";
 
-fn customer_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
+pub(crate) fn customer_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
     let extra: String = row.get(8)?;
     let due: Option<String> = row.get(5)?;
     Ok(Customer {

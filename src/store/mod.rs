@@ -13,6 +13,7 @@
 //! copies and restores one, guarded by a lock on the state directory that every handle holds.
 
 pub mod backup;
+pub mod campaigns;
 pub mod directory;
 pub mod messages;
 pub mod outages;

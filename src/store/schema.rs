@@ -337,5 +337,44 @@ pub const MIGRATIONS: &[&str] = &[
         ticket_id  INTEGER
     );
     CREATE INDEX outage_messages_outage ON outage_messages (outage_id);
+    // 10 (campaigns): a campaign (its accepted request, its state) and its task list, one row
+    // per selected customer, written at start in one transaction. A task becomes a message in
+    // the outbox only when the campaign's feeder queues it (`crate::campaign`), at the
+    // campaign's rate: the outbox never holds a whole campaign at once.
+    r#"
+    CREATE TABLE campaigns (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        channel     TEXT    NOT NULL,
+        -- The accepted request (template, selection, window, rate, report address), JSON.
+        spec        TEXT    NOT NULL,
+        -- The preview (counts, exclusions by reason), JSON: at creation, then as frozen at start.
+        preview     TEXT    NOT NULL DEFAULT '{}',
+        state       TEXT    NOT NULL CHECK (state IN ('draft', 'running', 'paused', 'done', 'cancelled')),
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        started_at  INTEGER,
+        finished_at INTEGER
+    );
+    CREATE INDEX campaigns_state ON campaigns (state) WHERE state = 'running';
+    CREATE TABLE campaign_tasks (
+        campaign_id INTEGER NOT NULL,
+        position    INTEGER NOT NULL,
+        customer_id INTEGER NOT NULL,
+        code        TEXT    NOT NULL,
+        channel     TEXT,
+        peer        TEXT,
+        body        TEXT,
+        -- pending (not queued yet), queued (message_id set), skipped, cancelled.
+        state       TEXT    NOT NULL,
+        reason      TEXT,
+        message_id  INTEGER,
+        queued_at   INTEGER,
+        PRIMARY KEY (campaign_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX campaign_tasks_pending ON campaign_tasks (campaign_id, position) WHERE state = 'pending';
+    CREATE INDEX campaign_tasks_message ON campaign_tasks (message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX campaign_tasks_queued ON campaign_tasks (campaign_id, queued_at) WHERE queued_at IS NOT NULL;
+    CREATE INDEX campaign_tasks_peer ON campaign_tasks (peer, queued_at) WHERE message_id IS NOT NULL;
     "#,
 ];

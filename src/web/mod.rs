@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod auth;
+mod campaigns;
 pub mod i18n;
 mod pages;
 

@@ -57,6 +57,7 @@ pub(super) fn routes() -> Router<Web> {
         .route("/system/users", post(user_add))
         .route("/system/users/{name}/password", post(user_passwd))
         .route("/system/users/{name}/remove", post(user_remove))
+        .merge(super::campaigns::routes())
 }
 
 // ----- common ---------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ pub struct Page {
     pub error: Option<String>,
 }
 
-fn page(ctx: &Ctx, nav: &'static str, title_key: &str) -> Page {
+pub(super) fn page(ctx: &Ctx, nav: &'static str, title_key: &str) -> Page {
     let tr = ctx.tr();
     Page {
         tr,
@@ -87,14 +88,14 @@ fn page(ctx: &Ctx, nav: &'static str, title_key: &str) -> Page {
     }
 }
 
-fn render(t: &impl Template) -> Response {
+pub(super) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => internal(e),
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     log::error!("pages: {e}");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -109,7 +110,7 @@ struct ErrorPage {
     p: Page,
 }
 
-fn error_page(ctx: &Ctx, status: StatusCode, message: String) -> Response {
+pub(super) fn error_page(ctx: &Ctx, status: StatusCode, message: String) -> Response {
     let mut p = page(ctx, "", "error");
     p.error = Some(message);
     (status, render(&ErrorPage { p })).into_response()
@@ -119,11 +120,11 @@ fn forbidden(ctx: &Ctx) -> Response {
     error_page(ctx, StatusCode::FORBIDDEN, ctx.tr().t("forbidden").into())
 }
 
-fn not_found(ctx: &Ctx) -> Response {
+pub(super) fn not_found(ctx: &Ctx) -> Response {
     error_page(ctx, StatusCode::NOT_FOUND, ctx.tr().t("not_found").into())
 }
 
-fn see_other(to: &str) -> Response {
+pub(super) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
@@ -1604,6 +1605,8 @@ pub struct ThreadRow {
     pub time: String,
     pub last: String,
     pub unread: bool,
+    /// The campaign this number's newest inbound message answers (within its reply days).
+    pub campaign: Option<String>,
 }
 
 #[derive(Template)]
@@ -1633,7 +1636,8 @@ async fn thread_rows(web: &Web) -> Result<Vec<ThreadRow>, Response> {
                     .into_iter()
                     .map(|c| c.name)
                     .collect();
-                out.push((t, last, names));
+                let campaign = last_reply_campaign(c, &t.peer)?;
+                out.push((t, last, names, campaign));
             }
             Ok(out)
         })
@@ -1641,7 +1645,8 @@ async fn thread_rows(web: &Web) -> Result<Vec<ThreadRow>, Response> {
         .map_err(internal)?;
     Ok(threads
         .into_iter()
-        .map(|(t, last, names)| ThreadRow {
+        .map(|(t, last, names, campaign)| ThreadRow {
+            campaign,
             title: if names.is_empty() {
                 t.peer.clone()
             } else {
@@ -1654,6 +1659,25 @@ async fn thread_rows(web: &Web) -> Result<Vec<ThreadRow>, Response> {
             unread: t.unread,
         })
         .collect())
+}
+
+/// The name of the campaign whose message the newest inbound one from `peer` answers.
+fn last_reply_campaign(
+    c: &rusqlite::Connection,
+    peer: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    use rusqlite::OptionalExtension;
+    let newest_in: Option<i64> = c
+        .prepare_cached(
+            "SELECT created_at FROM messages WHERE peer = ?1 AND direction = 'in' \
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([peer], |r| r.get(0))
+        .optional()?;
+    let Some(at) = newest_in else {
+        return Ok(None);
+    };
+    Ok(crate::store::campaigns::campaign_for_reply(c, peer, at)?.map(|(_, name)| name))
 }
 
 async fn conversations(State(web): State<Web>, Extension(ctx): Extension<Ctx>) -> Response {

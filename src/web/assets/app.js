@@ -64,6 +64,26 @@
     if (area.value) { update(); }
   });
 
+  // The campaign form's live preview count (POST /ui/campaigns/preview with the form).
+  document.querySelectorAll("form[data-campaign-preview]").forEach(function (form) {
+    var out = document.getElementById(form.getAttribute("data-campaign-preview"));
+    var timer = null;
+    function update() {
+      fetch("/ui/campaigns/preview", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrf },
+        body: new URLSearchParams(new FormData(form)).toString()
+      }).then(function (r) { return r.json(); }).then(function (j) {
+        if (j.error) { out.textContent = j.error; out.classList.add("bad"); return; }
+        out.classList.remove("bad");
+        out.textContent = j.text;
+      }).catch(function () {});
+    }
+    function later() { clearTimeout(timer); timer = setTimeout(update, 400); }
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+  });
+
   // A template picker puts the chosen template's text into its text area.
   document.querySelectorAll("select[data-template-into]").forEach(function (sel) {
     var target = document.getElementById(sel.getAttribute("data-template-into"));
