@@ -611,6 +611,7 @@ impl RulesContext {
         let replies = actions.iter().any(|a| match a {
             Action::Reply(_) => true,
             Action::OpenTicket(t) => t.reply.is_some(),
+            Action::LinkOutage(_) => false,
             Action::SetOptOut(_) => false,
         });
         let windows = self.windows();
