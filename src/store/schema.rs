@@ -337,6 +337,7 @@ pub const MIGRATIONS: &[&str] = &[
         ticket_id  INTEGER
     );
     CREATE INDEX outage_messages_outage ON outage_messages (outage_id);
+    "#,
     // 10 (campaigns): a campaign (its accepted request, its state) and its task list, one row
     // per selected customer, written at start in one transaction. A task becomes a message in
     // the outbox only when the campaign's feeder queues it (`crate::campaign`), at the
