@@ -643,6 +643,8 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let known = schema::MIGRATIONS.len() as i64;
+    // One line for the whole upgrade, not one per step: a new database takes every step.
+    let mut from = None;
     loop {
         // Read the version inside the write lock: two processes opening a new database at once
         // must not both run the same migration.
@@ -658,15 +660,18 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         }
         if found == known {
             conn.execute_batch("COMMIT")?;
+            if let Some(from) = from {
+                log::info!("database schema migrated from version {from} to {known}");
+            }
             return Ok(());
         }
+        from.get_or_insert(found);
         let version = found + 1;
         let sql = schema::MIGRATIONS[found as usize];
         conn.execute_batch(&format!("{sql}; PRAGMA user_version = {version}; COMMIT;"))
             .inspect_err(|_| {
                 let _ = conn.execute_batch("ROLLBACK");
             })?;
-        log::info!("database schema migrated to version {version}");
     }
 }
 
