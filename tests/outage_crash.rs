@@ -6,79 +6,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Daemon, TOKEN, api, bin, free_port, wait_until};
-use serde_json::{Value, json};
-
-struct SimProcess {
-    child: Child,
-    control: String,
-    link: std::path::PathBuf,
-}
-
-impl SimProcess {
-    fn start(dir: &std::path::Path) -> SimProcess {
-        let port = free_port();
-        let link = dir.join("modem");
-        let child = Command::new(bin())
-            .args(["modem-sim", "--link"])
-            .arg(&link)
-            .args(["--control", &format!("127.0.0.1:{port}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let sim = SimProcess {
-            child,
-            control: format!("http://127.0.0.1:{port}"),
-            link,
-        };
-        wait_until("the simulator", Duration::from_secs(20), || {
-            sim.link.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        sim
-    }
-
-    async fn post(&self, path: &str, body: Value) {
-        let r = reqwest::Client::new()
-            .post(format!("{}{path}", self.control))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-    }
-
-    /// (to, text) of every SMS the gateway sent.
-    async fn sent(&self) -> Vec<(String, String)> {
-        let v: Value = reqwest::get(format!("{}/sent", self.control))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|m| {
-                (
-                    m["to"].as_str().unwrap().to_string(),
-                    m["text"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for SimProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::sim_process::SimProcess;
+use common::{Daemon, TOKEN, api};
+use serde_json::json;
 
 fn gateway(dir: &std::path::Path, link: &std::path::Path) -> Daemon {
     Daemon::start_full(

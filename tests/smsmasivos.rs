@@ -457,54 +457,40 @@ async fn bad_answers_wait_or_fail_as_the_preset_reads_them() {
     for id in [page, empty, odd, spam, abroad, emoji] {
         wait_for("an answer", 20, async || settled(id).await).await;
     }
-    let m = message(&d, page).await;
-    assert_eq!(m["state"], "queued", "an HTML page waits: {m}");
-    assert!(
-        m["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("<html><body><h2>Error"),
-        "{m}"
-    );
-    let m = message(&d, empty).await;
-    assert_eq!(m["state"], "queued", "an empty answer waits: {m}");
-    assert!(
-        m["last_error"].as_str().unwrap().contains("did not take"),
-        "{m}"
-    );
-    let m = message(&d, odd).await;
-    assert_eq!(m["state"], "sent", "unrecognised is sent, unconfirmed: {m}");
-    assert!(
-        m["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("`Encolado para más tarde`"),
-        "{m}"
-    );
-    let m = message(&d, spam).await;
-    assert_eq!(m["state"], "failed", "{m}");
-    assert!(
-        m["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("`-5;Posible SPAM`"),
-        "{m}"
-    );
-    let m = message(&d, abroad).await;
-    assert_eq!(m["state"], "failed", "{m}");
-    assert!(
-        m["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("no national form in AR"),
-        "{m}"
-    );
-    let m = message(&d, emoji).await;
-    assert_eq!(m["state"], "failed", "{m}");
-    assert!(
-        m["last_error"].as_str().unwrap().contains("ISO-8859-1"),
-        "{m}"
-    );
+    // Each answer's outcome: the state it leaves and what its last error quotes.
+    for (id, state, quoted, why) in [
+        (
+            page,
+            "queued",
+            "<html><body><h2>Error",
+            "an HTML page waits",
+        ),
+        (empty, "queued", "did not take", "an empty answer waits"),
+        (
+            odd,
+            "sent",
+            "`Encolado para más tarde`",
+            "unrecognised is sent, unconfirmed",
+        ),
+        (spam, "failed", "`-5;Posible SPAM`", "a refusal fails"),
+        (
+            abroad,
+            "failed",
+            "no national form in AR",
+            "a foreign number fails",
+        ),
+        (
+            emoji,
+            "failed",
+            "ISO-8859-1",
+            "what Latin-1 cannot carry fails",
+        ),
+    ] {
+        let m = message(&d, id).await;
+        assert_eq!(m["state"], state, "{why}: {m}");
+        let error = m["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains(quoted), "{why}: {m}");
+    }
     let sent = provider.sent.lock().unwrap().clone();
     assert_eq!(
         sent.iter().filter(|s| s.texto == "raro").count(),

@@ -1062,14 +1062,11 @@ impl super::kind::Kind for AndroidKind {
                 hooked.insert(cfg.name.clone(), phone);
             }
             built.transports.push(Arc::new(transport));
-            let task = Arc::new(task);
-            built.tasks.push(super::kind::Task {
-                name: "phone",
-                run: Arc::new(move |stop| {
-                    let task = task.clone();
-                    Box::pin(async move { task.run(stop).await })
-                }),
-            });
+            built.tasks.push(super::kind::Task::new(
+                "phone",
+                Arc::new(task),
+                |task, stop| async move { task.run(stop).await },
+            ));
         }
         if !hooked.is_empty() {
             built.webhooks = Some(webhook::router(webhook::WebhookState {

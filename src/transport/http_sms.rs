@@ -611,24 +611,19 @@ impl super::kind::Kind for HttpSmsKind {
                     .with_context(|| format!("cannot set up the route {}", route.name))?,
             );
             if t.cfg.balance_url.is_some() {
-                let task = t.clone();
-                built.tasks.push(super::kind::Task {
-                    name: "http_sms credit",
-                    run: std::sync::Arc::new(move |stop| {
-                        let task = task.clone();
-                        Box::pin(async move { task.run_credit(stop).await })
-                    }),
-                });
+                built.tasks.push(super::kind::Task::new(
+                    "http_sms credit",
+                    t.clone(),
+                    |t, stop| async move { t.run_credit(stop).await },
+                ));
             }
             if t.cfg.poll_secs.is_some() {
                 let poller = std::sync::Arc::new(pull::Poller::new(t.clone(), cx.sink.clone()));
-                built.tasks.push(super::kind::Task {
-                    name: "http_sms pull",
-                    run: std::sync::Arc::new(move |stop| {
-                        let poller = poller.clone();
-                        Box::pin(async move { poller.run(stop).await })
-                    }),
-                });
+                built.tasks.push(super::kind::Task::new(
+                    "http_sms pull",
+                    poller,
+                    |poller, stop| async move { poller.run(stop).await },
+                ));
             }
             if t.cfg.inbound_token.is_some() {
                 pushed.insert(route.name.clone(), t.clone());

@@ -26,6 +26,22 @@ pub struct Task {
     pub run: Arc<dyn Fn(Shutdown) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>,
 }
 
+impl Task {
+    /// A task that runs `run(value, stop)` on a fresh clone of `value` each time the daemon
+    /// starts (or restarts) it.
+    pub fn new<T, F, Fut>(name: &'static str, value: T, run: F) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(T, Shutdown) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        Task {
+            name,
+            run: Arc::new(move |stop| Box::pin(run(value.clone(), stop))),
+        }
+    }
+}
+
 /// What a kind built.
 #[derive(Default)]
 pub struct Built {

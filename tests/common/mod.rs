@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod sim_process;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;

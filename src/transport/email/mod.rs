@@ -42,12 +42,11 @@ impl Kind for EmailKind {
         }
         if !all.is_empty() {
             let sink = cx.sink.clone();
-            built.tasks.push(Task {
-                name: "email-login",
-                run: Arc::new(move |shutdown| {
-                    Box::pin(relogin(all.clone(), sink.clone(), shutdown))
-                }),
-            });
+            built.tasks.push(Task::new(
+                "email-login",
+                (all, sink),
+                |(all, sink), shutdown| relogin(all, sink, shutdown),
+            ));
         }
         Ok(built)
     }

@@ -61,13 +61,9 @@ impl Kind for WhatsappKind {
         ));
         Ok(Built {
             transports: vec![transport],
-            tasks: vec![Task {
-                name: "whatsapp",
-                run: Arc::new(move |shutdown| {
-                    let t = health.clone();
-                    Box::pin(async move { t.watch(shutdown).await })
-                }),
-            }],
+            tasks: vec![Task::new("whatsapp", health, |t, shutdown| async move {
+                t.watch(shutdown).await
+            })],
             webhooks: Some(hook),
         })
     }
