@@ -4,11 +4,9 @@
 //! when the campaign ends its report is queued as a mail with the CSV attached.
 
 mod common;
+use common::users::add_user;
 #[path = "common/fake_phone.rs"]
 mod fake_phone;
-
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use common::{Daemon, TOKEN, api, free_port, wait_for};
 use fake_phone::{FakePhone, PASSWORD, SIGNING_KEY};
@@ -16,24 +14,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const UI_PASSWORD: &str = "campaign-ui-password-1";
-
-fn add_user(config: &std::path::Path, name: &str) {
-    let mut child = Command::new(common::bin())
-        .args(["user", "add", name, "--role", "operator", "--config"])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{UI_PASSWORD}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
 
 fn cookie(r: &reqwest::Response, name: &str) -> String {
     r.headers()
@@ -181,7 +161,7 @@ async fn replies_are_linked_and_the_report_is_mailed() {
         "{csv}"
     );
 
-    add_user(&d.config, "ana");
+    add_user(&d.config, "ana", "operator", UI_PASSWORD);
     let session = login(&d.base, "ana").await;
     let html = reqwest::Client::new()
         .get(format!("{}/conversations", d.base))
@@ -232,7 +212,7 @@ async fn campaign_pages_create_start_and_show_progress() {
     )
     .await;
     assert_eq!(s, 200);
-    add_user(&d.config, "ana");
+    add_user(&d.config, "ana", "operator", UI_PASSWORD);
     let session = login(&d.base, "ana").await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

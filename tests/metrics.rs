@@ -1,20 +1,15 @@
 //! `GET /metrics` end to end: the daemon in-process with a modem on the simulator's real
 //! pseudo-terminal and a real SQLite file; the token-free `[metrics] listen` listener with the
 //! real binary.
-use pasarela::modem::sim::{self, ConfigPatch, Registration, SimHandle, SimOptions};
+use pasarela::modem::sim::{ConfigPatch, Registration};
 use serde_json::json;
 
 mod common;
 use common::gateway::Gateway;
+use common::sims::simulator;
 use common::{Daemon, TOKEN, free_port, wait_for};
 
 const DISPATCH: &str = "[dispatch]\nretry_base_secs = 1\nretry_max_secs = 2\nmax_attempts = 20";
-
-async fn simulator(dir: &std::path::Path) -> SimHandle {
-    sim::start(SimOptions::new(dir.join("modem")))
-        .await
-        .unwrap()
-}
 
 async fn scrape(base: &str, token: Option<&str>) -> (u16, String, String) {
     let mut req = reqwest::Client::new().get(format!("{base}/metrics"));

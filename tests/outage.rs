@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use pasarela::modem::sim::{self, SimHandle, SimOptions};
 use serde_json::{Value, json};
 
 mod common;
 use common::gateway::Gateway;
+use common::sims::{sent_to, simulator, wait_sent};
 use common::{TOKEN, free_port, wait_for};
 
 const AM_TOKEN: &str = "alertmanager-token-0123456789";
@@ -17,28 +17,6 @@ const ANA: &str = "+5491150000001";
 const BETO: &str = "+5491150000002";
 const CARO: &str = "+5491150000003";
 const DANI: &str = "+5491150000004";
-
-async fn simulator(dir: &std::path::Path) -> SimHandle {
-    sim::start(SimOptions::new(dir.join("modem")))
-        .await
-        .unwrap()
-}
-
-fn sent_to(sim: &SimHandle, to: &str) -> Vec<String> {
-    sim.sent()
-        .into_iter()
-        .filter(|m| m.to == to)
-        .map(|m| m.text)
-        .collect()
-}
-
-async fn wait_sent(sim: &SimHandle, to: &str, n: usize) -> Vec<String> {
-    wait_for(&format!("{n} message(s) to {to}"), 30, async || {
-        sent_to(sim, to).len() >= n
-    })
-    .await;
-    sent_to(sim, to)
-}
 
 /// Waits until the inbox handled every inbound text and the queue is empty.
 async fn settle(gw: &Gateway) {

@@ -10,11 +10,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::Datelike;
-use pasarela::modem::sim::{self, SimHandle, SimOptions};
+use pasarela::modem::sim::SimHandle;
 use serde_json::{Value, json};
 
 mod common;
 use common::gateway::Gateway;
+use common::sims::{simulator, wait_sent};
 use common::{TOKEN, wait_for};
 
 const COMPANY: &str = "[company]\nname = \"Red Sur\"";
@@ -35,28 +36,6 @@ impl Gateway {
             .unwrap();
         (r.status().as_u16(), r.json().await.unwrap())
     }
-}
-
-async fn simulator(dir: &std::path::Path) -> SimHandle {
-    sim::start(SimOptions::new(dir.join("modem")))
-        .await
-        .unwrap()
-}
-
-fn sent_to(sim: &SimHandle, to: &str) -> Vec<String> {
-    sim.sent()
-        .into_iter()
-        .filter(|m| m.to == to)
-        .map(|m| m.text)
-        .collect()
-}
-
-async fn wait_sent(sim: &SimHandle, to: &str, n: usize) -> Vec<String> {
-    wait_for(&format!("{n} message(s) to {to}"), 30, async || {
-        sent_to(sim, to).len() >= n
-    })
-    .await;
-    sent_to(sim, to)
 }
 
 async fn serve(router: axum::Router) -> SocketAddr {

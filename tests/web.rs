@@ -3,6 +3,7 @@
 //! redirect and cookie flag is visible).
 
 mod common;
+use common::users::add_user;
 #[path = "common/fake_graph.rs"]
 mod fake_graph;
 
@@ -1028,25 +1029,6 @@ fn rules_page_edits_windows_holidays_and_groups_with_errors_by_field() {
         "{html}"
     );
     assert_eq!(api_rules(), rules, "nothing changed");
-}
-
-/// Adds a user through `pasarela user add` with the daemon's config.
-fn add_user(config: &std::path::Path, name: &str, role: &str, password: &str) {
-    let mut child = Command::new(common::bin())
-        .args(["user", "add", name, "--role", role, "--config"])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 pub mod gateway;
 pub mod sim_process;
+pub mod sims;
+pub mod users;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
