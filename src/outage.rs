@@ -31,6 +31,9 @@ use crate::store::directory as dir_sql;
 use crate::store::outages::{self as sql, Outage};
 use crate::store::{Channel, NewOutbound, Priority, StoreError, now_ms};
 
+/// The longest outage message, in characters: it goes into every notice (an SMS).
+pub const MAX_MESSAGE_CHARS: usize = 500;
+
 /// What can go wrong with an outage request; each names what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum OutageError {

@@ -148,7 +148,11 @@ impl PhoneContext {
     /// of another country has none.
     pub fn national(&self, number: &str) -> Result<String, PhoneError> {
         let parsed =
-            phonenumber::parse(Some(self.country), number).map_err(|_| self.invalid(number))?;
+            // Masked: this error reaches the log when a message fails (unlike `normalize`'s,
+            // which answers whoever typed the number).
+            phonenumber::parse(Some(self.country), number).map_err(|_| {
+                PhoneError::Invalid(mask(number), self.country_code.clone())
+            })?;
         if parsed.country().id() != Some(self.country) {
             return Err(PhoneError::NotNational(
                 mask(number),
@@ -340,6 +344,16 @@ mod tests {
         ));
         let uy = PhoneContext::new("UY", None).unwrap();
         assert_eq!(uy.national("+59894123456").unwrap(), "94123456");
+        // An outbox peer the library cannot read: the error (logged) shows the last digits only.
+        let e = ctx
+            .national("+54911478963219999999999")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("47896321"), "{e}");
+        assert!(
+            e.contains("9999") && e.contains("not a valid phone number"),
+            "{e}"
+        );
     }
 
     #[test]

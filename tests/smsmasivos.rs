@@ -602,4 +602,14 @@ async fn replies_read_by_pull_are_answered_once_and_marked_read() {
         .filter(|s| s.texto.contains("1.234,50"))
         .count();
     assert_eq!(answers, 1, "answered once");
+    // A listing newest first: an id lower than one stored in the same listing is still new.
+    {
+        let mut inbox = provider.inbox.lock().unwrap();
+        inbox.push(("1147896321".into(), "Llegó tarde".into(), 504, false));
+        inbox.push(("1147896321".into(), "Llegó antes".into(), 503, false));
+    }
+    wait_for("both of a newest-first listing stored", 30, async || {
+        inbound(&d).await.len() == 4
+    })
+    .await;
 }

@@ -164,9 +164,10 @@ pub fn render(a: &Answers) -> String {
     ));
     t.push_str(
         "[windows]\n\
-         # Notifications and bulk wait for their window (laboral, extendido, fulltime, always).\n\
-         notifications = \"always\"\n\
-         bulk = \"always\"\n\
+         # Notifications and bulk wait for their window (laboral, extendido, fulltime, always):\n\
+         # reminders every day 07-23, campaigns and bulk Monday to Friday 08-21, never at night.\n\
+         notifications = \"fulltime\"\n\
+         bulk = \"extendido\"\n\
          # The country's national holidays are computed each year. Days to add (provincial\n\
          # holidays, a \"día no laborable\" decreed this year) and days to take out, YYYY-MM-DD:\n\
          holidays = []\n\
@@ -696,6 +697,9 @@ mod tests {
         assert_eq!(c.modems.len(), 1);
         assert_eq!(c.modems[0].pin.as_ref().unwrap().expose(), "1234");
         assert_eq!(c.admin.listen, "127.0.0.1:8089");
+        // A new box never sends reminders or campaigns at night.
+        assert_eq!(c.windows.notifications, "fulltime");
+        assert_eq!(c.windows.bulk, "extendido");
         assert!(
             text.lines().filter(|l| l.starts_with('#')).count() > 10,
             "commented"

@@ -74,8 +74,22 @@ pub struct Alert {
 /// What a payload asks for one zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZoneAction {
-    Firing { message: String, eta: Option<i64> },
+    /// `message` is the alert's summary or description, if it has one.
+    Firing {
+        message: Option<String>,
+        eta: Option<i64>,
+    },
     Resolved,
+}
+
+/// An alert's text cut to the outage message's limit on a character boundary: the payload comes
+/// from monitoring, which would resend a refused one forever, and the text goes into every
+/// notice.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(crate::outage::MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}…", text[..at].trim_end()),
+        None => text.to_string(),
+    }
 }
 
 /// Checks a payload and reduces it to one action per zone (a zone with any firing alert is
@@ -135,8 +149,8 @@ pub fn plan(
                 let message = ["summary", "description"]
                     .iter()
                     .find_map(|k| a.annotations.get(*k).or(p.common_annotations.get(*k)))
-                    .cloned()
-                    .unwrap_or_default();
+                    .map(|m| clip(m.trim()))
+                    .filter(|m| !m.is_empty());
                 ZoneAction::Firing { message, eta }
             }
             "resolved" => ZoneAction::Resolved,
@@ -247,7 +261,8 @@ async fn apply(state: &AlertState, body: &[u8]) -> Result<serde_json::Value, Api
     for (zone, action) in zones {
         match (action, current.get(&zone).copied().flatten()) {
             (ZoneAction::Firing { message, eta }, Some(id)) => {
-                rules.update_outage(id, Some(message), eta).await?;
+                // An alert without a text keeps the one the outage has (perhaps an operator's).
+                rules.update_outage(id, message, eta).await?;
                 updated.push(id);
             }
             (ZoneAction::Firing { message, eta }, None) => {
@@ -255,7 +270,7 @@ async fn apply(state: &AlertState, body: &[u8]) -> Result<serde_json::Value, Api
                     .open_outage(OpenRequest {
                         field: field.clone(),
                         zones: vec![zone.clone()],
-                        message,
+                        message: message.unwrap_or_default(),
                         eta,
                         origin: Origin::Alertmanager(zone.clone()),
                     })
@@ -311,11 +326,39 @@ mod tests {
         assert_eq!(
             zones.get("norte"),
             Some(&ZoneAction::Firing {
-                message: "Nodo norte sin enlace".into(),
+                message: Some("Nodo norte sin enlace".into()),
                 eta: Some(parse_eta("2026-12-02T18:00:00-03:00").unwrap()),
             })
         );
         assert_eq!(zones.get("sur"), Some(&ZoneAction::Resolved));
+    }
+
+    #[test]
+    fn long_texts_are_cut_and_missing_ones_change_nothing() {
+        let mut v: serde_json::Value = serde_json::from_str(SAMPLE).unwrap();
+        v["alerts"][0]["annotations"]["summary"] = "ñ".repeat(1500).into();
+        let p: Payload = serde_json::from_value(v.clone()).unwrap();
+        let Some(ZoneAction::Firing {
+            message: Some(m), ..
+        }) = plan(&p, "zona").unwrap().remove("norte")
+        else {
+            panic!("not firing");
+        };
+        assert_eq!(
+            m.chars().count(),
+            crate::outage::MAX_MESSAGE_CHARS + 1,
+            "{m}"
+        );
+        assert!(m.ends_with('…'));
+        v["alerts"][0]["annotations"] = serde_json::json!({});
+        let p: Payload = serde_json::from_value(v).unwrap();
+        assert_eq!(
+            plan(&p, "zona").unwrap().get("norte"),
+            Some(&ZoneAction::Firing {
+                message: None,
+                eta: None
+            })
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! messages (`poll_url`) and stores each once by the provider's id, then lists them again
 //! asking the provider to mark them read (`poll_ack_url`), storing anything that arrived in
 //! between. A message is marked read at the provider only by a listing whose lines are stored
-//! right after; the only loss window is a crash in that second listing, for messages that
-//! arrived after the first.
+//! right after. The loss window: messages that arrived between the two listings, when the
+//! second one is cut off (a crash, a timeout, a broken connection) after the provider marked
+//! them read; the round's warning says so, and the README recommends the push where it can
+//! reach the box.
 //!
-//! The cursor is the provider's read flag, plus the highest numeric id stored
-//! (`http_sms_pull:<route>` in the keyed state): a line at or below it is known already. The
-//! listing is SMS Masivos' (`obtener_sms_entrada.asp`): one message per line, fields separated
-//! by tabs: sender, text, date, id (an internal id may follow).
+//! Each line is stored by its provider id (the inbound unique key `(transport, provider_ref)`),
+//! so a line listed again is known already, whatever order the listing comes in. The listing is
+//! SMS Masivos' (`obtener_sms_entrada.asp`): one message per line, fields separated by tabs:
+//! sender, text, date, id (an internal id may follow).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,10 +60,6 @@ impl Poller {
         Poller { route, sink }
     }
 
-    fn cursor_key(&self) -> String {
-        format!("http_sms_pull:{}", self.route.name())
-    }
-
     /// One round; how many messages were new.
     pub async fn poll_once(&self) -> Result<usize, String> {
         let cfg = self.route.config();
@@ -70,24 +68,22 @@ impl Poller {
         };
         let mut new = self.store(&self.route.query(&list).await?).await?;
         if let Some(ack) = cfg.poll_ack_url.clone() {
-            new += self.store(&self.route.query(&ack).await?).await?;
+            let listing = self.route.query(&ack).await.map_err(|e| {
+                format!(
+                    "{e} (while the provider marked the listed messages read: one that arrived \
+                     since the previous listing may be missing; its web panel has them)"
+                )
+            })?;
+            new += self.store(&listing).await?;
         }
         Ok(new)
     }
 
-    /// Stores a listing's messages in order, each committed before the next; moves the cursor.
+    /// Stores a listing's messages in order, each committed before the next; a message already
+    /// stored (same provider id on this route) is not stored or answered again.
     async fn store(&self, listing: &str) -> Result<usize, String> {
-        let state = self.sink.state();
-        let key = self.cursor_key();
-        let mut cursor = state.get(&key).await.map_err(|e| e.to_string())?;
         let mut new = 0;
         for m in parse_listing(listing) {
-            let numeric = m.id.parse::<i64>().ok();
-            if let (Some(n), Some(c)) = (numeric, cursor)
-                && n <= c
-            {
-                continue;
-            }
             let name = self.route.name().to_string();
             let peer = self.route.peer_of(&m.from);
             let (id, fresh) = self
@@ -109,12 +105,6 @@ impl Poller {
                     "message {id} received from {} via {name} (pulled)",
                     crate::logging::peer(&peer)
                 );
-            }
-            if let Some(n) = numeric
-                && cursor.is_none_or(|c| n > c)
-            {
-                state.set(&key, Some(n)).await.map_err(|e| e.to_string())?;
-                cursor = Some(n);
             }
         }
         Ok(new)
