@@ -349,6 +349,8 @@ enum Skip {
     OptedOut,
     NoAddress,
     InvalidNumber,
+    /// `preferred`, and none of the channels has a route (or the campaign's text for it).
+    NoRoute,
 }
 
 impl Skip {
@@ -358,6 +360,7 @@ impl Skip {
             Skip::NoAddress if channel == Channel::Email => "no email address".into(),
             Skip::NoAddress => "no phone number".into(),
             Skip::InvalidNumber => "the phone number is not valid".into(),
+            Skip::NoRoute => "no channel this campaign can send on reaches the customer".into(),
         }
     }
 }
@@ -369,7 +372,15 @@ fn candidates(plan: &Plan, c: &Customer) -> Vec<Channel> {
             && match ch {
                 Channel::Sms => plan.text.is_some(),
                 Channel::Whatsapp => plan.whatsapp.is_some(),
-                Channel::Email => plan.text.is_some() && plan.email_account.is_some(),
+                // A mail needs its subject; `preferred` does not require one at creation.
+                Channel::Email => {
+                    plan.text.is_some()
+                        && plan.email_account.is_some()
+                        && plan
+                            .subject
+                            .as_deref()
+                            .is_some_and(|s| !s.trim().is_empty())
+                }
             }
     };
     match plan.mode {
@@ -385,7 +396,13 @@ fn candidates(plan: &Plan, c: &Customer) -> Vec<Channel> {
                 .unwrap_or_default();
             order.retain(usable);
             if order.is_empty() {
-                order.push(Channel::Sms);
+                // No usable preference: the first channel this campaign can send on, if any
+                // (none: the customer is skipped, see `Skip::NoRoute`).
+                order.extend(
+                    [Channel::Sms, Channel::Whatsapp, Channel::Email]
+                        .into_iter()
+                        .find(usable),
+                );
             }
             order
         }
@@ -566,10 +583,11 @@ pub fn evaluate(
         };
         match chosen {
             None => {
-                let (ch, s) = skipped.unwrap_or((Channel::Sms, Skip::NoAddress));
+                let (ch, s) = skipped.unwrap_or((Channel::Sms, Skip::NoRoute));
                 match s {
                     Skip::OptedOut => p.excluded.opted_out += 1,
-                    Skip::NoAddress => p.excluded.no_address += 1,
+                    // Counted with "no address for that channel": there is none it can use.
+                    Skip::NoAddress | Skip::NoRoute => p.excluded.no_address += 1,
                     Skip::InvalidNumber => p.excluded.invalid_number += 1,
                 }
                 task.channel = Some(ch);
@@ -1057,6 +1075,37 @@ mod tests {
         assert!(is_field_name("nodo_2"));
         assert!(!is_field_name("a'); DROP"));
         assert!(!is_field_name(""));
+    }
+
+    fn preferred(available: &[Channel], subject: Option<&str>) -> Plan {
+        Plan {
+            mode: Mode::Preferred,
+            text: Some("Hola %nombre%".into()),
+            subject: subject.map(str::to_string),
+            whatsapp: None,
+            window: None,
+            rate: None,
+            filter: Filter::default(),
+            allow_missing: false,
+            reply_days: 7,
+            email_account: Some("avisos".into()),
+            available: available.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn preferred_uses_only_channels_the_campaign_can_send_on() {
+        let mut c = Customer::default();
+        c.channels.insert("invoice".into(), vec!["email".into()]);
+        // Email first, but no subject: not a mail without one; SMS instead.
+        let plan = preferred(&[Channel::Sms, Channel::Email], None);
+        assert_eq!(candidates(&plan, &c), vec![Channel::Sms]);
+        let plan = preferred(&[Channel::Sms, Channel::Email], Some("Tu factura"));
+        assert_eq!(candidates(&plan, &c), vec![Channel::Email]);
+        // No SMS route and no usable preference: not an SMS that could never leave.
+        let plan = preferred(&[Channel::Email], None);
+        assert!(candidates(&plan, &c).is_empty());
+        assert!(Skip::NoRoute.reason(Channel::Sms).contains("no channel"));
     }
 
     #[test]
