@@ -28,6 +28,7 @@ use crate::shutdown::Shutdown;
 use crate::store::campaigns::{self as sql, Filter, NewTask};
 use crate::store::{Store, StoreError};
 use crate::transport::Transport;
+use rusqlite::Connection;
 
 /// Campaign messages waiting in the outbox at once (queued, not yet handed to a transport).
 /// Small, so a reply claimed by priority never waits behind many; large enough that a fast
@@ -876,6 +877,10 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
     }
     let rate = spec.rate.as_deref().and_then(|r| RateLimit::parse(r).ok());
     let id = row.id;
+    // The report mail is queued in the transaction that marks the campaign done, so a crash
+    // between the two cannot lose it.
+    let report = report_plan(ctx, row, &spec);
+    let unmailed = spec.report_to.is_some() && report.is_none();
     let queued = ctx
         .store
         .write(move |c| {
@@ -912,6 +917,9 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
             let (pending, open) = sql::remaining(c, id)?;
             if pending == 0 && open == 0 {
                 sql::set_state(c, id, "done", now)?;
+                if let Some(r) = &report {
+                    crate::store::messages::insert_outbound(c, &[report_mail(c, r)?], now)?;
+                }
                 return Ok((Some(0), FEED_TICK));
             }
             Ok((None, wait))
@@ -921,8 +929,10 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
     match queued {
         Some(0) => {
             log::info!("campaign {id} ({}) finished", row.name);
-            if let Some(to) = &spec.report_to {
-                mail_report(ctx, row, to, spec.reply_days.unwrap_or(REPLY_DAYS)).await?;
+            if unmailed {
+                log::info!(
+                    "campaign {id}: no [[email]] account serves `clientes` nor `todo`; the report is not mailed"
+                );
             }
             ctx.dispatch.wake();
         }
@@ -937,8 +947,12 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
 
 /// The report as CSV: one row per selected customer.
 pub async fn report_csv(store: &Store, id: i64, reply_days: u32) -> Result<String, StoreError> {
+    store.read(move |c| report_text(c, id, reply_days)).await
+}
+
+fn report_text(c: &Connection, id: i64, reply_days: u32) -> Result<String, StoreError> {
     let reply_ms = i64::from(reply_days) * 86_400_000;
-    let rows = store.read(move |c| sql::report(c, id, reply_ms)).await?;
+    let rows = sql::report(c, id, reply_ms)?;
     let mut out = String::from("code,channel,address,state,reason,cost,replied\n");
     for r in rows {
         let cells = [
@@ -978,38 +992,52 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-/// Queues the report mail of a finished campaign, when an email account serves it.
-async fn mail_report(
+/// What the report mail of a finishing campaign needs: where it goes and which account sends
+/// it. `None` when it asks for no report or no email account serves campaigns.
+struct ReportPlan {
+    id: i64,
+    name: String,
+    to: String,
+    account: String,
+    reply_days: u32,
+    language: crate::config::Language,
+}
+
+fn report_plan(
     ctx: &Campaigns,
     row: &sql::CampaignRow,
-    to: &str,
-    reply_days: u32,
-) -> Result<(), StoreError> {
-    let Some(account) = crate::transport::email::account_for(&ctx.transports, "clientes")
-        .map(|a| a.name().to_string())
-    else {
-        log::info!(
-            "campaign {}: no [[email]] account serves `clientes` nor `todo`; the report is not mailed",
-            row.id
-        );
-        return Ok(());
-    };
-    let csv = report_csv(&ctx.store, row.id, reply_days).await?;
-    let p = sql_progress(&ctx.store, row.id, reply_days).await?;
-    let language = ctx.rules.company.language;
-    let (subject, text) = match language {
+    spec: &CampaignRequest,
+) -> Option<ReportPlan> {
+    let to = spec.report_to.clone()?;
+    let account = crate::transport::email::account_for(&ctx.transports, "clientes")?;
+    Some(ReportPlan {
+        id: row.id,
+        name: row.name.clone(),
+        to,
+        account: account.name().to_string(),
+        reply_days: spec.reply_days.unwrap_or(REPLY_DAYS),
+        language: ctx.rules.company.language,
+    })
+}
+
+/// The report mail of a finished campaign, built in the caller's transaction: the counts in
+/// the text and the CSV attached.
+fn report_mail(c: &Connection, r: &ReportPlan) -> Result<crate::store::NewOutbound, StoreError> {
+    let csv = report_text(c, r.id, r.reply_days)?;
+    let p = sql::progress(c, r.id, i64::from(r.reply_days) * 86_400_000)?;
+    let (subject, text) = match r.language {
         crate::config::Language::Es => (
-            format!("Campaña «{}» terminada", row.name),
+            format!("Campaña «{}» terminada", r.name),
             format!(
                 "La campaña «{}» terminó.\n\nClientes: {}\nEnviados: {}\nEntregados: {}\nFallidos: {}\nOmitidos: {}\nRespondieron: {}\n\nEl detalle por cliente va adjunto.\n",
-                row.name, p.total, p.sent, p.delivered, p.failed, p.skipped, p.replied
+                r.name, p.total, p.sent, p.delivered, p.failed, p.skipped, p.replied
             ),
         ),
         crate::config::Language::En => (
-            format!("Campaign “{}” finished", row.name),
+            format!("Campaign “{}” finished", r.name),
             format!(
                 "The campaign “{}” finished.\n\nCustomers: {}\nSent: {}\nDelivered: {}\nFailed: {}\nSkipped: {}\nReplied: {}\n\nThe detail per customer is attached.\n",
-                row.name, p.total, p.sent, p.delivered, p.failed, p.skipped, p.replied
+                r.name, p.total, p.sent, p.delivered, p.failed, p.skipped, p.replied
             ),
         ),
     };
@@ -1018,32 +1046,20 @@ async fn mail_report(
         text,
         html: None,
         attachments: vec![crate::model::Attachment {
-            filename: format!("campaign-{}.csv", row.id),
+            filename: format!("campaign-{}.csv", r.id),
             content_type: "text/csv".into(),
             bytes: csv.into_bytes(),
         }],
     };
-    let body = crate::transport::email::stored::StoredEmail::new(&account, &mail).to_body();
-    let to = to.to_string();
-    let now = ctx.store.now_ms();
-    ctx.store
-        .write(move |c| {
-            crate::store::messages::insert_outbound(
-                c,
-                &[crate::store::NewOutbound {
-                    channel: Channel::Email,
-                    peer: to,
-                    body,
-                    priority: crate::model::Priority::Notification,
-                    customer_id: None,
-                    window: None,
-                    not_before: None,
-                }],
-                now,
-            )
-        })
-        .await?;
-    Ok(())
+    Ok(crate::store::NewOutbound {
+        channel: Channel::Email,
+        peer: r.to.clone(),
+        body: crate::transport::email::stored::StoredEmail::new(&r.account, &mail).to_body(),
+        priority: crate::model::Priority::Notification,
+        customer_id: None,
+        window: None,
+        not_before: None,
+    })
 }
 
 /// The campaign's progress counts.
