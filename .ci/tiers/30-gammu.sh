@@ -109,18 +109,24 @@ ussd_balance() {
 }
 ussd_huawei_hex() {
     curl -sf -H 'Content-Type: application/json' -d '{"ussd_hex": true}' "$api/config" >/dev/null
-    g getussd '*444#' | tee "$tmp/ussd" || true
+    local ok=0
+    g getussd '*444#' | tee "$tmp/ussd" && grep -qF 'Su saldo es $ 1.234,50. Vence el 31/12/2026.' "$tmp/ussd" || ok=1
     curl -sf -H 'Content-Type: application/json' -d '{"ussd_hex": false}' "$api/config" >/dev/null
-    grep -qF '1.234,50' "$tmp/ussd" || grep -qi 'USSD received' "$tmp/ussd"
+    return "$ok"
+}
+ussd_ucs2() {
+    g getussd '*555#' | tee "$tmp/ussd"
+    grep -qF 'Tu crédito: $ 1.234,50 — ¡recargá ya!' "$tmp/ussd"
 }
 ussd_ended() {
-    g getussd '*999#' | tee "$tmp/ussd" || true
-    grep -qiE 'terminated|network' "$tmp/ussd"
+    g getussd '*999#' | tee "$tmp/ussd"
+    grep -q 'Status *: Terminated' "$tmp/ussd"
 }
 
 check "gammu identify" identify
 check "gammu getussd, credit answer" ussd_balance
 check "gammu getussd, Huawei-style hex answer" ussd_huawei_hex
+check "gammu getussd, UCS-2 answer" ussd_ucs2
 check "gammu getussd, session ended by the network" ussd_ended
 check "gammu sendsms, Spanish UCS-2 text" send_short
 check "gammu sendsms, 3-part UCS-2 message" send_long
