@@ -130,19 +130,27 @@ pub async fn ussd(
             .join(", ")
     };
     let m = match modem {
-        Some(name) => modems
-            .iter()
-            .find(|m| m.name == name)
-            .with_context(|| format!("--modem {name}: no [[modem]] of that name (there are: {})", names()))?,
+        Some(name) => modems.iter().find(|m| m.name == name).with_context(|| {
+            format!(
+                "--modem {name}: no [[modem]] of that name (there are: {})",
+                names()
+            )
+        })?,
         None => match modems.as_slice() {
             [] => bail!("the config has no [[modem]]"),
             [only] => only,
-            _ => bail!("several modems are configured ({}): pick one with --modem", names()),
+            _ => bail!(
+                "several modems are configured ({}): pick one with --modem",
+                names()
+            ),
         },
     };
     let requests = 1 + replies.len();
     if loaded.admin_token().ok().flatten().is_some() {
-        let api = DaemonApi::from_config(config_path, (m.ussd_timeout_secs + 15) * requests as u64 + 15)?;
+        let api = DaemonApi::from_config(
+            config_path,
+            (m.ussd_timeout_secs + 15) * requests as u64 + 15,
+        )?;
         let request = api
             .post(&format!("/api/modems/{}/ussd", m.name))
             .json(&serde_json::json!({"code": code, "replies": replies}));
@@ -151,7 +159,9 @@ pub async fn ussd(
                 let status = response.status();
                 let body: serde_json::Value = response.json().await.unwrap_or_default();
                 if !status.is_success() {
-                    let msg = body["error"]["message"].as_str().unwrap_or("no error message");
+                    let msg = body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("no error message");
                     bail!("{}: {msg}", m.name);
                 }
                 let answer: UssdAnswer = serde_json::from_value(body)
@@ -194,7 +204,11 @@ async fn ussd_on_port(
         }
     }
     if !alive {
-        bail!("{}: the modem does not answer AT on {}", m.name, m.device.display());
+        bail!(
+            "{}: the modem does not answer AT on {}",
+            m.name,
+            m.device.display()
+        );
     }
     let _ = at.command(&Command::new("ATE0", None)).await;
     let _ = at.command(&Command::new("AT+CMEE=1", None)).await;

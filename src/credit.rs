@@ -192,6 +192,9 @@ mod tests {
             "{t}"
         );
         let t = alert_text("modem1", &sim, Language::En);
-        assert!(t.contains("has $45.50 credit left (alert below $500.00)"), "{t}");
+        assert!(
+            t.contains("has $45.50 credit left (alert below $500.00)"),
+            "{t}"
+        );
     }
 }

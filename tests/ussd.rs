@@ -182,7 +182,11 @@ fn ussd_on_the_port_when_the_daemon_is_not_running() {
     let bench = Bench::new();
     let config = bench.config("");
     let (code, out, err) = bench.ussd(&config, &["*444#"]);
-    assert_eq!((code, out.as_str()), (0, format!("{BALANCE}\n").as_str()), "{err}");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, format!("{BALANCE}\n").as_str()),
+        "{err}"
+    );
 
     // A two-step menu answered in the same session.
     let (code, out, err) = bench.ussd(&config, &["*150#", "2", "1"]);
@@ -204,7 +208,10 @@ fn ussd_on_the_port_when_the_daemon_is_not_running() {
 
     // UCS-2 (<dcs> 72, hex) and Huawei-style packed GSM 7-bit hex answers.
     let (code, out, _) = bench.ussd(&config, &["*555#"]);
-    assert_eq!((code, out.as_str()), (0, "Tu crédito: $ 1.234,50 — ¡recargá ya!\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "Tu crédito: $ 1.234,50 — ¡recargá ya!\n")
+    );
     bench
         .sim()
         .set_config(ConfigPatch {
@@ -216,7 +223,10 @@ fn ussd_on_the_port_when_the_daemon_is_not_running() {
     assert_eq!((code, out.as_str()), (0, format!("{BALANCE}\n").as_str()));
     let (code, out, _) = bench.ussd(&config, &["*150#", "2"]);
     assert_eq!(code, 0);
-    assert!(out.ends_with("> 2\nPacks:\n1 1 GB $ 500\n2 3 GB $ 1.200\n"), "{out}");
+    assert!(
+        out.ends_with("> 2\nPacks:\n1 1 GB $ 500\n2 3 GB $ 1.200\n"),
+        "{out}"
+    );
 
     // The network ends the session, does not support the code, never answers, or refuses.
     let (code, _, err) = bench.ussd(&config, &["*999#"]);
@@ -227,10 +237,16 @@ fn ussd_on_the_port_when_the_daemon_is_not_running() {
     );
     let (code, _, err) = bench.ussd(&config, &["*123#"]);
     assert_eq!(code, 1);
-    assert!(err.contains("does not support this USSD request (+CUSD: 4)"), "{err}");
+    assert!(
+        err.contains("does not support this USSD request (+CUSD: 4)"),
+        "{err}"
+    );
     let (code, _, err) = bench.ussd(&config, &["*777#"]);
     assert_eq!(code, 1);
-    assert!(err.contains("no USSD answer from the network within 2 s"), "{err}");
+    assert!(
+        err.contains("no USSD answer from the network within 2 s"),
+        "{err}"
+    );
     let mut refused = node("");
     refused.result = sim::UssdResult::Error;
     bench.set_ussd("*888#", refused);
@@ -248,7 +264,11 @@ fn ussd_on_the_port_when_the_daemon_is_not_running() {
     // Doctor asks the credit itself when nothing holds the port.
     let config = bench.config("balance_ussd = \"*444#\"\nbalance_alert_below = 500");
     let report = bench.doctor(&config);
-    has(&report, "ok", "modem1: SIM credit $ 1.234,50 (asked just now)");
+    has(
+        &report,
+        "ok",
+        "modem1: SIM credit $ 1.234,50 (asked just now)",
+    );
 }
 
 #[test]
@@ -278,9 +298,15 @@ fn ussd_through_the_running_daemon_between_sms_traffic() {
     assert_eq!(body["status"], "menu");
     assert_eq!(body["steps"].as_array().unwrap().len(), 2);
     let (status, body) = post("/api/modems/modem9/ussd", json!({"code": "*444#"}));
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, body) = post("/api/modems/modem1/ussd", json!({"code": "444"}));
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("code")));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("code"))
+    );
     let (status, body) = post(
         "/api/modems/modem1/ussd",
         json!({"code": "*150#", "replies": ["a\"b"]}),
@@ -290,7 +316,10 @@ fn ussd_through_the_running_daemon_between_sms_traffic() {
         (400, Some("replies[0]"))
     );
     let (status, body) = post("/api/modems/modem1/ussd", json!({"code": "*999#"}));
-    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("ussd_ended")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("ussd_ended"))
+    );
     let unauthorized = bench.rt.block_on(async {
         reqwest::Client::new()
             .post(format!("{}/api/modems/modem1/ussd", d.base))
@@ -399,7 +428,11 @@ fn credit_in_status_metrics_doctor_and_one_alert_per_crossing() {
     wait_until("the second alert", Duration::from_secs(40), || {
         bench.alerts().len() == 2
     });
-    assert!(bench.alerts()[1].contains("tiene $ 45,50 de saldo"), "{:?}", bench.alerts());
+    assert!(
+        bench.alerts()[1].contains("tiene $ 45,50 de saldo"),
+        "{:?}",
+        bench.alerts()
+    );
 }
 
 #[test]
@@ -408,11 +441,15 @@ fn a_pattern_that_does_not_match_is_reported_once_with_the_answer() {
     let extra = "balance_ussd = \"*444#\"\nbalance_pattern = 'Credito: (\\d+)'\n\
                  balance_interval_hours = 0.0005";
     let mut d = bench.daemon(extra);
-    wait_until("the mismatch in the status", Duration::from_secs(30), || {
-        bench.status(&d)["details"]["balance"]["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("does not match"))
-    });
+    wait_until(
+        "the mismatch in the status",
+        Duration::from_secs(30),
+        || {
+            bench.status(&d)["details"]["balance"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("does not match"))
+        },
+    );
     let balance = bench.status(&d)["details"]["balance"].clone();
     assert_eq!(balance["answer"], BALANCE);
     assert!(balance["amount"].is_null());
@@ -429,7 +466,9 @@ fn a_pattern_that_does_not_match_is_reported_once_with_the_answer() {
     has(
         &report,
         "WARN",
-        &format!("modem1: cannot read the SIM credit: balance_pattern `Credito: (\\d+)` does not match the answer; the network answered: {BALANCE}"),
+        &format!(
+            "modem1: cannot read the SIM credit: balance_pattern `Credito: (\\d+)` does not match the answer; the network answered: {BALANCE}"
+        ),
     );
     // Not again after a restart while the answer stays the same.
     d.signal("TERM");
@@ -473,7 +512,11 @@ fn balance_config_errors_name_the_key() {
             "modem.balance_pattern",
             "needs balance_ussd",
         ),
-        ("balance_ussd = \"444\"", "modem.balance_ussd", "is not a USSD code"),
+        (
+            "balance_ussd = \"444\"",
+            "modem.balance_ussd",
+            "is not a USSD code",
+        ),
         (
             "balance_ussd = \"*444#\"\nbalance_interval_hours = 0",
             "modem.balance_interval_hours",
@@ -484,7 +527,11 @@ fn balance_config_errors_name_the_key() {
             "modem.balance_alert_below",
             "is not an amount of pesos",
         ),
-        ("ussd_timeout_secs = 0", "modem.ussd_timeout_secs", "between 1 and 300"),
+        (
+            "ussd_timeout_secs = 0",
+            "modem.ussd_timeout_secs",
+            "between 1 and 300",
+        ),
     ] {
         let err = match pasarela::setup::from_toml(&format!("{base}{extra}\n")) {
             Ok(_) => panic!("accepted: {extra}"),

@@ -12,8 +12,8 @@ pub mod campaigns_api;
 pub mod email_api;
 pub mod metrics_api;
 pub mod outage_api;
-pub mod ussd_api;
 mod rules_api;
+pub mod ussd_api;
 mod whatsapp_api;
 
 use std::sync::Arc;

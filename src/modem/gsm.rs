@@ -110,7 +110,8 @@ impl GsmTransport {
     /// Runs a USSD session on the modem between its other work: `code`, then each reply
     /// while the network shows a menu.
     pub async fn ussd(&self, code: &str, replies: &[String]) -> Result<UssdAnswer, UssdError> {
-        ussd::check_request(code, true).map_err(|why| UssdError::Invalid(format!("code: {why}")))?;
+        ussd::check_request(code, true)
+            .map_err(|why| UssdError::Invalid(format!("code: {why}")))?;
         for (i, r) in replies.iter().enumerate() {
             ussd::check_request(r, false)
                 .map_err(|why| UssdError::Invalid(format!("replies[{i}]: {why}")))?;
@@ -221,9 +222,7 @@ pub fn modem(cfg: ModemConfig, sink: Sink, phones: PhoneContext) -> (Modem, GsmT
     let status = Arc::new(Mutex::new(ModemStatus {
         detail: "starting".into(),
         balance: balance_re.as_ref().map(|_| SimBalance {
-            alert_below: cfg
-                .balance_alert_below_cents()
-                .map(ussd::format_plain),
+            alert_below: cfg.balance_alert_below_cents().map(ussd::format_plain),
             ..Default::default()
         }),
         ..Default::default()
@@ -439,10 +438,12 @@ fn parse_iccid(line: &str, prefix: &str) -> Option<String> {
 
 /// The amount `re`'s capture finds in `text`, in cents; the error says what went wrong.
 pub fn read_amount(re: &regex::Regex, text: &str) -> Result<i64, String> {
-    let caught = re
-        .captures(text)
-        .and_then(|c| c.get(1))
-        .ok_or_else(|| format!("balance_pattern `{}` does not match the answer", re.as_str()))?;
+    let caught = re.captures(text).and_then(|c| c.get(1)).ok_or_else(|| {
+        format!(
+            "balance_pattern `{}` does not match the answer",
+            re.as_str()
+        )
+    })?;
     ussd::parse_amount(caught.as_str()).map_err(|e| format!("balance_pattern caught {e}"))
 }
 
@@ -1012,12 +1013,15 @@ impl Modem {
             Err((why, answer, mismatch)) => {
                 if mismatch {
                     let text = answer.clone().unwrap_or_default();
-                    let tag = i64::from_str_radix(&fingerprint(text.as_bytes())[..15], 16)
-                        .unwrap_or(0);
+                    let tag =
+                        i64::from_str_radix(&fingerprint(text.as_bytes())[..15], 16).unwrap_or(0);
                     if self.sink.state().get(&self.balance_key()).await? != Some(tag) {
                         log::warn!(transport = name.as_str();
                             "{name}: the credit answer does not match balance_pattern ({why}); the answer was: {text}");
-                        self.sink.state().set(&self.balance_key(), Some(tag)).await?;
+                        self.sink
+                            .state()
+                            .set(&self.balance_key(), Some(tag))
+                            .await?;
                     }
                 } else {
                     let before = self
@@ -1037,8 +1041,8 @@ impl Modem {
                 });
             }
         }
-        self.next_balance = tokio::time::Instant::now()
-            + if ok { every } else { every.min(BALANCE_RETRY) };
+        self.next_balance =
+            tokio::time::Instant::now() + if ok { every } else { every.min(BALANCE_RETRY) };
         Ok(())
     }
 

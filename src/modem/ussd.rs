@@ -139,7 +139,9 @@ pub fn check_request(text: &str, is_code: bool) -> Result<(), String> {
         return Err(format!("must be 1 to {MAX_REQUEST} characters"));
     }
     if is_code {
-        if !text.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
             || !text.ends_with('#')
         {
             return Err(format!(
@@ -238,9 +240,8 @@ pub fn alphabet(dcs: Option<u8>) -> Alphabet {
 /// The answer's text, whichever form the modem chose (see the module's doc).
 pub fn decode_text(raw: &str, dcs: Option<u8>) -> String {
     let alphabet = alphabet(dcs);
-    let is_hex = raw.len() >= 2
-        && raw.len().is_multiple_of(2)
-        && raw.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hex =
+        raw.len() >= 2 && raw.len().is_multiple_of(2) && raw.bytes().all(|b| b.is_ascii_hexdigit());
     if is_hex {
         let bytes = hex::decode(raw).unwrap_or_default();
         let as_ucs2 = (bytes.len().is_multiple_of(2))
@@ -252,7 +253,7 @@ pub fn decode_text(raw: &str, dcs: Option<u8>) -> String {
             let mut septets = gsm7::unpack(&bytes, 0, count)?;
             // When seven bits are left over the sender fills them with a CR (TS 23.038
             // §6.1.2.3.1), or, on sloppy networks, with zeros: padding, not text.
-            if count % 8 == 0 && matches!(septets.last(), Some(&0x0D) | Some(&0)) {
+            if count.is_multiple_of(8) && matches!(septets.last(), Some(&0x0D) | Some(&0)) {
                 septets.pop();
             }
             Some(gsm7::decode(&septets)).filter(|t| readable(t))
@@ -391,7 +392,11 @@ pub fn parse_amount(text: &str) -> Result<i64, BadAmount> {
     if let Some(rest) = s.strip_prefix("ARS") {
         s = rest.to_string();
     }
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b',') {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
+    {
         return Err(bad());
     }
     let last_dot = s.rfind('.');
@@ -589,7 +594,16 @@ mod tests {
         ] {
             assert_eq!(parse_amount(text), Ok(cents), "{text}");
         }
-        for bad in ["", "$", "abc", "1.2.3", "1,2345", "12.345,678", "1..2", "12345.6789"] {
+        for bad in [
+            "",
+            "$",
+            "abc",
+            "1.2.3",
+            "1,2345",
+            "12.345,678",
+            "1..2",
+            "12345.6789",
+        ] {
             assert!(parse_amount(bad).is_err(), "{bad}");
         }
         assert_eq!(format_ars(123_450), "$ 1.234,50");
@@ -602,7 +616,10 @@ mod tests {
     fn cusd_lines_in_every_form_modems_use() {
         let c = parse_cusd(" 0,\"Su saldo es $ 1.234,50, vence 31/12\",15").unwrap();
         assert_eq!(c.status, UssdStatus::Done);
-        assert_eq!(c.text.as_deref(), Some("Su saldo es $ 1.234,50, vence 31/12"));
+        assert_eq!(
+            c.text.as_deref(),
+            Some("Su saldo es $ 1.234,50, vence 31/12")
+        );
         assert_eq!(c.dcs, Some(15));
         // Huawei: packed GSM 7-bit in hex.
         let packed = hex::encode(&gsm7::pack(&gsm7::encode("Saldo: $ 10,00").unwrap(), 0));
@@ -611,11 +628,17 @@ mod tests {
         // UCS-2 hex, by <dcs> 72 and by AT+CSCS="UCS2" with <dcs> 15.
         let u = hex::encode(&ucs2::encode("¡Recargá ya! Saldo $ 5,00"));
         assert_eq!(
-            parse_cusd(&format!("1,\"{u}\",72")).unwrap().text.as_deref(),
+            parse_cusd(&format!("1,\"{u}\",72"))
+                .unwrap()
+                .text
+                .as_deref(),
             Some("¡Recargá ya! Saldo $ 5,00")
         );
         assert_eq!(
-            parse_cusd(&format!("0,\"{u}\",15")).unwrap().text.as_deref(),
+            parse_cusd(&format!("0,\"{u}\",15"))
+                .unwrap()
+                .text
+                .as_deref(),
             Some("¡Recargá ya! Saldo $ 5,00")
         );
         assert_eq!(

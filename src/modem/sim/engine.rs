@@ -1122,12 +1122,15 @@ impl Engine {
     /// The request's text: UCS-2 hex under `AT+CSCS="UCS2"`; hex of packed GSM 7-bit from
     /// hosts that encode it (Huawei style); else as typed.
     fn ussd_request_text(&self, raw: &str) -> Option<String> {
-        let is_code = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        let is_code =
+            |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
         if self.session.cscs == "UCS2" {
             let bytes = hex::decode(raw).ok()?;
             return crate::sms::ucs2::decode(&bytes, 0).ok();
         }
-        let plain_code = raw.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+        let plain_code = raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
         if !plain_code
             && raw.len() >= 2
             && raw.len().is_multiple_of(2)
@@ -1135,7 +1138,7 @@ impl Engine {
         {
             let count = bytes.len() * 8 / 7;
             if let Some(mut septets) = crate::sms::gsm7::unpack(&bytes, 0, count) {
-                if count % 8 == 0 && matches!(septets.last(), Some(&0x0D) | Some(&0)) {
+                if count.is_multiple_of(8) && matches!(septets.last(), Some(&0x0D) | Some(&0)) {
                     septets.pop();
                 }
                 let text = crate::sms::gsm7::decode(&septets);

@@ -132,7 +132,9 @@ impl UssdNode {
         }
         for (key, node) in &self.menu {
             if key.is_empty() || key.len() > 160 || key.contains('"') {
-                return bad(format!("menu answer `{key}` must be 1-160 characters, no quotes"));
+                return bad(format!(
+                    "menu answer `{key}` must be 1-160 characters, no quotes"
+                ));
             }
             node.validate(&format!("{path} > {key}"))?;
         }
