@@ -105,6 +105,125 @@ pub async fn send(config_path: &Path, to: &str, text: &str) -> anyhow::Result<St
     }
 }
 
+/// `pasarela ussd`: a USSD session on a configured modem. While the daemon runs (its API
+/// answers) the daemon runs it, since it owns the port; otherwise the port is opened here.
+/// Returns the printed answer and the notes for standard error.
+pub async fn ussd(
+    config_path: &Path,
+    modem: Option<&str>,
+    code: &str,
+    replies: &[String],
+) -> anyhow::Result<(String, Vec<String>)> {
+    use crate::modem::ussd::{self, UssdAnswer};
+    ussd::check_request(code, true).map_err(|why| anyhow::anyhow!("CODE: {why}"))?;
+    for r in replies {
+        ussd::check_request(r, false).map_err(|why| anyhow::anyhow!("REPLY: {why}"))?;
+    }
+    let loaded = crate::setup::load(config_path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    let modems = &loaded.config.modems;
+    let names = || {
+        modems
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let m = match modem {
+        Some(name) => modems.iter().find(|m| m.name == name).with_context(|| {
+            format!(
+                "--modem {name}: no [[modem]] of that name (there are: {})",
+                names()
+            )
+        })?,
+        None => match modems.as_slice() {
+            [] => bail!("the config has no [[modem]]"),
+            [only] => only,
+            _ => bail!(
+                "several modems are configured ({}): pick one with --modem",
+                names()
+            ),
+        },
+    };
+    let requests = 1 + replies.len();
+    if loaded.admin_token().ok().flatten().is_some() {
+        let api = DaemonApi::from_config(
+            config_path,
+            (m.ussd_timeout_secs + 15) * requests as u64 + 15,
+        )?;
+        let request = api
+            .post(&format!("/api/modems/{}/ussd", m.name))
+            .json(&serde_json::json!({"code": code, "replies": replies}));
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                if !status.is_success() {
+                    let msg = body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("no error message");
+                    bail!("{}: {msg}", m.name);
+                }
+                let answer: UssdAnswer = serde_json::from_value(body)
+                    .context("the daemon's answer is not a USSD answer")?;
+                return Ok(ussd::render(&answer, requests));
+            }
+            // Nobody listens: the daemon is not running, the port is free to open here.
+            Err(e) if e.is_connect() => {}
+            Err(e) => bail!("cannot ask pasarela at {}: {e}", api.base),
+        }
+    }
+    let answer = ussd_on_port(m, code, replies).await?;
+    Ok(ussd::render(&answer, requests))
+}
+
+/// Opens the modem's port and runs the session there (the daemon is not running).
+async fn ussd_on_port(
+    m: &crate::config::ModemConfig,
+    code: &str,
+    replies: &[String],
+) -> anyhow::Result<crate::modem::ussd::UssdAnswer> {
+    use crate::modem::at::Command;
+    use crate::modem::driver::AtPort;
+    use std::time::Duration;
+    let port = crate::modem::port::open(&m.device, m.baud)
+        .with_context(|| format!("{}: cannot open {}", m.name, m.device.display()))?;
+    let mut at = AtPort::new(port);
+    // ESC leaves a half-typed command; then the modem must answer AT.
+    at.write_raw(&[0x1b]).await?;
+    let mut alive = false;
+    for _ in 0..3 {
+        at.discard_input();
+        if at
+            .command(&Command::new("AT", None).timeout(Duration::from_secs(1)))
+            .await
+            .is_ok()
+        {
+            alive = true;
+            break;
+        }
+    }
+    if !alive {
+        bail!(
+            "{}: the modem does not answer AT on {}",
+            m.name,
+            m.device.display()
+        );
+    }
+    let _ = at.command(&Command::new("ATE0", None)).await;
+    let _ = at.command(&Command::new("AT+CMEE=1", None)).await;
+    let mut held = Vec::new();
+    crate::modem::ussd::exchange(
+        &mut at,
+        code,
+        replies,
+        std::time::Duration::from_secs(m.ussd_timeout_secs),
+        &mut held,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}: {e}", m.name))
+}
+
 /// Sample customers of the `demo` ISP (the first one texts in the README's examples).
 pub const DEMO_CUSTOMERS: &str = "codigo,nombre,telefono,email,deuda,vencimiento,plan\n\
 1001,Ana Pérez,1123456789,ana@example.com,\"1.234,50\",05/12/2026,Fibra 300\n\

@@ -182,6 +182,33 @@ pub struct ModemConfig {
     /// Most messages this route may start in a time window (`"100/hour"`); none by default.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// USSD code that asks the network for the prepaid SIM's credit (`"*444#"`); none: no check.
+    #[serde(default)]
+    pub balance_ussd: Option<String>,
+    /// Regex with exactly one capture group, the amount in the answer (`Saldo \$ ?([\d.,]+)`);
+    /// by default the first amount after a `$`.
+    #[serde(default)]
+    pub balance_pattern: Option<String>,
+    /// Hours between credit checks (fractions allowed); the first is at start.
+    #[serde(default = "default_balance_interval")]
+    pub balance_interval_hours: f64,
+    /// Alert the on-duty group when the credit falls below this many pesos (once per crossing).
+    #[serde(default)]
+    pub balance_alert_below: Option<f64>,
+    /// Seconds the network may take to answer a USSD request.
+    #[serde(default = "default_ussd_timeout")]
+    pub ussd_timeout_secs: u64,
+}
+
+fn default_ussd_timeout() -> u64 {
+    30
+}
+
+/// The balance pattern when the config gives none: the first amount after a `$`.
+pub const DEFAULT_BALANCE_PATTERN: &str = r"\$\s*(-?[0-9](?:[0-9.,]*[0-9])?)";
+
+fn default_balance_interval() -> f64 {
+    12.0
 }
 
 fn default_baud() -> u32 {
@@ -219,7 +246,38 @@ impl ModemConfig {
             validity_minutes: default_validity(),
             transliterate: false,
             rate_limit: None,
+            balance_ussd: None,
+            balance_pattern: None,
+            balance_interval_hours: default_balance_interval(),
+            balance_alert_below: None,
+            ussd_timeout_secs: default_ussd_timeout(),
         }
+    }
+
+    /// The compiled balance pattern (the configured one, else [`DEFAULT_BALANCE_PATTERN`]).
+    pub fn balance_regex(&self) -> Result<regex::Regex, String> {
+        let pattern = self
+            .balance_pattern
+            .as_deref()
+            .unwrap_or(DEFAULT_BALANCE_PATTERN);
+        let re = regex::Regex::new(pattern).map_err(|e| {
+            format!(
+                "`{pattern}` is not a valid regex: {}",
+                e.to_string().lines().last().unwrap_or("")
+            )
+        })?;
+        match re.captures_len() - 1 {
+            1 => Ok(re),
+            n => Err(format!(
+                "`{pattern}` has {n} capture groups; it needs exactly one, around the amount \
+                 (use (?:…) for other groups)"
+            )),
+        }
+    }
+
+    /// `balance_alert_below` in cents.
+    pub fn balance_alert_below_cents(&self) -> Option<i64> {
+        self.balance_alert_below.map(|p| (p * 100.0).round() as i64)
     }
 }
 

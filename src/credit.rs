@@ -1,5 +1,5 @@
-//! Provider credit alerts: watches the credit the routes read from their providers
-//! ([`crate::transport::Transport::credit`]) and, when a route's credit falls below its
+//! Credit alerts: watches the credit the routes read from their providers or, for a modem's
+//! prepaid SIM, from the network by USSD ([`crate::transport::Transport::credit`]) and, when a route's credit falls below its
 //! `credit_alert_below`, texts the ticket alert groups on duty — once per crossing. Whether a
 //! route is below is kept in the database (`credit_low:<route>`), so a restart while the
 //! credit stays low does not alert again; rising back to the threshold or above re-arms it.
@@ -11,7 +11,7 @@ use crate::config::Language;
 use crate::inbox::RulesContext;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-use crate::transport::{Credit, Transport};
+use crate::transport::{Credit, CreditUnit, Transport};
 
 /// How often the routes' last readings are looked at (the readings themselves are hourly).
 const LOOK_EVERY: Duration = Duration::from_secs(15);
@@ -42,6 +42,24 @@ pub fn crossing(credit: &Credit, was_low: bool) -> Crossing {
 pub fn alert_text(route: &str, credit: &Credit, language: Language) -> String {
     let left = credit.credit.unwrap_or_default();
     let below = credit.alert_below.unwrap_or_default();
+    if credit.unit == CreditUnit::Cents {
+        let en = |cents: i64| format!("${}", crate::modem::ussd::format_plain(cents));
+        let es = crate::modem::ussd::format_ars;
+        return match language {
+            Language::Es => format!(
+                "pasarela: la SIM del módem {route} tiene {} de saldo (aviso por debajo de {}). \
+                 Cárguele crédito para que los SMS no dejen de salir.",
+                es(left),
+                es(below)
+            ),
+            Language::En => format!(
+                "pasarela: the SIM of modem {route} has {} credit left (alert below {}). Top it \
+                 up so SMS keep going out.",
+                en(left),
+                en(below)
+            ),
+        };
+    }
     match (language, credit.expires.as_deref()) {
         (Language::Es, Some(date)) => format!(
             "pasarela: al proveedor de SMS de la ruta {route} le quedan {left} mensajes \
@@ -59,6 +77,15 @@ pub fn alert_text(route: &str, credit: &Credit, language: Language) -> String {
             "pasarela: the SMS provider of route {route} has {left} messages left (alert \
              below {below})."
         ),
+    }
+}
+
+/// A figure for the log: messages as a count, money as pesos.
+fn shown(credit: &Credit, figure: Option<i64>) -> String {
+    let n = figure.unwrap_or_default();
+    match credit.unit {
+        CreditUnit::Messages => format!("{n} messages"),
+        CreditUnit::Cents => crate::modem::ussd::format_ars(n),
     }
 }
 
@@ -83,9 +110,9 @@ pub async fn look_once(
                     .await?;
                 log::warn!(
                     transport = name;
-                    "{name}: the provider's credit is {} (below {}); {sent} alert(s) queued",
-                    credit.credit.unwrap_or_default(),
-                    credit.alert_below.unwrap_or_default()
+                    "{name}: the credit is {} (below {}); {sent} alert(s) queued",
+                    shown(&credit, credit.credit),
+                    shown(&credit, credit.alert_below)
                 );
                 store.meta_set(&key(name), Some(1)).await?;
             }
@@ -127,6 +154,7 @@ mod tests {
             checked_at_ms: Some(1),
             alert_below: below,
             error: None,
+            unit: CreditUnit::Messages,
         }
     }
 
@@ -149,6 +177,23 @@ mod tests {
         let t = alert_text("smsm", &reading(50, Some(100)), Language::Es);
         assert!(
             t.contains("le quedan 50") && t.contains("2026-12-31"),
+            "{t}"
+        );
+        let sim = Credit {
+            credit: Some(4_550),
+            alert_below: Some(50_000),
+            unit: CreditUnit::Cents,
+            ..reading(0, None)
+        };
+        let t = alert_text("modem1", &sim, Language::Es);
+        assert!(
+            t.contains("SIM del módem modem1 tiene $ 45,50 de saldo")
+                && t.contains("por debajo de $ 500,00"),
+            "{t}"
+        );
+        let t = alert_text("modem1", &sim, Language::En);
+        assert!(
+            t.contains("has $45.50 credit left (alert below $500.00)"),
             "{t}"
         );
     }

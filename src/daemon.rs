@@ -321,7 +321,10 @@ pub async fn run(
     }
     let credit_alerts = cfg.http_sms.iter().any(|h| {
         crate::transport::http_sms::preset::resolve(h).is_ok_and(|r| r.credit_alert_below.is_some())
-    });
+    }) || cfg
+        .modems
+        .iter()
+        .any(|m| m.balance_ussd.is_some() && m.balance_alert_below.is_some());
     if credit_alerts {
         let rules = rules.clone();
         let store = store.clone();

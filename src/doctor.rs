@@ -890,6 +890,88 @@ async fn probe_modem(m: &ModemConfig, out: &mut Report<'_>) {
         .map(|r| fields(&r)[0].clone());
     let smsc = m.smsc.clone().or(smsc);
     out.push(smsc_check(name, smsc.as_deref()));
+
+    if let Some(code) = &m.balance_ussd {
+        let mut held = Vec::new();
+        let answer = crate::modem::ussd::exchange(
+            &mut at,
+            code,
+            &[],
+            std::time::Duration::from_secs(m.ussd_timeout_secs),
+            &mut held,
+        )
+        .await;
+        let (cents, error, text) = match answer {
+            Ok(a) => {
+                let text = a.text().to_string();
+                match m.balance_regex() {
+                    Ok(re) => match crate::modem::gsm::read_amount(&re, &text) {
+                        Ok(c) => (Some(c), None, Some(text)),
+                        Err(why) => (None, Some(why), Some(text)),
+                    },
+                    Err(why) => (None, Some(format!("balance_pattern: {why}")), Some(text)),
+                }
+            }
+            Err(e) => (None, Some(e.to_string()), None),
+        };
+        out.push(credit_check(
+            m,
+            cents,
+            error.as_deref(),
+            text.as_deref(),
+            "asked just now",
+        ));
+    }
+}
+
+/// The prepaid SIM's credit: read, low, or why it could not be read.
+fn credit_check(
+    m: &ModemConfig,
+    cents: Option<i64>,
+    error: Option<&str>,
+    answer: Option<&str>,
+    when: &str,
+) -> Check {
+    use crate::modem::ussd::format_ars;
+    let name = &m.name;
+    let code = m.balance_ussd.as_deref().unwrap_or("");
+    if let Some(why) = error {
+        let answered = answer
+            .filter(|a| !a.is_empty())
+            .map(|a| format!("; the network answered: {a}"))
+            .unwrap_or_default();
+        let fix = if why.contains("balance_pattern") {
+            format!(
+                "make balance_pattern in the [[modem]] named {name} match the answer, with one \
+                 capture group around the amount (try: pasarela ussd '{code}')"
+            )
+        } else {
+            format!(
+                "check balance_ussd (\"{code}\") with your operator; try it: pasarela ussd '{code}'"
+            )
+        };
+        let last = cents
+            .map(|c| format!(" (last known {})", format_ars(c)))
+            .unwrap_or_default();
+        return Check::warn(
+            format!("{name}: cannot read the SIM credit: {why}{answered}{last}"),
+            fix,
+        );
+    }
+    let Some(cents) = cents else {
+        return Check::skip(format!("{name}: SIM credit not read yet ({code})"));
+    };
+    match m.balance_alert_below_cents() {
+        Some(below) if cents < below => Check::warn(
+            format!(
+                "{name}: SIM credit {} ({when}), below balance_alert_below {}",
+                format_ars(cents),
+                format_ars(below)
+            ),
+            "top up the SIM's credit, or SMS will stop going out",
+        ),
+        _ => Check::ok(format!("{name}: SIM credit {} ({when})", format_ars(cents))),
+    }
 }
 
 fn answer(lines: &[String], prefix: &str) -> Option<String> {
@@ -964,6 +1046,20 @@ fn from_daemon(m: &ModemConfig, status: &serde_json::Value, out: &mut Report<'_>
         _ => signal_check(name, None),
     });
     out.push(smsc_check(name, text("smsc").as_deref()));
+    if m.balance_ussd.is_some() {
+        let b = &d["balance"];
+        let when = b["checked_at"]
+            .as_str()
+            .map(|t| format!("read {t}"))
+            .unwrap_or_else(|| "not read yet".to_string());
+        out.push(credit_check(
+            m,
+            b["cents"].as_i64(),
+            b["error"].as_str(),
+            b["answer"].as_str(),
+            &when,
+        ));
+    }
 }
 
 async fn admin_health(base: &str, admin_cert: Option<&Path>) -> Result<String, String> {

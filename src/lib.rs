@@ -41,7 +41,7 @@
 //! | [`shutdown`]  | the shutdown signal every task watches                                 |
 //! | [`idle`]      | coalesced idle wake-ups: long waits of the loops land on one grid      |
 //! | [`sms`]       | pure SMS codecs: GSM 7-bit, UCS-2, PDUs, segmenting, reassembly        |
-//! | [`modem`]     | AT digester, serial port, the GSM modem task and route, the simulator   |
+//! | [`modem`]     | AT digester, serial port, the modem task and route, USSD, simulator     |
 //! | [`cli`]       | helpers behind the `pasarela` subcommands                              |
 //! | [`doctor`]    | `pasarela doctor`: checks an installed box, one line and a fix each    |
 //! | [`firstrun`]  | `pasarela setup`: finds the modems (`setup detect`), writes a config   |

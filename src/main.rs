@@ -95,6 +95,22 @@ enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
         config: PathBuf,
     },
+    /// Send a USSD request (like *444#, the prepaid credit) and print the network's answer.
+    /// Menu answers follow the code and are sent in turn in the same session:
+    /// `pasarela ussd '*150#' 1 2`. While the daemon runs it asks the daemon, which owns the
+    /// modem; otherwise it opens the modem's port itself.
+    Ussd {
+        #[arg(value_name = "CODE")]
+        code: String,
+        /// Menu answers, in order.
+        #[arg(value_name = "REPLY")]
+        replies: Vec<String>,
+        /// Which [[modem]] (needed when the config has several).
+        #[arg(long, value_name = "NAME")]
+        modem: Option<String>,
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH, value_name = "PATH")]
+        config: PathBuf,
+    },
     /// Manage the customer directory of the running daemon.
     Customers {
         #[command(subcommand)]
@@ -226,6 +242,24 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ussd {
+            code,
+            replies,
+            modem,
+            config,
+        } => match runtime().block_on(cli::ussd(&config, modem.as_deref(), &code, &replies)) {
+            Ok((answer, notes)) => {
+                print!("{answer}");
+                for n in notes {
+                    eprintln!("note: {n}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pasarela ussd: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Backup { path, config } => report("backup", cli::backup(&config, &path)),
         Command::Restore { path, config } => report("restore", cli::restore(&config, &path)),
         Command::Send { to, text, config } => {

@@ -22,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use crate::model::{Channel, Direction, Priority, State};
 
@@ -312,6 +313,21 @@ impl Metrics {
             "1 while a modem is registered on its network (home or roaming), else 0",
             registered,
         );
+        let credit = Family::<ModemLabels, Gauge<f64, AtomicU64>>::default();
+        for route in &scrape.routes {
+            if let Some(cents) = route.sim_credit_cents {
+                credit
+                    .get_or_create(&ModemLabels {
+                        route: route.name.clone(),
+                    })
+                    .set(cents as f64 / 100.0);
+            }
+        }
+        r.register(
+            "sim_credit",
+            "A modem's prepaid SIM credit in pesos, as its last balance_ussd answer gave it (absent until read)",
+            credit,
+        );
         let mut out = String::with_capacity(16 * 1024);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &r);
@@ -337,6 +353,8 @@ pub struct RouteSample {
     pub signal_dbm: Option<i64>,
     /// Modems: registered on the network (home or roaming).
     pub registered: Option<bool>,
+    /// Modems with `balance_ussd`: the SIM's last known credit, in cents.
+    pub sim_credit_cents: Option<i64>,
 }
 
 impl RouteSample {
@@ -352,6 +370,7 @@ impl RouteSample {
             signal_dbm: field("signal_dbm").and_then(|v| v.as_i64()),
             registered: field("registration")
                 .and_then(|v| v.as_str().map(|s| matches!(s, "home" | "roaming"))),
+            sim_credit_cents: field("balance").and_then(|b| b.get("cents")?.as_i64()),
         }
     }
 }
@@ -386,6 +405,7 @@ mod tests {
                     up: false,
                     signal_dbm: Some(-87),
                     registered: Some(false),
+                    sim_credit_cents: Some(123_450),
                 },
                 RouteSample {
                     name: "whatsapp".into(),
@@ -393,6 +413,7 @@ mod tests {
                     up: true,
                     signal_dbm: None,
                     registered: None,
+                    sim_credit_cents: None,
                 },
             ],
         });
@@ -413,6 +434,7 @@ mod tests {
             r#"pasarela_route_up{route="modem1",channel="sms"} 0"#,
             r#"pasarela_route_up{route="whatsapp",channel="whatsapp"} 1"#,
             r#"pasarela_modem_signal_dbm{route="modem1"} -87"#,
+            r#"pasarela_sim_credit{route="modem1"} 1234.5"#,
             r#"pasarela_modem_registered{route="modem1"} 0"#,
             "# EOF",
         ] {

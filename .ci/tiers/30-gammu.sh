@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Gammu tier: Gammu's own command-line tool must identify the modem simulator, send through it
-# (Spanish text, a 3-part UCS-2 message) and read what the network put on its SIM.
+# Gammu tier: Gammu's own command-line tool must identify the modem simulator, ask it a USSD code
+# (getussd), send through it (Spanish text, a 3-part UCS-2 message) and read what the network put
+# on its SIM.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -100,7 +101,33 @@ read_inbox() {
     grep -qF "$in_short" "$tmp/each"
 }
 
+# USSD: Gammu's getussd against the simulator's AT+CUSD (answer after OK, as +CUSD:), in
+# whatever character set Gammu picks (AT+CSCS), then a session the network ends (+CUSD: 2).
+ussd_balance() {
+    g getussd '*444#' | tee "$tmp/ussd"
+    grep -qF 'Su saldo es $ 1.234,50. Vence el 31/12/2026.' "$tmp/ussd"
+}
+ussd_huawei_hex() {
+    curl -sf -H 'Content-Type: application/json' -d '{"ussd_hex": true}' "$api/config" >/dev/null
+    local ok=0
+    g getussd '*444#' | tee "$tmp/ussd" && grep -qF 'Su saldo es $ 1.234,50. Vence el 31/12/2026.' "$tmp/ussd" || ok=1
+    curl -sf -H 'Content-Type: application/json' -d '{"ussd_hex": false}' "$api/config" >/dev/null
+    return "$ok"
+}
+ussd_ucs2() {
+    g getussd '*555#' | tee "$tmp/ussd"
+    grep -qF 'Tu crédito: $ 1.234,50 — ¡recargá ya!' "$tmp/ussd"
+}
+ussd_ended() {
+    g getussd '*999#' | tee "$tmp/ussd"
+    grep -q 'Status *: Terminated' "$tmp/ussd"
+}
+
 check "gammu identify" identify
+check "gammu getussd, credit answer" ussd_balance
+check "gammu getussd, Huawei-style hex answer" ussd_huawei_hex
+check "gammu getussd, UCS-2 answer" ussd_ucs2
+check "gammu getussd, session ended by the network" ussd_ended
 check "gammu sendsms, Spanish UCS-2 text" send_short
 check "gammu sendsms, 3-part UCS-2 message" send_long
 check "gammu getallsms/geteachsms, inbound short and 3-part" read_inbox

@@ -13,6 +13,7 @@ pub mod email_api;
 pub mod metrics_api;
 pub mod outage_api;
 mod rules_api;
+pub mod ussd_api;
 mod whatsapp_api;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(metrics_api::routes())
         .merge(outage_api::routes())
         .merge(campaigns_api::routes())
+        .merge(ussd_api::routes())
         .layer(middleware::from_fn_with_state(
             Arc::new(state.token.clone()),
             require_token,

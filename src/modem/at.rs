@@ -83,6 +83,8 @@ pub enum Urc {
     Ring,
     /// `SMS Ready` (SIMCom) or `+CPIN: READY` at boot: the modem (re)started.
     Boot(String),
+    /// `+CUSD: <m>[,<str>[,<dcs>]]`: the network's USSD answer (the text after the colon).
+    Ussd(String),
     /// Vendor noise such as Huawei `^RSSI:12`, `^BOOT:…`, `^MODE:…`.
     Vendor(String),
     /// Any other line nobody asked for.
@@ -147,7 +149,7 @@ impl Digester {
                 self.buf.drain(..n);
                 return Some(Event::Prompt);
             }
-            let Some(end) = self.buf.iter().position(|b| matches!(b, b'\r' | b'\n')) else {
+            let Some(end) = self.line_end() else {
                 if self.buf.len() > MAX_LINE {
                     // A runaway without a line end is noise; drop it rather than grow.
                     self.buf.clear();
@@ -163,6 +165,22 @@ impl Digester {
                 return Some(event);
             }
         }
+    }
+
+    /// Where the line at the start of the buffer ends. A USSD answer's quoted text may hold
+    /// line breaks (a menu, one option a line): its line ends after the closing quote.
+    fn line_end(&self) -> Option<usize> {
+        let is_break = |b: &u8| matches!(b, b'\r' | b'\n');
+        let end = self.buf.iter().position(is_break)?;
+        if !self.buf.starts_with(b"+CUSD:") {
+            return Some(end);
+        }
+        let quotes = self.buf[..end].iter().filter(|&&b| b == b'"').count();
+        if quotes % 2 == 0 {
+            return Some(end);
+        }
+        let close = end + self.buf[end..].iter().position(|&b| b == b'"')?;
+        Some(close + self.buf[close..].iter().position(is_break)?)
     }
 
     fn classify(&mut self, line: String, in_flight: Option<&Command>) -> Option<Event> {
@@ -213,6 +231,11 @@ impl Digester {
             && !asked("+CREG:")
         {
             return Some(Urc::Registration(rest.trim().to_string()));
+        }
+        if let Some(rest) = line.strip_prefix("+CUSD:")
+            && !asked("+CUSD:")
+        {
+            return Some(Urc::Ussd(rest.trim().to_string()));
         }
         if line == "RING" {
             return Some(Urc::Ring);
@@ -390,7 +413,15 @@ mod tests {
             // A late OK with nothing in flight is not a result.
             (b"\r\nOK\r\n", None, vec![Event::Urc(Urc::Other("OK".into()))]),
             // An unknown +line while waiting for +CSQ is unsolicited.
-            (b"\r\n+CUSD: 0,\"x\",15\r\n\r\nOK\r\n", Some(&csq), vec![Event::Urc(Urc::Other("+CUSD: 0,\"x\",15".into())), Event::Final(Final::Ok)]),
+            (b"\r\n+CSSI: 1\r\n\r\nOK\r\n", Some(&csq), vec![Event::Urc(Urc::Other("+CSSI: 1".into())), Event::Final(Final::Ok)]),
+            // A USSD answer is its own code, in flight or not; a menu's text spans lines.
+            (b"\r\n+CUSD: 0,\"x\",15\r\n\r\nOK\r\n", Some(&csq), vec![Event::Urc(Urc::Ussd("0,\"x\",15".into())), Event::Final(Final::Ok)]),
+            (
+                b"\r\n+CUSD: 1,\"Elija:\r\n1 Saldo\r\n2 Packs\",15\r\n",
+                None,
+                vec![Event::Urc(Urc::Ussd("1,\"Elija:\r\n1 Saldo\r\n2 Packs\",15".into()))],
+            ),
+            (b"\r\n+CUSD: 2\r\n", None, vec![Event::Urc(Urc::Ussd("2".into()))]),
         ];
         for (bytes, cmd, want) in cases {
             check(bytes, cmd, &want);

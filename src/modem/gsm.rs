@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::at::{Command, Urc, fields};
 use super::driver::{AtError, AtPort};
+use super::ussd::{self, ExchangeError, UssdAnswer, UssdError};
 use crate::config::ModemConfig;
 use crate::logging::peer as shown_peer;
 use crate::model::{InboundSms, NewInbound, PartStatus, Received};
@@ -56,6 +57,36 @@ pub struct ModemStatus {
     pub imei: Option<String>,
     pub imsi: Option<String>,
     pub smsc: Option<String>,
+    /// The prepaid SIM's credit, when `balance_ussd` is set.
+    pub balance: Option<SimBalance>,
+}
+
+/// The SIM's credit as the last `balance_ussd` answer gave it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SimBalance {
+    /// Pesos with two decimals (`"1234.50"`), from the last answer that matched.
+    pub amount: Option<String>,
+    /// The same in cents.
+    pub cents: Option<i64>,
+    /// As operators write it: `$ 1.234,50`.
+    pub shown: Option<String>,
+    /// When it was read (RFC 3339).
+    pub checked_at: Option<String>,
+    #[serde(skip)]
+    pub checked_at_ms: Option<i64>,
+    /// `balance_alert_below`, pesos.
+    pub alert_below: Option<String>,
+    /// Why the last check failed (timeout, `+CUSD: 2`, pattern mismatch); the amount is then
+    /// the last known one.
+    pub error: Option<String>,
+    /// The network's last answer, as text.
+    pub answer: Option<String>,
+}
+
+struct UssdJob {
+    code: String,
+    replies: Vec<String>,
+    reply: oneshot::Sender<Result<UssdAnswer, UssdError>>,
 }
 
 struct SendJob {
@@ -67,12 +98,35 @@ struct SendJob {
 pub struct GsmTransport {
     name: String,
     jobs: mpsc::Sender<SendJob>,
+    ussd: mpsc::Sender<UssdJob>,
     status: Arc<Mutex<ModemStatus>>,
 }
 
 impl GsmTransport {
     pub fn status(&self) -> ModemStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Runs a USSD session on the modem between its other work: `code`, then each reply
+    /// while the network shows a menu.
+    pub async fn ussd(&self, code: &str, replies: &[String]) -> Result<UssdAnswer, UssdError> {
+        ussd::check_request(code, true)
+            .map_err(|why| UssdError::Invalid(format!("code: {why}")))?;
+        for (i, r) in replies.iter().enumerate() {
+            ussd::check_request(r, false)
+                .map_err(|why| UssdError::Invalid(format!("replies[{i}]: {why}")))?;
+        }
+        let (reply, answer) = oneshot::channel();
+        let gone = || UssdError::Unavailable(format!("{} is not running", self.name));
+        self.ussd
+            .send(UssdJob {
+                code: code.to_string(),
+                replies: replies.to_vec(),
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 
@@ -104,6 +158,25 @@ impl Transport for GsmTransport {
         serde_json::to_value(self.status()).ok()
     }
 
+    fn credit(&self) -> Option<crate::transport::Credit> {
+        let b = self.status().balance?;
+        Some(crate::transport::Credit {
+            credit: b.cents,
+            expires: None,
+            checked_at_ms: b.checked_at_ms,
+            alert_below: b
+                .alert_below
+                .as_deref()
+                .and_then(|a| ussd::parse_amount(a).ok()),
+            error: b.error,
+            unit: crate::transport::CreditUnit::Cents,
+        })
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn send<'a>(
         &'a self,
         message: &'a Outgoing,
@@ -131,18 +204,33 @@ pub struct Modem {
     phones: PhoneContext,
     status: Arc<Mutex<ModemStatus>>,
     jobs: mpsc::Receiver<SendJob>,
+    ussd_jobs: mpsc::Receiver<UssdJob>,
+    /// `balance_pattern`, compiled (config checks made sure it compiles).
+    balance_re: Option<regex::Regex>,
+    /// When the credit is next asked for (kept across reconnects).
+    next_balance: tokio::time::Instant,
 }
 
 /// Builds a modem's task and its transport.
 pub fn modem(cfg: ModemConfig, sink: Sink, phones: PhoneContext) -> (Modem, GsmTransport) {
     let (tx, rx) = mpsc::channel(4);
+    let (ussd_tx, ussd_rx) = mpsc::channel(2);
+    let balance_re = match cfg.balance_ussd {
+        Some(_) => cfg.balance_regex().ok(),
+        None => None,
+    };
     let status = Arc::new(Mutex::new(ModemStatus {
         detail: "starting".into(),
+        balance: balance_re.as_ref().map(|_| SimBalance {
+            alert_below: cfg.balance_alert_below_cents().map(ussd::format_plain),
+            ..Default::default()
+        }),
         ..Default::default()
     }));
     let transport = GsmTransport {
         name: cfg.name.clone(),
         jobs: tx,
+        ussd: ussd_tx,
         status: status.clone(),
     };
     (
@@ -152,6 +240,9 @@ pub fn modem(cfg: ModemConfig, sink: Sink, phones: PhoneContext) -> (Modem, GsmT
             phones,
             status,
             jobs: rx,
+            ussd_jobs: ussd_rx,
+            balance_re,
+            next_balance: tokio::time::Instant::now(),
         },
         transport,
     )
@@ -210,6 +301,7 @@ impl Kind for ModemKind {
                     format!("`{smsc}` is not an international number like +5491151740000"),
                 ));
             }
+            errors.extend(check_balance(m));
         }
         errors
     }
@@ -232,6 +324,65 @@ impl Kind for ModemKind {
     }
 }
 
+/// The `balance_*` keys of one `[[modem]]`: (key, why) for each that is wrong.
+fn check_balance(m: &ModemConfig) -> Vec<(String, String)> {
+    let at = |key: &str| format!("modem.{key}");
+    let mut errors = Vec::new();
+    match &m.balance_ussd {
+        Some(code) => {
+            if let Err(why) = ussd::check_request(code, true) {
+                errors.push((at("balance_ussd"), why));
+            }
+            if let Err(why) = m.balance_regex() {
+                errors.push((at("balance_pattern"), why));
+            }
+        }
+        None => {
+            for (key, set) in [
+                ("balance_pattern", m.balance_pattern.is_some()),
+                ("balance_alert_below", m.balance_alert_below.is_some()),
+            ] {
+                if set {
+                    errors.push((
+                        at(key),
+                        "needs balance_ussd, the code that asks for the credit (like \"*444#\")"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    if !(1..=300).contains(&m.ussd_timeout_secs) {
+        errors.push((
+            at("ussd_timeout_secs"),
+            format!("{} is not between 1 and 300 seconds", m.ussd_timeout_secs),
+        ));
+    }
+    let hours = m.balance_interval_hours;
+    if !(hours.is_finite() && hours > 0.0 && hours <= MAX_BALANCE_HOURS) {
+        errors.push((
+            at("balance_interval_hours"),
+            format!("{hours} is not a number of hours between 0 and {MAX_BALANCE_HOURS} (like 12)"),
+        ));
+    }
+    if let Some(below) = m.balance_alert_below
+        && !(below.is_finite() && (0.0..1e12).contains(&below))
+    {
+        errors.push((
+            at("balance_alert_below"),
+            format!("{below} is not an amount of pesos (like 500)"),
+        ));
+    }
+    errors
+}
+
+/// A month: a longer interval means the check is effectively off.
+const MAX_BALANCE_HOURS: f64 = 24.0 * 31.0;
+/// Shortest interval between credit checks however small `balance_interval_hours` is.
+const MIN_BALANCE_EVERY: Duration = Duration::from_secs(2);
+/// A failed credit check is tried again after this, or the interval when shorter.
+const BALANCE_RETRY: Duration = Duration::from_secs(15 * 60);
+
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
 enum SessionEnd {
@@ -251,6 +402,8 @@ impl From<AtError> for SessionEnd {
 
 enum Step {
     Job(Option<SendJob>),
+    Ussd(Option<UssdJob>),
+    Balance,
     Urc(Result<Urc, AtError>),
     Health,
     Sweep,
@@ -281,6 +434,17 @@ fn parse_iccid(line: &str, prefix: &str) -> Option<String> {
         .trim_matches('"');
     (v.len() >= 10 && v.len() <= 22 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
         .then(|| v.to_ascii_uppercase())
+}
+
+/// The amount `re`'s capture finds in `text`, in cents; the error says what went wrong.
+pub fn read_amount(re: &regex::Regex, text: &str) -> Result<i64, String> {
+    let caught = re.captures(text).and_then(|c| c.get(1)).ok_or_else(|| {
+        format!(
+            "balance_pattern `{}` does not match the answer",
+            re.as_str()
+        )
+    })?;
+    ussd::parse_amount(caught.as_str()).map_err(|e| format!("balance_pattern caught {e}"))
 }
 
 /// `AT+CSQ` rssi → dBm and a word for operators.
@@ -362,6 +526,10 @@ impl Modem {
                         }
                         None => return Ok(()),
                     },
+                    Some(job) = self.ussd_jobs.recv() => {
+                        let detail = self.status.lock().map(|s| s.detail.clone()).unwrap_or_default();
+                        let _ = job.reply.send(Err(UssdError::Unavailable(format!("{} is down: {detail}", self.cfg.name))));
+                    },
                 }
             }
             delay = (delay * 2).min(RECONNECT_MAX);
@@ -393,8 +561,11 @@ impl Modem {
             for urc in at.take_urcs() {
                 self.on_urc(&mut at, urc).await?;
             }
+            let balance_due = self.next_balance;
             let step = tokio::select! {
                 job = self.jobs.recv() => Step::Job(job),
+                job = self.ussd_jobs.recv() => Step::Ussd(job),
+                _ = tokio::time::sleep_until(balance_due), if self.balance_re.is_some() => Step::Balance,
                 urc = at.next_urc() => Step::Urc(urc),
                 _ = health.tick() => Step::Health,
                 _ = sweep.tick() => Step::Sweep,
@@ -411,7 +582,23 @@ impl Modem {
                         ));
                     }
                 }
-                Step::Job(None) | Step::Stop => return Ok(()),
+                Step::Job(None) | Step::Ussd(None) | Step::Stop => return Ok(()),
+                Step::Ussd(Some(job)) => {
+                    let result = self.run_ussd(&mut at, &job.code, &job.replies).await;
+                    match result {
+                        Ok(answer) => {
+                            let _ = job.reply.send(answer);
+                        }
+                        Err(end) => {
+                            let _ = job.reply.send(Err(UssdError::Unavailable(format!(
+                                "{}: {end}",
+                                self.cfg.name
+                            ))));
+                            return Err(end);
+                        }
+                    }
+                }
+                Step::Balance => self.check_balance(&mut at).await?,
                 Step::Urc(urc) => self.on_urc(&mut at, urc?).await?,
                 Step::Health => self.check_health(&mut at).await?,
                 Step::Sweep => self.sweep(&mut at).await?,
@@ -739,8 +926,128 @@ impl Modem {
                 // The modem restarted under us: its settings are gone; start over.
                 Err(SessionEnd::Link(format!("the modem restarted ({what})")))
             }
+            Urc::Ussd(rest) => {
+                // An answer nobody waits for any more (after a timeout): nothing to do.
+                log::debug!(transport = self.cfg.name.as_str(); "{}: late USSD answer +CUSD: {rest}", self.cfg.name);
+                Ok(())
+            }
             Urc::Registration(_) | Urc::Ring | Urc::Vendor(_) | Urc::Other(_) => Ok(()),
         }
+    }
+
+    /// One USSD session; unsolicited codes that came meanwhile are handled after it. The outer
+    /// error ends the session (the port failed); the inner one is the USSD outcome.
+    async fn run_ussd<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+        code: &str,
+        replies: &[String],
+    ) -> Result<Result<UssdAnswer, UssdError>, SessionEnd> {
+        let mut held = Vec::new();
+        let timeout = Duration::from_secs(self.cfg.ussd_timeout_secs);
+        let result = ussd::exchange(at, code, replies, timeout, &mut held).await;
+        for urc in held {
+            self.on_urc(at, urc).await?;
+        }
+        match result {
+            Ok(answer) => Ok(Ok(answer)),
+            Err(ExchangeError::Ussd(e)) => {
+                if matches!(e, UssdError::Timeout(_)) {
+                    // The modem answered nothing: make sure it is still there.
+                    self.probe(at).await?;
+                }
+                Ok(Err(e))
+            }
+            Err(ExchangeError::Link(e)) => Err(e.into()),
+        }
+    }
+
+    fn balance_key(&self) -> String {
+        format!("balance_mismatch:{}", self.cfg.name)
+    }
+
+    /// Asks for the credit with `balance_ussd`, reads the amount with `balance_pattern`, and
+    /// keeps it for the status page, metrics, doctor and the credit alerts. A failure keeps
+    /// the last amount and says why; an answer the pattern does not match is logged once per
+    /// distinct answer (remembered across restarts), not at every check.
+    async fn check_balance<P: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        at: &mut AtPort<P>,
+    ) -> Result<(), SessionEnd> {
+        let (Some(code), Some(re)) = (self.cfg.balance_ussd.clone(), self.balance_re.clone())
+        else {
+            return Ok(());
+        };
+        let name = self.cfg.name.clone();
+        let every = Duration::from_secs_f64(self.cfg.balance_interval_hours * 3600.0)
+            .max(MIN_BALANCE_EVERY);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let outcome = match self.run_ussd(at, &code, &[]).await? {
+            Ok(answer) => {
+                let text = answer.text().to_string();
+                match read_amount(&re, &text) {
+                    Ok(cents) => Ok((cents, text)),
+                    Err(why) => Err((why, Some(text), true)),
+                }
+            }
+            Err(e) => Err((e.to_string(), None, false)),
+        };
+        let mut ok = false;
+        match outcome {
+            Ok((cents, text)) => {
+                ok = true;
+                if self.sink.state().get(&self.balance_key()).await?.is_some() {
+                    self.sink.state().set(&self.balance_key(), None).await?;
+                }
+                log::info!(transport = name.as_str(); "{name}: SIM credit {}", ussd::format_ars(cents));
+                self.set_balance(|b| {
+                    b.cents = Some(cents);
+                    b.amount = Some(ussd::format_plain(cents));
+                    b.shown = Some(ussd::format_ars(cents));
+                    b.checked_at_ms = Some(now_ms);
+                    b.checked_at = Some(crate::jsonapi::rfc3339(now_ms));
+                    b.error = None;
+                    b.answer = Some(text);
+                });
+            }
+            Err((why, answer, mismatch)) => {
+                if mismatch {
+                    let text = answer.clone().unwrap_or_default();
+                    let tag =
+                        i64::from_str_radix(&fingerprint(text.as_bytes())[..15], 16).unwrap_or(0);
+                    if self.sink.state().get(&self.balance_key()).await? != Some(tag) {
+                        log::warn!(transport = name.as_str();
+                            "{name}: the credit answer does not match balance_pattern ({why}); the answer was: {text}");
+                        self.sink
+                            .state()
+                            .set(&self.balance_key(), Some(tag))
+                            .await?;
+                    }
+                } else {
+                    let before = self
+                        .status
+                        .lock()
+                        .ok()
+                        .and_then(|s| s.balance.as_ref().and_then(|b| b.error.clone()));
+                    if before.as_deref() != Some(why.as_str()) {
+                        log::warn!(transport = name.as_str(); "{name}: cannot read the SIM credit: {why}");
+                    }
+                }
+                self.set_balance(|b| {
+                    b.error = Some(why);
+                    if answer.is_some() {
+                        b.answer = answer;
+                    }
+                });
+            }
+        }
+        self.next_balance =
+            tokio::time::Instant::now() + if ok { every } else { every.min(BALANCE_RETRY) };
+        Ok(())
+    }
+
+    fn set_balance(&self, f: impl FnOnce(&mut SimBalance)) {
+        self.set_status(|s| f(s.balance.get_or_insert_with(SimBalance::default)));
     }
 
     /// Reads the message at `index`, commits it, then deletes it from the SIM.

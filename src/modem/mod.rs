@@ -6,3 +6,4 @@ pub mod driver;
 pub mod gsm;
 pub mod port;
 pub mod sim;
+pub mod ussd;

@@ -439,6 +439,7 @@ impl HttpSmsTransport {
                     checked_at_ms: Some(now),
                     alert_below: self.cfg.credit_alert_below,
                     error: None,
+                    unit: crate::transport::CreditUnit::Messages,
                 },
                 // Keep the last known figures beside the error.
                 Err(why) => Credit {
@@ -447,6 +448,7 @@ impl HttpSmsTransport {
                     checked_at_ms: previous.and_then(|c| c.checked_at_ms),
                     alert_below: self.cfg.credit_alert_below,
                     error: Some(why),
+                    unit: crate::transport::CreditUnit::Messages,
                 },
             });
         }

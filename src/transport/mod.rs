@@ -79,6 +79,19 @@ pub struct Credit {
     pub alert_below: Option<i64>,
     /// Why the last query failed, if it did (the figures are then the last known ones).
     pub error: Option<String>,
+    /// What `credit` and `alert_below` count.
+    #[serde(skip)]
+    pub unit: CreditUnit,
+}
+
+/// What a [`Credit`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CreditUnit {
+    /// Messages left in a provider's package.
+    #[default]
+    Messages,
+    /// Money on a prepaid SIM, in cents (pesos × 100).
+    Cents,
 }
 
 /// One route messages can leave through.

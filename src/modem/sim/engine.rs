@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use super::pdu_out::{self, PduError, STATUS_DELIVERED, SimPdu};
 use super::types::{
     ConfigPatch, Fault, InvalidInput, MAX_CAPACITY, PUK, SentMessage, SimConfig, SimContents,
-    StoredMessage,
+    StoredMessage, UssdNode, UssdResult,
 };
 use crate::sms::{self, DecodedPdu, UserData, hex};
 
@@ -98,6 +98,12 @@ struct Session {
     mode: Mode,
     /// The last byte was a CR, so an LF right after it is not the start of a new line.
     after_cr: bool,
+    /// `AT+CSCS`: the character set of USSD strings (`GSM`, `IRA` or `UCS2`).
+    cscs: String,
+    /// `AT+CUSD=<n>`: whether USSD answers are presented (`+CUSD:` codes).
+    cusd_presentation: bool,
+    /// The open USSD session: the code and the menu answers given so far.
+    ussd_path: Option<Vec<String>>,
 }
 
 impl Default for Session {
@@ -110,6 +116,9 @@ impl Default for Session {
             line: Vec::new(),
             mode: Mode::Command,
             after_cr: false,
+            cscs: "GSM".to_string(),
+            cusd_presentation: false,
+            ussd_path: None,
         }
     }
 }
@@ -352,7 +361,25 @@ impl Engine {
         {
             return Err(InvalidInput::new("iccid", "must be 18-20 digits"));
         }
+        if let Some(ussd) = &patch.ussd {
+            for (code, node) in ussd {
+                if code.is_empty() || code.len() > 160 || code.contains('"') {
+                    return Err(InvalidInput::new(
+                        "ussd",
+                        format!("code `{code}` must be 1-160 characters, no quotes"),
+                    ));
+                }
+                node.validate(code)?;
+            }
+        }
         let c = &mut self.config;
+        if let Some(v) = patch.ussd {
+            c.ussd = v;
+            self.session.ussd_path = None;
+        }
+        if let Some(v) = patch.ussd_hex {
+            c.ussd_hex = v;
+        }
         if let Some(v) = patch.send_delay_ms {
             c.send_delay_ms = v;
         }
@@ -951,13 +978,15 @@ impl Engine {
                 _ => Response::fail(Final::Cme(50)),
             }),
             "CSCS" => Ok(match form {
-                Form::Read => Response::info(["+CSCS: \"GSM\"".to_string()]),
+                Form::Read => Response::info([format!("+CSCS: \"{}\"", self.session.cscs)]),
                 Form::Test => Response::info(["+CSCS: (\"GSM\",\"IRA\",\"UCS2\")".to_string()]),
                 Form::Set(args) if ["\"GSM\"", "\"IRA\"", "\"UCS2\""].contains(&args) => {
+                    self.session.cscs = args.trim_matches('"').to_string();
                     Response::ok()
                 }
                 _ => Response::fail(Final::Cme(50)),
             }),
+            "CUSD" => self.sim_ready().map(|_| self.cusd(form)),
             "CPIN" => Ok(self.cpin(form)),
             // The ICCID reads even while the SIM asks for its PIN.
             "CCID" => Ok(match form {
@@ -1004,6 +1033,166 @@ impl Engine {
             _ => Ok(Response::fail(Final::Error)),
         };
         result.unwrap_or_else(|r| r)
+    }
+
+    /// `AT+CUSD` (TS 27.007 §7.15): `=<n>[,<str>[,<dcs>]]`. The answer comes after `OK` as an
+    /// unsolicited `+CUSD:` (when presentation is on, which `<n>` = 1 turns on).
+    fn cusd(&mut self, form: Form<'_>) -> Response {
+        let args = match form {
+            Form::Read => {
+                return Response::info([format!(
+                    "+CUSD: {}",
+                    u8::from(self.session.cusd_presentation)
+                )]);
+            }
+            Form::Test => return Response::info(["+CUSD: (0-2)".to_string()]),
+            Form::Exec => return Response::ok(),
+            Form::Set(args) => args,
+        };
+        let (n, rest) = match args.split_once(',') {
+            Some((n, rest)) => (n.trim(), Some(rest)),
+            None => (args.trim(), None),
+        };
+        let n: u8 = match n.parse() {
+            Ok(n @ 0..=2) => n,
+            _ => return Response::fail(Final::Cme(50)),
+        };
+        if n == 2 {
+            self.session.ussd_path = None;
+            return Response::ok();
+        }
+        self.session.cusd_presentation = n == 1;
+        let Some(rest) = rest else {
+            return Response::ok();
+        };
+        let raw = match (rest.find('"'), rest.rfind('"')) {
+            (Some(a), Some(b)) if b > a => &rest[a + 1..b],
+            _ => return Response::fail(Final::Cme(50)),
+        };
+        let Some(request) = self.ussd_request_text(raw) else {
+            return Response::fail(Final::Cme(50));
+        };
+        if !self.config.registration.is_registered() {
+            return Response::fail(Final::Cme(30));
+        }
+        let (path, node) = match self.session.ussd_path.take() {
+            Some(mut path) => {
+                let current = self.ussd_node(&path);
+                match current.and_then(|c| c.menu.get(&request)).cloned() {
+                    Some(next) => {
+                        path.push(request);
+                        (path, next)
+                    }
+                    None => {
+                        self.push_cusd(0, "Opcion invalida", false);
+                        return Response::ok();
+                    }
+                }
+            }
+            None => match self.config.ussd.get(&request).cloned() {
+                Some(node) => (vec![request], node),
+                None => {
+                    self.push_cusd_status(4);
+                    return Response::ok();
+                }
+            },
+        };
+        match node.result {
+            UssdResult::Answer => {
+                let menu = !node.menu.is_empty();
+                if menu {
+                    self.session.ussd_path = Some(path);
+                }
+                self.push_cusd(u8::from(menu), &node.text, node.ucs2);
+                Response::ok()
+            }
+            UssdResult::Ended => {
+                self.push_cusd_status(2);
+                Response::ok()
+            }
+            UssdResult::NotSupported => {
+                self.push_cusd_status(4);
+                Response::ok()
+            }
+            UssdResult::Error => Response::fail(Final::Cme(100)),
+            UssdResult::Silent => Response::ok(),
+        }
+    }
+
+    /// The request's text: UCS-2 hex under `AT+CSCS="UCS2"`; hex of packed GSM 7-bit from
+    /// hosts that encode it (Huawei style); else as typed.
+    fn ussd_request_text(&self, raw: &str) -> Option<String> {
+        let is_code =
+            |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+        if self.session.cscs == "UCS2" {
+            let bytes = hex::decode(raw).ok()?;
+            return crate::sms::ucs2::decode(&bytes, 0).ok();
+        }
+        let plain_code = raw
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#');
+        if !plain_code
+            && raw.len() >= 2
+            && raw.len().is_multiple_of(2)
+            && let Ok(bytes) = hex::decode(raw)
+        {
+            let count = bytes.len() * 8 / 7;
+            if let Some(mut septets) = crate::sms::gsm7::unpack(&bytes, 0, count) {
+                if count.is_multiple_of(8) && matches!(septets.last(), Some(&0x0D) | Some(&0)) {
+                    septets.pop();
+                }
+                let text = crate::sms::gsm7::decode(&septets);
+                if is_code(&text) {
+                    return Some(text);
+                }
+            }
+        }
+        is_code(raw).then(|| raw.to_string())
+    }
+
+    fn ussd_node(&self, path: &[String]) -> Option<&UssdNode> {
+        let (first, rest) = path.split_first()?;
+        let mut node = self.config.ussd.get(first)?;
+        for key in rest {
+            node = node.menu.get(key)?;
+        }
+        Some(node)
+    }
+
+    fn push_cusd_status(&mut self, m: u8) {
+        self.session.ussd_path = None;
+        if self.session.cusd_presentation {
+            self.urcs
+                .push_back(format!("\r\n+CUSD: {m}\r\n").into_bytes());
+        }
+    }
+
+    /// Queues `+CUSD: <m>,"<str>",<dcs>` in the form a modem with this session's settings
+    /// uses: text, UCS-2 hex or (Huawei style) packed GSM 7-bit hex. A menu's line breaks
+    /// stay inside the quotes, as modems send them.
+    fn push_cusd(&mut self, m: u8, text: &str, ucs2: bool) {
+        if m == 0 {
+            self.session.ussd_path = None;
+        }
+        if !self.session.cusd_presentation {
+            return;
+        }
+        let (body, dcs) = if ucs2 {
+            (hex::encode(&crate::sms::ucs2::encode(text)), 72)
+        } else if self.session.cscs == "UCS2" {
+            (hex::encode(&crate::sms::ucs2::encode(text)), 15)
+        } else if self.config.ussd_hex {
+            let mut septets = crate::sms::gsm7::encode(text).unwrap_or_default();
+            // Seven spare bits would read as an `@`: fill them with a CR (TS 23.038 §6.1.2.3.1).
+            if septets.len() % 8 == 7 {
+                septets.push(0x0D);
+            }
+            (hex::encode(&crate::sms::gsm7::pack(&septets, 0)), 15)
+        } else {
+            (text.replace('\n', "\r\n"), 15)
+        };
+        self.urcs
+            .push_back(format!("\r\n+CUSD: {m},\"{body}\",{dcs}\r\n").into_bytes());
     }
 
     fn ident(&self, form: Form<'_>, value: impl Fn(&Identity) -> String) -> Response {

@@ -39,7 +39,7 @@ pub use engine::{Engine, Identity, Output};
 pub use pdu_out::PduError;
 pub use types::{
     ConfigPatch, Fault, InvalidInput, Registration, SentMessage, SimConfig, SimContents,
-    StoredMessage,
+    StoredMessage, UssdNode, UssdResult,
 };
 
 use pty::Pty;

@@ -2,6 +2,8 @@
 //! SIM holds. Shared by the in-process [`super::SimHandle`] and the HTTP control API, so both
 //! accept and return exactly the same JSON.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Network registration the modem reports with `+CREG`.
@@ -51,6 +53,136 @@ pub struct SimConfig {
     pub smsc: String,
     /// The SIM's serial number (`AT+CCID`); changing it is putting in another SIM.
     pub iccid: String,
+    /// The network's USSD services by code (`*444#`); an unknown code answers `+CUSD: 4`.
+    pub ussd: BTreeMap<String, UssdNode>,
+    /// Answer GSM 7-bit USSD texts as hex of the packed septets, as Huawei sticks do, instead
+    /// of as text (UCS-2 texts, and any text under `AT+CSCS="UCS2"`, are hex anyway).
+    pub ussd_hex: bool,
+}
+
+/// One USSD answer of the simulated network, and the menu it opens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UssdNode {
+    /// The text shown (a menu: one option a line).
+    #[serde(default)]
+    pub text: String,
+    /// Send it in UCS-2 (`<dcs>` 72) rather than GSM 7-bit (`<dcs>` 15).
+    #[serde(default)]
+    pub ucs2: bool,
+    /// Answers the network accepts next (`"1"`, `"2"`…); none ends the session.
+    #[serde(default)]
+    pub menu: BTreeMap<String, UssdNode>,
+    #[serde(default)]
+    pub result: UssdResult,
+}
+
+/// How the network answers a USSD request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UssdResult {
+    /// `+CUSD: 0` with the text (`+CUSD: 1` when it has a menu).
+    #[default]
+    Answer,
+    /// `+CUSD: 2`: the network ended the session.
+    Ended,
+    /// `+CUSD: 4`: operation not supported.
+    NotSupported,
+    /// The command itself fails: `+CME ERROR: 100`, as when the network rejects the request.
+    Error,
+    /// `OK` and then nothing: the host's wait times out.
+    Silent,
+}
+
+impl UssdNode {
+    fn text(text: &str) -> UssdNode {
+        UssdNode {
+            text: text.to_string(),
+            ucs2: false,
+            menu: BTreeMap::new(),
+            result: UssdResult::Answer,
+        }
+    }
+
+    fn with_menu(mut self, options: &[(&str, UssdNode)]) -> UssdNode {
+        self.menu = options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        self
+    }
+
+    /// Longest USSD text (TS 23.038: 182 GSM 7-bit characters).
+    const MAX_TEXT: usize = 182;
+
+    /// Checks every text of the tree; the error names the code or answer path.
+    pub fn validate(&self, path: &str) -> Result<(), InvalidInput> {
+        let bad = |why: String| Err(InvalidInput::new("ussd", format!("{path}: {why}")));
+        if self.text.chars().count() > Self::MAX_TEXT {
+            return bad(format!("text longer than {} characters", Self::MAX_TEXT));
+        }
+        if self.text.contains('"') {
+            return bad("text with a double quote".to_string());
+        }
+        if !self.ucs2 && !crate::sms::gsm7::is_encodable(&self.text) {
+            return bad("text not in the GSM 7-bit alphabet; set \"ucs2\": true".to_string());
+        }
+        if !self.menu.is_empty() && self.result != UssdResult::Answer {
+            return bad("a menu needs \"result\": \"answer\"".to_string());
+        }
+        for (key, node) in &self.menu {
+            if key.is_empty() || key.len() > 160 || key.contains('"') {
+                return bad(format!(
+                    "menu answer `{key}` must be 1-160 characters, no quotes"
+                ));
+            }
+            node.validate(&format!("{path} > {key}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The simulated network's USSD services out of the box: the credit, a two-step menu, a
+/// UCS-2 answer, a session the network ends and a request that never gets an answer.
+pub fn default_ussd() -> BTreeMap<String, UssdNode> {
+    let balance = "Su saldo es $ 1.234,50. Vence el 31/12/2026.";
+    let mut map = BTreeMap::new();
+    map.insert("*444#".to_string(), UssdNode::text(balance));
+    map.insert(
+        "*150#".to_string(),
+        UssdNode::text("Personal\n1 Consultar saldo\n2 Comprar pack").with_menu(&[
+            ("1", UssdNode::text("Saldo: $ 1.234,50")),
+            (
+                "2",
+                UssdNode::text("Packs:\n1 1 GB $ 500\n2 3 GB $ 1.200").with_menu(&[
+                    ("1", UssdNode::text("Pack 1 GB activado. Saldo: $ 734,50")),
+                    ("2", UssdNode::text("Saldo insuficiente")),
+                ]),
+            ),
+        ]),
+    );
+    map.insert(
+        "*555#".to_string(),
+        UssdNode {
+            ucs2: true,
+            ..UssdNode::text("Tu crédito: $ 1.234,50 — ¡recargá ya!")
+        },
+    );
+    map.insert(
+        "*999#".to_string(),
+        UssdNode {
+            result: UssdResult::Ended,
+            ..UssdNode::text("")
+        },
+    );
+    map.insert(
+        "*777#".to_string(),
+        UssdNode {
+            result: UssdResult::Silent,
+            ..UssdNode::text("")
+        },
+    );
+    map
 }
 
 /// Typical SIM capacity of the prepaid cards Argentine operators sell.
@@ -72,6 +204,8 @@ impl Default for SimConfig {
             operator: "Personal".to_string(),
             smsc: "+5491151740000".to_string(),
             iccid: "8954340000000000001".to_string(),
+            ussd: default_ussd(),
+            ussd_hex: false,
         }
     }
 }
@@ -92,6 +226,9 @@ pub struct ConfigPatch {
     pub operator: Option<String>,
     pub smsc: Option<String>,
     pub iccid: Option<String>,
+    /// Replaces the whole USSD service table.
+    pub ussd: Option<BTreeMap<String, UssdNode>>,
+    pub ussd_hex: Option<bool>,
 }
 
 /// Distinguishes `"field": null` (`Some(None)`) from an absent field (`None`, via `default`).

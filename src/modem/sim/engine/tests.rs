@@ -567,3 +567,116 @@ fn unknown_and_malformed_commands_are_errors() {
     // Lines that are not commands get no answer at all.
     assert_eq!(run(&mut e, b"hello\r", now), "");
 }
+
+/// A command and what follows it: the response, then the unsolicited `+CUSD:` (if any).
+fn ussd(e: &mut Engine, cmd: &str, now: Instant) -> (String, String) {
+    let response = run(e, format!("{cmd}\r").as_bytes(), now);
+    let urc = String::from_utf8_lossy(&e.poll(now)).into_owned();
+    (response, urc)
+}
+
+#[test]
+fn cusd_menu_charsets_and_network_outcomes() {
+    let (mut e, now) = ready();
+    assert_eq!(
+        ussd(&mut e, "AT+CUSD=?", now).0,
+        "\r\n+CUSD: (0-2)\r\n\r\nOK\r\n"
+    );
+    // Presentation off: the answer is not shown.
+    assert_eq!(
+        ussd(&mut e, "AT+CUSD=0,\"*444#\",15", now),
+        ("\r\nOK\r\n".to_string(), String::new())
+    );
+    assert_eq!(
+        ussd(&mut e, "AT+CUSD?", now).0,
+        "\r\n+CUSD: 0\r\n\r\nOK\r\n"
+    );
+    // The answer comes after OK, as an unsolicited code.
+    assert_eq!(
+        ussd(&mut e, "AT+CUSD=1,\"*444#\",15", now),
+        (
+            "\r\nOK\r\n".to_string(),
+            "\r\n+CUSD: 0,\"Su saldo es $ 1.234,50. Vence el 31/12/2026.\",15\r\n".to_string()
+        )
+    );
+    // Two steps of a menu; a menu's lines break inside the quotes.
+    let (_, urc) = ussd(&mut e, "AT+CUSD=1,\"*150#\",15", now);
+    assert_eq!(
+        urc,
+        "\r\n+CUSD: 1,\"Personal\r\n1 Consultar saldo\r\n2 Comprar pack\",15\r\n"
+    );
+    let (_, urc) = ussd(&mut e, "AT+CUSD=1,\"2\",15", now);
+    assert!(urc.starts_with("\r\n+CUSD: 1,\"Packs:"), "{urc}");
+    let (_, urc) = ussd(&mut e, "AT+CUSD=1,\"2\",15", now);
+    assert_eq!(urc, "\r\n+CUSD: 0,\"Saldo insuficiente\",15\r\n");
+    // An option the menu does not have; a cancelled session starts over.
+    ussd(&mut e, "AT+CUSD=1,\"*150#\",15", now);
+    let (_, urc) = ussd(&mut e, "AT+CUSD=1,\"7\",15", now);
+    assert_eq!(urc, "\r\n+CUSD: 0,\"Opcion invalida\",15\r\n");
+    ussd(&mut e, "AT+CUSD=1,\"*150#\",15", now);
+    assert_eq!(
+        ussd(&mut e, "AT+CUSD=2", now),
+        ("\r\nOK\r\n".into(), String::new())
+    );
+    let (_, urc) = ussd(&mut e, "AT+CUSD=1,\"1\",15", now);
+    assert_eq!(
+        urc, "\r\n+CUSD: 4\r\n",
+        "no session: `1` is an unknown code"
+    );
+    // The network ends the session; a silent code never answers.
+    assert_eq!(
+        ussd(&mut e, "AT+CUSD=1,\"*999#\",15", now).1,
+        "\r\n+CUSD: 2\r\n"
+    );
+    assert_eq!(ussd(&mut e, "AT+CUSD=1,\"*777#\",15", now).1, "");
+    // UCS-2: by the service's alphabet (<dcs> 72) and by AT+CSCS="UCS2" (request in hex too).
+    let (_, urc) = ussd(&mut e, "AT+CUSD=1,\"*555#\",15", now);
+    let want = hex::encode(&crate::sms::ucs2::encode(
+        "Tu crédito: $ 1.234,50 — ¡recargá ya!",
+    ));
+    assert_eq!(urc, format!("\r\n+CUSD: 0,\"{want}\",72\r\n"));
+    run(&mut e, b"AT+CSCS=\"UCS2\"\r", now);
+    let code = hex::encode(&crate::sms::ucs2::encode("*150#"));
+    let (_, urc) = ussd(&mut e, &format!("AT+CUSD=1,\"{code}\",15"), now);
+    let want = hex::encode(&crate::sms::ucs2::encode(
+        "Personal\n1 Consultar saldo\n2 Comprar pack",
+    ));
+    assert_eq!(urc, format!("\r\n+CUSD: 1,\"{want}\",15\r\n"));
+    run(&mut e, b"AT+CUSD=2\rAT+CSCS=\"GSM\"\r", now);
+    // Huawei style: packed GSM 7-bit hex, a CR in the spare septet.
+    e.set_config(ConfigPatch {
+        ussd_hex: Some(true),
+        ..Default::default()
+    })
+    .unwrap();
+    let (_, urc) = ussd(&mut e, "AT+CUSD=1,\"*444#\",15", now);
+    let hex_text = urc.split('"').nth(1).unwrap();
+    assert_eq!(
+        crate::modem::ussd::decode_text(hex_text, Some(15)),
+        "Su saldo es $ 1.234,50. Vence el 31/12/2026."
+    );
+    // No network: the command fails.
+    e.set_config(ConfigPatch {
+        registration: Some(Registration::Searching),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        ussd(&mut e, "AT+CUSD=1,\"*444#\",15", now).0,
+        "\r\n+CME ERROR: 30\r\n"
+    );
+    // A service table with a bad text is refused whole, naming the field.
+    let mut table = e.config().ussd.clone();
+    table.insert(
+        "*1#".into(),
+        serde_json::from_str(r#"{"text": "dice \"hola\""}"#).unwrap(),
+    );
+    let err = e
+        .set_config(ConfigPatch {
+            ussd: Some(table),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(err.field, "ussd");
+    assert!(e.config().ussd.get("*1#").is_none());
+}
