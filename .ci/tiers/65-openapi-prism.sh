@@ -251,7 +251,7 @@ run(auth + ["@PRISM@/api/tickets/999999"], "unknown ticket", {"404"})
 run(auth + ["@PRISM@/api/outages/999999"], "unknown outage", {"404"})
 run(auth + ["-X", "POST", "@PRISM@/api/campaigns/999999/start"], "unknown campaign", {"404"})
 run(auth + ["-X", "POST", f"@PRISM@/api/campaigns/{camp}/pause"], "pause a cancelled campaign", {"409"})
-run(auth + json_h + ["-d", '{"id":"e-1","type":"payment","customer":"no-such","amount":"10"}', "@PRISM@/api/events"],
+run(auth + json_h + ["-d", '{"id":"e-1","type":"payment","customer":"no-such","amount":"10","method":"manual"}', "@PRISM@/api/events"],
     "event for an unknown customer", {"422"})
 run(auth + json_h + ["-d", '{"zones":["ningun-lugar"],"message":"x"}', "@PRISM@/api/outages"],
     "outage of a zone with no customers", {"422"})
