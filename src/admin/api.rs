@@ -874,7 +874,7 @@ async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
         .await?;
     let queue = counts
         .into_iter()
-        .map(|(s, n)| (s.as_str().to_string(), n as u64))
+        .map(|(s, n)| (s.as_str().to_string(), n))
         .collect();
     let transports = state
         .transports
