@@ -9,6 +9,9 @@
 //! - `keyword_reply`: "saldo" texted to the simulator until the reply leaves it: the first one
 //!   after the idle window (it pays for loading the phone-number metadata), then warm ones.
 //! - `idle_after_traffic`: the same figures again once those replies are done.
+//! - `openapi_document`: `GET /api/openapi.json` 20 times (the document is built for each
+//!   request): its size and the time to build and serve it; then `idle_after_openapi`, the idle
+//!   figures again, showing the document is not kept resident.
 //!
 //! `PASARELA_BENCH_QUICK=1` shortens the windows for a smoke run (about a minute). Each warm-up
 //! outlasts two of the daemon's 10 s status rounds: the first round without a write hands back
@@ -48,6 +51,7 @@ fn binary() -> String {
 
 struct Daemon {
     child: Child,
+    port: u16,
     notify: Arc<Mutex<Vec<String>>>,
     log: PathBuf,
 }
@@ -91,7 +95,12 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Daemon { child, notify, log }
+        Daemon {
+            child,
+            port,
+            notify,
+            log,
+        }
     }
 
     /// Waits until a notification line starts with `needle`.
@@ -250,6 +259,31 @@ async fn run() {
     // Let the replies' writes, the search index and the status line settle first.
     tokio::time::sleep(Duration::from_secs(warm_up)).await;
     measure("idle_after_traffic", pid, Duration::from_secs(after_window)).await;
+
+    let url = format!("http://127.0.0.1:{}/api/openapi.json", d.port);
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..20 {
+        let start = Instant::now();
+        let answer = reqwest::get(&url).await.unwrap();
+        assert!(answer.status().is_success(), "{}", answer.status());
+        bytes = answer.bytes().await.unwrap().len();
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    let first = times[0];
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{}",
+        json!({
+            "bench": "openapi_document", "binary": binary(), "requests": times.len(),
+            "measured": "GET /api/openapi.json over loopback: the document built, serialized and sent",
+            "bytes": bytes, "first_ms": (first * 10.0).round() / 10.0,
+            "p50_ms": (percentile(&times, 0.5) * 10.0).round() / 10.0,
+            "max_ms": (times[times.len() - 1] * 10.0).round() / 10.0
+        })
+    );
+    tokio::time::sleep(Duration::from_secs(warm_up)).await;
+    measure("idle_after_openapi", pid, Duration::from_secs(after_window)).await;
     drop(d);
     sim.shutdown().await;
 }

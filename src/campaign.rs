@@ -44,7 +44,7 @@ const BUSY_TICK: Duration = Duration::from_millis(10);
 pub const REPLY_DAYS: u32 = 7;
 
 /// `POST /api/campaigns` body; stored (with defaults filled) as the campaign's `spec`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignRequest {
     pub name: String,
@@ -58,6 +58,7 @@ pub struct CampaignRequest {
     pub subject: Option<String>,
     /// WhatsApp: the approved template with our variables mapped to its parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub whatsapp_template: Option<WhatsappTemplateMapping>,
     /// Delivery window; by default `[windows] bulk`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +79,7 @@ pub struct CampaignRequest {
 }
 
 /// Which customers; every filter given must hold.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Selection {
     /// Balance at least this (pesos: `10000`, `"10.000,50"`; kept in exact cents).
@@ -316,7 +317,7 @@ pub fn check(
 }
 
 /// How many customers match and why some are left out.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Preview {
     /// Customers the selection matches.
     pub matched: u32,
@@ -335,7 +336,7 @@ pub struct Preview {
     pub sample: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Excluded {
     pub opted_out: u32,
     pub no_address: u32,

@@ -209,7 +209,7 @@ enum Column {
 // ----- customer rows: JSON and CSV ------------------------------------------------------------
 
 /// One customer in `POST /api/customers`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerJson {
     pub code: String,
@@ -230,7 +230,9 @@ pub struct CustomerJson {
     pub plan: Option<String>,
     #[serde(default)]
     pub zone: Option<String>,
+    /// Fields of your own (`directory.extra_fields`), usable as `%name%` in templates.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub extra: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(default)]
     pub optout: Option<OptOut>,
@@ -278,7 +280,7 @@ pub fn check_channels(prefs: &BTreeMap<String, Vec<String>>) -> Result<(), Field
 }
 
 /// A rejected row: where, which customer and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     /// CSV line (1 = header) or array index.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,7 +294,7 @@ pub struct Rejected {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub inserted: usize,
     pub updated: usize,

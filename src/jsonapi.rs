@@ -15,18 +15,25 @@ pub struct ApiError {
     pub body: ErrorBody,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// A stable word to branch on: `unauthorized`, `invalid_json`, `invalid_field`,
+    /// `not_found`, `conflict`, `payload_too_large`, `internal`…
+    #[schema(value_type = String, example = "invalid_field")]
     pub code: &'static str,
+    /// What is wrong and how to fix it, for a person.
     pub message: String,
+    /// The offending field's path (`messages[3].to`), when one field is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
     pub field: Option<String>,
     /// Per-item problems of a rejected batch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub items: Vec<ItemError>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemError {
     pub index: usize,
     pub field: String,
@@ -70,13 +77,16 @@ impl ApiError {
     }
 }
 
+/// The JSON of every error answer: `{"error":{…}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope<'a> {
+    #[schema(value_type = ErrorBody)]
+    pub error: &'a ErrorBody,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Wrapper<'a> {
-            error: &'a ErrorBody,
-        }
-        (self.status, axum::Json(Wrapper { error: &self.body })).into_response()
+        (self.status, axum::Json(ErrorEnvelope { error: &self.body })).into_response()
     }
 }
 

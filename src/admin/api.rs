@@ -34,14 +34,66 @@ pub fn routes() -> Router<AppState> {
         .route("/api/email/test", post(email_test))
 }
 
+/// These routes in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health, send, list, batch, get_one, resend, cancel, status, email_test))]
+pub(super) struct Doc;
+
+/// `GET /api/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    #[schema(example = "ok")]
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Whether the process answers, and its version; no token needed.
+#[utoipa::path(get, path = "/api/health", tag = "status",
+    responses((status = 200, description = "pasarela answers", body = Health)))]
 pub async fn health() -> impl IntoResponse {
-    Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// `202` answer of `POST /api/messages`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// The message's id (`GET /api/messages/{id}`).
+    id: i64,
+    /// `queued`, `scheduled` (its delivery window is closed) or `cancelled` (the number sent BAJA).
+    state: MsgState,
+}
+
+/// `202` answer of `POST /api/messages/batch`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchAccepted {
+    /// The messages' ids, in the order they were sent.
+    ids: Vec<i64>,
+    /// `scheduled` when every message waits for a window, else `queued`.
+    state: MsgState,
+    count: usize,
+    queued: usize,
+    scheduled: usize,
+    cancelled: usize,
+}
+
+/// A page of `GET /api/messages`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MessagePage {
+    messages: Vec<MessageView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
 }
 
 /// `POST /api/messages` body.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    /// A phone number in any local style (`+54 9 11 2345-6789`, `011 15-2345-6789`), or an
+    /// email address for `"channel": "email"`.
     pub to: String,
     #[serde(default)]
     pub text: String,
@@ -69,14 +121,15 @@ pub struct SendRequest {
     pub attachments: Vec<crate::transport::email::api::AttachmentRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
+    /// 1 to 10,000 messages.
     messages: Vec<SendRequest>,
 }
 
 /// A message as the API shows it: times in RFC 3339 (UTC).
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: i64,
     pub direction: Direction,
@@ -98,6 +151,7 @@ pub struct MessageView {
     /// Email: subject, account, whether it has HTML, attachments' names and sizes; on a single
     /// message's view also `smtp`, the server's answer once it accepted the mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub email: Option<serde_json::Value>,
 }
 
@@ -281,6 +335,12 @@ fn place(
     Ok(item)
 }
 
+/// Queues one message.
+#[utoipa::path(post, path = "/api/messages", tag = "messages", request_body = SendRequest,
+    responses(
+        (status = 202, description = "queued (or scheduled, or cancelled for a number that sent BAJA)", body = Accepted),
+        (status = 400, description = "a field is wrong (`invalid_field` names it) or the body is not JSON", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn send(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<SendRequest, SINGLE_LIMIT>,
@@ -309,7 +369,10 @@ async fn send(
     log::debug!(msg_id = id.0; "message {id} {msg_state} by the API");
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({"id": id.0, "state": msg_state})),
+        Json(Accepted {
+            id: id.0,
+            state: msg_state,
+        }),
     ))
 }
 
@@ -339,15 +402,21 @@ async fn email_item(state: &AppState, req: &SendRequest) -> Result<NewOutbound, 
 }
 
 /// `POST /api/email/test` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmailTestRequest {
+    /// The `[[email]]` account's name.
     account: String,
     #[serde(default)]
     to: Option<String>,
 }
 
 /// Sends a test mail now (not queued) and answers the SMTP outcome.
+#[utoipa::path(post, path = "/api/email/test", tag = "email", request_body = EmailTestRequest,
+    responses(
+        (status = 200, description = "the SMTP server accepted the mail", body = crate::transport::email::api::TestOutcome),
+        (status = 502, description = "the SMTP server refused it or could not be reached (`ok` is false, `smtp` says why)", body = crate::transport::email::api::TestOutcome),
+    ))]
 async fn email_test(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<EmailTestRequest, SINGLE_LIMIT>,
@@ -370,6 +439,12 @@ async fn email_test(
     Ok((code, Json(outcome)))
 }
 
+/// Queues up to 10,000 messages in one transaction: all or none.
+#[utoipa::path(post, path = "/api/messages/batch", tag = "messages", request_body = BatchRequest,
+    responses(
+        (status = 202, description = "all queued", body = BatchAccepted),
+        (status = 422, description = "`invalid_batch`: `items` lists each bad message; nothing was queued", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn batch(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<BatchRequest, BATCH_LIMIT>,
@@ -477,14 +552,14 @@ async fn batch(
     };
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({
-            "ids": placed.iter().map(|(i, _)| i.0).collect::<Vec<_>>(),
-            "state": overall,
-            "count": n,
-            "queued": queued,
-            "scheduled": scheduled,
-            "cancelled": cancelled,
-        })),
+        Json(BatchAccepted {
+            ids: placed.iter().map(|(i, _)| i.0).collect(),
+            state: overall,
+            count: n,
+            queued,
+            scheduled,
+            cancelled,
+        }),
     ))
 }
 
@@ -570,17 +645,27 @@ where
     (items, errors)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `in` or `out`.
     direction: Option<String>,
+    /// `queued`, `sending`, `sent`, `delivered`, `failed`, `cancelled`, `scheduled`, `received`.
     state: Option<String>,
+    /// `sms`, `whatsapp` or `email`.
     channel: Option<String>,
+    /// A phone number (any form) or address.
     peer: Option<String>,
+    /// Text search; ignores case and accents.
     q: Option<String>,
+    /// RFC 3339, `2026-11-22` or Unix seconds.
     since: Option<String>,
+    /// RFC 3339, `2026-11-22` or Unix seconds.
     until: Option<String>,
+    /// 1 to 500 (default 50).
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -627,6 +712,12 @@ fn parse_time(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError>
     ))
 }
 
+/// The history, newest first.
+#[utoipa::path(get, path = "/api/messages", tag = "messages", params(ListQuery),
+    responses(
+        (status = 200, description = "a page of messages", body = MessagePage),
+        (status = 400, description = "a filter is wrong (`invalid_field`) or unknown (`invalid_query`)", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn list(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -694,9 +785,10 @@ async fn list(
         None
     };
     let messages: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
-    Ok(Json(
-        serde_json::json!({"messages": messages, "next_cursor": next_cursor}),
-    ))
+    Ok(Json(MessagePage {
+        messages,
+        next_cursor,
+    }))
 }
 
 fn parse_id(raw: &str) -> Result<MessageId, ApiError> {
@@ -707,6 +799,14 @@ fn parse_id(raw: &str) -> Result<MessageId, ApiError> {
         .ok_or_else(|| ApiError::field("id", format!("`{raw}` is not a message id")))
 }
 
+/// One message.
+#[utoipa::path(get, path = "/api/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "the message's id (a positive integer)")),
+    responses(
+        (status = 200, description = "the message", body = MessageView),
+        (status = 400, description = "`id` is not a message id", body = crate::jsonapi::ErrorEnvelope),
+        (status = 404, description = "no such message", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -724,6 +824,15 @@ async fn get_one(
     Ok(Json(view))
 }
 
+/// A failed or cancelled message back to the queue; a sent one copied into a new message.
+#[utoipa::path(post, path = "/api/messages/{id}/resend", tag = "messages",
+    params(("id" = String, Path, description = "the message's id")),
+    responses(
+        (status = 202, description = "the message queued again (or its new copy)", body = MessageView),
+        (status = 400, description = "`id` is not a message id", body = crate::jsonapi::ErrorEnvelope),
+        (status = 404, description = "no such message", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`conflict`: the message is still on its way", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn resend(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -733,6 +842,15 @@ async fn resend(
     Ok((StatusCode::ACCEPTED, Json(MessageView::from(m))))
 }
 
+/// Cancels a queued or scheduled message.
+#[utoipa::path(post, path = "/api/messages/{id}/cancel", tag = "messages",
+    params(("id" = String, Path, description = "the message's id")),
+    responses(
+        (status = 200, description = "the cancelled message", body = MessageView),
+        (status = 400, description = "`id` is not a message id", body = crate::jsonapi::ErrorEnvelope),
+        (status = 404, description = "no such message", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`conflict`: already sent, failed or cancelled", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -741,6 +859,9 @@ async fn cancel(
     Ok(Json(MessageView::from(m)))
 }
 
+/// Version, uptime, queue depth by state, each route's health.
+#[utoipa::path(get, path = "/api/status", tag = "status",
+    responses((status = 200, description = "`{\"version\",\"uptime_secs\",\"queue\":{state: count},\"transports\":[{\"name\",\"channel\",\"up\",\"detail\",\"details\"}],\"dispatcher\":{\"alive\"}}`", body = StatusView)))]
 async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let counts = state
         .store
@@ -751,34 +872,66 @@ async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
             MsgState::Failed,
         ])
         .await?;
-    let queue: serde_json::Map<String, serde_json::Value> = counts
+    let queue = counts
         .into_iter()
-        .map(|(s, n)| (s.as_str().to_string(), n.into()))
+        .map(|(s, n)| (s.as_str().to_string(), n))
         .collect();
-    let transports: Vec<serde_json::Value> = state
+    let transports = state
         .transports
         .iter()
         .map(|t| {
             let h = t.health();
-            serde_json::json!({
-                "name": t.name(),
-                "channel": t.channel(),
-                "up": h.up,
-                "detail": h.detail,
-                "details": t.details(),
-            })
+            TransportStatus {
+                name: t.name().to_string(),
+                channel: t.channel(),
+                up: h.up,
+                detail: h.detail,
+                details: t.details(),
+            }
         })
         .collect();
     let heartbeat = state.dispatch.last_heartbeat();
-    Ok(Json(serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_secs": state.started.elapsed().as_secs(),
-        "queue": queue,
-        "transports": transports,
-        "dispatcher": {
-            "alive": heartbeat > 0 && now_ms() - heartbeat < crate::dispatch::ALIVE_WITHIN.as_millis() as i64,
+    Ok(Json(StatusView {
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: state.started.elapsed().as_secs(),
+        queue,
+        transports,
+        dispatcher: DispatcherStatus {
+            alive: heartbeat > 0
+                && now_ms() - heartbeat < crate::dispatch::ALIVE_WITHIN.as_millis() as i64,
         },
-    })))
+    }))
+}
+
+/// `GET /api/status`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StatusView {
+    version: &'static str,
+    uptime_secs: u64,
+    /// Messages by state: `scheduled`, `queued`, `sending`, `failed`.
+    queue: std::collections::BTreeMap<String, u64>,
+    /// Each route (modem, phone, provider, WhatsApp, email account).
+    transports: Vec<TransportStatus>,
+    dispatcher: DispatcherStatus,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TransportStatus {
+    name: String,
+    channel: Channel,
+    /// Whether the route can send now.
+    up: bool,
+    /// Why, in words.
+    detail: String,
+    /// The kind's own figures (a modem's signal and operator…), when it has any.
+    #[schema(value_type = Option<Object>)]
+    details: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DispatcherStatus {
+    /// Whether the dispatcher's loop ran recently.
+    alive: bool,
 }
 
 #[cfg(test)]

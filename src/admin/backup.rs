@@ -19,6 +19,17 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/backup", get(backup))
 }
 
+/// This route in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(backup))]
+pub(super) struct Doc;
+
+/// The answer's body in the document: the file's bytes (`format: binary`), not a JSON array.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // only named by the OpenAPI annotation; the bytes are streamed
+struct DatabaseFile(Vec<u8>);
+
 /// The bytes of an open file, chunk by chunk, through a small bounded channel.
 struct Chunks(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
 
@@ -33,6 +44,9 @@ impl futures_core::Stream for Chunks {
     }
 }
 
+/// A consistent copy of the database (`VACUUM INTO`), streamed.
+#[utoipa::path(get, path = "/api/backup", tag = "backup",
+    responses((status = 200, description = "the SQLite database file", body = DatabaseFile, content_type = "application/vnd.sqlite3")))]
 async fn backup(State(state): State<AppState>) -> Result<Response, ApiError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let db = state.store.path().to_path_buf();

@@ -28,8 +28,20 @@ pub fn routes() -> Router<AppState> {
         .route("/api/campaigns/{id}/report.csv", get(report))
 }
 
+/// These routes in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, list, preview_only, show, start, pause, resume, cancel, report))]
+pub(super) struct Doc;
+
+/// `GET /api/campaigns`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CampaignList {
+    /// The latest 200, newest first.
+    campaigns: Vec<CampaignView>,
+}
+
 /// A campaign as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CampaignView {
     pub id: i64,
     pub name: String,
@@ -39,7 +51,11 @@ pub struct CampaignView {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The request it was created with, defaults filled in.
+    #[schema(value_type = CampaignRequest)]
     pub request: serde_json::Value,
+    /// The preview taken when the draft was made.
+    #[schema(value_type = Preview)]
     pub preview: serde_json::Value,
     /// Once started.
     pub progress: Option<Progress>,
@@ -84,6 +100,12 @@ fn nobody() -> ApiError {
     .with_field("selection")
 }
 
+/// What a campaign would reach, without creating it.
+#[utoipa::path(post, path = "/api/campaigns/preview", tag = "campaigns", request_body = CampaignRequest,
+    responses(
+        (status = 200, description = "the preview", body = Preview),
+        (status = 422, description = "a field cannot be used (template variable, channel, rate…); `field` names it", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn preview_only(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CampaignRequest, LIMIT>,
@@ -112,6 +134,12 @@ pub async fn create_draft(state: &AppState, mut req: CampaignRequest) -> Result<
         .await?)
 }
 
+/// Creates a draft with its preview.
+#[utoipa::path(post, path = "/api/campaigns", tag = "campaigns", request_body = CampaignRequest,
+    responses(
+        (status = 201, description = "the draft", body = CampaignView),
+        (status = 422, description = "`empty_selection`: nobody matches; or a field cannot be used", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn create(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<CampaignRequest, LIMIT>,
@@ -121,13 +149,16 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, row).await?)))
 }
 
+/// The latest campaigns with their progress.
+#[utoipa::path(get, path = "/api/campaigns", tag = "campaigns",
+    responses((status = 200, description = "the campaigns", body = CampaignList)))]
 async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let rows = state.store.read(|c| sql::list_campaigns(c, 200)).await?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut campaigns = Vec::with_capacity(rows.len());
     for row in rows {
-        out.push(view(&state, row).await?);
+        campaigns.push(view(&state, row).await?);
     }
-    Ok(Json(serde_json::json!({ "campaigns": out })))
+    Ok(Json(CampaignList { campaigns }))
 }
 
 pub async fn get_row(state: &AppState, id: i64) -> Result<CampaignRow, ApiError> {
@@ -144,6 +175,12 @@ pub async fn get_row(state: &AppState, id: i64) -> Result<CampaignRow, ApiError>
         })
 }
 
+/// One campaign with its progress.
+#[utoipa::path(get, path = "/api/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "the campaign", body = CampaignView),
+        (status = 404, description = "no such campaign", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -186,6 +223,14 @@ pub async fn start_campaign(state: &AppState, id: i64) -> Result<(), ApiError> {
     }
 }
 
+/// Starts a draft (a second start changes nothing).
+#[utoipa::path(post, path = "/api/campaigns/{id}/start", tag = "campaigns", params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "the campaign", body = CampaignView),
+        (status = 404, description = "no such campaign", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`campaign_ended`: it is done or cancelled", body = crate::jsonapi::ErrorEnvelope),
+        (status = 422, description = "`missing_variables` (see `allow_missing`) or `empty_selection`", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn start(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -227,6 +272,13 @@ pub async fn control(state: &AppState, id: i64, what: &str) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Pauses a running campaign: nothing new goes out.
+#[utoipa::path(post, path = "/api/campaigns/{id}/pause", tag = "campaigns", params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "the campaign", body = CampaignView),
+        (status = 404, description = "no such campaign", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`wrong_state`: only a running one pauses", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn pause(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -235,6 +287,13 @@ async fn pause(
     show(State(state), Path(id)).await
 }
 
+/// Resumes a paused campaign.
+#[utoipa::path(post, path = "/api/campaigns/{id}/resume", tag = "campaigns", params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "the campaign", body = CampaignView),
+        (status = 404, description = "no such campaign", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`wrong_state`: only a paused one resumes", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn resume(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -243,6 +302,13 @@ async fn resume(
     show(State(state), Path(id)).await
 }
 
+/// Cancels a campaign: messages not yet handed to a route are withdrawn.
+#[utoipa::path(post, path = "/api/campaigns/{id}/cancel", tag = "campaigns", params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "the campaign", body = CampaignView),
+        (status = 404, description = "no such campaign", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`wrong_state`: already done or cancelled", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -251,6 +317,12 @@ async fn cancel(
     show(State(state), Path(id)).await
 }
 
+/// The report: code, channel, address, state, reason, cost, replied.
+#[utoipa::path(get, path = "/api/campaigns/{id}/report.csv", tag = "campaigns", params(("id" = i64, Path, description = "the campaign's id")),
+    responses(
+        (status = 200, description = "one line per recipient", body = String, content_type = "text/csv"),
+        (status = 404, description = "no such campaign", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn report(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let row = get_row(&state, id).await?;
     let days = campaign::spec_of(&row)

@@ -31,6 +31,11 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// These routes in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, get_one, save, remove))]
+pub(super) struct Doc;
+
 fn kind_name(kind: DocKind) -> String {
     serde_json::to_value(kind)
         .ok()
@@ -77,6 +82,9 @@ fn view(kind: DocKind, t: &MailTemplate, saved: bool) -> Value {
     })
 }
 
+/// The four templates.
+#[utoipa::path(get, path = "/api/email/templates", tag = "email",
+    responses((status = 200, description = "`{\"templates\":[…]}`, each `{\"kind\",\"subject\",\"text\",\"html\",\"saved\"}`: the saved template, else the built-in one", body = serde_json::Value)))]
 async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
     for kind in KINDS {
@@ -86,6 +94,12 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "templates": out })))
 }
 
+/// One document type's template.
+#[utoipa::path(get, path = "/api/email/templates/{kind}", tag = "email", params(("kind" = String, Path, description = "`invoice`, `payment`, `ticket_opened` or `ticket_closed`")),
+    responses(
+        (status = 200, description = "`{\"kind\",\"subject\",\"text\",\"html\",\"saved\"}`: the saved template, else the built-in one", body = serde_json::Value),
+        (status = 400, description = "`kind` is not a document type", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn get_one(
     State(state): State<AppState>,
     Path(kind): Path<String>,
@@ -95,6 +109,12 @@ async fn get_one(
     Ok(Json(view(kind, &t, saved)))
 }
 
+/// Saves a template, checked first (an unknown `%variable%` is refused, naming the part).
+#[utoipa::path(put, path = "/api/email/templates/{kind}", tag = "email", params(("kind" = String, Path, description = "`invoice`, `payment`, `ticket_opened` or `ticket_closed`")),
+    request_body = crate::transport::email::notice::MailTemplate,
+    responses(
+        (status = 200, description = "`{\"kind\",\"subject\",\"text\",\"html\",\"saved\"}`: the saved template, else the built-in one", body = serde_json::Value),
+    ))]
 async fn save(
     State(state): State<AppState>,
     Path(kind): Path<String>,
@@ -125,6 +145,12 @@ async fn save(
     Ok(Json(view(kind, &t, saved)))
 }
 
+/// Back to the built-in template.
+#[utoipa::path(delete, path = "/api/email/templates/{kind}", tag = "email", params(("kind" = String, Path, description = "`invoice`, `payment`, `ticket_opened` or `ticket_closed`")),
+    responses(
+        (status = 200, description = "`{\"kind\",\"subject\",\"text\",\"html\",\"saved\"}`: the saved template, else the built-in one", body = serde_json::Value),
+        (status = 400, description = "`kind` is not a document type", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     Path(kind): Path<String>,

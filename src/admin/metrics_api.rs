@@ -15,6 +15,11 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
 
+/// This route in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(metrics))]
+pub(super) struct Doc;
+
 /// The router of the `[metrics] listen` listener: `/metrics` and nothing else, no token.
 pub fn listener_router(state: AppState) -> Router {
     routes().with_state(state).fallback(|| async {
@@ -27,6 +32,8 @@ pub fn listener_router(state: AppState) -> Router {
 }
 
 /// Reads the queue (one indexed query) and each route's health, then renders every figure.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses((status = 200, description = "Prometheus metrics in OpenMetrics text (see the README's Monitoring)", body = String, content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let queue = state.store.queue_breakdown().await?;
     let routes = state

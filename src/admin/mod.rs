@@ -1,7 +1,8 @@
 //! The admin HTTP face: the JSON API under `/api/` and the operators' pages (`crate::web`),
 //! on one listener.
 //!
-//! Every route but `GET /api/health` (and the pages, which have their own login) needs `Authorization: Bearer <token>` (compared in
+//! Every route but `GET /api/health` and `GET /api/openapi.json` (and the pages, which have
+//! their own login) needs `Authorization: Bearer <token>` (compared in
 //! constant time). With no token configured those routes answer 503 saying how to set one.
 //! Errors are JSON `{"error":{"code","message","field"?}}`; bodies are size-limited and
 //! unknown JSON fields are rejected.
@@ -11,6 +12,7 @@ mod backup;
 pub mod campaigns_api;
 pub mod email_api;
 pub mod metrics_api;
+pub mod openapi;
 pub mod outage_api;
 mod rules_api;
 pub mod ussd_api;
@@ -59,9 +61,19 @@ pub fn router(state: AppState) -> Router {
     router_with(state, crate::web::WebOptions::default())
 }
 
-/// [`router`] with the pages' options (a TLS listener marks cookies `Secure`).
-pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
-    let protected = api::routes()
+/// The routes answered without the token: health and the OpenAPI document.
+pub fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/health", axum::routing::get(api::health))
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(openapi::openapi_json),
+        )
+}
+
+/// The JSON API's routes behind the token, and `/metrics`, before the token guard.
+pub fn protected_routes() -> Router<AppState> {
+    api::routes()
         .merge(rules_api::routes())
         .merge(backup::routes())
         .merge(whatsapp_api::routes())
@@ -70,10 +82,14 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(outage_api::routes())
         .merge(campaigns_api::routes())
         .merge(ussd_api::routes())
-        .layer(middleware::from_fn_with_state(
-            Arc::new(state.token.clone()),
-            require_token,
-        ));
+}
+
+/// [`router`] with the pages' options (a TLS listener marks cookies `Secure`).
+pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
+    let protected = protected_routes().layer(middleware::from_fn_with_state(
+        Arc::new(state.token.clone()),
+        require_token,
+    ));
     // The pages reach the same handlers in-process, after their own session and CSRF checks.
     // (The backup only for admins: `/system/backup` checks the role.)
     let unguarded = api::routes()
@@ -82,8 +98,7 @@ pub fn router_with(state: AppState, web: crate::web::WebOptions) -> Router {
         .merge(backup::routes())
         .merge(campaigns_api::routes())
         .with_state(state.clone());
-    Router::new()
-        .route("/api/health", axum::routing::get(api::health))
+    public_routes()
         .merge(protected)
         .with_state(state.clone())
         .merge(crate::web::router(state, unguarded, web))

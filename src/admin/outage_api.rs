@@ -30,10 +30,16 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
+/// These routes in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(open, list, get_one, update, resolve))]
+pub(super) struct Doc;
+
 /// `POST /api/outages` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenBody {
+    /// Zone names (the customers' `zona`; case and spaces ignored).
     #[serde(default)]
     zones: Option<Vec<String>>,
     /// Shorthand for `"field": "nodo"` with these values.
@@ -47,7 +53,7 @@ struct OpenBody {
     eta: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     #[serde(default)]
@@ -56,16 +62,18 @@ struct UpdateBody {
     eta: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
     #[serde(default)]
     message: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `open` or `resolved`.
     state: Option<String>,
     before: Option<i64>,
     limit: Option<u32>,
@@ -120,6 +128,11 @@ fn check_message(m: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /api/outages`: `201 {"id", "affected", "notified"}`.
+#[utoipa::path(post, path = "/api/outages", tag = "outages", request_body = OpenBody,
+    responses(
+        (status = 201, description = "`{\"id\",\"affected\",\"notified\"}`", body = serde_json::Value),
+        (status = 422, description = "`no_customers`: no customer is in those zones", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn open(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<OpenBody, SMALL_LIMIT>,
@@ -190,6 +203,9 @@ async fn open(
     ))
 }
 
+/// Outages, newest first.
+#[utoipa::path(get, path = "/api/outages", tag = "outages", params(ListQuery),
+    responses((status = 200, description = "`{\"outages\":[`{\"id\",\"state\",\"field\",\"zones\",\"message\",\"eta\",…}`],\"next_before\"}`", body = serde_json::Value)))]
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -210,6 +226,12 @@ async fn list(
     })))
 }
 
+/// One outage.
+#[utoipa::path(get, path = "/api/outages/{id}", tag = "outages", params(("id" = i64, Path, description = "the outage's id")),
+    responses(
+        (status = 200, description = "`{\"id\",\"state\",\"field\",\"zones\",\"message\",\"eta\",…}`", body = serde_json::Value),
+        (status = 404, description = "no such outage", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -217,6 +239,13 @@ async fn get_one(
     Ok(Json(outage_json(&state.rules.outage(id).await?)))
 }
 
+/// A new message or time estimate, texted to the customers already told.
+#[utoipa::path(post, path = "/api/outages/{id}/update", tag = "outages", params(("id" = i64, Path, description = "the outage's id")), request_body = UpdateBody,
+    responses(
+        (status = 200, description = "`{\"id\",\"state\",\"field\",\"zones\",\"message\",\"eta\",…}`", body = serde_json::Value),
+        (status = 404, description = "no such outage", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`already_resolved`", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -244,6 +273,14 @@ async fn update(
     Ok(Json(outage_json(&o)))
 }
 
+/// Resolves an outage; the customers told about it are told it is over.
+#[utoipa::path(post, path = "/api/outages/{id}/resolve", tag = "outages", params(("id" = i64, Path, description = "the outage's id")),
+    request_body(content = Option<ResolveBody>, description = "optional: `{}`, `{\"message\": …}` or nothing"),
+    responses(
+        (status = 200, description = "`{\"id\",\"state\",\"field\",\"zones\",\"message\",\"eta\",…}`", body = serde_json::Value),
+        (status = 404, description = "no such outage", body = crate::jsonapi::ErrorEnvelope),
+        (status = 409, description = "`already_resolved`: a second resolve", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn resolve(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -47,6 +47,25 @@ pub fn routes() -> Router<AppState> {
         .route("/api/templates/preview", post(preview))
 }
 
+/// These routes in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    upsert_customers,
+    find_customers,
+    import_customers,
+    list_tickets,
+    get_ticket,
+    close_ticket,
+    reopen_ticket,
+    assign_ticket,
+    event,
+    get_rules,
+    put_rules,
+    reset_rules,
+    preview
+))]
+pub(super) struct Doc;
+
 fn report_response(report: ImportReport) -> impl IntoResponse {
     let status = if report.inserted + report.updated == 0 && !report.rejected.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -72,6 +91,11 @@ fn import_error(e: ImportError) -> ApiError {
 }
 
 /// `POST /api/customers`: a JSON array, upserted by code in one transaction.
+#[utoipa::path(post, path = "/api/customers", tag = "customers", request_body = Vec<crate::directory::CustomerJson>,
+    responses(
+        (status = 200, description = "what was inserted and updated; bad items are in `rejected` and change nothing", body = crate::directory::ImportReport),
+        (status = 422, description = "every item was rejected (the report as for 200), or `too_many`: more than 100,000 customers", body = serde_json::Value),
+    ))]
 async fn upsert_customers(
     State(state): State<AppState>,
     JsonBody(items): JsonBody<Vec<CustomerJson>, CUSTOMERS_LIMIT>,
@@ -93,6 +117,13 @@ async fn upsert_customers(
 }
 
 /// `POST /api/customers/import`: a CSV file as the body (`Content-Type: text/csv`).
+#[utoipa::path(post, path = "/api/customers/import", tag = "customers",
+    request_body(content = String, content_type = "text/csv", description = "the billing system's export: `,` `;` or tab, UTF-8 or Latin-1"),
+    responses(
+        (status = 200, description = "what was inserted and updated; bad rows are in `rejected` with their line", body = crate::directory::ImportReport),
+        (status = 415, description = "`unsupported_media_type`: not sent as text/csv", body = crate::jsonapi::ErrorEnvelope),
+        (status = 422, description = "every row was rejected (the report as for 200), or `invalid_file`: the whole file is refused (unknown column, unclosed quote…)", body = serde_json::Value),
+    ))]
 async fn import_customers(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -127,8 +158,9 @@ async fn import_customers(
     Ok(report_response(report))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CustomerQuery {
     phone: Option<String>,
     q: Option<String>,
@@ -160,6 +192,10 @@ fn customer_json(c: &Customer, by_number: &[(String, String, i64)]) -> serde_jso
 }
 
 /// `GET /api/customers?phone=…`, `?code=…` or `?q=…` (code or name contains).
+#[utoipa::path(get, path = "/api/customers", tag = "customers", params(CustomerQuery),
+    responses(
+        (status = 200, description = "`{\"customers\":[{\"id\",\"code\",\"name\",\"phones\",\"email\",\"balance\",\"due_date\",\"plan\",\"zone\",\"extra\",\"optout\",\"channels\",\"optouts_by_number\"}],\"total_in_directory\"}`", body = serde_json::Value),
+    ))]
 async fn find_customers(
     State(state): State<AppState>,
     Query(q): Query<CustomerQuery>,
@@ -213,9 +249,11 @@ async fn find_customers(
 
 // ----- tickets --------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct TicketQuery {
+    /// `open` or `closed`.
     state: Option<String>,
     customer: Option<String>,
     before: Option<i64>,
@@ -242,6 +280,11 @@ fn ticket_json(t: &sql::Ticket) -> serde_json::Value {
     })
 }
 
+/// Tickets, newest first.
+#[utoipa::path(get, path = "/api/tickets", tag = "tickets", params(TicketQuery),
+    responses(
+        (status = 200, description = "`{\"tickets\":[{\"id\",\"customer\",\"phone\",\"channel\",\"text\",\"state\",\"operator\",\"category\",\"message_id\",\"created_at\",\"updated_at\",\"closed_at\",\"forward\"}],\"next_before\"}`", body = serde_json::Value),
+    ))]
 async fn list_tickets(
     State(state): State<AppState>,
     Query(q): Query<TicketQuery>,
@@ -281,6 +324,12 @@ fn no_ticket(id: i64) -> ApiError {
     )
 }
 
+/// One ticket, with its forwarding state.
+#[utoipa::path(get, path = "/api/tickets/{id}", tag = "tickets", params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "the ticket", body = serde_json::Value),
+        (status = 404, description = "no such ticket", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn get_ticket(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -372,6 +421,12 @@ async fn change_ticket(
     Ok(Json(ticket_json(&t)))
 }
 
+/// Closes a ticket.
+#[utoipa::path(post, path = "/api/tickets/{id}/close", tag = "tickets", params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "the ticket", body = serde_json::Value),
+        (status = 404, description = "no such ticket", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn close_ticket(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -379,6 +434,12 @@ async fn close_ticket(
     change_ticket(&state, id, Some("closed"), None).await
 }
 
+/// Reopens a ticket.
+#[utoipa::path(post, path = "/api/tickets/{id}/reopen", tag = "tickets", params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "the ticket", body = serde_json::Value),
+        (status = 404, description = "no such ticket", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn reopen_ticket(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -386,12 +447,20 @@ async fn reopen_ticket(
     change_ticket(&state, id, Some("open"), None).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AssignRequest {
+    /// 1 to 64 characters.
     operator: String,
 }
 
+/// Assigns a ticket to an operator.
+#[utoipa::path(post, path = "/api/tickets/{id}/assign", tag = "tickets", params(("id" = i64, Path)),
+    request_body = AssignRequest,
+    responses(
+        (status = 200, description = "the ticket", body = serde_json::Value),
+        (status = 404, description = "no such ticket", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn assign_ticket(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -406,12 +475,15 @@ async fn assign_ticket(
 
 // ----- billing events -------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EventRequest {
+    /// The billing system's event id (1 to 128 characters): a retry with it is harmless.
     id: String,
+    /// `payment` or `invoice`.
     #[serde(rename = "type")]
     kind: String,
+    /// The customer's code.
     customer: String,
     #[serde(default)]
     amount: Option<serde_json::Value>,
@@ -448,6 +520,14 @@ fn money_field(field: &str, v: &Option<serde_json::Value>) -> Result<Option<Mone
 
 /// `POST /api/events`: a billing event. Today: `payment`. The event id makes a retry harmless:
 /// the same id with the same body answers what the first call answered.
+/// A billing event: a payment or an invoice.
+#[utoipa::path(post, path = "/api/events", tag = "billing events", request_body = EventRequest,
+    responses(
+        (status = 202, description = "`{\"id\",\"type\",\"customer\",\"result\":{\"notice\":{\"id\",\"state\"}|null,…}}`", body = serde_json::Value),
+        (status = 200, description = "a retry: the same id and body; the first answer with `\"duplicate\":true`", body = serde_json::Value),
+        (status = 409, description = "the same id with a different body", body = crate::jsonapi::ErrorEnvelope),
+        (status = 422, description = "an unknown customer (`field`: `customer`) or an event that cannot be applied", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn event(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<EventRequest, SMALL_LIMIT>,
@@ -952,6 +1032,9 @@ fn holidays_json(windows: &crate::rules::window::Windows, now_ms: i64) -> serde_
     })
 }
 
+/// The `[rules]` settings in force, with `windows`, `groups` and the computed `holidays`.
+#[utoipa::path(get, path = "/api/rules", tag = "rules",
+    responses((status = 200, description = "the settings", body = serde_json::Value)))]
 async fn get_rules(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(rules_json(
         &state.rules.settings(),
@@ -988,6 +1071,13 @@ fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
 /// checked before saving. `windows` (`[windows]`: each of its keys given replaces that key)
 /// and `groups` (`[[groups]]`: the whole list) may come along; everything is checked together
 /// and saved at once, or nothing changes.
+/// Changes the keys it names (checked first, kept in the database, in force at once).
+#[utoipa::path(put, path = "/api/rules", tag = "rules",
+    request_body(content = serde_json::Value, description = "any part of what `GET` shows, e.g. `{\"ticket\":{\"max_per_day\":5}}`"),
+    responses(
+        (status = 200, description = "the settings now in force", body = serde_json::Value),
+        (status = 422, description = "`invalid_rules`: the message lists each wrong key, `field` names the first", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn put_rules(
     State(state): State<AppState>,
     JsonBody(mut patch): JsonBody<serde_json::Value, SMALL_LIMIT>,
@@ -1042,12 +1132,15 @@ async fn put_rules(
     Ok(Json(rules_json(&saved, &schedule)?))
 }
 
+/// Back to the config file's rules, windows and groups.
+#[utoipa::path(delete, path = "/api/rules", tag = "rules",
+    responses((status = 200, description = "the file's settings, now in force", body = serde_json::Value)))]
 async fn reset_rules(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let settings = state.rules.reset_settings().await?;
     Ok(Json(rules_json(&settings, &state.rules.schedule())?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PreviewRequest {
     template: String,
@@ -1066,6 +1159,9 @@ struct PreviewRequest {
 }
 
 /// `POST /api/templates/preview`: renders a template and says how it travels as SMS.
+/// Renders a template for a customer; says its characters, SMS parts and encoding.
+#[utoipa::path(post, path = "/api/templates/preview", tag = "rules", request_body = PreviewRequest,
+    responses((status = 200, description = "`{\"text\",\"chars\",\"parts\",\"encoding\",…}`", body = serde_json::Value)))]
 async fn preview(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<PreviewRequest, SMALL_LIMIT>,

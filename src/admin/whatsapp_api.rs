@@ -21,6 +21,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/whatsapp/templates/sync", axum::routing::post(sync))
 }
 
+/// These routes in the OpenAPI document (`crate::admin::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(usage, templates, sync))]
+pub(super) struct Doc;
+
 type Stored = Vec<Template>;
 
 async fn stored(state: &AppState) -> Result<Stored, ApiError> {
@@ -101,6 +106,9 @@ fn mapping_problems(state: &AppState, registry: &Stored) -> Vec<serde_json::Valu
     out
 }
 
+/// The templates Meta approved (as last synced), and each configured mapping's problems.
+#[utoipa::path(get, path = "/api/whatsapp/templates", tag = "whatsapp",
+    responses((status = 200, description = "`{\"templates\":[…],\"mapping_problems\":[{\"key\",\"problem\"}]}`", body = serde_json::Value)))]
 async fn templates(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let registry = stored(&state).await?;
     let problems = mapping_problems(&state, &registry);
@@ -109,6 +117,13 @@ async fn templates(State(state): State<AppState>) -> Result<Json<serde_json::Val
     ))
 }
 
+/// Fetches the approved templates from Meta now.
+#[utoipa::path(post, path = "/api/whatsapp/templates/sync", tag = "whatsapp",
+    responses(
+        (status = 200, description = "`{\"synced\",\"mapping_problems\"}`", body = serde_json::Value),
+        (status = 409, description = "the whatsapp channel is not configured", body = crate::jsonapi::ErrorEnvelope),
+        (status = 502, description = "`whatsapp_error`: Meta refused or could not be reached", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn sync(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let Some(cfg) = state.whatsapp.clone() else {
         return Err(ApiError::new(
@@ -154,6 +169,9 @@ async fn sync(State(state): State<AppState>) -> Result<Json<serde_json::Value>, 
     ))
 }
 
+/// Billable WhatsApp messages per day and pricing category.
+#[utoipa::path(get, path = "/api/whatsapp/usage", tag = "whatsapp",
+    responses((status = 200, description = "`{\"days\":[{\"day\",\"marketing\",\"utility\",…}]}`", body = serde_json::Value)))]
 async fn usage(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let rows: Vec<(String, i64)> = state
         .store

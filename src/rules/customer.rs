@@ -216,7 +216,7 @@ pub fn format_date(d: NaiveDate, language: Language) -> String {
 }
 
 /// Per-channel opt-out flags (`BAJA` sets the one of the channel it came in on).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptOut {
     pub sms: bool,

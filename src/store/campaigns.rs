@@ -399,7 +399,7 @@ pub fn withdraw(
 }
 
 /// Counts for the progress view.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Progress {
     pub total: u32,
     /// Not handed to the outbox yet.

@@ -54,7 +54,7 @@ pub struct UpsertReport {
     pub shared_phones: Vec<SharedPhone>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SharedPhone {
     pub code: String,
     pub phone: String,

@@ -43,10 +43,18 @@ pub struct WebhookState {
 /// The phones' webhook routes, relative to where the registry mounts them
 /// (`/webhooks/android`): `POST /{name}`.
 pub fn router(state: WebhookState) -> Router {
-    Router::new()
-        .route("/{name}", axum::routing::post(receive))
-        .with_state(state)
+    routes().with_state(state)
 }
+
+/// [`router`] before its state: what the OpenAPI drift test walks.
+pub fn routes() -> Router<WebhookState> {
+    Router::new().route("/{name}", axum::routing::post(receive))
+}
+
+/// This route in the OpenAPI document (`crate::admin::openapi`), at its mounted path.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive))]
+pub struct Doc;
 
 /// Hex HMAC-SHA256 of `body ‖ timestamp` under `key`, as the app computes it.
 pub fn signature(key: &[u8], body: &[u8], timestamp: &str) -> String {
@@ -148,6 +156,23 @@ fn bad(code: &'static str, message: impl Into<String>) -> Response {
     ApiError::new(StatusCode::BAD_REQUEST, code, message).into_response()
 }
 
+/// The Android SMS Gateway app's callbacks (`sms:received`, `sms:sent`, `sms:delivered`,
+/// `sms:failed`), signed with the route's `signing_key`.
+#[utoipa::path(post, path = "/webhooks/android/{name}", tag = "webhooks",
+    params(
+        ("name" = String, Path, description = "the `[[android]]` route's name"),
+        ("X-Signature" = String, Header, description = "hex HMAC-SHA256 of the body followed by X-Timestamp, keyed with `signing_key`"),
+        ("X-Timestamp" = String, Header, description = "Unix seconds, within 300 s of this box's clock"),
+    ),
+    request_body(content = serde_json::Value, description = "the app's event: `{\"event\",\"id\",\"payload\"}`"),
+    responses(
+        (status = 200, description = "`{\"status\"}`: what was done with it (stored, updated, ignored)", body = serde_json::Value),
+        (status = 400, description = "`invalid_json`, `invalid_payload` or `unknown_event`", body = crate::jsonapi::ErrorEnvelope),
+        (status = 401, description = "`bad_signature`: missing or wrong X-Signature, or X-Timestamp too far off", body = crate::jsonapi::ErrorEnvelope),
+        (status = 404, description = "no such route, or its webhooks are off", body = crate::jsonapi::ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`: over 64 KiB", body = crate::jsonapi::ErrorEnvelope),
+        (status = 503, description = "`unavailable`: cannot store it now; the app retries", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn receive(
     State(state): State<WebhookState>,
     Path(name): Path<String>,

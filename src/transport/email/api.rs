@@ -20,7 +20,7 @@ pub const MAX_ATTACHMENT: usize = 10 * 1024 * 1024;
 pub const MAX_ATTACHMENTS: usize = 10;
 
 /// An attachment in a request: `{ "url" }` or `{ "filename", "content_type", "base64" }`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,7 +220,7 @@ pub async fn prepare(
 }
 
 /// The outcome of a test send, as `POST /api/email/test` answers it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TestOutcome {
     pub account: String,
     pub to: String,

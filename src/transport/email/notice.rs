@@ -44,7 +44,7 @@ impl DocKind {
 }
 
 /// Subject, text and HTML of one document type.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MailTemplate {
     pub subject: String,

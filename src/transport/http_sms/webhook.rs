@@ -42,10 +42,18 @@ pub struct PushState {
 
 /// Relative to `/webhooks/http_sms`: `GET|POST /{name}`.
 pub fn router(state: PushState) -> Router {
-    Router::new()
-        .route("/{name}", axum::routing::get(receive).post(receive))
-        .with_state(state)
+    routes().with_state(state)
 }
+
+/// [`router`] before its state: what the OpenAPI drift test walks.
+pub fn routes() -> Router<PushState> {
+    Router::new().route("/{name}", axum::routing::get(receive).post(receive))
+}
+
+/// This route in the OpenAPI document (`crate::admin::openapi`), at its mounted path.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive))]
+pub struct Doc;
 
 fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
     ApiError::new(status, code, message).into_response()
@@ -63,6 +71,21 @@ fn given_token(query: &str, headers: &HeaderMap) -> Option<Vec<u8>> {
         .map(|v| v.as_bytes().trim_ascii().to_vec())
 }
 
+/// A provider's push of an inbound SMS (SMS Masivos and other `[[http_sms]]` routes with
+/// `inbound_token`): fields in the query, a JSON object or a form.
+#[utoipa::path(method(get, post), path = "/webhooks/http_sms/{name}", tag = "webhooks",
+    params(
+        ("name" = String, Path, description = "the `[[http_sms]]` route's name"),
+        ("token" = Option<String>, Query, description = "the route's `inbound_token` (or send it as `X-Token`)"),
+    ),
+    responses(
+        (status = 200, description = "`{\"status\"}`: stored, or already stored", body = serde_json::Value),
+        (status = 400, description = "`invalid_push`: a field is missing or wrong", body = crate::jsonapi::ErrorEnvelope),
+        (status = 401, description = "missing or wrong token", body = crate::jsonapi::ErrorEnvelope),
+        (status = 404, description = "no such route, or its pushes are off", body = crate::jsonapi::ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`", body = crate::jsonapi::ErrorEnvelope),
+        (status = 503, description = "`unavailable`: cannot store it now; retry", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn receive(
     State(state): State<PushState>,
     Path(name): Path<String>,

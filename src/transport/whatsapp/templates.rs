@@ -14,14 +14,16 @@ pub const PREFIX: &str = "whatsapp-template:";
 const MAX_PARAM: usize = 1024;
 
 /// `template` of `POST /api/messages`, and the stored form.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateMessage {
     pub name: String,
     pub language: String,
     #[serde(default)]
     pub body: Vec<String>,
+    /// The header's PDF: `{"url","filename"?}` or `{"base64","filename"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub document: Option<Document>,
 }
 

@@ -53,10 +53,18 @@ impl WebhookState {
 
 /// Routes relative to `/webhooks/whatsapp`.
 pub fn router(state: WebhookState) -> Router {
-    Router::new()
-        .route("/", axum::routing::get(handshake).post(receive))
-        .with_state(state)
+    routes().with_state(state)
 }
+
+/// [`router`] before its state: what the OpenAPI drift test walks.
+pub fn routes() -> Router<WebhookState> {
+    Router::new().route("/", axum::routing::get(handshake).post(receive))
+}
+
+/// These routes in the OpenAPI document (`crate::admin::openapi`), at their mounted path.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(handshake, receive))]
+pub struct Doc;
 
 /// `sha256=` + hex HMAC-SHA256 of `body` under `secret`, as Meta signs.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
@@ -101,6 +109,17 @@ struct Handshake {
     challenge: Option<String>,
 }
 
+/// Meta's subscription handshake: answers `hub.challenge` when `hub.verify_token` matches.
+#[utoipa::path(get, path = "/webhooks/whatsapp", tag = "webhooks",
+    params(
+        ("hub.mode" = Option<String>, Query, description = "`subscribe`"),
+        ("hub.verify_token" = Option<String>, Query, description = "`whatsapp.verify_token`"),
+        ("hub.challenge" = Option<String>, Query, description = "echoed back"),
+    ),
+    responses(
+        (status = 200, description = "the challenge", body = String, content_type = "text/plain"),
+        (status = 403, description = "the verify token differs", body = String, content_type = "text/plain"),
+    ))]
 async fn handshake(State(st): State<WebhookState>, Query(q): Query<Handshake>) -> Response {
     let ok = q.mode.as_deref() == Some("subscribe")
         && st.cfg.verify_token.as_ref().is_some_and(|t| {
@@ -205,6 +224,16 @@ struct StatusError {
 /// Cost categories counted per day.
 pub const CATEGORIES: [&str; 4] = ["marketing", "utility", "authentication", "service"];
 
+/// Meta's events: inbound messages, statuses with pricing.
+#[utoipa::path(post, path = "/webhooks/whatsapp", tag = "webhooks",
+    params(("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the body, keyed with `whatsapp.app_secret`")),
+    request_body(content = serde_json::Value, description = "Meta's webhook payload (`object`, `entry[].changes[]`)"),
+    responses(
+        (status = 200, description = "taken (an empty body)"),
+        (status = 400, description = "not Meta's payload (`invalid_json`, `invalid_field` naming the field)", body = crate::jsonapi::ErrorEnvelope),
+        (status = 401, description = "X-Hub-Signature-256 is missing or does not match", body = crate::jsonapi::ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`", body = crate::jsonapi::ErrorEnvelope),
+    ))]
 async fn receive(State(st): State<WebhookState>, request: Request) -> Result<Response, ApiError> {
     let headers: HeaderMap = request.headers().clone();
     let body = read_body(request, MAX_BODY).await?;
