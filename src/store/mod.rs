@@ -832,6 +832,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn releasing_memory_is_not_a_write_and_the_store_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store
+            .enqueue(vec![out("+5491100000001", "hola", Priority::Reply)])
+            .await
+            .unwrap();
+        let (writes, changes) = (store.write_count(), store.change_count());
+        store.release_memory().await;
+        assert_eq!(store.write_count(), writes);
+        assert_eq!(store.change_count(), changes);
+        assert_eq!(store.queue_depth().await.unwrap(), 1);
+        let more = store
+            .enqueue(vec![out("+5491100000002", "chau", Priority::Reply)])
+            .await
+            .unwrap();
+        assert_ne!(ids, more);
+        assert_eq!(store.queue_depth().await.unwrap(), 2);
+    }
+
+    #[tokio::test]
     async fn enqueue_claim_and_outcomes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
