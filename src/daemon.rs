@@ -628,6 +628,8 @@ async fn report_status(
             busy = true;
         } else if busy {
             busy = false;
+            // The connections' page caches first, so the heap trim below returns their pages.
+            store.release_memory().await;
             let released = crate::idle::release_memory();
             log::debug!(
                 "quiet: trimmed the heap and released {} KiB of code pages ({} mappings)",

@@ -82,6 +82,8 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 enum WriteMsg {
     Job(WriteJob),
     Close(oneshot::Sender<()>),
+    /// Hand the connection's spare cache memory back (see [`Store::release_memory`]).
+    Release(oneshot::Sender<()>),
 }
 
 /// Handle to the database; cheap to clone. Every method is cancel safe in the sense that a
@@ -345,6 +347,28 @@ impl Store {
         });
         slot.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Asks every connection (the writer and each reader) to free the page cache it holds
+    /// beyond what is in use; resolves once all have. Called when the daemon goes quiet, so
+    /// what a burst of traffic read stays cached only while traffic lasts. Not a write: no
+    /// transaction, nothing counted.
+    pub async fn release_memory(&self) {
+        let mut answers = Vec::with_capacity(self.readers.len() + 1);
+        let (tx, rx) = oneshot::channel();
+        if self.writer.send(WriteMsg::Release(tx)).await.is_ok() {
+            answers.push(rx);
+        }
+        for slot in self.readers.iter() {
+            let (tx, rx) = oneshot::channel();
+            let job: ReadJob = Box::new(move |conn| release_connection(conn, tx));
+            if slot.jobs.send(job).await.is_ok() {
+                answers.push(rx);
+            }
+        }
+        for rx in answers {
+            let _ = rx.await;
+        }
     }
 
     /// Finishes queued writes, checkpoints the WAL and closes the write connection.
@@ -699,12 +723,14 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
         match rx.blocking_recv() {
             Some(WriteMsg::Job(job)) => batch.push(job),
             Some(WriteMsg::Close(done)) => closing = Some(done),
+            Some(WriteMsg::Release(done)) => release_connection(&conn, done),
             None => break,
         }
         while closing.is_none() && batch.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(WriteMsg::Job(job)) => batch.push(job),
                 Ok(WriteMsg::Close(done)) => closing = Some(done),
+                Ok(WriteMsg::Release(done)) => release_connection(&conn, done),
                 Err(_) => break,
             }
         }
@@ -774,6 +800,15 @@ impl Drop for PendingJob {
     }
 }
 
+/// Frees the page cache `conn` holds beyond what is in use (the pages stay in the OS's file
+/// cache, so reading them again is a copy, not a disk read), then answers `done`.
+fn release_connection(conn: &Connection, done: oneshot::Sender<()>) {
+    if let Err(e) = conn.release_memory() {
+        log::debug!("releasing a database connection's cache: {e}");
+    }
+    let _ = done.send(());
+}
+
 fn reader_loop(conn: Connection, mut rx: mpsc::Receiver<ReadJob>) {
     while let Some(job) = rx.blocking_recv() {
         job(&conn);
@@ -794,6 +829,27 @@ mod tests {
             window: None,
             not_before: None,
         }
+    }
+
+    #[tokio::test]
+    async fn releasing_memory_is_not_a_write_and_the_store_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store
+            .enqueue(vec![out("+5491100000001", "hola", Priority::Reply)])
+            .await
+            .unwrap();
+        let (writes, changes) = (store.write_count(), store.change_count());
+        store.release_memory().await;
+        assert_eq!(store.write_count(), writes);
+        assert_eq!(store.change_count(), changes);
+        assert_eq!(store.queue_depth().await.unwrap(), 1);
+        let more = store
+            .enqueue(vec![out("+5491100000002", "chau", Priority::Reply)])
+            .await
+            .unwrap();
+        assert_ne!(ids, more);
+        assert_eq!(store.queue_depth().await.unwrap(), 2);
     }
 
     #[tokio::test]
