@@ -9,22 +9,36 @@
 //!   answer with its preview.
 //! - `campaign_start`: `POST /api/campaigns/{id}/start` (the 50,000 tasks written), until the
 //!   answer.
-//! - `campaign_dispatch_overhead`: with the campaign running on the instant route, wall time
-//!   per campaign message handed to the route (feeder, outbox, claim, record: everything but
-//!   a real transport's own time), over a stretch of the run.
+//! - `campaign_pipeline_per_message`: with the campaign running in the daemon, wall time per
+//!   campaign message handed to a route over a stretch of the run. Everything is in it: the
+//!   feeder's pacing (at most `campaign::BACKLOG` messages in the outbox, topped up every
+//!   10 ms), the dispatcher, the simulated modem's sends. An upper bound of the dispatcher's
+//!   cost, not its measure; no target.
 //! - `campaign_reply_latency`: a customer texts "saldo"; time from the inbound row's commit
-//!   until its reply is handed to the route, p50/p99, first with no campaign (idle), then
-//!   during the running campaign; the target is p99 during ≤ 2 × p99 idle.
+//!   until its reply is handed to a route, p50/p99. Idle and busy samples are taken in
+//!   alternating blocks (the campaign paused and its messages finished, then resumed and
+//!   sending), after the same warm-up, so both see the same load from the rest of the machine;
+//!   the target is p99 during ≤ 2 × p99 idle.
+//! - `campaign_dispatch_overhead`: the dispatcher's own work per campaign message. The daemon
+//!   is stopped; the paused campaign's next pending tasks are turned into its outbox messages
+//!   at once (`store::campaigns::queue_next`, what the feeder does a few at a time), and the
+//!   daemon's `Dispatcher` works them on the same database through the instant route (4 at a
+//!   time, with a route rate limit that is checked but never reached). Wall time until every
+//!   one is recorded sent, divided by their number: claim, rate check, the send task, record
+//!   outcome, each commit durable (fsync). The route's own time (Σ time inside `send`) is
+//!   printed beside it; it is near zero by construction. Target ≤ 1 ms.
 //!
 //! `PASARELA_BENCH_QUICK=1` shrinks counts for a smoke run.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pasarela::config::Loaded;
+use pasarela::config::{DispatchConfig, Loaded, RateLimit};
 use pasarela::daemon::{self, Parts};
-use pasarela::model::{Channel, Outgoing};
+use pasarela::dispatch::{DispatchHandle, Dispatcher, RouteRules};
+use pasarela::model::{Channel, Outgoing, State};
 use pasarela::modem::sim::{self, SimOptions};
+use pasarela::store::Store;
 use pasarela::transport::{BoxFuture, Health, SendReceipt, Transport, TransportError};
 use serde_json::json;
 
@@ -34,10 +48,12 @@ fn quick() -> bool {
     std::env::var_os("PASARELA_BENCH_QUICK").is_some()
 }
 
-/// The instant route: every send succeeds at once; notes (number, text, when).
+/// The instant route: every send succeeds at once; notes (number, text, when) and the time
+/// spent inside `send`.
 #[derive(Default)]
 struct Fast {
     sent: Mutex<Vec<(String, String, Instant)>>,
+    busy: Mutex<Duration>,
 }
 
 impl Transport for Fast {
@@ -61,11 +77,13 @@ impl Transport for Fast {
         message: &'a Outgoing,
     ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
         Box::pin(async move {
+            let entered = Instant::now();
             self.sent.lock().unwrap().push((
                 message.to.clone(),
                 message.content.sms_text().unwrap_or("").to_string(),
                 Instant::now(),
             ));
+            *self.busy.lock().unwrap() += entered.elapsed();
             Ok(SendReceipt {
                 provider_ref: Some(format!("f-{}", message.id)),
                 ..SendReceipt::default()
@@ -190,9 +208,32 @@ async fn replies(
     out
 }
 
+/// Queued or sending messages in the outbox.
+fn in_flight(db: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*) FROM messages WHERE state IN ('queued', 'sending')",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+async fn post(client: &reqwest::Client, url: String) -> reqwest::StatusCode {
+    client
+        .post(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 async fn run() {
     let n = if quick() { 10_000 } else { 100_000 };
     let samples = if quick() { 30 } else { 200 };
+    let blocks = if quick() { 3 } else { 8 };
     let dir = tempfile::tempdir().unwrap();
     let sim = sim::start(SimOptions::new(dir.path().join("modem")))
         .await
@@ -226,8 +267,6 @@ async fn run() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let db = dir.path().join("state").join("pasarela.db");
-
-    let idle = replies(&sim, &fast, &db, n, samples, "idle").await;
 
     let t0 = Instant::now();
     let r = client
@@ -272,7 +311,7 @@ async fn run() {
                "target_seconds": 3, "target_met": start_secs <= 3.0 * n as f64 / 100_000.0})
     );
 
-    // Overhead: campaign messages handed to the instant route over a stretch of the run.
+    // The whole pipeline: campaign messages handed to either route over a stretch of the run.
     let campaign_sends = |fast: &Fast| {
         let on_fast = fast
             .sent
@@ -295,42 +334,119 @@ async fn run() {
     let per_ms = (t1 - t0).as_secs_f64() * 1000.0 / (c1 - c0).max(1) as f64;
     println!(
         "{}",
-        json!({"bench": "campaign_dispatch_overhead", "messages": c1 - c0,
-               "ms_per_message": round3(per_ms), "messages_per_s": ((c1 - c0) as f64 / (t1 - t0).as_secs_f64()).round(),
-               "target_ms": 1, "target_met": per_ms <= 1.0})
+        json!({"bench": "campaign_pipeline_per_message", "messages": c1 - c0,
+               "ms_per_message": round3(per_ms),
+               "messages_per_s": ((c1 - c0) as f64 / (t1 - t0).as_secs_f64()).round(),
+               "what": "wall time per campaign message handed to a route in the running daemon: feeder pacing, dispatcher, both routes (the simulated modem's sends included); an upper bound of the dispatcher's cost, no target"})
     );
 
-    let during = replies(&sim, &fast, &db, n, samples, "busy").await;
-    let still: serde_json::Value = client
-        .get(format!("{base}/api/campaigns/{id}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let running = still["state"] == "running";
+    // Reply latency: a warm-up, then idle and busy blocks in turn.
+    let _ = post(&client, format!("{base}/api/campaigns/{id}/pause")).await;
+    while in_flight(&db) > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = replies(&sim, &fast, &db, n, if quick() { 5 } else { 20 }, "warm").await;
+    let per_block = samples / blocks;
+    let (mut idle, mut during) = (Vec::new(), Vec::new());
+    let mut running_throughout = true;
+    for b in 0..blocks {
+        // Idle: paused, and the messages already handed over finished.
+        while in_flight(&db) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        idle.extend(replies(&sim, &fast, &db, n, per_block, &format!("idle{b}-")).await);
+        let _ = post(&client, format!("{base}/api/campaigns/{id}/resume")).await;
+        // Busy: the campaign sending again before the first sample.
+        let before = campaign_sends(&fast);
+        let resumed = Instant::now();
+        while campaign_sends(&fast) < before + 20 && resumed.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        during.extend(replies(&sim, &fast, &db, n, per_block, &format!("busy{b}-")).await);
+        let sending = campaign_sends(&fast) > before + 20;
+        running_throughout &= sending;
+        // (A campaign that ran out meanwhile answers 409; the blocks say so.)
+        let _ = post(&client, format!("{base}/api/campaigns/{id}/pause")).await;
+    }
+    idle.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    during.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let round1 = |v: f64| (v * 10.0).round() / 10.0;
     let (idle99, busy99) = (percentile(&idle, 0.99), percentile(&during, 0.99));
     println!(
         "{}",
-        json!({"bench": "campaign_reply_latency", "samples": samples,
+        json!({"bench": "campaign_reply_latency", "samples_each": idle.len(), "blocks": blocks,
                "idle_p50_ms": round1(percentile(&idle, 0.5)), "idle_p99_ms": round1(idle99),
                "during_p50_ms": round1(percentile(&during, 0.5)), "during_p99_ms": round1(busy99),
-               "campaign_still_running": running,
+               "campaign_sending_in_every_busy_block": running_throughout,
                "campaign_sent_so_far": campaign_sends(&fast),
+               "what": "commit of the inbound \"saldo\" to its reply handed to a route; idle and busy blocks alternate (campaign paused and drained / resumed and sending)",
                "target": "during p99 <= 2 x idle p99",
-               "target_met": running && busy99 <= 2.0 * idle99})
+               "target_met": running_throughout && busy99 <= 2.0 * idle99})
     );
-    let _ = client
-        .post(format!("{base}/api/campaigns/{id}/cancel"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await;
     let _ = stop.send(());
     task.await.unwrap().unwrap();
     sim.shutdown().await;
+
+    dispatcher_overhead(&dir.path().join("state"), id).await;
+}
+
+/// `campaign_dispatch_overhead`: the daemon's dispatcher alone working the campaign's
+/// messages on the bench's database (see the module doc).
+async fn dispatcher_overhead(state: &std::path::Path, campaign: i64) {
+    let m: u32 = if quick() { 1_000 } else { 5_000 };
+    let store = Store::open(state).unwrap();
+    let now = store.now_ms();
+    let queued = store
+        .write(move |c| pasarela::store::campaigns::queue_next(c, campaign, None, m, now))
+        .await
+        .unwrap();
+    assert!(queued > 0, "the campaign has pending tasks");
+    let fast = Arc::new(Fast::default());
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        vec![fast.clone() as Arc<dyn Transport>],
+        DispatchConfig::default(),
+        DispatchHandle::default(),
+        Duration::from_secs(5),
+    )
+    .with_rules(|_| RouteRules {
+        tier: 0,
+        rate_limit: Some(RateLimit::parse("1000000/hour").unwrap()),
+    });
+    let (trigger, shutdown) = pasarela::shutdown::channel();
+    let t0 = Instant::now();
+    let run = tokio::spawn(async move { dispatcher.run(shutdown).await });
+    loop {
+        let left: u64 = store
+            .count_by_state(vec![State::Queued, State::Sending])
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        if left == 0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "{left} left");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    trigger.trigger();
+    run.await.unwrap().unwrap();
+    let handed = fast.sent.lock().unwrap().len();
+    assert_eq!(handed, queued, "every campaign message handed once");
+    store.close().await;
+    let per_ms = secs * 1000.0 / queued as f64;
+    let route_ms = fast.busy.lock().unwrap().as_secs_f64() * 1000.0;
+    println!(
+        "{}",
+        json!({"bench": "campaign_dispatch_overhead", "messages": queued,
+               "ms_per_message": (per_ms * 1000.0).round() / 1000.0,
+               "messages_per_s": (queued as f64 / secs).round(),
+               "route_ms_total": (route_ms * 1000.0).round() / 1000.0,
+               "what": "the dispatcher alone (claim, route rate check, send task, record outcome, durable commits) over the campaign's messages on the bench's database, through an instant route taking 4 at a time; the route's own time is route_ms_total",
+               "target_ms": 1, "target_met": per_ms <= 1.0})
+    );
 }
 
 fn main() {
