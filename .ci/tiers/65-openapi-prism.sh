@@ -225,6 +225,8 @@ run(auth + [f"@PRISM@/api/campaigns/{camp}/report.csv"], "GET /api/campaigns/{id
 run(auth + ["@PRISM@/api/email/templates/payment"], "GET /api/email/templates/{kind}", {"200"})
 run(auth + ["@PRISM@/api/whatsapp/usage"], "GET /api/whatsapp/usage", {"200"})
 run(auth + ["@PRISM@/api/whatsapp/templates"], "GET /api/whatsapp/templates", {"200"})
+run(auth + json_h + ["-d", '{"code":"*444#"}', "@PRISM@/api/modems/modem1/ussd"],
+    "POST /api/modems/{name}/ussd (the demo's simulated SIM credit)", {"200"})
 run(["@PRISM@/api/health"], "GET /api/health (no token)", {"200"})
 
 # 3. Bad requests: each must get the documented error. Those Prism would refuse itself
@@ -235,6 +237,8 @@ run(auth + json_h + ["-d", "", "@PRISM@/api/messages"], "empty body", {"400"}, L
 run(auth + json_h + ["-d", '{"to":"1123456789","text":"x","colour":"red"}', "@PRISM@/api/messages"],
     "unknown field", {"400"}, LOOSE)
 run(auth + json_h + ["-d", '{"to":"no es un número","text":"x"}', "@PRISM@/api/messages"], "bad phone number", {"400"})
+run(auth + json_h + ["-d", '{"code":"saldo"}', "@PRISM@/api/modems/modem1/ussd"], "bad USSD code", {"400"}, LOOSE)
+run(auth + json_h + ["-d", '{"code":"*444#"}', "@PRISM@/api/modems/nadie/ussd"], "unknown modem", {"404"})
 run(auth + json_h + ["-d", '{"messages":[]}', "@PRISM@/api/messages/batch"], "empty batch", {"400"})
 run(auth + json_h + ["-d", '{"messages":[{"to":"1123456789","text":"ok"},{"to":"x","text":""}]}',
                      "@PRISM@/api/messages/batch"], "batch with a bad item", {"422"})

@@ -24,7 +24,7 @@ use crate::sms::{gsm7, hex, ucs2};
 pub const MAX_REQUEST: usize = 160;
 
 /// `<m>` of `+CUSD: <m>[,<str>[,<dcs>]]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UssdStatus {
     /// 0: no further user action required (the session is over).
@@ -105,7 +105,7 @@ fn text_suffix(text: &Option<String>) -> String {
 }
 
 /// One request and what the network answered to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UssdStep {
     /// What was sent: the code, then each menu answer.
     pub sent: String,
