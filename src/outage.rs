@@ -578,9 +578,20 @@ mod tests {
     async fn notify_false_opens_without_notices_and_english_texts_are_used() {
         let dir = tempfile::tempdir().unwrap();
         let ctx = context(dir.path(), "[rules.outage]\nnotify = false\n").await;
-        customers(&ctx, &[("A1", "norte", "+5491150000001")]).await;
+        customers(
+            &ctx,
+            &[
+                ("A1", "norte", "+5491150000001"),
+                ("A2", "NÚÑEZ", "+5491150000002"),
+                ("A3", "Núñez", "+5491150000003"),
+            ],
+        )
+        .await;
         let opened = ctx.open_outage(request(&["NORTE "])).await.unwrap();
         assert_eq!((opened.affected, opened.notified), (1, 0));
+        // Accented capitals match however the zone was typed (SQLite's lower() is ASCII only).
+        let opened = ctx.open_outage(request(&["núñez"])).await.unwrap();
+        assert_eq!(opened.affected, 2);
         let mut s = crate::rules::Settings::default();
         s.fill_defaults(Language::En);
         assert!(

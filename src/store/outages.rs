@@ -115,7 +115,9 @@ pub struct Affected {
     pub already_told: bool,
 }
 
-/// Customers whose `field` is one of `zones` (compared without case or surrounding spaces).
+/// Customers whose `field` is one of `zones`, compared without case, accents or surrounding
+/// spaces (`pasarela_fold` on both sides: SQLite's `lower()` folds ASCII only, so "NÚÑEZ" would
+/// miss "Núñez").
 pub fn affected_customers(
     conn: &Connection,
     field: &str,
@@ -124,7 +126,10 @@ pub fn affected_customers(
     let Some(expr) = field_expr(field) else {
         return Ok(Vec::new());
     };
-    let wanted: Vec<String> = zones.iter().map(|z| z.trim().to_lowercase()).collect();
+    let wanted: Vec<String> = zones
+        .iter()
+        .map(|z| super::messages::fold(z.trim()))
+        .collect();
     let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
     let mut stmt = conn.prepare(&format!(
         "SELECT c.id, c.code, c.name, c.email, c.balance, c.due_date, c.plan, c.zone, c.extra, \
@@ -135,7 +140,7 @@ pub fn affected_customers(
                         WHERE oc.customer_id = c.id AND o.state = 'open' \
                         AND oc.notice_peer IS NOT NULL) \
          FROM customers c \
-         WHERE lower(trim({expr})) IN (SELECT value FROM json_each(?1)) ORDER BY c.id"
+         WHERE pasarela_fold(trim({expr})) IN (SELECT value FROM json_each(?1)) ORDER BY c.id"
     ))?;
     let rows = stmt.query_map([list], |r| {
         let extra: String = r.get(8)?;
