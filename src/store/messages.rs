@@ -604,13 +604,15 @@ pub fn record_outcome(
             )?
             .execute(params![id.0, error, now])?,
     };
-    if changed == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(format!(
+    if changed != 1 {
+        return Err(StoreError::Conflict(format!(
             "message {id} is no longer being sent"
-        )))
+        )));
     }
+    if matches!(outcome, Outcome::Retry { .. }) {
+        super::campaigns::hold_if_stopped(conn, id.0, now)?;
+    }
+    Ok(())
 }
 
 /// Applies a delivery report to the outbound message the transport knows as `provider_ref`.
@@ -793,6 +795,9 @@ pub fn requeue_sending(conn: &Connection, now: i64) -> Result<Vec<MessageId>, St
     let ids = stmt
         .query_map([now], |r| r.get(0).map(MessageId))?
         .collect::<Result<Vec<_>, _>>()?;
+    for id in &ids {
+        super::campaigns::hold_if_stopped(conn, id.0, now)?;
+    }
     Ok(ids)
 }
 
@@ -805,7 +810,11 @@ pub fn requeue(conn: &Connection, ids: &[MessageId], now: i64) -> Result<usize, 
     )?;
     let mut n = 0;
     for id in ids {
-        n += stmt.execute(params![id.0, now])?;
+        let back = stmt.execute(params![id.0, now])?;
+        if back == 1 {
+            super::campaigns::hold_if_stopped(conn, id.0, now)?;
+        }
+        n += back;
     }
     Ok(n)
 }
