@@ -255,12 +255,12 @@ impl ModemConfig {
     }
 
     /// The compiled balance pattern (the configured one, else [`DEFAULT_BALANCE_PATTERN`]).
-    pub fn balance_regex(&self) -> Result<regex::Regex, String> {
+    pub fn balance_regex(&self) -> Result<regex_lite::Regex, String> {
         let pattern = self
             .balance_pattern
             .as_deref()
             .unwrap_or(DEFAULT_BALANCE_PATTERN);
-        let re = regex::Regex::new(pattern).map_err(|e| {
+        let re = regex_lite::Regex::new(pattern).map_err(|e| {
             format!(
                 "`{pattern}` is not a valid regex: {}",
                 e.to_string().lines().last().unwrap_or("")

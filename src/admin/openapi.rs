@@ -8,13 +8,11 @@
 //! (the webhooks live on their own listener). The tests below walk the real routers and fail
 //! when a route and the document disagree.
 //!
-//! Built when asked for and dropped with the answer: a gateway on a Raspberry Pi keeps nothing
-//! of it resident. Building it touches code and heap an idle daemon never uses otherwise, and
-//! a read does not count as traffic for the status reporter's memory release, so the answer
-//! schedules that release itself ([`release_soon`]).
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+//! What the daemon serves is that document as generated and committed in `docs/openapi.json`,
+//! embedded in the binary: the code that builds it stays out of the binary (a Raspberry Pi's
+//! 12 MiB budget), and serving it touches nothing but its own pages. The test
+//! `the_served_document_is_the_one_the_code_generates` fails when the code and the file differ;
+//! `PASARELA_WRITE_OPENAPI=1 cargo test --lib openapi` writes the file again.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,8 +22,6 @@ use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::server::{ServerBuilder, ServerVariableBuilder};
 use utoipa::openapi::{Content, ContentBuilder, Ref, RefOr, ResponseBuilder, Server};
-
-use super::ApiError;
 
 /// Routes answered without the admin token.
 pub const PUBLIC: &[&str] = &["/api/health", "/api/openapi.json"];
@@ -91,36 +87,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// This document, generated for this request.
+/// The document as generated from the code (checked by the tests), committed beside it.
+pub const DOCUMENT: &str = include_str!("../../docs/openapi.json");
+
+/// This document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "status",
     responses((status = 200, description = "the OpenAPI 3.1 document", body = serde_json::Value)))]
 pub async fn openapi_json() -> Response {
-    let answer = match document().to_json() {
-        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
-        Err(e) => ApiError::internal(e).into_response(),
-    };
-    release_soon();
-    answer
-}
-
-/// Hands the memory building the document used back to the system (`idle::release_memory`)
-/// a moment after the answer is sent; one pending release covers a burst of requests.
-fn release_soon() {
-    static PENDING: AtomicBool = AtomicBool::new(false);
-    if PENDING.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    tokio::spawn(async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        PENDING.store(false, Ordering::Release);
-        let released = tokio::task::spawn_blocking(crate::idle::release_memory).await;
-        if let Ok(r) = released {
-            log::debug!(
-                "after the OpenAPI document: trimmed the heap and released {} KiB of code pages",
-                r.file_kib
-            );
-        }
-    });
+    ([(header::CONTENT_TYPE, "application/json")], DOCUMENT).into_response()
 }
 
 fn error_content() -> Content {
@@ -412,6 +386,23 @@ mod tests {
                     .map(move |(m, _)| (m.to_string(), path.clone()))
             })
             .collect()
+    }
+
+    #[test]
+    fn the_served_document_is_the_one_the_code_generates() {
+        let generated = document().to_pretty_json().unwrap() + "\n";
+        if std::env::var_os("PASARELA_WRITE_OPENAPI").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+            std::fs::write(path, &generated).unwrap();
+            return;
+        }
+        let served: serde_json::Value = serde_json::from_str(DOCUMENT).unwrap();
+        let code: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        assert!(
+            served == code,
+            "docs/openapi.json differs from what the code generates: run \
+             `PASARELA_WRITE_OPENAPI=1 cargo test --lib openapi` and commit the file"
+        );
     }
 
     #[test]

@@ -206,7 +206,7 @@ pub struct Modem {
     jobs: mpsc::Receiver<SendJob>,
     ussd_jobs: mpsc::Receiver<UssdJob>,
     /// `balance_pattern`, compiled (config checks made sure it compiles).
-    balance_re: Option<regex::Regex>,
+    balance_re: Option<regex_lite::Regex>,
     /// When the credit is next asked for (kept across reconnects).
     next_balance: tokio::time::Instant,
 }
@@ -437,7 +437,7 @@ fn parse_iccid(line: &str, prefix: &str) -> Option<String> {
 }
 
 /// The amount `re`'s capture finds in `text`, in cents; the error says what went wrong.
-pub fn read_amount(re: &regex::Regex, text: &str) -> Result<i64, String> {
+pub fn read_amount(re: &regex_lite::Regex, text: &str) -> Result<i64, String> {
     let caught = re.captures(text).and_then(|c| c.get(1)).ok_or_else(|| {
         format!(
             "balance_pattern `{}` does not match the answer",
