@@ -169,6 +169,36 @@ async fn survives_unplug_hang_errors_and_noise() {
     sim.shutdown().await;
 }
 
+/// A modem still searching for the network when the daemon starts carries traffic within
+/// seconds of registering, not at the next regular health check (a minute by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modem_that_registers_late_is_used_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = simulator(dir.path(), |o| {
+        o.config.registration = pasarela::modem::sim::Registration::Searching
+    })
+    .await;
+    let gw = Gateway::start(dir.path(), DISPATCH, sim.link(), "").await;
+    wait_for("the modem seen searching", 30, async || {
+        detail(&gw.get("/api/status").await).contains("not registered: searching")
+    })
+    .await;
+    gw.post(
+        "/api/messages",
+        json!({"to": "+5491123456789", "text": "hola"}),
+    )
+    .await;
+    sim.set_config(ConfigPatch {
+        registration: Some(pasarela::modem::sim::Registration::Home),
+        ..Default::default()
+    })
+    .unwrap();
+    // Well under the one-minute regular check.
+    wait_for("sent once registered", 30, async || sim.sent().len() == 1).await;
+    gw.stop().await;
+    sim.shutdown().await;
+}
+
 fn detail(status: &serde_json::Value) -> String {
     status["transports"][0]["detail"]
         .as_str()

@@ -36,11 +36,35 @@ use crate::transport::{
     BoxFuture, Channel, Health, Outgoing, SendReceipt, Sink, Transport, TransportError,
 };
 
+/// The registration state in the answer to `AT+CREG?` (`+CREG: <n>,<stat>[,<lac>,<ci>[,<AcT>]]`).
+/// The unsolicited form (`+CREG: <stat>[,<lac>,<ci>[,<AcT>]]`) can arrive while the question is
+/// in flight and carries the same prefix; its second field, when it has one, is a quoted area
+/// code, never a one-digit state, so it is told apart and skipped rather than read as "unknown".
+fn registration_stat(lines: &[String]) -> Option<String> {
+    lines.iter().rev().find_map(|l| {
+        let f = fields(l.strip_prefix("+CREG:")?);
+        let stat = f.get(1)?;
+        (f[0].len() == 1 && stat.len() == 1 && stat.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| stat.clone())
+    })
+}
+
+/// The answer to an identity query (`AT+CGMI`…): its last line with a letter or digit in it.
+/// Stray bytes before the answer (line noise, a cut-off unsolicited code) are not an identity.
+fn identity_line(lines: Vec<String>) -> Option<String> {
+    lines
+        .into_iter()
+        .rev()
+        .find(|l| l.bytes().any(|b| b.is_ascii_alphanumeric()))
+}
+
 /// One part may take this long between `AT+CMGS` and `+CMGS:` (the network's round trip).
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Long messages missing parts this long are stored as incomplete.
 const INCOMPLETE_AFTER_MS: i64 = 24 * 3600 * 1000;
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// How soon the registration is asked again while the modem is not registered.
+const NOT_REGISTERED_RECHECK: Duration = Duration::from_secs(5);
 
 /// What the status page and `GET /api/status` show of a modem.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -557,6 +581,7 @@ impl Modem {
             tokio::time::interval(Duration::from_secs(self.cfg.sweep_interval_secs.max(10)));
         health.tick().await;
         sweep.tick().await;
+        self.recheck_soon_if_down(&mut health);
         loop {
             for urc in at.take_urcs() {
                 self.on_urc(&mut at, urc).await?;
@@ -600,9 +625,21 @@ impl Modem {
                 }
                 Step::Balance => self.check_balance(&mut at).await?,
                 Step::Urc(urc) => self.on_urc(&mut at, urc?).await?,
-                Step::Health => self.check_health(&mut at).await?,
+                Step::Health => {
+                    self.check_health(&mut at).await?;
+                    self.recheck_soon_if_down(&mut health);
+                }
                 Step::Sweep => self.sweep(&mut at).await?,
             }
+        }
+    }
+
+    /// A modem that is not registered (searching, denied, an answer it could not give) is
+    /// asked again in a few seconds instead of at the next regular check, so it carries traffic
+    /// as soon as the network takes it. Registered, it goes back to `health_interval_secs`.
+    fn recheck_soon_if_down(&self, health: &mut tokio::time::Interval) {
+        if !self.status.lock().is_ok_and(|s| s.up) {
+            health.reset_after(NOT_REGISTERED_RECHECK.min(health.period()));
         }
     }
 
@@ -727,7 +764,7 @@ impl Modem {
                 .cmd(at, Command::new(c, None))
                 .await?
                 .ok()
-                .and_then(|l| l.into_iter().next())
+                .and_then(identity_line)
                 .map(|v| {
                     // Some modems prefix the answer with the command name (`+CGMI: huawei`).
                     let prefix = format!("{}:", &c[2..]);
@@ -862,10 +899,7 @@ impl Modem {
             .cmd(at, Command::new("AT+CREG?", Some("+CREG:")))
             .await?
             .ok();
-        let stat = creg
-            .as_ref()
-            .and_then(|l| l.iter().find_map(|l| l.strip_prefix("+CREG:")))
-            .and_then(|r| fields(r).get(1).cloned());
+        let stat = creg.as_deref().and_then(registration_stat);
         let registration = match stat.as_deref() {
             Some("1") => "home",
             Some("5") => "roaming",
@@ -1338,6 +1372,40 @@ mod tests {
         let c = Command::secret("AT+CPIN=\"1234\"", "AT+CPIN=\"****\"");
         assert_eq!(c.shown(), "AT+CPIN=\"****\"");
         assert_eq!(Command::new("AT", None).shown(), "AT");
+    }
+
+    #[test]
+    fn registration_skips_the_unsolicited_form() {
+        let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let stat = |v: &[&str]| registration_stat(&lines(v));
+        assert_eq!(stat(&["+CREG: 0,1"]).as_deref(), Some("1"));
+        assert_eq!(
+            stat(&["+CREG: 2,5,\"00C3\",\"0010\",7"]).as_deref(),
+            Some("5")
+        );
+        // An unsolicited `+CREG: 1` (or a cut-off one) before the answer is not the answer.
+        assert_eq!(stat(&["+CREG: 1", "+CREG: 0,1"]).as_deref(), Some("1"));
+        assert_eq!(stat(&["+CREG:", "+CREG: 0,2"]).as_deref(), Some("2"));
+        assert_eq!(
+            stat(&["+CREG: 1,\"00C3\",\"0010\"", "+CREG: 2,1,\"00C3\",\"0010\""]).as_deref(),
+            Some("1")
+        );
+        assert_eq!(stat(&["+CREG: 1"]), None);
+        assert_eq!(stat(&["+CREG: 5,\"00C3\",\"0010\""]), None);
+        assert_eq!(stat(&[]), None);
+    }
+
+    #[test]
+    fn identity_skips_line_noise() {
+        let id = |v: &[&str]| identity_line(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(id(&["huawei"]).as_deref(), Some("huawei"));
+        assert_eq!(
+            id(&["#%&*~", "+CRE", "SIMCOM_Ltd"]).as_deref(),
+            Some("SIMCOM_Ltd")
+        );
+        assert_eq!(id(&["+CGMI: huawei"]).as_deref(), Some("+CGMI: huawei"));
+        assert_eq!(id(&["#%&", "?!"]), None);
+        assert_eq!(id(&[]), None);
     }
 
     #[test]
