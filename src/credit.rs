@@ -105,8 +105,12 @@ pub async fn look_once(
         let was_low = store.meta_get(&key(name)).await? == Some(1);
         match crossing(&credit, was_low) {
             Crossing::FellBelow => {
+                // Queued and marked low in one transaction: a crash cannot alert twice.
                 let sent = rules
-                    .alert_on_duty(alert_text(name, &credit, rules.language()))
+                    .alert_on_duty_marking(
+                        alert_text(name, &credit, rules.language()),
+                        Some((key(name), 1)),
+                    )
                     .await?;
                 log::warn!(
                     transport = name;
@@ -114,7 +118,6 @@ pub async fn look_once(
                     shown(&credit, credit.credit),
                     shown(&credit, credit.alert_below)
                 );
-                store.meta_set(&key(name), Some(1)).await?;
             }
             Crossing::Recovered => {
                 log::info!(transport = name; "{name}: the provider's credit is back above the alert threshold");

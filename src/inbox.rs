@@ -772,6 +772,17 @@ impl RulesContext {
     /// now, or, when none is, to the one whose window opens first (it waits for it), in one
     /// transaction. Returns how many messages were queued (0 with no alert group set).
     pub async fn alert_on_duty(&self, text: String) -> Result<usize, StoreError> {
+        self.alert_on_duty_marking(text, None).await
+    }
+
+    /// [`Self::alert_on_duty`], and in the same transaction sets the `meta` value `mark` (key,
+    /// value): the alert is queued and remembered as sent together, so a crash cannot queue it
+    /// twice or forget it.
+    pub async fn alert_on_duty_marking(
+        &self,
+        text: String,
+        mark: Option<(String, i64)>,
+    ) -> Result<usize, StoreError> {
         let now = now_ms();
         let targets = self.alert_targets(&self.settings(), now);
         let windows = self.windows();
@@ -792,12 +803,20 @@ impl RulesContext {
                 });
             }
         }
-        if alerts.is_empty() {
+        if alerts.is_empty() && mark.is_none() {
             return Ok(0);
         }
         let n = alerts.len();
         self.store
-            .write(move |c| crate::store::messages::insert_outbound(c, &alerts, now))
+            .write(move |c| {
+                if !alerts.is_empty() {
+                    crate::store::messages::insert_outbound(c, &alerts, now)?;
+                }
+                match mark {
+                    Some((key, value)) => crate::store::meta_put(c, &key, Some(value)),
+                    None => Ok(()),
+                }
+            })
             .await?;
         self.dispatch.wake();
         Ok(n)

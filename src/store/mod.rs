@@ -75,6 +75,19 @@ pub enum StoreError {
 
 pub use crate::model::now_ms;
 
+/// Sets (`Some`) or clears (`None`) one `meta` value inside the caller's transaction.
+pub fn meta_put(c: &Connection, key: &str, value: Option<i64>) -> Result<(), StoreError> {
+    match value {
+        Some(v) => c
+            .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![key, v])?,
+        None => c
+            .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+            .execute([key])?,
+    };
+    Ok(())
+}
+
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 type WriteJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -589,18 +602,7 @@ impl Store {
 
     pub async fn meta_set(&self, key: &str, value: Option<i64>) -> Result<(), StoreError> {
         let key = key.to_string();
-        self.write(move |c| {
-            match value {
-                Some(v) => c
-                    .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
-                    .execute(rusqlite::params![key, v])?,
-                None => c
-                    .prepare_cached("DELETE FROM meta WHERE key = ?1")?
-                    .execute([key])?,
-            };
-            Ok(())
-        })
-        .await
+        self.write(move |c| meta_put(c, &key, value)).await
     }
 
     /// Adds up to `chunk` messages to the text-search index; returns how many were added.
