@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{DispatchConfig, RateLimit};
@@ -279,6 +279,11 @@ impl Dispatcher {
                 _ = tokio::time::sleep_until(until) => {}
                 _ = shutdown.wait() => {}
             }
+            // Every send that finished meanwhile, so the next round claims for all the slots
+            // they freed in one commit instead of one commit per slot.
+            while let Some(done) = inflight.try_join_next_with_id() {
+                self.reap(done, &mut inflight, &mut owners);
+            }
         }
         self.drain(inflight, owners).await;
         Ok(())
@@ -366,6 +371,7 @@ impl Dispatcher {
                 let task = send_one(
                     self.store.clone(),
                     route.transport.clone(),
+                    permit,
                     message,
                     self.config.clone(),
                     self.handle.clone(),
@@ -373,10 +379,7 @@ impl Dispatcher {
                     #[cfg(test)]
                     self.faults.clone(),
                 );
-                let handle = inflight.spawn(async move {
-                    task.await;
-                    drop(permit);
-                });
+                let handle = inflight.spawn(task);
                 owners.insert(handle.id(), owned);
             }
         }
@@ -542,12 +545,18 @@ pub fn outgoing(message: &Message) -> Outgoing {
     }
 }
 
-/// Sends one message on `transport` and records the outcome. `others` are the other routes
-/// of the message's channel: when the failure took `transport` down and one of them is up, the
-/// retry is due at once instead of after the backoff.
+/// Sends one message on `transport` and records the outcome. `slot` is the route's slot the
+/// send occupies: it is given back as soon as the transport has answered, so the route's next
+/// send need not wait for this outcome's commit (and the next claim can share that commit);
+/// the task itself, and so the message's place in the dispatcher's in-flight set, lasts until
+/// the outcome is stored. `others` are the other routes of the message's channel: when the
+/// failure took `transport` down and one of them is up, the retry is due at once instead of
+/// after the backoff.
+#[allow(clippy::too_many_arguments)]
 async fn send_one(
     store: Store,
     transport: Arc<dyn Transport>,
+    slot: OwnedSemaphorePermit,
     message: Message,
     config: DispatchConfig,
     handle: DispatchHandle,
@@ -565,6 +574,8 @@ async fn send_one(
             SEND_DEADLINE.as_secs()
         ))),
     };
+    drop(slot);
+    handle.wake();
     let mut outcome = outcome_of(&config, &message, result, store.now_ms());
     // The route failed, not the message: another route may take it at once, without backoff.
     if let Outcome::Retry { retry_at, .. } = &mut outcome
@@ -648,8 +659,6 @@ async fn record_until_stored(
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
-
-    use tokio::sync::OwnedSemaphorePermit;
 
     use crate::model::Priority;
     use crate::store::NewOutbound;

@@ -6,7 +6,11 @@
 //! only write connection and commits with *group commit*: it takes every job waiting in its
 //! queue, runs each in its own savepoint (a failing job rolls back alone), commits once, and
 //! only then answers. An answer therefore means the change is durable (`synchronous = FULL`
-//! in WAL mode: it survives a power cut). Reader threads serve queries from their own
+//! in WAL mode: it survives a power cut). The one exception is asked for by name
+//! ([`Store::write_deferred_sync`]: the dispatcher's claims, the campaign feeder's rounds):
+//! changes a power cut may undo without harm are committed without waiting for the disk
+//! and reach it with the next durable commit. A synced commit also takes in the jobs that
+//! arrived while it was being prepared. Reader threads serve queries from their own
 //! connections, so history searches never wait behind writes.
 //!
 //! [`retention`] prunes old finished messages in the background; [`backup`] makes consistent
@@ -89,8 +93,13 @@ pub fn meta_put(c: &Connection, key: &str, value: Option<i64>) -> Result<(), Sto
 }
 
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type WriteJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// One write: the change, and whether its answer must wait until the commit is on disk.
+struct WriteJob {
+    run: Box<dyn FnOnce(&Connection) -> Completion + Send>,
+    synced: bool,
+}
 
 enum WriteMsg {
     Job(WriteJob),
@@ -311,11 +320,32 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        self.submit(f, true).await
+    }
+
+    /// [`Store::write`] for a change a power cut may undo without harm: resolves once the
+    /// commit is visible to every reader and survives the process being killed, but before
+    /// it is on disk; it reaches the disk with the next durable commit (the WAL is synced
+    /// whole and in order, so no later durable change can survive without it). A commit
+    /// holding any durable job is durable.
+    pub async fn write_deferred_sync<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, F>(&self, f: F, synced: bool) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let changes = self.changes.clone();
-        let job: WriteJob = Box::new(move |conn| {
+        let run: Box<dyn FnOnce(&Connection) -> Completion + Send> = Box::new(move |conn| {
             let before = conn.total_changes();
             let result = in_savepoint(conn, f);
             let changed = conn.total_changes() != before;
@@ -333,7 +363,7 @@ impl Store {
             })
         });
         self.writer
-            .send(WriteMsg::Job(job))
+            .send(WriteMsg::Job(WriteJob { run, synced }))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -451,6 +481,11 @@ impl Store {
         self.read(move |c| messages::list(c, &filter)).await
     }
 
+    /// [`messages::claim_due`]. The claim is visible to every writer before this returns (a
+    /// pause or a second route cannot take the messages any more) but its commit does not wait
+    /// for the disk: a claim a power cut undoes leaves its messages `queued`, which is where
+    /// a restart puts every `sending` message anyway (`requeue_sending`). The outcome of each
+    /// send is stored durably, and takes the claim to disk with it.
     pub async fn claim_due(
         &self,
         channel: Channel,
@@ -459,7 +494,7 @@ impl Store {
     ) -> Result<Vec<Message>, StoreError> {
         let now = self.now_ms();
         let transport = transport.to_string();
-        self.write(move |c| messages::claim_due(c, channel, &transport, now, limit))
+        self.write_deferred_sync(move |c| messages::claim_due(c, channel, &transport, now, limit))
             .await
     }
 
@@ -721,6 +756,8 @@ fn in_savepoint<T>(
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
     let mut batch: Vec<WriteJob> = Vec::with_capacity(64);
     let mut closing = None;
+    // The connection's `synchronous` level: FULL, or NORMAL after a group of deferred jobs.
+    let mut full = true;
     while closing.is_none() {
         match rx.blocking_recv() {
             Some(WriteMsg::Job(job)) => batch.push(job),
@@ -737,7 +774,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
             }
         }
         if !batch.is_empty() {
-            run_group(&conn, &mut batch);
+            run_group(&conn, &mut batch, &mut full, &mut rx, &mut closing);
         }
     }
     // Refuse what is still queued, then close cleanly: folding the WAL back into the
@@ -757,12 +794,43 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
     }
 }
 
-/// Runs `batch` in one transaction and answers every job after the commit.
-fn run_group(conn: &Connection, batch: &mut Vec<WriteJob>) {
+/// Runs `batch` in one transaction and answers every job after the commit. The commit is
+/// synced to disk when any job needs it (`full` tracks the connection's level: SQLite
+/// refuses to change it inside a transaction). A synced commit also takes the jobs that
+/// arrived while the batch ran: they would otherwise wait one whole sync for the next.
+fn run_group(
+    conn: &Connection,
+    batch: &mut Vec<WriteJob>,
+    full: &mut bool,
+    rx: &mut mpsc::Receiver<WriteMsg>,
+    closing: &mut Option<oneshot::Sender<()>>,
+) {
+    let synced = batch.iter().any(|j| j.synced);
+    let mut level_error = None;
+    if synced != *full {
+        match conn.pragma_update(None, "synchronous", if synced { "FULL" } else { "NORMAL" }) {
+            Ok(()) => *full = synced,
+            // Staying FULL only costs time; staying NORMAL would answer before the disk has it.
+            Err(e) if synced => level_error = Some(format!("cannot make the commit durable: {e}")),
+            Err(e) => log::debug!("database: a deferred-sync commit stays synced: {e}"),
+        }
+    }
     // Without an outer transaction each savepoint commits on its own: slower, still correct.
     let grouped = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-    let completions: Vec<Completion> = batch.drain(..).map(|job| job(conn)).collect();
-    let commit = if grouped {
+    let mut completions: Vec<Completion> = batch.drain(..).map(|job| (job.run)(conn)).collect();
+    let mut released = Vec::new();
+    while grouped && synced && closing.is_none() && completions.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(WriteMsg::Job(job)) => completions.push((job.run)(conn)),
+            Ok(WriteMsg::Close(done)) => *closing = Some(done),
+            Ok(WriteMsg::Release(done)) => released.push(done),
+            Err(_) => break,
+        }
+    }
+    let commit = if let Some(e) = level_error {
+        let _ = conn.execute_batch("ROLLBACK");
+        Err(e)
+    } else if grouped {
         conn.execute_batch("COMMIT").map_err(|e| {
             let _ = conn.execute_batch("ROLLBACK");
             e.to_string()
@@ -775,6 +843,9 @@ fn run_group(conn: &Connection, batch: &mut Vec<WriteJob>) {
     }
     for done in completions {
         done(commit.clone());
+    }
+    for done in released {
+        release_connection(conn, done);
     }
 }
 
@@ -935,6 +1006,38 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)));
+    }
+
+    #[tokio::test]
+    async fn a_commit_holding_a_durable_write_is_synced_and_a_deferred_one_is_seen_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // `synchronous` as the commit the job runs in will use it: 2 = FULL, 1 = NORMAL.
+        let level = |c: &Connection| -> Result<i64, StoreError> {
+            Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
+        };
+        let id = store
+            .write_deferred_sync(move |c| {
+                let ids = messages::insert_outbound(c, &[out("+1", "a", Priority::Bulk)], 1)?;
+                Ok((ids[0].0, level(c)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(id.1, 1, "a group of deferred writes only is not synced");
+        // Committed: another connection reads it as soon as the answer came.
+        assert_eq!(store.get(id.0).await.unwrap().body, "a");
+        assert_eq!(
+            store.write(level).await.unwrap(),
+            2,
+            "a durable write is synced"
+        );
+        // Deferred and durable writes in one group: the commit is synced.
+        let (deferred, durable) =
+            tokio::join!(store.write_deferred_sync(level), store.write(level));
+        assert_eq!(durable.unwrap(), 2);
+        assert!(matches!(deferred, Ok(1 | 2)));
+        assert_eq!(store.write(level).await.unwrap(), 2);
+        store.close().await;
     }
 
     #[tokio::test]
