@@ -438,15 +438,25 @@ impl Store {
         self.read(move |c| messages::list(c, &filter)).await
     }
 
+    /// Claims up to `limit` due messages of priority `lowest` or higher (see
+    /// [`messages::claim_due`]).
     pub async fn claim_due(
         &self,
         channel: Channel,
         transport: &str,
         limit: u32,
+        lowest: Priority,
     ) -> Result<Vec<Message>, StoreError> {
         let now = self.now_ms();
         let transport = transport.to_string();
-        self.write(move |c| messages::claim_due(c, channel, &transport, now, limit))
+        self.write(move |c| messages::claim_due(c, channel, &transport, now, limit, lowest))
+            .await
+    }
+
+    /// Whether a reply `transport` may take is due (a read: no write when none is).
+    pub async fn reply_due(&self, channel: Channel, transport: String) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        self.read(move |c| messages::reply_due(c, channel, &transport, now))
             .await
     }
 
@@ -864,7 +874,10 @@ mod tests {
             ])
             .await
             .unwrap();
-        let claimed = store.claim_due(Channel::Sms, "t1", 2).await.unwrap();
+        let claimed = store
+            .claim_due(Channel::Sms, "t1", 2, Priority::Bulk)
+            .await
+            .unwrap();
         let bodies: Vec<_> = claimed.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, ["reply", "note"]);
         assert!(
@@ -895,7 +908,10 @@ mod tests {
             .await
             .unwrap();
         // The retried one is not due; the bulk one is next.
-        let next = store.claim_due(Channel::Sms, "t1", 5).await.unwrap();
+        let next = store
+            .claim_due(Channel::Sms, "t1", 5, Priority::Bulk)
+            .await
+            .unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].id, ids[0]);
 
@@ -982,7 +998,10 @@ mod tests {
             Err(StoreError::Conflict(_))
         ));
 
-        let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
+        let claimed = store
+            .claim_due(Channel::Sms, "t", 10, Priority::Bulk)
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 2);
         assert!(matches!(
             store.cancel(ids[1]).await,
@@ -1001,7 +1020,10 @@ mod tests {
             )
             .await
             .unwrap_err();
-        let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
+        let claimed = store
+            .claim_due(Channel::Sms, "t", 10, Priority::Bulk)
+            .await
+            .unwrap();
         store
             .record_outcome(
                 claimed[0].id,
