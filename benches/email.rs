@@ -135,6 +135,7 @@ async fn main() {
             to: format!("cliente{i}@example.com"),
             content: (*content).clone(),
             attempt: 1,
+            priority: pasarela::model::Priority::Notification,
         };
         if let Err(e) = account.send(&message).await {
             failed += 1;

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use crate::config::{DispatchConfig, RateLimit};
 use crate::logging::peer as shown_peer;
-use crate::model::{Channel, Content, Outgoing, Whatsapp};
+use crate::model::{Channel, Content, Outgoing, Priority, Whatsapp};
 use crate::shutdown::Shutdown;
 use crate::store::{Message, MessageId, Outcome, Store, StoreError};
 use crate::transport::{SendReceipt, Transport, TransportError};
@@ -71,6 +71,9 @@ impl Default for DispatchHandle {
 struct Route {
     transport: Arc<dyn Transport>,
     slots: Arc<Semaphore>,
+    /// One more slot, for replies only: while notices or bulk fill `slots`, a customer's reply
+    /// is still handed over at once (a transport that queues sends takes it first).
+    reply_slot: Arc<Semaphore>,
     /// Failover tier: a route only claims while no route of a lower tier is up.
     tier: u8,
     limiter: Option<Mutex<RateWindow>>,
@@ -171,6 +174,7 @@ impl Dispatcher {
             .into_iter()
             .map(|t| Route {
                 slots: Arc::new(Semaphore::new(t.capacity().max(1))),
+                reply_slot: Arc::new(Semaphore::new(1)),
                 transport: t,
                 tier: 0,
                 limiter: None,
@@ -214,8 +218,8 @@ impl Dispatcher {
     }
 
     /// Which routes may claim now, and how many messages each: up, in the lowest tier of its
-    /// channel that has a route up, with free slots and under its rate limit. Routes held back
-    /// only by their rate limit report when they may go again.
+    /// channel that has a route up, with free slots (0: only the reply slot is free) and under
+    /// its rate limit. Routes held back only by their rate limit report when they may go again.
     fn eligible(&self) -> (Vec<(usize, usize)>, Option<Duration>) {
         let now = tokio::time::Instant::now();
         let up: Vec<bool> = self
@@ -238,13 +242,17 @@ impl Dispatcher {
                 continue;
             }
             let mut free = route.slots.available_permits();
-            if free == 0 {
+            // With every slot taken the route still counts, with 0, while its reply slot is
+            // free: the claim then looks for a reply.
+            let reply_free = route.reply_slot.available_permits();
+            if free + reply_free == 0 {
                 continue;
             }
             if let Some(limiter) = &route.limiter {
                 let mut w = limiter.lock().unwrap_or_else(|e| e.into_inner());
-                free = free.min(w.available(now));
-                if free == 0 {
+                let available = w.available(now);
+                free = free.min(available);
+                if available == 0 {
                     let wait = w.wait(now);
                     limited_wait = Some(limited_wait.map_or(wait, |d| d.min(wait)));
                     continue;
@@ -339,11 +347,23 @@ impl Dispatcher {
         for (index, free) in self.eligible().0 {
             let route = &self.routes[index];
             // Slots first, then the claim: every claimed message has a slot and a task.
-            let permits: Vec<_> = (0..free)
+            let mut permits: Vec<_> = (0..free)
                 .map_while(|_| route.slots.clone().try_acquire_owned().ok())
                 .collect();
+            let mut lowest = Priority::Bulk;
             if permits.is_empty() {
-                continue;
+                // Every slot is taken: the reply slot takes a reply, if one is waiting (looked
+                // for on a reader first, so a busy route adds no write per round).
+                let channel = route.transport.channel();
+                let name = route.transport.name().to_string();
+                if !matches!(self.store.reply_due(channel, name).await, Ok(true)) {
+                    continue;
+                }
+                let Ok(permit) = route.reply_slot.clone().try_acquire_owned() else {
+                    continue;
+                };
+                permits.push(permit);
+                lowest = Priority::Reply;
             }
             let claimed = match self
                 .store
@@ -351,6 +371,7 @@ impl Dispatcher {
                     route.transport.channel(),
                     route.transport.name(),
                     permits.len() as u32,
+                    lowest,
                 )
                 .await
             {
@@ -389,8 +410,11 @@ impl Dispatcher {
     /// rate-limited route may send again, capped.
     async fn idle_wait(&self) -> Duration {
         let (eligible, limited_wait) = self.eligible();
+        // A route whose only free slot is the reply slot is woken by the reply being queued
+        // (or by a send finishing), not by the notices due behind its full slots.
         let channels: Vec<_> = eligible
             .iter()
+            .filter(|(_, free)| *free > 0)
             .map(|(i, _)| {
                 let t = &self.routes[*i].transport;
                 (t.channel(), t.name().to_string())
@@ -542,6 +566,7 @@ pub fn outgoing(message: &Message) -> Outgoing {
         to: message.peer.clone(),
         content,
         attempt: message.attempts,
+        priority: message.priority,
     }
 }
 
@@ -785,6 +810,127 @@ mod tests {
             assert!(rounds < 1200, "messages left behind after 60 s: {states:?}");
         }
         assert_eq!(dispatcher.faults.outcome_failures.load(Ordering::SeqCst), 0);
+        trigger.trigger();
+        run.await.unwrap();
+        store.close().await;
+    }
+
+    /// A route with one slot whose sends wait until the test opens the gate; it records what
+    /// it was handed.
+    struct Gated {
+        gate: Arc<Semaphore>,
+        handed: Mutex<Vec<(MessageId, Priority)>>,
+    }
+
+    impl Transport for Gated {
+        fn name(&self) -> &str {
+            "gated"
+        }
+        fn channel(&self) -> Channel {
+            Channel::Sms
+        }
+        fn capacity(&self) -> usize {
+            1
+        }
+        fn health(&self) -> Health {
+            Health {
+                up: true,
+                detail: "up".into(),
+            }
+        }
+        fn send<'a>(
+            &'a self,
+            message: &'a Outgoing,
+        ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
+            self.handed
+                .lock()
+                .unwrap()
+                .push((message.id, message.priority));
+            Box::pin(async move {
+                self.gate.acquire().await.unwrap().forget();
+                Ok(SendReceipt::default())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_handed_over_while_notices_fill_every_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let out = |body: &str, priority| NewOutbound {
+            channel: Channel::Sms,
+            peer: "+5491123456789".into(),
+            body: body.into(),
+            priority,
+            customer_id: None,
+            window: None,
+            not_before: None,
+        };
+        let notices = store
+            .enqueue(vec![
+                out("aviso 1", Priority::Notification),
+                out("aviso 2", Priority::Notification),
+            ])
+            .await
+            .unwrap();
+        let route = Arc::new(Gated {
+            gate: Arc::new(Semaphore::new(0)),
+            handed: Mutex::new(Vec::new()),
+        });
+        let handle = DispatchHandle::default();
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            vec![route.clone()],
+            DispatchConfig::default(),
+            handle.clone(),
+            Duration::from_secs(5),
+        );
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let run = dispatcher.run(shutdown);
+        tokio::pin!(run);
+        let handed = |n: usize| {
+            let route = route.clone();
+            async move {
+                for _ in 0..1200 {
+                    if route.handed.lock().unwrap().len() >= n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                panic!(
+                    "nothing more handed over: {:?}",
+                    route.handed.lock().unwrap()
+                );
+            }
+        };
+        tokio::select! {
+            r = &mut run => panic!("the dispatcher stopped: {r:?}"),
+            _ = handed(1) => {}
+        }
+        // The only slot holds the first notice; a reply queued now still goes out at once.
+        let reply = store
+            .enqueue(vec![out("respuesta", Priority::Reply)])
+            .await
+            .unwrap();
+        handle.wake();
+        tokio::select! {
+            r = &mut run => panic!("the dispatcher stopped: {r:?}"),
+            _ = handed(2) => {}
+        }
+        assert_eq!(
+            route.handed.lock().unwrap().clone(),
+            vec![
+                (notices[0], Priority::Notification),
+                (reply[0], Priority::Reply)
+            ]
+        );
+        // The reply slot takes replies only: the second notice waits for the first to finish.
+        route.gate.add_permits(3);
+        tokio::select! {
+            r = &mut run => panic!("the dispatcher stopped: {r:?}"),
+            _ = handed(3) => {}
+        }
+        assert_eq!(route.handed.lock().unwrap()[2].0, notices[1]);
         trigger.trigger();
         run.await.unwrap();
         store.close().await;

@@ -1113,8 +1113,9 @@ mod tests {
         let window = ctx.window_for(Priority::Notification, None);
         assert_eq!(window.as_deref(), Some("oficina"));
         let claim = |now: i64| {
-            ctx.store
-                .write(move |c| messages::claim_due(c, Channel::Sms, "modem1", now, 10))
+            ctx.store.write(move |c| {
+                messages::claim_due(c, Channel::Sms, "modem1", now, 10, Priority::Bulk)
+            })
         };
         let id = ctx
             .store

@@ -168,6 +168,8 @@ pub struct Outgoing {
     pub content: Content,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// A transport that queues sends takes replies ahead of notices and bulk waiting there.
+    pub priority: Priority,
 }
 
 /// What a message carries, by channel. Only [`Content::Sms`] is produced today; the others are

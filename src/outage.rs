@@ -117,6 +117,17 @@ pub fn canonical_field(field: &str) -> String {
     }
 }
 
+/// Variables an outage text may name that are the same for every customer of a zone.
+const ZONE_VARS: &[&str] = &[
+    "zona",
+    "eta",
+    "mensaje",
+    "empresa",
+    "clave_saldo",
+    "clave_soporte",
+    "clave_baja",
+];
+
 /// Values for an outage text to one customer.
 struct Texts {
     company: String,
@@ -137,6 +148,22 @@ impl Texts {
         self.settings.key_vars(&mut v);
         v.set("zona", zone).set("eta", eta).set("mensaje", msg);
         v
+    }
+
+    /// Whether `template` reads the same for every customer of a zone: it names only the
+    /// zone, the outage's and the company's variables (an extra field called `empresa` would
+    /// stand for the company's name in [`Vars::for_customer`]).
+    fn same_for_a_zone(
+        &self,
+        template: &Option<String>,
+        conn: &rusqlite::Connection,
+    ) -> Result<bool, StoreError> {
+        let vars = template::variables(template.as_deref().unwrap_or(""));
+        if !vars.iter().all(|v| ZONE_VARS.contains(&v.as_str())) {
+            return Ok(false);
+        }
+        Ok(!vars.iter().any(|v| v == "empresa")
+            || !dir_sql::extra_fields(conn)?.contains("empresa"))
     }
 
     fn render(&self, template: &Option<String>, vars: &Vars) -> String {
@@ -220,8 +247,8 @@ impl RulesContext {
         let opened = self
             .store
             .write(move |c| {
-                let affected = sql::affected_customers(c, &field2, &zones)?;
-                if affected.is_empty() {
+                // Checked first, so a request that matches nobody writes nothing.
+                if !sql::any_affected(c, &field2, &zones)? {
                     return Ok(None);
                 }
                 let alert_zone = match &origin {
@@ -244,6 +271,8 @@ impl RulesContext {
                     },
                     now,
                 )?;
+                // Opted-out customers are left out here, in this transaction.
+                let affected = sql::freeze_affected(c, id, &field2, &zones, notify)?;
                 let ticket = dir_sql::insert_ticket(
                     c,
                     &dir_sql::NewTicketRow {
@@ -260,33 +289,61 @@ impl RulesContext {
                     now,
                 )?;
                 sql::set_master_ticket(c, id, ticket)?;
-                let mut notices = Vec::new();
-                for a in &affected {
-                    let Some(cid) = a.customer.id else { continue };
-                    let notice = match &a.phone {
-                        Some(p) if notify && !a.opted_out && !a.already_told => Some(p.as_str()),
-                        _ => None,
-                    };
-                    sql::insert_affected(c, id, cid, &a.zone, notice.map(|p| (Channel::Sms, p)))?;
-                    if let Some(p) = notice {
-                        let vars = texts.vars(Some(&a.customer), p, &a.zone, &eta_text, &message);
-                        notices.push(NewOutbound {
-                            channel: Channel::Sms,
-                            peer: p.to_string(),
-                            body: texts.render(&texts.settings.outage.notice, &vars),
-                            priority: Priority::Notification,
-                            customer_id: Some(cid),
-                            window: window.clone(),
-                            not_before,
-                        });
-                    }
-                }
-                // Opted-out customers were left out above, in this transaction.
-                crate::store::messages::insert_outbound_prechecked(c, &notices, now)?;
+                let notified = if !notify {
+                    0
+                } else if texts.same_for_a_zone(&texts.settings.outage.notice, c)? {
+                    // One text per zone value, one statement for every notice.
+                    let bodies: serde_json::Map<String, serde_json::Value> =
+                        sql::notified_zones(c, id)?
+                            .into_iter()
+                            .map(|zone| {
+                                let vars = texts.vars(None, "", &zone, &eta_text, &message);
+                                let body = texts.render(&texts.settings.outage.notice, &vars);
+                                (zone, body.into())
+                            })
+                            .collect();
+                    let due = not_before.unwrap_or(now).max(now);
+                    sql::queue_notices(
+                        c,
+                        id,
+                        &serde_json::Value::Object(bodies).to_string(),
+                        &sql::NoticeRows {
+                            priority: Priority::Notification.rank(),
+                            state: if due > now { "scheduled" } else { "queued" },
+                            due,
+                            window: window.as_deref(),
+                        },
+                        now,
+                    )?
+                } else {
+                    let notices: Vec<NewOutbound> = sql::notified_customers(c, id)?
+                        .into_iter()
+                        .map(|n| {
+                            let vars = texts.vars(
+                                Some(&n.customer),
+                                &n.peer,
+                                &n.zone,
+                                &eta_text,
+                                &message,
+                            );
+                            NewOutbound {
+                                channel: Channel::Sms,
+                                body: texts.render(&texts.settings.outage.notice, &vars),
+                                peer: n.peer,
+                                priority: Priority::Notification,
+                                customer_id: n.customer.id,
+                                window: window.clone(),
+                                not_before,
+                            }
+                        })
+                        .collect();
+                    crate::store::messages::insert_outbound_prechecked(c, &notices, now)?;
+                    notices.len()
+                };
                 Ok(Some(Opened {
                     id,
-                    affected: affected.len(),
-                    notified: notices.len(),
+                    affected,
+                    notified,
                 }))
             })
             .await?;
@@ -600,6 +657,75 @@ mod tests {
                 .unwrap()
                 .contains("service outage in the %zona% area")
         );
+    }
+
+    async fn notices(ctx: &RulesContext) -> Vec<(String, String)> {
+        ctx.store
+            .read(|c| {
+                let mut s = c.prepare(
+                    "SELECT peer, body FROM messages WHERE direction = 'out' ORDER BY id",
+                )?;
+                let rows = s
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn notices_leave_out_the_opted_out_and_the_already_told_per_zone_or_per_customer() {
+        for per_customer in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let notice = if per_customer {
+                "[rules.outage]\nnotice = \"Hola %nombre%: corte en %zona%, %eta%.\"\n"
+            } else {
+                "[rules.outage]\nnotice = \"%empresa%: corte en %zona%, %eta%.\"\n"
+            };
+            let ctx = context(dir.path(), notice).await;
+            customers(
+                &ctx,
+                &[
+                    ("A1", "Norte", "+5491150000001"),
+                    ("A2", "norte", "+5491150000002"),
+                    ("A3", "NORTE", "+5491150000003"),
+                    ("A4", "sur", "+5491150000004"),
+                ],
+            )
+            .await;
+            ctx.store
+                .write(|c| {
+                    // A2 opted out by flag, A3 by texting BAJA.
+                    c.execute("UPDATE customers SET optout_sms = 1 WHERE code = 'A2'", [])?;
+                    c.execute(
+                        "INSERT INTO optouts (channel, peer, at) VALUES ('sms', '+5491150000003', 0)",
+                        [],
+                    )?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            let opened = ctx.open_outage(request(&["norte"])).await.unwrap();
+            assert_eq!((opened.affected, opened.notified), (3, 1));
+            let first = if per_customer {
+                "Hola A1: corte en Norte, a la brevedad."
+            } else {
+                "Red Sur: corte en Norte, a la brevedad."
+            };
+            assert_eq!(
+                notices(&ctx).await,
+                vec![("+5491150000001".to_string(), first.to_string())]
+            );
+            // An overlapping outage tells only whoever was not told yet.
+            let opened = ctx.open_outage(request(&["norte", "sur"])).await.unwrap();
+            assert_eq!((opened.affected, opened.notified), (4, 1));
+            let last = notices(&ctx).await.pop().unwrap();
+            assert_eq!(last.0, "+5491150000004");
+            assert!(last.1.contains("corte en sur"), "{}", last.1);
+            let o = ctx.outage(opened.id).await.unwrap();
+            assert_eq!((o.counts.affected, o.counts.notified), (4, 1));
+        }
     }
 
     fn ms(s: &str) -> i64 {

@@ -164,8 +164,9 @@ impl Transport for GsmTransport {
     }
 
     /// The modem sends one message at a time; the second slot lets the next message wait in
-    /// the task's queue so the modem never idles while the database records the previous one.
-    /// Only the message actually in the modem can be sent twice after a crash.
+    /// the task's queue so the modem never idles while the database records the previous one
+    /// (a reply handed over on the dispatcher's reply slot goes ahead of it). Only the message
+    /// actually in the modem can be sent twice after a crash.
     fn capacity(&self) -> usize {
         2
     }
@@ -228,6 +229,8 @@ pub struct Modem {
     phones: PhoneContext,
     status: Arc<Mutex<ModemStatus>>,
     jobs: mpsc::Receiver<SendJob>,
+    /// Sends handed over and not started yet, taken out of `jobs` to pick a reply first.
+    waiting: Vec<SendJob>,
     ussd_jobs: mpsc::Receiver<UssdJob>,
     /// `balance_pattern`, compiled (config checks made sure it compiles).
     balance_re: Option<regex_lite::Regex>,
@@ -264,6 +267,7 @@ pub fn modem(cfg: ModemConfig, sink: Sink, phones: PhoneContext) -> (Modem, GsmT
             phones,
             status,
             jobs: rx,
+            waiting: Vec::new(),
             ussd_jobs: ussd_rx,
             balance_re,
             next_balance: tokio::time::Instant::now(),
@@ -514,12 +518,32 @@ impl Modem {
         });
     }
 
+    /// The send to start next among `got` and those waiting: the highest priority, then the
+    /// oldest, so a reply handed over while a notice waits here goes first.
+    fn next_waiting(&mut self, got: Option<SendJob>) -> Option<SendJob> {
+        self.waiting.extend(got);
+        while let Ok(job) = self.jobs.try_recv() {
+            self.waiting.push(job);
+        }
+        let best =
+            (0..self.waiting.len()).min_by_key(|i| self.waiting[*i].message.priority.rank())?;
+        Some(self.waiting.remove(best))
+    }
+
     /// Runs until shutdown: sessions, and reconnects with backoff between them.
     pub async fn run(&mut self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let mut delay = Duration::from_secs(1);
         while !shutdown.is_triggered() {
             let started = tokio::time::Instant::now();
-            match self.session(&mut shutdown).await {
+            let ended = self.session(&mut shutdown).await;
+            // Sends picked up but not started go back to the dispatcher, to retry.
+            for job in self.waiting.drain(..) {
+                let _ = job.reply.send(Err(TransportError::Temporary(format!(
+                    "{} stopped before sending it",
+                    self.cfg.name
+                ))));
+            }
+            match ended {
                 Ok(()) => break,
                 Err(end) => {
                     let detail = end.to_string();
@@ -587,7 +611,10 @@ impl Modem {
                 self.on_urc(&mut at, urc).await?;
             }
             let balance_due = self.next_balance;
-            let step = tokio::select! {
+            let step = if let Some(job) = self.next_waiting(None) {
+                Step::Job(Some(job))
+            } else {
+                tokio::select! {
                 job = self.jobs.recv() => Step::Job(job),
                 job = self.ussd_jobs.recv() => Step::Ussd(job),
                 _ = tokio::time::sleep_until(balance_due), if self.balance_re.is_some() => Step::Balance,
@@ -595,9 +622,13 @@ impl Modem {
                 _ = health.tick() => Step::Health,
                 _ = sweep.tick() => Step::Sweep,
                 _ = shutdown.wait() => Step::Stop,
+                }
             };
             match step {
                 Step::Job(Some(job)) => {
+                    let Some(job) = self.next_waiting(Some(job)) else {
+                        continue;
+                    };
                     let result = self.send(&mut at, &job.message).await;
                     let link_lost = matches!(&result, Err((_, true)));
                     let _ = job.reply.send(result.map_err(|(e, _)| e));

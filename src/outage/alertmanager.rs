@@ -263,11 +263,11 @@ async fn apply(state: &AlertState, body: &[u8]) -> Result<serde_json::Value, Api
             .await?;
         if open.is_none() && matches!(action, ZoneAction::Firing { .. }) {
             let (f, zs) = (field.clone(), vec![zone.clone()]);
-            let n = rules
+            let any = rules
                 .store
-                .read(move |c| Ok(crate::store::outages::affected_customers(c, &f, &zs)?.len()))
+                .read(move |c| crate::store::outages::any_affected(c, &f, &zs))
                 .await?;
-            if n == 0 {
+            if !any {
                 return Err(ApiError::from(OutageError::NoCustomers {
                     field: field.clone(),
                     zones: vec![zone.clone()],

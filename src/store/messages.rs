@@ -464,26 +464,52 @@ pub fn index_text(conn: &Connection, chunk: u32) -> Result<usize, StoreError> {
 /// It is named: without statistics the planner took `messages_state` instead and sorted every
 /// queued row on each claim (20,000 queued outage notices made each claim ~20 ms on the
 /// writer, and every reply waited behind it).
+///
+/// Only messages of priority `lowest` or higher are taken (`Priority::Bulk`: all).
 pub fn claim_due(
     conn: &Connection,
     channel: Channel,
     transport: &str,
     now: i64,
     limit: u32,
+    lowest: Priority,
 ) -> Result<Vec<Message>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE messages SET state = 'sending', transport = ?1, attempts = attempts + 1, updated_at = ?2 \
          WHERE id IN (SELECT id FROM messages INDEXED BY messages_queue \
-                      WHERE state = 'queued' AND channel = ?3 \
+                      WHERE state = 'queued' AND priority <= ?5 AND channel = ?3 \
                       AND next_attempt_at <= ?2 AND {EMAIL_ACCOUNT_IS_1} \
                       ORDER BY priority, id LIMIT ?4) \
          RETURNING {COLUMNS}"
     ))?;
     let mut claimed: Vec<Message> = stmt
-        .query_map(params![transport, now, channel.as_str(), limit], from_row)?
+        .query_map(
+            params![transport, now, channel.as_str(), limit, lowest.rank()],
+            from_row,
+        )?
         .collect::<Result<_, _>>()?;
     claimed.sort_by_key(|m| (m.priority.rank(), m.id));
     Ok(claimed)
+}
+
+/// Whether a due queued reply (priority `reply`) waits that `transport` may take: one index
+/// seek (`messages_queue` starts with the priority).
+pub fn reply_due(
+    conn: &Connection,
+    channel: Channel,
+    transport: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_queue \
+             WHERE state = 'queued' AND priority = ?4 AND channel = ?2 \
+             AND next_attempt_at <= ?3 AND {EMAIL_ACCOUNT_IS_1})"
+        ))?
+        .query_row(
+            params![transport, channel.as_str(), now, Priority::Reply.rank()],
+            |r| r.get(0),
+        )?)
 }
 
 /// Send times (Unix ms) of `transport`'s outbound messages sent since `since`, newest first.

@@ -481,7 +481,8 @@ impl Store {
         self.read(move |c| messages::list(c, &filter)).await
     }
 
-    /// [`messages::claim_due`]. The claim is visible to every writer before this returns (a
+    /// Claims up to `limit` due messages of priority `lowest` or higher (see
+    /// [`messages::claim_due`]). The claim is visible to every writer before this returns (a
     /// pause or a second route cannot take the messages any more) but its commit does not wait
     /// for the disk: a claim a power cut undoes leaves its messages `queued`, which is where
     /// a restart puts every `sending` message anyway (`requeue_sending`). The outcome of each
@@ -491,10 +492,20 @@ impl Store {
         channel: Channel,
         transport: &str,
         limit: u32,
+        lowest: Priority,
     ) -> Result<Vec<Message>, StoreError> {
         let now = self.now_ms();
         let transport = transport.to_string();
-        self.write_deferred_sync(move |c| messages::claim_due(c, channel, &transport, now, limit))
+        self.write_deferred_sync(move |c| {
+            messages::claim_due(c, channel, &transport, now, limit, lowest)
+        })
+        .await
+    }
+
+    /// Whether a reply `transport` may take is due (a read: no write when none is).
+    pub async fn reply_due(&self, channel: Channel, transport: String) -> Result<bool, StoreError> {
+        let now = self.now_ms();
+        self.read(move |c| messages::reply_due(c, channel, &transport, now))
             .await
     }
 
@@ -937,7 +948,10 @@ mod tests {
             ])
             .await
             .unwrap();
-        let claimed = store.claim_due(Channel::Sms, "t1", 2).await.unwrap();
+        let claimed = store
+            .claim_due(Channel::Sms, "t1", 2, Priority::Bulk)
+            .await
+            .unwrap();
         let bodies: Vec<_> = claimed.iter().map(|m| m.body.as_str()).collect();
         assert_eq!(bodies, ["reply", "note"]);
         assert!(
@@ -968,7 +982,10 @@ mod tests {
             .await
             .unwrap();
         // The retried one is not due; the bulk one is next.
-        let next = store.claim_due(Channel::Sms, "t1", 5).await.unwrap();
+        let next = store
+            .claim_due(Channel::Sms, "t1", 5, Priority::Bulk)
+            .await
+            .unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].id, ids[0]);
 
@@ -1087,7 +1104,10 @@ mod tests {
             Err(StoreError::Conflict(_))
         ));
 
-        let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
+        let claimed = store
+            .claim_due(Channel::Sms, "t", 10, Priority::Bulk)
+            .await
+            .unwrap();
         assert_eq!(claimed.len(), 2);
         assert!(matches!(
             store.cancel(ids[1]).await,
@@ -1106,7 +1126,10 @@ mod tests {
             )
             .await
             .unwrap_err();
-        let claimed = store.claim_due(Channel::Sms, "t", 10).await.unwrap();
+        let claimed = store
+            .claim_due(Channel::Sms, "t", 10, Priority::Bulk)
+            .await
+            .unwrap();
         store
             .record_outcome(
                 claimed[0].id,

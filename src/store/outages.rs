@@ -101,84 +101,167 @@ pub fn field_value(c: &Customer, field: &str) -> Option<String> {
     }
 }
 
-/// An affected customer as the notice needs it.
-#[derive(Debug, Clone)]
-pub struct Affected {
-    pub customer: Customer,
-    /// The customer's value of the field.
-    pub zone: String,
-    /// First phone, when the customer has one.
-    pub phone: Option<String>,
-    /// Opted out of SMS notices (by customer flag or by number).
-    pub opted_out: bool,
-    /// Already notified by another open outage.
-    pub already_told: bool,
-}
-
-/// Customers whose `field` is one of `zones`, compared without case, accents or surrounding
-/// spaces (`pasarela_fold` on both sides: SQLite's `lower()` folds ASCII only, so "NÚÑEZ" would
-/// miss "Núñez").
-pub fn affected_customers(
+/// Freezes the customers whose `field` is one of `zones` with outage `outage`, in one
+/// statement, and picks who gets the notice (by SMS, to their first phone): with `notify`, each
+/// customer with a phone who has not opted out of SMS (by flag or by BAJA from that number) and
+/// is not already told by another open outage. Returns how many customers were frozen.
+///
+/// Values are compared without case, accents or surrounding spaces (`pasarela_fold` on both
+/// sides: SQLite's `lower()` folds ASCII only, so "NÚÑEZ" would miss "Núñez").
+pub fn freeze_affected(
     conn: &Connection,
+    outage: i64,
     field: &str,
     zones: &[String],
-) -> Result<Vec<Affected>, StoreError> {
+    notify: bool,
+) -> Result<usize, StoreError> {
     let Some(expr) = field_expr(field) else {
-        return Ok(Vec::new());
+        return Ok(0);
     };
     let wanted: Vec<String> = zones
         .iter()
         .map(|z| super::messages::fold(z.trim()))
         .collect();
     let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
-    let mut stmt = conn.prepare(&format!(
+    let n = conn
+        .prepare_cached(&format!(
+            "INSERT OR IGNORE INTO outage_customers \
+                 (outage_id, customer_id, zone, notice_channel, notice_peer) \
+             SELECT ?1, id, zone, CASE WHEN told THEN 'sms' END, CASE WHEN told THEN phone END \
+             FROM (SELECT id, zone, phone, ?3 AND phone IS NOT NULL AND NOT optout_sms \
+                          AND phone NOT IN (SELECT peer FROM optouts WHERE channel = 'sms') \
+                          AND NOT EXISTS (SELECT 1 FROM outage_customers oc \
+                                JOIN outages o ON o.id = oc.outage_id \
+                                WHERE oc.customer_id = a.id AND oc.outage_id <> ?1 \
+                                AND o.state = 'open' AND oc.notice_peer IS NOT NULL) AS told \
+                   FROM (SELECT c.id, COALESCE({expr}, '') AS zone, c.optout_sms, \
+                                (SELECT phone FROM customer_phones p WHERE p.customer_id = c.id \
+                                 ORDER BY position LIMIT 1) AS phone \
+                         FROM customers c \
+                         WHERE pasarela_fold(trim({expr})) IN (SELECT value FROM json_each(?2))) a) \
+             ORDER BY id"
+        ))?
+        .execute(params![outage, list, notify])?;
+    Ok(n)
+}
+
+/// Whether any customer's `field` is one of `zones`, compared as [`freeze_affected`] does.
+pub fn any_affected(conn: &Connection, field: &str, zones: &[String]) -> Result<bool, StoreError> {
+    let Some(expr) = field_expr(field) else {
+        return Ok(false);
+    };
+    let wanted: Vec<String> = zones
+        .iter()
+        .map(|z| super::messages::fold(z.trim()))
+        .collect();
+    let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM customers c \
+             WHERE pasarela_fold(trim({expr})) IN (SELECT value FROM json_each(?1)))"
+        ))?
+        .query_row([list], |r| r.get(0))?)
+}
+
+/// The distinct field values (`%zona%`) of the customers an outage notified.
+pub fn notified_zones(conn: &Connection, outage: i64) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT zone FROM outage_customers \
+         WHERE outage_id = ?1 AND notice_peer IS NOT NULL",
+    )?;
+    let zones = stmt
+        .query_map([outage], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(zones)
+}
+
+/// A customer an outage notified, as a notice rendered for them needs it.
+#[derive(Debug, Clone)]
+pub struct Notified {
+    pub customer: Customer,
+    /// The customer's value of the field.
+    pub zone: String,
+    /// Where the notice goes.
+    pub peer: String,
+}
+
+/// The customers an outage notified, by id, with their directory data.
+pub fn notified_customers(conn: &Connection, outage: i64) -> Result<Vec<Notified>, StoreError> {
+    let mut stmt = conn.prepare_cached(
         "SELECT c.id, c.code, c.name, c.email, c.balance, c.due_date, c.plan, c.zone, c.extra, \
-                c.optout_sms, c.optout_whatsapp, c.optout_email, {expr}, \
-                (SELECT phone FROM customer_phones p WHERE p.customer_id = c.id \
-                 ORDER BY position LIMIT 1) AS phone, \
-                EXISTS (SELECT 1 FROM outage_customers oc JOIN outages o ON o.id = oc.outage_id \
-                        WHERE oc.customer_id = c.id AND o.state = 'open' \
-                        AND oc.notice_peer IS NOT NULL) \
-         FROM customers c \
-         WHERE pasarela_fold(trim({expr})) IN (SELECT value FROM json_each(?1)) ORDER BY c.id"
-    ))?;
-    let rows = stmt.query_map([list], |r| {
+                c.optout_sms, c.optout_whatsapp, c.optout_email, oc.zone, oc.notice_peer \
+         FROM outage_customers oc JOIN customers c ON c.id = oc.customer_id \
+         WHERE oc.outage_id = ?1 AND oc.notice_peer IS NOT NULL ORDER BY oc.customer_id",
+    )?;
+    let rows = stmt.query_map([outage], |r| {
         let extra: String = r.get(8)?;
         let due: Option<String> = r.get(5)?;
-        let phone: Option<String> = r.get(13)?;
-        let customer = Customer {
-            id: Some(r.get(0)?),
-            code: r.get(1)?,
-            name: r.get(2)?,
-            email: r.get(3)?,
-            balance: r.get::<_, Option<i64>>(4)?.map(crate::rules::Money),
-            due_date: due.and_then(|d| d.parse().ok()),
-            plan: r.get(6)?,
-            zone: r.get(7)?,
-            extra: serde_json::from_str(&extra).unwrap_or_default(),
-            optout: crate::rules::OptOut {
-                sms: r.get(9)?,
-                whatsapp: r.get(10)?,
-                email: r.get(11)?,
+        let peer: String = r.get(13)?;
+        Ok(Notified {
+            customer: Customer {
+                id: Some(r.get(0)?),
+                code: r.get(1)?,
+                name: r.get(2)?,
+                email: r.get(3)?,
+                balance: r.get::<_, Option<i64>>(4)?.map(crate::rules::Money),
+                due_date: due.and_then(|d| d.parse().ok()),
+                plan: r.get(6)?,
+                zone: r.get(7)?,
+                extra: serde_json::from_str(&extra).unwrap_or_default(),
+                optout: crate::rules::OptOut {
+                    sms: r.get(9)?,
+                    whatsapp: r.get(10)?,
+                    email: r.get(11)?,
+                },
+                phones: vec![peer.clone()],
+                channels: Default::default(),
             },
-            phones: phone.iter().cloned().collect(),
-            channels: Default::default(),
-        };
-        Ok(Affected {
-            zone: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-            opted_out: customer.optout.sms,
-            customer,
-            phone,
-            already_told: r.get(14)?,
+            zone: r.get(12)?,
+            peer,
         })
     })?;
-    let mut out = rows.collect::<Result<Vec<_>, _>>()?;
-    // BAJA texted from the number itself (the list is short: read it once).
-    let stopped = optouts_on(conn, Channel::Sms)?;
-    for a in &mut out {
-        a.opted_out |= a.phone.as_ref().is_some_and(|p| stopped.contains(p));
-    }
-    Ok(out)
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How an outage's notices are queued, by [`queue_notices`].
+#[derive(Debug, Clone)]
+pub struct NoticeRows<'a> {
+    pub priority: i64,
+    pub state: &'a str,
+    /// Unix ms the notices fall due.
+    pub due: i64,
+    pub window: Option<&'a str>,
+}
+
+/// Queues the notice to every customer the outage notified, in one statement, ordered by
+/// customer; `bodies` is a JSON object from each field value (`outage_customers.zone`) to its
+/// notice text. Returns how many were queued.
+pub fn queue_notices(
+    conn: &Connection,
+    outage: i64,
+    bodies: &str,
+    rows: &NoticeRows<'_>,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO messages (direction, channel, peer, body, state, priority, attempts, \
+             next_attempt_at, customer_id, created_at, updated_at, send_window) \
+             SELECT 'out', oc.notice_channel, oc.notice_peer, b.value, ?3, ?4, 0, ?5, \
+                    oc.customer_id, ?6, ?6, ?7 \
+             FROM outage_customers oc JOIN json_each(?2) b ON b.key = oc.zone \
+             WHERE oc.outage_id = ?1 AND oc.notice_peer IS NOT NULL ORDER BY oc.customer_id",
+        )?
+        .execute(params![
+            outage,
+            bodies,
+            rows.state,
+            rows.priority,
+            rows.due,
+            now,
+            rows.window
+        ])?;
+    Ok(n)
 }
 
 /// Numbers that texted BAJA on `channel`.
@@ -213,28 +296,6 @@ pub fn insert_outage(conn: &Connection, o: &NewOutage<'_>, now: i64) -> Result<i
 pub fn set_master_ticket(conn: &Connection, id: i64, ticket: i64) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE outages SET master_ticket = ?2 WHERE id = ?1")?
         .execute(params![id, ticket])?;
-    Ok(())
-}
-
-/// Freezes one affected customer with the outage; `notice` is where the notice went.
-pub fn insert_affected(
-    conn: &Connection,
-    outage: i64,
-    customer_id: i64,
-    zone: &str,
-    notice: Option<(Channel, &str)>,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO outage_customers (outage_id, customer_id, zone, notice_channel, notice_peer) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        outage,
-        customer_id,
-        zone,
-        notice.map(|(c, _)| c.as_str()),
-        notice.map(|(_, p)| p)
-    ])?;
     Ok(())
 }
 
