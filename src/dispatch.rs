@@ -723,18 +723,34 @@ mod tests {
         }
     }
 
-    /// A route that sends everything at once, two at a time.
-    struct Instant2;
+    /// A test route taking `capacity` sends at a time and recording each one handed over.
+    /// Without a gate every send succeeds at once; with one, a send finishes only when the test
+    /// adds a permit to the gate.
+    struct TestRoute {
+        capacity: usize,
+        gate: Option<Arc<Semaphore>>,
+        handed: Mutex<Vec<(MessageId, Priority)>>,
+    }
 
-    impl Transport for Instant2 {
+    impl TestRoute {
+        fn new(capacity: usize, gate: Option<Arc<Semaphore>>) -> Arc<TestRoute> {
+            Arc::new(TestRoute {
+                capacity,
+                gate,
+                handed: Mutex::new(Vec::new()),
+            })
+        }
+    }
+
+    impl Transport for TestRoute {
         fn name(&self) -> &str {
-            "instant"
+            "test"
         }
         fn channel(&self) -> Channel {
             Channel::Sms
         }
         fn capacity(&self) -> usize {
-            2
+            self.capacity
         }
         fn health(&self) -> Health {
             Health {
@@ -746,11 +762,15 @@ mod tests {
             &'a self,
             message: &'a Outgoing,
         ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
+            self.handed
+                .lock()
+                .unwrap()
+                .push((message.id, message.priority));
             Box::pin(async move {
-                Ok(SendReceipt {
-                    provider_ref: Some(format!("ref-{}", message.id)),
-                    ..SendReceipt::default()
-                })
+                if let Some(gate) = &self.gate {
+                    gate.acquire().await.unwrap().forget();
+                }
+                Ok(SendReceipt::default())
             })
         }
     }
@@ -778,7 +798,7 @@ mod tests {
             .unwrap();
         let dispatcher = Dispatcher::new(
             store.clone(),
-            vec![Arc::new(Instant2)],
+            vec![TestRoute::new(2, None)],
             DispatchConfig::default(),
             DispatchHandle::default(),
             Duration::from_secs(5),
@@ -815,44 +835,6 @@ mod tests {
         store.close().await;
     }
 
-    /// A route with one slot whose sends wait until the test opens the gate; it records what
-    /// it was handed.
-    struct Gated {
-        gate: Arc<Semaphore>,
-        handed: Mutex<Vec<(MessageId, Priority)>>,
-    }
-
-    impl Transport for Gated {
-        fn name(&self) -> &str {
-            "gated"
-        }
-        fn channel(&self) -> Channel {
-            Channel::Sms
-        }
-        fn capacity(&self) -> usize {
-            1
-        }
-        fn health(&self) -> Health {
-            Health {
-                up: true,
-                detail: "up".into(),
-            }
-        }
-        fn send<'a>(
-            &'a self,
-            message: &'a Outgoing,
-        ) -> BoxFuture<'a, Result<SendReceipt, TransportError>> {
-            self.handed
-                .lock()
-                .unwrap()
-                .push((message.id, message.priority));
-            Box::pin(async move {
-                self.gate.acquire().await.unwrap().forget();
-                Ok(SendReceipt::default())
-            })
-        }
-    }
-
     #[tokio::test]
     async fn a_reply_is_handed_over_while_notices_fill_every_slot() {
         let dir = tempfile::tempdir().unwrap();
@@ -873,10 +855,8 @@ mod tests {
             ])
             .await
             .unwrap();
-        let route = Arc::new(Gated {
-            gate: Arc::new(Semaphore::new(0)),
-            handed: Mutex::new(Vec::new()),
-        });
+        let gate = Arc::new(Semaphore::new(0));
+        let route = TestRoute::new(1, Some(gate.clone()));
         let handle = DispatchHandle::default();
         let dispatcher = Dispatcher::new(
             store.clone(),
@@ -925,7 +905,7 @@ mod tests {
             ]
         );
         // The reply slot takes replies only: the second notice waits for the first to finish.
-        route.gate.add_permits(3);
+        gate.add_permits(3);
         tokio::select! {
             r = &mut run => panic!("the dispatcher stopped: {r:?}"),
             _ = handed(3) => {}

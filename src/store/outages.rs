@@ -118,11 +118,7 @@ pub fn freeze_affected(
     let Some(expr) = field_expr(field) else {
         return Ok(0);
     };
-    let wanted: Vec<String> = zones
-        .iter()
-        .map(|z| super::messages::fold(z.trim()))
-        .collect();
-    let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
+    let list = folded_list(zones);
     let n = conn
         .prepare_cached(&format!(
             "INSERT OR IGNORE INTO outage_customers \
@@ -145,16 +141,22 @@ pub fn freeze_affected(
     Ok(n)
 }
 
+/// `zones` folded as `pasarela_fold(trim(…))` folds the stored values, as a JSON array for
+/// `json_each`.
+fn folded_list(zones: &[String]) -> String {
+    let wanted: Vec<String> = zones
+        .iter()
+        .map(|z| super::messages::fold(z.trim()))
+        .collect();
+    serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into())
+}
+
 /// Whether any customer's `field` is one of `zones`, compared as [`freeze_affected`] does.
 pub fn any_affected(conn: &Connection, field: &str, zones: &[String]) -> Result<bool, StoreError> {
     let Some(expr) = field_expr(field) else {
         return Ok(false);
     };
-    let wanted: Vec<String> = zones
-        .iter()
-        .map(|z| super::messages::fold(z.trim()))
-        .collect();
-    let list = serde_json::to_string(&wanted).unwrap_or_else(|_| "[]".into());
+    let list = folded_list(zones);
     Ok(conn
         .prepare_cached(&format!(
             "SELECT EXISTS (SELECT 1 FROM customers c \
