@@ -449,7 +449,7 @@ async fn dispatcher_overhead(state: &std::path::Path, campaign: i64) {
                "ms_per_message": (per_ms * 1000.0).round() / 1000.0,
                "messages_per_s": (queued as f64 / secs).round(),
                "route_ms_total": (route_ms * 1000.0).round() / 1000.0,
-               "what": "the dispatcher alone (claim, route rate check, send task, record outcome, durable commits) over the campaign's messages on the bench's database, through an instant route taking 4 at a time; the route's own time is route_ms_total",
+               "what": "the dispatcher alone (claim, route rate check, send task, record outcome; each outcome committed to disk, claims riding on those commits) over the campaign's messages on the bench's database, through an instant route taking 4 at a time; the route's own time is route_ms_total",
                "target_ms": 1, "target_met": per_ms <= 1.0})
     );
 }
