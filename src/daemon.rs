@@ -164,7 +164,7 @@ pub async fn run(
         dispatch: handle.clone(),
         wake: Arc::new(tokio::sync::Notify::new()),
     };
-    let state = AppState {
+    let state = AppState::new(crate::admin::AppParts {
         campaigns: campaigns.clone(),
         rules: rules.clone(),
         store: store.clone(),
@@ -176,7 +176,7 @@ pub async fn run(
         started: Instant::now(),
         events: Arc::new(cfg.events.clone()),
         whatsapp: cfg.whatsapp.clone().map(Arc::new),
-    };
+    });
     let dispatcher = Arc::new(
         Dispatcher::new(
             store.clone(),
@@ -584,9 +584,9 @@ async fn report_status(
     // Start from what the transports say now: their own start-up is logged by them.
     let mut last_up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
     // A round with no database write and no transport going up or down is quiet (a modem's
-    // signal moving a few dBm is not activity); the first quiet round after start-up or after
-    // a burst hands back the memory they left mapped (`idle::release_memory`). Start-up is the
-    // first burst.
+    // signal moving a few dBm is not activity); each quiet round hands back the code pages
+    // it mapped, and the first one after start-up or after a burst also the memory the burst
+    // left (`release_quiet`). Start-up is the first burst.
     let mut busy = true;
     loop {
         let mut changed = false;
@@ -629,19 +629,17 @@ async fn report_status(
             notify(&[NotifyState::Status(&status)]);
             last_status = status;
         }
-        if changed {
-            busy = true;
-        } else if busy {
-            busy = false;
-            // The connections' page caches first, so the heap trim below returns their pages.
-            store.release_memory().await;
-            let released = crate::idle::release_memory();
-            log::debug!(
-                "quiet: trimmed the heap and released {} KiB of code pages ({} mappings)",
-                released.file_kib,
-                released.mappings
-            );
-        }
+        // A quiet round hands back, a moment later (once the other loops of this grid line
+        // have run), the code pages the round mapped; the first quiet one after a burst also
+        // the connections' caches and the heap's spare pages.
+        let release_at = (!changed).then(|| {
+            (
+                tokio::time::Instant::now() + RELEASE_AFTER.min(period / 2),
+                std::mem::replace(&mut busy, false),
+                writes,
+            )
+        });
+        busy |= changed;
         // Before its first round (beat 0) the dispatcher is starting, not stuck.
         let beat = dispatch.last_heartbeat();
         let fresh = now_ms() - beat < ALIVE_WITHIN.as_millis() as i64;
@@ -650,10 +648,44 @@ async fn report_status(
         } else if watchdog && beat > 0 {
             log::error!("the dispatcher has not gone round for a while; not feeding the watchdog");
         }
+        let next_round = crate::idle::deadline(period);
+        if let Some((at, after_burst, writes)) = release_at {
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {
+                    // Traffic that began meanwhile keeps what it uses.
+                    if store.change_count() == writes {
+                        release_quiet(&store, after_burst).await;
+                    }
+                }
+                _ = shutdown.wait() => return,
+            }
+        }
         tokio::select! {
-            _ = crate::idle::sleep(period) => {}
+            _ = tokio::time::sleep_until(next_round) => {}
             _ = shutdown.wait() => return,
         }
+    }
+}
+
+/// How long after a quiet status round its memory is handed back: the other loops that woke
+/// on the same grid line (dispatcher, scheduler, modem checks) have finished by then.
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// Hands back what a quiet gateway does not need (see [`crate::idle::release_memory`]). After
+/// a burst (or start-up) that is the connections' page caches and the heap's spare pages as
+/// well as the code; after an idle round, only the code pages the round mapped again.
+async fn release_quiet(store: &Store, after_burst: bool) {
+    if after_burst {
+        // The connections' page caches first, so the heap trim returns their pages.
+        store.release_memory().await;
+        let released = crate::idle::release_memory();
+        log::debug!(
+            "quiet: trimmed the heap and released {} KiB of code pages ({} mappings)",
+            released.file_kib,
+            released.mappings
+        );
+    } else {
+        crate::idle::release_code();
     }
 }
 

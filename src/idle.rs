@@ -50,41 +50,44 @@ pub struct Released {
     pub file_kib: u64,
 }
 
-/// Hands memory the daemon does not need while it is quiet back to the system. Called once
+/// Hands memory the daemon does not need while it is quiet back to the system: the heap's
+/// spare pages and the code pages the last round left mapped ([`release_code`]). Called once
 /// start-up is over and again each time a burst of traffic has ended (the status reporter sees
-/// both), never on the hot path.
-///
-/// - glibc keeps freed memory in its arenas until told otherwise: `malloc_trim` returns it.
-/// - Start-up touches code all over the binary (config, migrations, TLS roots, the modem's
-///   set-up) and the kernel maps code in runs (64 KiB, or a whole large folio of the page
-///   cache), so several MB of code stay mapped that an idle gateway never runs again.
-///   The binary's own read-only mappings with no private (copied) page are dropped from this
-///   process with `MADV_DONTNEED`: their pages stay in the page cache, where the kernel can
-///   reclaim them when memory is short, and the next instruction that needs one maps it back
-///   from there (a minor fault, no disk read while it is cached). Writable mappings, and
-///   read-only ones holding copied pages (relocated data), are never touched, so nothing is
-///   lost by dropping. Only the executable is dropped, not the shared libraries: the kernel
-///   refuses writes to a running executable (`ETXTBSY`), so the file its pages come back from
-///   is the one they left, while a library could have been rewritten in place meanwhile.
+/// both), never on the hot path. glibc keeps freed memory in its arenas until told otherwise:
+/// `malloc_trim` returns it.
 pub fn release_memory() -> Released {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns unused pages of the allocator's own heaps.
     unsafe {
         libc::malloc_trim(0);
     }
+    release_code()
+}
+
+/// Drops the clean code and read-only data pages of the binary and its shared libraries
+/// from this process (`MADV_DONTNEED`). The kernel maps code in runs (64 KiB around each
+/// page touched, or a whole large folio of the page cache), so start-up, a burst of traffic,
+/// or even one idle round (a status look, a query, a modem poll) leaves MB of code mapped that
+/// the gateway will not run again before its next round. The pages stay in the page cache,
+/// where the kernel can reclaim them when memory is short, and the next instruction that needs
+/// one maps it back from there (a minor fault, no disk read while it is cached). The status
+/// reporter calls this after every quiet round, so between rounds an idle gateway holds little
+/// more than the code it is sleeping in.
+///
+/// Only private, read-only file mappings without a single private (copied) page are dropped:
+/// their pages are the file's own page-cache pages, so dropping loses nothing. Writable
+/// mappings and read-only ones holding copied pages (relocated data) are never touched. A
+/// library rewritten in place would change what this process sees whether its pages were
+/// mapped or not (they are the same page-cache pages), so dropping adds no risk there either;
+/// package managers replace files by renaming anyway.
+pub fn release_code() -> Released {
     #[cfg(target_os = "linux")]
     {
-        let (Ok(smaps), Ok(exe)) = (
-            std::fs::read_to_string("/proc/self/smaps"),
-            std::fs::read_link("/proc/self/exe"),
-        ) else {
-            return Released::default();
-        };
-        let Some(exe) = exe.to_str() else {
+        let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
             return Released::default();
         };
         let mut released = Released::default();
-        for m in clean_read_only(&smaps, exe) {
+        for m in clean_read_only(&smaps) {
             // SAFETY: the range is a whole mapping of this process that is private, not
             // writable and holds no private page (checked from smaps just above; it cannot
             // gain one without a write, which its protection forbids), so dropping its pages
@@ -115,9 +118,9 @@ struct CleanMapping {
     rss_kib: u64,
 }
 
-/// The mappings of `exe` in an smaps text that are private, not writable, hold resident pages
-/// and no anonymous (copied-on-write) page, and are not locked.
-fn clean_read_only(smaps: &str, exe: &str) -> Vec<CleanMapping> {
+/// The file mappings in an smaps text that are private, not writable, hold resident pages and
+/// no anonymous (copied-on-write) page, and are not locked.
+fn clean_read_only(smaps: &str) -> Vec<CleanMapping> {
     struct Current {
         range: Option<(usize, usize)>,
         eligible: bool,
@@ -162,7 +165,7 @@ fn clean_read_only(smaps: &str, exe: &str) -> Vec<CleanMapping> {
                 && p[1] == b'-'
                 && p[3] == b'p'
                 && inode != "0"
-                && path == exe
+                && path.starts_with('/')
                 && fields.next().is_none();
             cur = Current {
                 range: Some((start, end)),
@@ -232,12 +235,12 @@ Anonymous:             0 kB
 7f0000500000-7f0000600000 r-xp 00000000 fd:01 1234 /usr/bin/pasarela
 Rss:                  64 kB
 ";
-        // Kept: the binary's clean code and read-only data. Left alone: relocated (copied)
-        // data, writable, shared, locked, empty and anonymous mappings, libraries, a replaced
-        // binary, and the last one, whose smaps lines are cut short (no Anonymous line), as is
-        // anything whose privacy cannot be shown.
+        // Kept: the binary's and the libraries' clean code and read-only data. Left alone:
+        // relocated (copied) data, writable, shared, locked, empty and anonymous mappings, a
+        // replaced binary, and the last one, whose smaps lines are cut short (no Anonymous
+        // line), as is anything whose privacy cannot be shown.
         assert_eq!(
-            clean_read_only(smaps, "/usr/bin/pasarela"),
+            clean_read_only(smaps),
             vec![
                 CleanMapping {
                     start: 0x55d0c0000000,
@@ -249,6 +252,11 @@ Rss:                  64 kB
                     end: 0x55d0c0700000,
                     rss_kib: 5716
                 },
+                CleanMapping {
+                    start: 0x7f0000000000,
+                    end: 0x7f0000100000,
+                    rss_kib: 640
+                },
             ]
         );
     }
@@ -259,11 +267,7 @@ Rss:                  64 kB
         let released = release_memory();
         assert!(released.mappings > 0, "{released:?}");
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let exe = std::fs::read_link("/proc/self/exe").unwrap();
-        let total: u64 = clean_read_only(&smaps, exe.to_str().unwrap())
-            .iter()
-            .map(|m| m.rss_kib)
-            .sum();
+        let total: u64 = clean_read_only(&smaps).iter().map(|m| m.rss_kib).sum();
         assert!(
             total < released.file_kib,
             "{total} KiB still mapped of {} KiB",
