@@ -36,9 +36,26 @@ use crate::transport::Transport;
 pub use crate::jsonapi::{ApiError, ErrorBody, ItemError, JsonBody, parse_json, rfc3339};
 pub use api::{MessageView, SendRequest};
 
-/// Everything a request handler may touch.
+/// Everything a request handler may touch: [`AppParts`] behind one `Arc`. Every route of the
+/// routers holds its own clone of the state, so a clone is one pointer, not the whole set.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppParts {
     pub store: Store,
     pub token: Option<Secret>,
     pub phones: PhoneContext,

@@ -52,13 +52,6 @@ pub async fn serve(
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let body_timeout = limits.body_timeout;
-    let router = router.layer(axum::middleware::map_request(
-        move |req: axum::extract::Request| async move {
-            req.map(|body| {
-                axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body))
-            })
-        },
-    ));
     let acceptor = tls.map(|store| tokio_rustls::TlsAcceptor::from(store.server_config()));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (closing_tx, closing) = watch::channel(false);
@@ -91,9 +84,14 @@ pub async fn serve(
             let _permit = permit;
             let _ = stream.set_nodelay(true);
             // Handlers may read the client's address (`ConnectInfo`), e.g. to throttle logins.
+            // The body's read timeout wraps each request here rather than as a router layer:
+            // layering a router the caller still holds (to serve again after a failure)
+            // would copy its whole route table.
             let service = TowerToHyperService::new(tower::ServiceExt::map_request(
                 router,
-                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req =
+                        req.map(|body| tower_http::timeout::TimeoutBody::new(body_timeout, body));
                     req.extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
                     req
