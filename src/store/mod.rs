@@ -4,14 +4,15 @@
 //! rusqlite is synchronous, so connections live on dedicated threads and the async side talks
 //! to them through bounded channels; the runtime is never blocked. One writer thread owns the
 //! only write connection and commits with *group commit*: it takes every job waiting in its
-//! queue, runs each in its own savepoint (a failing job rolls back alone), commits once, and
-//! only then answers. An answer therefore means the change is durable (`synchronous = FULL`
-//! in WAL mode: it survives a power cut). The one exception is asked for by name
-//! ([`Store::write_deferred_sync`]: the dispatcher's claims, the campaign feeder's rounds):
-//! changes a power cut may undo without harm are committed without waiting for the disk
-//! and reach it with the next durable commit. A synced commit also takes in the jobs that
-//! arrived while it was being prepared. Reader threads serve queries from their own
-//! connections, so history searches never wait behind writes.
+//! queue, runs each in its own savepoint (a failing job rolls back alone) and commits once.
+//! A sync thread then syncs the WAL to disk, once for every commit waiting, and only then
+//! answers: an answer means the change is durable (it survives a power cut), while the
+//! writer goes on with the next group instead of waiting for the disk. The one exception is
+//! asked for by name ([`Store::write_deferred_sync`]: the dispatcher's claims, the campaign
+//! feeder's rounds, the rules' decisions): changes a power cut may undo without harm are
+//! answered once committed and reach the disk with the next sync. A commit holding durable
+//! jobs also takes in the jobs that arrived while it was being prepared. Reader threads serve
+//! queries from their own connections, so history searches never wait behind writes.
 //!
 //! [`retention`] prunes old finished messages in the background; [`backup`] makes consistent
 //! copies and restores one, guarded by a lock on the state directory that every handle holds.
@@ -126,6 +127,8 @@ pub struct Store {
     /// Write jobs handed to the writer since open (for tests and figures: idle loops must not
     /// write).
     writes: Arc<std::sync::atomic::AtomicU64>,
+    /// Times the WAL was synced to disk since open (for tests).
+    syncs: Arc<std::sync::atomic::AtomicU64>,
     /// Shared lock on the state directory while any handle lives: `pasarela restore` waits
     /// for none.
     _lock: Arc<backup::DbLock>,
@@ -167,9 +170,14 @@ impl Store {
         count_state_changes(&conn).map_err(open_err)?;
 
         let (wtx, wrx) = mpsc::channel(QUEUE_DEPTH);
+        let syncs: Arc<std::sync::atomic::AtomicU64> = Arc::default();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, wrx))
+            .spawn({
+                let wal = wal_path(&path);
+                let syncs = syncs.clone();
+                move || writer_loop(conn, wrx, wal, syncs)
+            })
             .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
 
         let mut readers = Vec::with_capacity(READERS);
@@ -200,6 +208,7 @@ impl Store {
             added: Arc::new(tokio::sync::Notify::new()),
             changes: Arc::default(),
             writes: Arc::default(),
+            syncs,
             _lock: Arc::new(lock),
             clock: Arc::new(now_ms),
         })
@@ -288,6 +297,11 @@ impl Store {
     /// Write jobs requested through this store (all clones) since it was opened.
     pub fn write_count(&self) -> u64 {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Times the writer's commits were synced to disk since open (all clones).
+    pub fn sync_count(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Writes that changed rows since open (all clones), counted as their commit ends: while
@@ -481,7 +495,7 @@ impl Store {
         self.read(move |c| messages::list(c, &filter)).await
     }
 
-    /// Claims up to `limit` due messages of priority `lowest` or higher (see
+    /// Claims up to `limit` due messages with a priority within `priorities` (see
     /// [`messages::claim_due`]). The claim is visible to every writer before this returns (a
     /// pause or a second route cannot take the messages any more) but its commit does not wait
     /// for the disk: a claim a power cut undoes leaves its messages `queued`, which is where
@@ -492,12 +506,12 @@ impl Store {
         channel: Channel,
         transport: &str,
         limit: u32,
-        lowest: Priority,
+        priorities: std::ops::RangeInclusive<Priority>,
     ) -> Result<Vec<Message>, StoreError> {
         let now = self.now_ms();
         let transport = transport.to_string();
         self.write_deferred_sync(move |c| {
-            messages::claim_due(c, channel, &transport, now, limit, lowest)
+            messages::claim_due(c, channel, &transport, now, limit, priorities)
         })
         .await
     }
@@ -705,8 +719,10 @@ fn count_state_changes(conn: &Connection) -> rusqlite::Result<()> {
 fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: every commit syncs the WAL, so an acknowledged message survives a power cut.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // NORMAL: a commit does not wait for the disk; the writer's sync thread syncs the WAL
+    // after each commit holding a durable job and only then answers it (see `sync_loop`).
+    // WAL mode at NORMAL stays consistent after a power cut.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     messages::register_functions(conn)?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -764,11 +780,26 @@ fn in_savepoint<T>(
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<WriteMsg>,
+    wal: PathBuf,
+    syncs: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<Completion>>();
+    let syncer = std::thread::Builder::new()
+        .name("store-sync".into())
+        .spawn(move || sync_loop(&wal, sync_rx, &syncs));
+    // Without the sync thread each durable commit syncs on this one (`synchronous = FULL`).
+    let (sync_tx, syncer) = match syncer {
+        Ok(handle) => (Some(sync_tx), Some(handle)),
+        Err(e) => {
+            log::warn!("database: no sync thread ({e}); every durable commit syncs in turn");
+            (None, None)
+        }
+    };
     let mut batch: Vec<WriteJob> = Vec::with_capacity(64);
     let mut closing = None;
-    // The connection's `synchronous` level: FULL, or NORMAL after a group of deferred jobs.
-    let mut full = true;
     while closing.is_none() {
         match rx.blocking_recv() {
             Some(WriteMsg::Job(job)) => batch.push(job),
@@ -785,16 +816,21 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
             }
         }
         if !batch.is_empty() {
-            run_group(&conn, &mut batch, &mut full, &mut rx, &mut closing);
+            run_group(&conn, &mut batch, sync_tx.as_ref(), &mut rx, &mut closing);
         }
     }
     // Refuse what is still queued, then close cleanly: folding the WAL back into the
-    // database file leaves a single file for backups.
+    // database file leaves a single file for backups. The sync thread answers what it holds
+    // and ends once its queue is dropped.
     rx.close();
     while let Ok(msg) = rx.try_recv() {
         if let WriteMsg::Close(done) = msg {
             let _ = done.send(());
         }
+    }
+    drop(sync_tx);
+    if let Some(handle) = syncer {
+        let _ = handle.join();
     }
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
         log::warn!("closing the database: checkpoint failed: {e}");
@@ -805,36 +841,74 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<WriteMsg>) {
     }
 }
 
-/// Runs `batch` in one transaction and answers every job after the commit. The commit is
-/// synced to disk when any job needs it (`full` tracks the connection's level: SQLite
-/// refuses to change it inside a transaction). A synced commit also takes the jobs that
-/// arrived while the batch ran: they would otherwise wait one whole sync for the next.
+/// The write-ahead log beside the database file (`<db>-wal`).
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Syncs the WAL for the durable commits handed over by the writer and then answers them: one
+/// sync for every commit waiting, while the writer goes on with the next group instead of
+/// waiting for the disk (a claim or a reply never waits behind the campaign outcomes' sync).
+/// The commits are in the WAL file when they reach this thread, so syncing the file takes
+/// each of them to disk; a checkpoint that moved them into the database meanwhile synced the
+/// database first, and the WAL restarts only after such a checkpoint.
+fn sync_loop(
+    wal: &Path,
+    rx: std::sync::mpsc::Receiver<Vec<Completion>>,
+    syncs: &std::sync::atomic::AtomicU64,
+) {
+    while let Ok(mut waiting) = rx.recv() {
+        while let Ok(more) = rx.try_recv() {
+            waiting.extend(more);
+        }
+        let synced = std::fs::OpenOptions::new()
+            .write(true)
+            .open(wal)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| format!("cannot sync {}: {e}", wal.display()));
+        if let Err(e) = &synced {
+            log::error!("database: {e}");
+        }
+        syncs.fetch_add(1, std::sync::atomic::Ordering::Release);
+        for done in waiting {
+            done(synced.clone());
+        }
+    }
+}
+
+/// Runs `batch` in one transaction. Deferred jobs are answered once the commit is done; the
+/// durable ones once the WAL is synced after it, by the sync thread (`sync`), or at once when
+/// there is none after a commit at `synchronous = FULL`. A commit holding durable jobs also
+/// takes the jobs that arrived while the batch ran, as group commit does.
 fn run_group(
     conn: &Connection,
     batch: &mut Vec<WriteJob>,
-    full: &mut bool,
+    sync: Option<&std::sync::mpsc::Sender<Vec<Completion>>>,
     rx: &mut mpsc::Receiver<WriteMsg>,
     closing: &mut Option<oneshot::Sender<()>>,
 ) {
     let synced = batch.iter().any(|j| j.synced);
-    let mut level_error = None;
-    if synced != *full {
-        match conn.pragma_update(None, "synchronous", if synced { "FULL" } else { "NORMAL" }) {
-            Ok(()) => *full = synced,
-            // Staying FULL only costs time; staying NORMAL would answer before the disk has it.
-            Err(e) if synced => level_error = Some(format!("cannot make the commit durable: {e}")),
-            Err(e) => log::debug!("database: a deferred-sync commit stays synced: {e}"),
-        }
-    }
+    let level_error = match (synced, sync) {
+        (true, None) => conn
+            .pragma_update(None, "synchronous", "FULL")
+            .err()
+            .map(|e| format!("cannot make the commit durable: {e}")),
+        _ => None,
+    };
     // Without an outer transaction each savepoint commits on its own: slower, still correct.
     let grouped = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
-    let mut completions: Vec<Completion> = batch.drain(..).map(|job| (job.run)(conn)).collect();
+    let mut done: Vec<(bool, Completion)> = batch
+        .drain(..)
+        .map(|job| (job.synced, (job.run)(conn)))
+        .collect();
     let mut released = Vec::new();
-    while grouped && synced && closing.is_none() && completions.len() < MAX_GROUP {
+    while grouped && synced && closing.is_none() && done.len() < MAX_GROUP {
         match rx.try_recv() {
-            Ok(WriteMsg::Job(job)) => completions.push((job.run)(conn)),
-            Ok(WriteMsg::Close(done)) => *closing = Some(done),
-            Ok(WriteMsg::Release(done)) => released.push(done),
+            Ok(WriteMsg::Job(job)) => done.push((job.synced, (job.run)(conn))),
+            Ok(WriteMsg::Close(close)) => *closing = Some(close),
+            Ok(WriteMsg::Release(r)) => released.push(r),
             Err(_) => break,
         }
     }
@@ -849,14 +923,30 @@ fn run_group(
     } else {
         Ok(())
     };
+    if synced && sync.is_none() {
+        let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+    }
     if let Err(e) = &commit {
         log::error!("database commit failed: {e}");
     }
-    for done in completions {
-        done(commit.clone());
+    let mut durable = Vec::new();
+    for (job_synced, complete) in done {
+        match (&commit, job_synced, sync) {
+            (Ok(()), true, Some(_)) => durable.push(complete),
+            _ => complete(commit.clone()),
+        }
     }
-    for done in released {
-        release_connection(conn, done);
+    if let (false, Some(sync)) = (durable.is_empty(), sync)
+        && let Err(std::sync::mpsc::SendError(unsynced)) = sync.send(durable)
+    {
+        // The sync thread is gone (it cannot end while this one lives, short of a panic).
+        let answer = Err("the database's sync thread stopped".to_string());
+        for complete in unsynced {
+            complete(answer.clone());
+        }
+    }
+    for r in released {
+        release_connection(conn, r);
     }
 }
 
@@ -949,7 +1039,7 @@ mod tests {
             .await
             .unwrap();
         let claimed = store
-            .claim_due(Channel::Sms, "t1", 2, Priority::Bulk)
+            .claim_due(Channel::Sms, "t1", 2, Priority::Reply..=Priority::Bulk)
             .await
             .unwrap();
         let bodies: Vec<_> = claimed.iter().map(|m| m.body.as_str()).collect();
@@ -983,7 +1073,7 @@ mod tests {
             .unwrap();
         // The retried one is not due; the bulk one is next.
         let next = store
-            .claim_due(Channel::Sms, "t1", 5, Priority::Bulk)
+            .claim_due(Channel::Sms, "t1", 5, Priority::Reply..=Priority::Bulk)
             .await
             .unwrap();
         assert_eq!(next.len(), 1);
@@ -1026,13 +1116,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_commit_holding_a_durable_write_is_synced_and_a_deferred_one_is_seen_at_once() {
+    async fn a_durable_write_is_answered_after_a_sync_and_a_deferred_one_is_seen_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        // `synchronous` as the commit the job runs in will use it: 2 = FULL, 1 = NORMAL.
         let level = |c: &Connection| -> Result<i64, StoreError> {
             Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
         };
+        let before = store.sync_count();
         let id = store
             .write_deferred_sync(move |c| {
                 let ids = messages::insert_outbound(c, &[out("+1", "a", Priority::Bulk)], 1)?;
@@ -1040,21 +1130,42 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(id.1, 1, "a group of deferred writes only is not synced");
+        // NORMAL (1): commits never wait for the disk on the writer; the sync thread syncs.
+        assert_eq!(id.1, 1);
+        assert_eq!(
+            store.sync_count(),
+            before,
+            "a deferred write alone is not synced"
+        );
         // Committed: another connection reads it as soon as the answer came.
         assert_eq!(store.get(id.0).await.unwrap().body, "a");
-        assert_eq!(
-            store.write(level).await.unwrap(),
-            2,
-            "a durable write is synced"
+        store.write(level).await.unwrap();
+        assert!(
+            store.sync_count() > before,
+            "a durable write is answered only after the WAL was synced"
         );
-        // Deferred and durable writes in one group: the commit is synced.
+        // Deferred and durable writes together: both answered, the durable one after a sync.
+        let before = store.sync_count();
         let (deferred, durable) =
             tokio::join!(store.write_deferred_sync(level), store.write(level));
-        assert_eq!(durable.unwrap(), 2);
-        assert!(matches!(deferred, Ok(1 | 2)));
-        assert_eq!(store.write(level).await.unwrap(), 2);
+        assert!(deferred.is_ok() && durable.is_ok());
+        assert!(store.sync_count() > before);
+        // Closing answers every durable write first, then folds the WAL into the database.
+        let mut writes = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = store.clone();
+            writes.spawn(async move {
+                store
+                    .enqueue(vec![out(&format!("+{i}"), "b", Priority::Bulk)])
+                    .await
+            });
+        }
+        while let Some(r) = writes.join_next().await {
+            r.unwrap().unwrap();
+        }
         store.close().await;
+        let wal = wal_path(&dir.path().join(DB_FILE));
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
     }
 
     #[tokio::test]
@@ -1105,7 +1216,7 @@ mod tests {
         ));
 
         let claimed = store
-            .claim_due(Channel::Sms, "t", 10, Priority::Bulk)
+            .claim_due(Channel::Sms, "t", 10, Priority::Reply..=Priority::Bulk)
             .await
             .unwrap();
         assert_eq!(claimed.len(), 2);
@@ -1127,7 +1238,7 @@ mod tests {
             .await
             .unwrap_err();
         let claimed = store
-            .claim_due(Channel::Sms, "t", 10, Priority::Bulk)
+            .claim_due(Channel::Sms, "t", 10, Priority::Reply..=Priority::Bulk)
             .await
             .unwrap();
         store
