@@ -11,7 +11,7 @@
 //! once, for that route.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +68,10 @@ impl Default for DispatchHandle {
     }
 }
 
+/// How much slower than the quickest free route of its channel (µs, beyond twice its wait)
+/// a route must be expected to be before it leaves replies to that one.
+const MUCH_SLOWER_US: u64 = 2_000;
+
 struct Route {
     transport: Arc<dyn Transport>,
     slots: Arc<Semaphore>,
@@ -77,6 +81,23 @@ struct Route {
     /// Failover tier: a route only claims while no route of a lower tier is up.
     tier: u8,
     limiter: Option<Mutex<RateWindow>>,
+    /// How long the route's recent sends took, in µs (a moving average, 0 before the first):
+    /// where a reply is handed over soonest (see [`Route::expected_wait`]).
+    send_time: Arc<AtomicU64>,
+}
+
+impl Route {
+    /// Roughly how long, in µs, a message claimed now would take to be handed over: the
+    /// sends in flight and then its own, at the route's recent pace, as if one at a time (a
+    /// modem's way; a route that sends in parallel is only faster).
+    fn expected_wait(&self) -> u64 {
+        let in_flight = self
+            .transport
+            .capacity()
+            .max(1)
+            .saturating_sub(self.slots.available_permits());
+        self.send_time.load(Ordering::Relaxed) * (in_flight as u64 + 1)
+    }
 }
 
 /// How the dispatcher uses one route (from `[routing]` and the route's `rate_limit`).
@@ -178,6 +199,7 @@ impl Dispatcher {
                 transport: t,
                 tier: 0,
                 limiter: None,
+                send_time: Arc::default(),
             })
             .collect();
         Dispatcher {
@@ -344,14 +366,31 @@ impl Dispatcher {
     ) {
         #[cfg(test)]
         self.faults.new_round();
-        for (index, free) in self.eligible().0 {
+        let mut eligible = self.eligible().0;
+        // Routes with a free slot claim first, the one expected to hand a message over soonest
+        // first of all: a reply waiting goes where it is sent at once, rather than behind a
+        // send in progress on a slow route (a modem sends one message at a time).
+        eligible.sort_by_key(|(index, free)| (*free == 0, self.routes[*index].expected_wait()));
+        let waits: Vec<(usize, usize, u64)> = eligible
+            .iter()
+            .map(|(i, free)| (*i, *free, self.routes[*i].expected_wait()))
+            .collect();
+        for &(index, free) in &eligible {
             let route = &self.routes[index];
+            let leave_replies = self.leaves_replies(index, &waits);
             // Slots first, then the claim: every claimed message has a slot and a task.
             let mut permits: Vec<_> = (0..free)
                 .map_while(|_| route.slots.clone().try_acquire_owned().ok())
                 .collect();
-            let mut lowest = Priority::Bulk;
+            let mut priorities = if leave_replies {
+                Priority::Notification..=Priority::Bulk
+            } else {
+                Priority::Reply..=Priority::Bulk
+            };
             if permits.is_empty() {
+                if leave_replies {
+                    continue;
+                }
                 // Every slot is taken: the reply slot takes a reply, if one is waiting (looked
                 // for on a reader first, so a busy route adds no write per round).
                 let channel = route.transport.channel();
@@ -363,7 +402,7 @@ impl Dispatcher {
                     continue;
                 };
                 permits.push(permit);
-                lowest = Priority::Reply;
+                priorities = Priority::Reply..=Priority::Reply;
             }
             let claimed = match self
                 .store
@@ -371,7 +410,7 @@ impl Dispatcher {
                     route.transport.channel(),
                     route.transport.name(),
                     permits.len() as u32,
-                    lowest,
+                    priorities,
                 )
                 .await
             {
@@ -392,6 +431,7 @@ impl Dispatcher {
                 let task = send_one(
                     self.store.clone(),
                     route.transport.clone(),
+                    route.send_time.clone(),
                     permit,
                     message,
                     self.config.clone(),
@@ -404,6 +444,21 @@ impl Dispatcher {
                 owners.insert(handle.id(), owned);
             }
         }
+    }
+
+    /// Whether route `index` leaves replies to another route of its channel this round. A
+    /// reply committed while a round goes on must not fall to a slow route (a modem mid-send)
+    /// when a much quicker one had a free slot in the round: it is left for the quicker one's
+    /// next round, which the reply's own wake-up starts. `waits`: (route, free slots, expected
+    /// wait) of the routes in the round.
+    fn leaves_replies(&self, index: usize, waits: &[(usize, usize, u64)]) -> bool {
+        let route = &self.routes[index];
+        waits.iter().any(|&(other, other_free, wait)| {
+            other != index
+                && other_free > 0
+                && self.routes[other].transport.channel() == route.transport.channel()
+                && route.expected_wait() > 2 * wait + MUCH_SLOWER_US
+        })
     }
 
     /// How long to sleep when there is nothing to do: until the next retry falls due or a
@@ -581,6 +636,7 @@ pub fn outgoing(message: &Message) -> Outgoing {
 async fn send_one(
     store: Store,
     transport: Arc<dyn Transport>,
+    send_time: Arc<AtomicU64>,
     slot: OwnedSemaphorePermit,
     message: Message,
     config: DispatchConfig,
@@ -592,6 +648,7 @@ async fn send_one(
     let channel = message.channel.as_str();
     let route = transport.name().to_string();
     let outgoing = outgoing(&message);
+    let started = tokio::time::Instant::now();
     let result = match tokio::time::timeout(SEND_DEADLINE, transport.send(&outgoing)).await {
         Ok(r) => r,
         Err(_) => Err(TransportError::Temporary(format!(
@@ -599,6 +656,15 @@ async fn send_one(
             SEND_DEADLINE.as_secs()
         ))),
     };
+    // A moving average over about the last 8 sends.
+    let took = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
+    let _ = send_time.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+        Some(if avg == 0 {
+            took
+        } else {
+            avg - avg / 8 + took / 8
+        })
+    });
     drop(slot);
     handle.wake();
     let mut outcome = outcome_of(&config, &message, result, store.now_ms());
@@ -727,6 +793,7 @@ mod tests {
     /// Without a gate every send succeeds at once; with one, a send finishes only when the test
     /// adds a permit to the gate.
     struct TestRoute {
+        name: &'static str,
         capacity: usize,
         gate: Option<Arc<Semaphore>>,
         handed: Mutex<Vec<(MessageId, Priority)>>,
@@ -734,7 +801,16 @@ mod tests {
 
     impl TestRoute {
         fn new(capacity: usize, gate: Option<Arc<Semaphore>>) -> Arc<TestRoute> {
+            TestRoute::named("test", capacity, gate)
+        }
+
+        fn named(
+            name: &'static str,
+            capacity: usize,
+            gate: Option<Arc<Semaphore>>,
+        ) -> Arc<TestRoute> {
             Arc::new(TestRoute {
+                name,
                 capacity,
                 gate,
                 handed: Mutex::new(Vec::new()),
@@ -744,7 +820,7 @@ mod tests {
 
     impl Transport for TestRoute {
         fn name(&self) -> &str {
-            "test"
+            self.name
         }
         fn channel(&self) -> Channel {
             Channel::Sms
@@ -831,6 +907,80 @@ mod tests {
         }
         assert_eq!(dispatcher.faults.outcome_failures.load(Ordering::SeqCst), 0);
         trigger.trigger();
+        run.await.unwrap();
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_reply_goes_to_the_route_that_hands_it_over_soonest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let gate = Arc::new(Semaphore::new(0));
+        // "modem": one send at a time, and sends have taken 50 ms; "api": 0.2 ms.
+        let modem = TestRoute::named("modem", 2, Some(gate.clone()));
+        let api = TestRoute::named("api", 4, None);
+        let handle = DispatchHandle::default();
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            vec![modem.clone(), api.clone()],
+            DispatchConfig::default(),
+            handle.clone(),
+            Duration::from_secs(5),
+        );
+        dispatcher.routes[0]
+            .send_time
+            .store(50_000, Ordering::Relaxed);
+        dispatcher.routes[1].send_time.store(200, Ordering::Relaxed);
+        let all_free = [(0, 2, 50_000), (1, 4, 200)];
+        assert!(
+            dispatcher.leaves_replies(0, &all_free),
+            "the modem leaves replies"
+        );
+        assert!(!dispatcher.leaves_replies(1, &all_free));
+        // With no free slot on the quick route, the modem takes them.
+        assert!(!dispatcher.leaves_replies(0, &[(0, 2, 50_000), (1, 0, 200)]));
+        // Routes of about the same pace do not leave replies to each other.
+        dispatcher.routes[1]
+            .send_time
+            .store(40_000, Ordering::Relaxed);
+        assert!(!dispatcher.leaves_replies(0, &[(0, 2, 50_000), (1, 4, 40_000)]));
+        dispatcher.routes[1].send_time.store(200, Ordering::Relaxed);
+
+        let reply = store
+            .enqueue(vec![NewOutbound {
+                channel: Channel::Sms,
+                peer: "+5491123456789".into(),
+                body: "su saldo".into(),
+                priority: Priority::Reply,
+                customer_id: None,
+                window: None,
+                not_before: None,
+            }])
+            .await
+            .unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let run = dispatcher.run(shutdown);
+        tokio::pin!(run);
+        for round in 0.. {
+            tokio::select! {
+                r = &mut run => panic!("the dispatcher stopped: {r:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            if !api.handed.lock().unwrap().is_empty() {
+                break;
+            }
+            assert!(round < 1500, "the reply was not handed over");
+        }
+        assert_eq!(
+            api.handed.lock().unwrap().clone(),
+            [(reply[0], Priority::Reply)]
+        );
+        assert!(
+            modem.handed.lock().unwrap().is_empty(),
+            "both routes were free"
+        );
+        trigger.trigger();
+        gate.add_permits(10);
         run.await.unwrap();
         store.close().await;
     }

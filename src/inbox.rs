@@ -617,9 +617,15 @@ impl RulesContext {
         let windows = self.windows();
         let mail = self.ticket_mail.clone();
         let language = self.company.language;
+        // The decision need not wait for the disk: the inbound message is durable already
+        // (it was stored before the modem deleted it), and a power cut that undoes this commit
+        // leaves it unhandled, so it is decided again after the restart (at most one
+        // duplicate reply, as for any message in flight). Anything sent because of it has a
+        // durable outcome, which takes this commit to disk first. So the reply waits for no
+        // sync, neither its own nor, during a campaign, the outcomes' queued before it.
         let applied = self
             .store
-            .write(move |c| {
+            .write_deferred_sync(move |c| {
                 let cid = customer.as_ref().and_then(|x| x.id);
                 if !sql::mark_handled(c, message.id, cid)? {
                     return Ok(false);
@@ -1114,7 +1120,14 @@ mod tests {
         assert_eq!(window.as_deref(), Some("oficina"));
         let claim = |now: i64| {
             ctx.store.write(move |c| {
-                messages::claim_due(c, Channel::Sms, "modem1", now, 10, Priority::Bulk)
+                messages::claim_due(
+                    c,
+                    Channel::Sms,
+                    "modem1",
+                    now,
+                    10,
+                    Priority::Reply..=Priority::Bulk,
+                )
             })
         };
         let id = ctx

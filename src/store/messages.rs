@@ -465,26 +465,34 @@ pub fn index_text(conn: &Connection, chunk: u32) -> Result<usize, StoreError> {
 /// queued row on each claim (20,000 queued outage notices made each claim ~20 ms on the
 /// writer, and every reply waited behind it).
 ///
-/// Only messages of priority `lowest` or higher are taken (`Priority::Bulk`: all).
+/// Only messages whose priority is within `priorities` are taken (`Reply..=Bulk`: all;
+/// `Reply..=Reply`: replies only; `Notification..=Bulk`: all but replies).
 pub fn claim_due(
     conn: &Connection,
     channel: Channel,
     transport: &str,
     now: i64,
     limit: u32,
-    lowest: Priority,
+    priorities: std::ops::RangeInclusive<Priority>,
 ) -> Result<Vec<Message>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "UPDATE messages SET state = 'sending', transport = ?1, attempts = attempts + 1, updated_at = ?2 \
          WHERE id IN (SELECT id FROM messages INDEXED BY messages_queue \
-                      WHERE state = 'queued' AND priority <= ?5 AND channel = ?3 \
+                      WHERE state = 'queued' AND priority BETWEEN ?6 AND ?5 AND channel = ?3 \
                       AND next_attempt_at <= ?2 AND {EMAIL_ACCOUNT_IS_1} \
                       ORDER BY priority, id LIMIT ?4) \
          RETURNING {COLUMNS}"
     ))?;
     let mut claimed: Vec<Message> = stmt
         .query_map(
-            params![transport, now, channel.as_str(), limit, lowest.rank()],
+            params![
+                transport,
+                now,
+                channel.as_str(),
+                limit,
+                priorities.end().rank(),
+                priorities.start().rank()
+            ],
             from_row,
         )?
         .collect::<Result<_, _>>()?;
