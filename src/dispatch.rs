@@ -366,16 +366,17 @@ impl Dispatcher {
     ) {
         #[cfg(test)]
         self.faults.new_round();
-        let mut eligible = self.eligible().0;
         // Routes with a free slot claim first, the one expected to hand a message over soonest
         // first of all: a reply waiting goes where it is sent at once, rather than behind a
         // send in progress on a slow route (a modem sends one message at a time).
-        eligible.sort_by_key(|(index, free)| (*free == 0, self.routes[*index].expected_wait()));
-        let waits: Vec<(usize, usize, u64)> = eligible
-            .iter()
-            .map(|(i, free)| (*i, *free, self.routes[*i].expected_wait()))
+        let mut waits: Vec<(usize, usize, u64)> = self
+            .eligible()
+            .0
+            .into_iter()
+            .map(|(i, free)| (i, free, self.routes[i].expected_wait()))
             .collect();
-        for &(index, free) in &eligible {
+        waits.sort_by_key(|&(_, free, wait)| (free == 0, wait));
+        for &(index, free, _) in &waits {
             let route = &self.routes[index];
             let leave_replies = self.leaves_replies(index, &waits);
             // Slots first, then the claim: every claimed message has a slot and a task.
