@@ -10,6 +10,8 @@
 //! - `keyword_reply`: "saldo" texted to the simulator until the reply leaves it: the first one
 //!   after the idle window (it pays for loading the phone-number metadata), then warm ones.
 //! - `idle_after_traffic`: the same figures again once those replies are done.
+//! - `keyword_reply_after_quiet` (last): three replies, each after the gateway went quiet again
+//!   (its quiet release drops the compiled phone-number patterns and the code pages).
 //! - `openapi_document`: `GET /api/openapi.json` 20 times (the document is embedded in the
 //!   binary and sent as it is): its size and the time to serve it; then `idle_after_openapi`, the idle
 //!   figures again, showing the document is not kept resident.
@@ -154,7 +156,10 @@ fn sample(pid: u32) -> Sample {
         };
         let n = status_field(&status, "voluntary_ctxt_switches:")
             + status_field(&status, "nonvoluntary_ctxt_switches:");
-        switches.insert(task.file_name().to_string_lossy().to_string(), n);
+        // Keyed by id and name: the name groups the figures per thread kind.
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let key = format!("{}:{}", task.file_name().to_string_lossy(), name.trim());
+        switches.insert(key, n);
     }
     let (_, ticks) = common::proc_stat(pid);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -196,6 +201,17 @@ async fn measure(bench: &str, pid: u32, window: Duration) -> bool {
         .sum();
     let secs = window.as_secs_f64();
     let wakeups = switches as f64 / secs;
+    // Where the wakeups go: per thread name (threads of one kind summed), per second.
+    let mut by_thread: std::collections::BTreeMap<String, u64> = Default::default();
+    for (t, n) in &after.switches {
+        let name = t.split_once(':').map_or(t.as_str(), |(_, n)| n).to_string();
+        *by_thread.entry(name).or_default() +=
+            n - before.switches.get(t).copied().unwrap_or(0).min(*n);
+    }
+    let by_thread: serde_json::Map<String, serde_json::Value> = by_thread
+        .into_iter()
+        .map(|(k, n)| (k, json!((n as f64 / secs * 100.0).round() / 100.0)))
+        .collect();
     let cpu = (after.ticks - before.ticks) as f64 / TICKS_PER_SEC / secs * 100.0;
     let rss_mb = after.rss_kb as f64 / 1024.0;
     let met = rss_mean_mb <= TARGET_RSS_MB
@@ -208,6 +224,7 @@ async fn measure(bench: &str, pid: u32, window: Duration) -> bool {
             "bench": bench, "binary": binary(), "window_secs": secs,
             "wakeups_per_sec": (wakeups * 100.0).round() / 100.0,
             "context_switches": switches, "threads": after.switches.len(),
+            "wakeups_per_sec_by_thread": by_thread,
             "threads_ended_in_window": ended,
             "cpu_percent_of_one_core": (cpu * 1000.0).round() / 1000.0,
             "cpu_resolution_percent": 1.0 / TICKS_PER_SEC / secs * 100.0,
@@ -301,6 +318,23 @@ async fn run() {
     );
     tokio::time::sleep(Duration::from_secs(warm_up)).await;
     measure("idle_after_openapi", pid, Duration::from_secs(after_window)).await;
+
+    // A customer texting a gateway that went quiet after traffic: the metadata is loaded, but
+    // the quiet release dropped its compiled patterns and the code pages the reply runs.
+    let mut quiet = Vec::new();
+    for i in 0..3 {
+        quiet.push(keyword_reply(&sim, &format!("+54911{:08}", 90 + i)).await);
+        tokio::time::sleep(Duration::from_secs(if quick() { 12 } else { 25 })).await;
+    }
+    println!(
+        "{}",
+        json!({
+            "bench": "keyword_reply_after_quiet", "binary": binary(),
+            "measured": "a reply after the gateway went quiet again (each after a quiet release)",
+            "replies_ms": quiet.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>(),
+            "warm_p50_ms_for_comparison": (percentile(&warm, 0.5) * 10.0).round() / 10.0
+        })
+    );
     drop(d);
     sim.shutdown().await;
 }

@@ -13,7 +13,7 @@
 //! crash a task either has its message (which the outbox carries as any other) or is still
 //! pending; nobody is queued twice.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -825,8 +825,22 @@ pub fn spec_of(row: &sql::CampaignRow) -> Option<CampaignRequest> {
 
 /// The feeder: queues running campaigns' tasks at their rate until `shutdown`.
 pub async fn run(ctx: Campaigns, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    // A round that found no campaign running holds until the database changes.
+    let mut look: crate::store::LastLook<()> = crate::store::LastLook::default();
+    let mut stalls = HashMap::new();
     while !shutdown.is_triggered() {
-        let wait = match feed_all(&ctx).await {
+        let snapshot = ctx.store.snapshot();
+        let fed = if look.needed(&snapshot, &(), 0) {
+            feed_all(&ctx, &mut stalls).await
+        } else {
+            Ok(None)
+        };
+        if matches!(fed, Ok(None)) {
+            look.record(snapshot, (), None);
+        } else {
+            look.forget();
+        }
+        let wait = match fed {
             Ok(Some(wait)) => wait,
             Ok(None) => crate::dispatch::IDLE_TICK_ALL_UP,
             Err(e) => {
@@ -837,7 +851,7 @@ pub async fn run(ctx: Campaigns, mut shutdown: Shutdown) -> anyhow::Result<()> {
         tokio::select! {
             _ = ctx.wake.notified() => {}
             // Long waits land on the idle grid with the other loops' (`crate::idle`).
-            _ = tokio::time::sleep_until(crate::idle::deadline(wait)) => {}
+            _ = crate::idle::sleep_until(crate::idle::deadline(wait)) => {}
             _ = shutdown.wait() => {}
         }
     }
@@ -845,18 +859,34 @@ pub async fn run(ctx: Campaigns, mut shutdown: Shutdown) -> anyhow::Result<()> {
 }
 
 /// One round over the running campaigns: how soon to look again (`None`: none is running).
-pub async fn feed_all(ctx: &Campaigns) -> Result<Option<Duration>, StoreError> {
+/// `stalls`: each campaign's rounds in a row that found its backlog full and none of it
+/// being sent.
+async fn feed_all(
+    ctx: &Campaigns,
+    stalls: &mut HashMap<i64, u32>,
+) -> Result<Option<Duration>, StoreError> {
+    // While a customer's message is being answered, no campaign message is queued: the
+    // reply's writes do not wait behind the round's (`Store::bulk_held`).
+    if let Some(left) = ctx.store.bulk_held() {
+        return Ok(Some(left.min(BUSY_TICK)));
+    }
     let running = ctx.store.read(sql::running).await?;
+    stalls.retain(|id, _| running.iter().any(|r| r.id == *id));
     let mut soonest: Option<Duration> = None;
     for row in &running {
-        let wait = feed(ctx, row).await?;
+        let wait = feed(ctx, row, stalls.entry(row.id).or_default()).await?;
         soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
     }
     Ok(soonest)
 }
 
-/// Feeds one campaign; how soon it wants to be fed again.
-async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, StoreError> {
+/// Feeds one campaign; how soon it wants to be fed again. `stalled`: the rounds in a row
+/// before this one that found its backlog full with nothing of it being sent.
+async fn feed(
+    ctx: &Campaigns,
+    row: &sql::CampaignRow,
+    stalled: &mut u32,
+) -> Result<Duration, StoreError> {
     let Some(spec) = spec_of(row) else {
         log::error!(
             "campaign {}: its stored request cannot be read; pausing it",
@@ -889,9 +919,10 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
         .store
         .write_deferred_sync(move |c| {
             if sql::get_campaign(c, id)?.map(|r| r.state).as_deref() != Some("running") {
-                return Ok((None, FEED_TICK));
+                return Ok((None, FEED_TICK, false));
             }
             let (waiting, sending) = sql::open_messages(c, id)?;
+            let full = waiting >= BACKLOG && sending == 0;
             let mut room = BACKLOG.saturating_sub(waiting);
             // While the routes take messages faster than they are fed, look again soon; while
             // the backlog is full (a slow route), at the normal tick.
@@ -915,7 +946,7 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
             if room > 0 {
                 let n = sql::queue_next(c, id, window.as_deref(), room, now)?;
                 if n > 0 {
-                    return Ok((Some(n), BUSY_TICK));
+                    return Ok((Some(n), BUSY_TICK, false));
                 }
             }
             let (pending, open) = sql::remaining(c, id)?;
@@ -924,12 +955,13 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
                 if let Some(r) = &report {
                     crate::store::messages::insert_outbound(c, &[report_mail(c, r)?], now)?;
                 }
-                return Ok((Some(0), FEED_TICK));
+                return Ok((Some(0), FEED_TICK, false));
             }
-            Ok((None, wait))
+            Ok((None, wait, full))
         })
         .await?;
-    let (queued, wait) = queued;
+    let (queued, wait, full) = queued;
+    let wait = stall_wait(wait, full, stalled);
     match queued {
         Some(0) => {
             log::info!("campaign {id} ({}) finished", row.name);
@@ -947,6 +979,22 @@ async fn feed(ctx: &Campaigns, row: &sql::CampaignRow) -> Result<Duration, Store
         None => {}
     }
     Ok(wait)
+}
+
+/// How soon to feed a campaign again whose round found its backlog `full` and none of it
+/// being sent, `stalled` rounds in a row before (counted here). Usually a round just queued
+/// that backlog and the dispatcher is about to claim it: a fast route empties it within
+/// milliseconds, and waiting the whole tick left that route idle for most of it. If it stays
+/// full (every route down, busy or over its limit), the feeder looks less and less often, up
+/// to the round's own `wait`.
+fn stall_wait(wait: Duration, full: bool, stalled: &mut u32) -> Duration {
+    if !full {
+        *stalled = 0;
+        return wait;
+    }
+    let soon = BUSY_TICK * 2u32.pow((*stalled).min(5));
+    *stalled += 1;
+    wait.min(soon)
 }
 
 /// The report as CSV: one row per selected customer.
@@ -1088,6 +1136,27 @@ mod tests {
         assert_eq!(csv_cell("+5491123456789"), "+5491123456789");
         assert_eq!(csv_cell("plain"), "plain");
         assert_eq!(csv_cell("-cmd"), "'-cmd");
+    }
+
+    #[test]
+    fn a_full_backlog_is_looked_at_again_soon_then_less_and_less_often() {
+        let mut stalled = 0;
+        // Just queued: the next look is the busy tick, not the round's own.
+        assert_eq!(stall_wait(FEED_TICK, true, &mut stalled), BUSY_TICK);
+        let later: Vec<Duration> = (0..6)
+            .map(|_| stall_wait(FEED_TICK, true, &mut stalled))
+            .collect();
+        assert!(later.windows(2).all(|w| w[0] <= w[1]), "{later:?}");
+        assert_eq!(later[0], BUSY_TICK * 2);
+        assert_eq!(*later.last().unwrap(), FEED_TICK);
+        // Something was taken: back to the round's own wait, and the count starts over.
+        assert_eq!(stall_wait(BUSY_TICK, false, &mut stalled), BUSY_TICK);
+        assert_eq!(stalled, 0);
+        assert_eq!(stall_wait(FEED_TICK, true, &mut stalled), BUSY_TICK);
+        // A round that wants to look sooner than the backoff (a rate's next slot) keeps its own.
+        let mut stalled = 5;
+        let soon = Duration::from_millis(15);
+        assert_eq!(stall_wait(soon, true, &mut stalled), soon);
     }
 
     #[test]

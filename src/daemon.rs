@@ -46,6 +46,8 @@ pub async fn run(
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let cfg = &loaded.config;
+    // The daemon's clock is the real one: its idle loops sleep on kernel timers.
+    crate::idle::use_kernel_timers();
     let store = Store::open(&cfg.daemon.state_dir).with_context(|| {
         format!(
             "cannot open the database in {} (daemon.state_dir)",
@@ -522,8 +524,19 @@ async fn index_text_loop(store: Store, mut shutdown: Shutdown) -> anyhow::Result
     const LONGEST_PAUSE: Duration = Duration::from_secs(60);
     let added_signal = store.added_signal();
     let mut idle_pause = GATHER;
+    // A look that indexed nothing holds until the database changes.
+    let mut look: crate::store::LastLook<()> = crate::store::LastLook::default();
     while !shutdown.is_triggered() {
-        let added = store.index_text(CHUNK).await?;
+        let snapshot = store.snapshot();
+        let added = if look.needed(&snapshot, &(), 0) {
+            let added = store.index_text(CHUNK).await?;
+            if added == 0 {
+                look.record(snapshot, (), None);
+            }
+            added
+        } else {
+            0
+        };
         let pause = if added >= CHUNK as usize {
             CATCH_UP_PAUSE
         } else if added > 0 {
@@ -588,6 +601,8 @@ async fn report_status(
     // it mapped, and the first one after start-up or after a burst also the memory the burst
     // left (`release_quiet`). Start-up is the first burst.
     let mut busy = true;
+    // Database jobs (anyone's) counted at the end of the last round.
+    let mut jobs_seen = store.job_count();
     loop {
         let mut changed = false;
         let up: Vec<bool> = transports.iter().map(|t| t.health().up).collect();
@@ -629,9 +644,9 @@ async fn report_status(
             notify(&[NotifyState::Status(&status)]);
             last_status = status;
         }
-        // A quiet round hands back, a moment later (once the other loops of this grid line
-        // have run), the code pages the round mapped; the first quiet one after a burst also
-        // the connections' caches and the heap's spare pages.
+        // A quiet round hands back the code pages the round mapped (at once, or a moment later
+        // when other loops of this grid line are at the database); the first quiet one after
+        // a burst also the connections' caches and the heap's spare pages.
         let release_at = (!changed).then(|| {
             (
                 tokio::time::Instant::now() + RELEASE_AFTER.min(period / 2),
@@ -650,18 +665,28 @@ async fn report_status(
         }
         let next_round = crate::idle::deadline(period);
         if let Some((at, after_burst, writes)) = release_at {
-            tokio::select! {
-                _ = tokio::time::sleep_until(at) => {
-                    // Traffic that began meanwhile keeps what it uses.
-                    if store.change_count() == writes {
-                        release_quiet(&store, after_burst).await;
+            // The other loops this grid line woke run first; when nothing went to the
+            // database since the last round (most rounds: the loops' own looks are skipped
+            // while nothing changed), the release happens in this same wake-up instead of
+            // costing one more a moment later.
+            tokio::task::yield_now().await;
+            if store.job_count() == jobs_seen {
+                release_quiet(&store, after_burst).await;
+            } else {
+                tokio::select! {
+                    _ = crate::idle::sleep_until(at) => {
+                        // Traffic that began meanwhile keeps what it uses.
+                        if store.change_count() == writes {
+                            release_quiet(&store, after_burst).await;
+                        }
                     }
+                    _ = shutdown.wait() => return,
                 }
-                _ = shutdown.wait() => return,
             }
         }
+        jobs_seen = store.job_count();
         tokio::select! {
-            _ = tokio::time::sleep_until(next_round) => {}
+            _ = crate::idle::sleep_until(next_round) => {}
             _ = shutdown.wait() => return,
         }
     }
@@ -676,8 +701,10 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// well as the code; after an idle round, only the code pages the round mapped again.
 async fn release_quiet(store: &Store, after_burst: bool) {
     if after_burst {
-        // The connections' page caches first, so the heap trim returns their pages.
+        // The connections' page caches and the phone-number patterns first, so the heap
+        // trim returns their pages.
         store.release_memory().await;
+        crate::phone::release_patterns();
         let released = crate::idle::release_memory();
         log::debug!(
             "quiet: trimmed the heap and released {} KiB of code pages ({} mappings)",

@@ -22,7 +22,7 @@ use crate::config::{DispatchConfig, RateLimit};
 use crate::logging::peer as shown_peer;
 use crate::model::{Channel, Content, Outgoing, Priority, Whatsapp};
 use crate::shutdown::Shutdown;
-use crate::store::{Message, MessageId, Outcome, Store, StoreError};
+use crate::store::{LastLook, Message, MessageId, Outcome, Store, StoreError};
 use crate::transport::{SendReceipt, Transport, TransportError};
 
 /// Longest a transport may take over one send before the attempt counts as a temporary failure.
@@ -291,22 +291,53 @@ impl Dispatcher {
         self.restore_rate_windows().await;
         let mut inflight: JoinSet<()> = JoinSet::new();
         let mut owners: HashMap<tokio::task::Id, Message> = HashMap::new();
+        // The last look that found nothing more to claim: while the database, the routes'
+        // free slots and the due time it found stand, a round claims nothing and is skipped
+        // (an idle gateway's periodic round then asks no database thread).
+        let mut look: LastLook<Vec<(usize, usize)>> = LastLook::default();
         while !shutdown.is_triggered() {
             self.handle
                 .heartbeat
                 .store(crate::model::now_ms(), Ordering::Relaxed);
-            self.claim_and_start(&mut inflight, &mut owners).await;
-            let wait = self.idle_wait().await;
-            // A wait for the longest tick is an upper bound, and joins the other idle loops'.
-            let until = if wait == IDLE_TICK_ALL_UP {
-                crate::idle::deadline(wait)
+            let snapshot = self.store.snapshot();
+            let (eligible, limited_wait) = self.eligible();
+            let wait = if limited_wait.is_none()
+                && !look.needed(&snapshot, &eligible, self.store.now_ms())
+            {
+                self.wait_for(look.due(), self.idle_cap(None))
             } else {
-                tokio::time::Instant::now() + wait
+                if self.claim_and_start(&mut inflight, &mut owners).await {
+                    // Campaign messages were left this round: the next round comes when the
+                    // hold ends (at once when this round's reply ended it), or sooner on a
+                    // wake-up (a reply queued, a send finished). Their due time is past, so
+                    // the queue's answer would be "now": asking it would spin.
+                    look.forget();
+                    self.store.bulk_held().unwrap_or(Duration::ZERO)
+                } else {
+                    let (wait, due, asked) = self.idle_wait().await;
+                    // Recorded only when the queue was asked for the same routes, each with a
+                    // free slot, as the round began with: a route that went down and up
+                    // meanwhile, or one left out for having only its reply slot free, was not
+                    // covered.
+                    match due {
+                        Some(due)
+                            if limited_wait.is_none()
+                                && asked == eligible
+                                && eligible.iter().all(|(_, free)| *free > 0) =>
+                        {
+                            look.record(snapshot, eligible, due)
+                        }
+                        _ => look.forget(),
+                    }
+                    wait
+                }
             };
+            // A wait for the longest tick is an upper bound, and joins the other idle loops'.
+            let until = crate::idle::wake_at(wait, IDLE_TICK_ALL_UP);
             tokio::select! {
                 _ = self.handle.wake.notified() => {}
                 Some(done) = inflight.join_next_with_id() => self.reap(done, &mut inflight, &mut owners),
-                _ = tokio::time::sleep_until(until) => {}
+                _ = crate::idle::sleep_until(until) => {}
                 _ = shutdown.wait() => {}
             }
             // Every send that finished meanwhile, so the next round claims for all the slots
@@ -359,13 +390,18 @@ impl Dispatcher {
         }
     }
 
+    /// Returns whether campaign messages were held back this round ([`Store::bulk_held`]).
     async fn claim_and_start(
         &self,
         inflight: &mut JoinSet<()>,
         owners: &mut HashMap<tokio::task::Id, Message>,
-    ) {
+    ) -> bool {
         #[cfg(test)]
         self.faults.new_round();
+        // While a customer's message is being answered, campaign messages are not claimed:
+        // the reply's claim does not queue behind theirs, nor its send behind their sends.
+        let held = self.store.bulk_held().is_some();
+        let mut replied = false;
         // Routes with a free slot claim first, the one expected to hand a message over soonest
         // first of all: a reply waiting goes where it is sent at once, rather than behind a
         // send in progress on a slow route (a modem sends one message at a time).
@@ -388,6 +424,9 @@ impl Dispatcher {
             } else {
                 Priority::Reply..=Priority::Bulk
             };
+            if held {
+                priorities = *priorities.start()..=Priority::Notification;
+            }
             if permits.is_empty() {
                 if leave_replies {
                     continue;
@@ -427,6 +466,7 @@ impl Dispatcher {
                 let mut w = limiter.lock().unwrap_or_else(|e| e.into_inner());
                 w.record(tokio::time::Instant::now(), claimed.len());
             }
+            replied |= claimed.iter().any(|m| m.priority == Priority::Reply);
             for (message, permit) in claimed.into_iter().zip(permits) {
                 let owned = message.clone();
                 let task = send_one(
@@ -445,6 +485,11 @@ impl Dispatcher {
                 owners.insert(handle.id(), owned);
             }
         }
+        if replied {
+            // The reply is on its way: campaign messages go on.
+            self.store.release_bulk();
+        }
+        held
     }
 
     /// Whether route `index` leaves replies to another route of its channel this round. A
@@ -463,8 +508,10 @@ impl Dispatcher {
     }
 
     /// How long to sleep when there is nothing to do: until the next retry falls due or a
-    /// rate-limited route may send again, capped.
-    async fn idle_wait(&self) -> Duration {
+    /// rate-limited route may send again, capped. With it, the soonest due time the queue
+    /// answered for the routes with a free slot (`None` when it was not asked or failed), and
+    /// the routes (with their free slots) it looked at.
+    async fn idle_wait(&self) -> (Duration, Option<Option<i64>>, Vec<(usize, usize)>) {
         let (eligible, limited_wait) = self.eligible();
         // A route whose only free slot is the reply slot is woken by the reply being queued
         // (or by a send finishing), not by the notices due behind its full slots.
@@ -476,25 +523,38 @@ impl Dispatcher {
                 (t.channel(), t.name().to_string())
             })
             .collect();
+        let cap = self.idle_cap(limited_wait);
+        if channels.is_empty() {
+            return (cap, None, eligible);
+        }
+        match self.store.next_due(channels).await {
+            Ok(due) => (self.wait_for(due, cap), Some(due), eligible),
+            Err(e) => {
+                log::error!("dispatcher: cannot read the queue: {e:#}");
+                (IDLE_TICK, None, eligible)
+            }
+        }
+    }
+
+    /// The longest idle sleep: a short tick while a route is down, a long one otherwise, or
+    /// until a rate-limited route may send again.
+    fn idle_cap(&self, limited_wait: Option<Duration>) -> Duration {
         let tick = if self.routes.iter().all(|r| r.transport.health().up) {
             IDLE_TICK_ALL_UP
         } else {
             IDLE_TICK
         };
-        let cap = limited_wait.map_or(tick, |w| w.clamp(Duration::from_millis(10), tick));
-        if channels.is_empty() {
-            return cap;
-        }
-        match self.store.next_due(channels).await {
-            Ok(Some(at)) => {
+        limited_wait.map_or(tick, |w| w.clamp(Duration::from_millis(10), tick))
+    }
+
+    /// Until `due` (Unix ms on the store's clock), at most `cap`.
+    fn wait_for(&self, due: Option<i64>, cap: Duration) -> Duration {
+        match due {
+            Some(at) => {
                 let ms = (at - self.store.now_ms()).clamp(0, cap.as_millis() as i64);
                 Duration::from_millis(ms as u64)
             }
-            Ok(None) => cap,
-            Err(e) => {
-                log::error!("dispatcher: cannot read the queue: {e:#}");
-                IDLE_TICK
-            }
+            None => cap,
         }
     }
 
@@ -852,6 +912,34 @@ mod tests {
         }
     }
 
+    /// A dispatcher over `routes` with the default settings.
+    fn dispatcher(
+        store: &Store,
+        routes: Vec<Arc<dyn Transport>>,
+        handle: &DispatchHandle,
+    ) -> Dispatcher {
+        Dispatcher::new(
+            store.clone(),
+            routes,
+            DispatchConfig::default(),
+            handle.clone(),
+            Duration::from_secs(5),
+        )
+    }
+
+    /// A message to one customer's number, due now.
+    fn out(body: &str, priority: Priority) -> NewOutbound {
+        NewOutbound {
+            channel: Channel::Sms,
+            peer: "+5491123456789".into(),
+            body: body.into(),
+            priority,
+            customer_id: None,
+            window: None,
+            not_before: None,
+        }
+    }
+
     #[tokio::test]
     async fn no_message_is_stranded_in_sending_by_a_lost_slot_or_a_failed_record() {
         let dir = tempfile::tempdir().unwrap();
@@ -860,25 +948,15 @@ mod tests {
         let ids = store
             .enqueue(
                 (0..n)
-                    .map(|i| NewOutbound {
-                        channel: Channel::Sms,
-                        peer: "+5491123456789".into(),
-                        body: format!("aviso {i}"),
-                        priority: Priority::Notification,
-                        customer_id: None,
-                        window: None,
-                        not_before: None,
-                    })
+                    .map(|i| out(&format!("aviso {i}"), Priority::Notification))
                     .collect(),
             )
             .await
             .unwrap();
-        let dispatcher = Dispatcher::new(
-            store.clone(),
+        let dispatcher = dispatcher(
+            &store,
             vec![TestRoute::new(2, None)],
-            DispatchConfig::default(),
-            DispatchHandle::default(),
-            Duration::from_secs(5),
+            &DispatchHandle::default(),
         );
         dispatcher.faults.steal_slots.store(true, Ordering::SeqCst);
         dispatcher
@@ -921,13 +999,7 @@ mod tests {
         let modem = TestRoute::named("modem", 2, Some(gate.clone()));
         let api = TestRoute::named("api", 4, None);
         let handle = DispatchHandle::default();
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            vec![modem.clone(), api.clone()],
-            DispatchConfig::default(),
-            handle.clone(),
-            Duration::from_secs(5),
-        );
+        let dispatcher = dispatcher(&store, vec![modem.clone(), api.clone()], &handle);
         dispatcher.routes[0]
             .send_time
             .store(50_000, Ordering::Relaxed);
@@ -948,15 +1020,7 @@ mod tests {
         dispatcher.routes[1].send_time.store(200, Ordering::Relaxed);
 
         let reply = store
-            .enqueue(vec![NewOutbound {
-                channel: Channel::Sms,
-                peer: "+5491123456789".into(),
-                body: "su saldo".into(),
-                priority: Priority::Reply,
-                customer_id: None,
-                window: None,
-                not_before: None,
-            }])
+            .enqueue(vec![out("su saldo", Priority::Reply)])
             .await
             .unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
@@ -987,18 +1051,99 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn campaign_messages_wait_while_a_customer_is_answered_and_go_once_the_reply_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let bulk = store
+            .enqueue(vec![
+                out("campaña 1", Priority::Bulk),
+                out("campaña 2", Priority::Bulk),
+            ])
+            .await
+            .unwrap();
+        let route = TestRoute::new(4, None);
+        let dispatcher = dispatcher(&store, vec![route.clone()], &DispatchHandle::default());
+        let mut inflight = JoinSet::new();
+        let mut owners = HashMap::new();
+        // One round, and the sends it started, to their end.
+        macro_rules! round {
+            () => {{
+                let held = dispatcher.claim_and_start(&mut inflight, &mut owners).await;
+                while let Some(done) = inflight.join_next_with_id().await {
+                    dispatcher.reap(done, &mut inflight, &mut owners);
+                }
+                held
+            }};
+        }
+        // An inbound message is being answered (held long here: the test's pace is not timed).
+        store.hold_bulk(Duration::from_secs(3600));
+        assert!(round!());
+        assert!(route.handed.lock().unwrap().is_empty(), "bulk claimed");
+        // Its reply is claimed, and that ends the hold.
+        let reply = store
+            .enqueue(vec![out("su saldo", Priority::Reply)])
+            .await
+            .unwrap();
+        assert!(round!());
+        assert_eq!(
+            route.handed.lock().unwrap().clone(),
+            [(reply[0], Priority::Reply)]
+        );
+        assert_eq!(store.bulk_held(), None);
+        // The next round takes the campaign messages.
+        assert!(!round!());
+        assert_eq!(
+            route.handed.lock().unwrap()[1..].to_vec(),
+            [(bulk[0], Priority::Bulk), (bulk[1], Priority::Bulk)]
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_dispatcher_holding_campaign_messages_back_sleeps_rather_than_asks_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .enqueue(vec![out("campaña", Priority::Bulk)])
+            .await
+            .unwrap();
+        let route = TestRoute::new(2, None);
+        let dispatcher = dispatcher(&store, vec![route.clone()], &DispatchHandle::default());
+        store.hold_bulk(Duration::from_secs(3600));
+        let before = store.job_count();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let run = dispatcher.run(shutdown);
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => panic!("the dispatcher stopped: {r:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+        // The bulk message is due, but held: a round asked the queue, then slept. One that
+        // asked again at once would have sent hundreds of jobs to the database by now.
+        let jobs = store.job_count() - before;
+        assert!(jobs <= 6, "{jobs} database jobs while held");
+        assert!(route.handed.lock().unwrap().is_empty());
+        store.release_bulk();
+        dispatcher.handle.wake();
+        for _ in 0..1200 {
+            if !route.handed.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::select! {
+                r = &mut run => panic!("the dispatcher stopped: {r:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        assert_eq!(route.handed.lock().unwrap().len(), 1, "sent once released");
+        trigger.trigger();
+        run.await.unwrap();
+        store.close().await;
+    }
+
+    #[tokio::test]
     async fn a_reply_is_handed_over_while_notices_fill_every_slot() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let out = |body: &str, priority| NewOutbound {
-            channel: Channel::Sms,
-            peer: "+5491123456789".into(),
-            body: body.into(),
-            priority,
-            customer_id: None,
-            window: None,
-            not_before: None,
-        };
         let notices = store
             .enqueue(vec![
                 out("aviso 1", Priority::Notification),
@@ -1009,13 +1154,7 @@ mod tests {
         let gate = Arc::new(Semaphore::new(0));
         let route = TestRoute::new(1, Some(gate.clone()));
         let handle = DispatchHandle::default();
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            vec![route.clone()],
-            DispatchConfig::default(),
-            handle.clone(),
-            Duration::from_secs(5),
-        );
+        let dispatcher = dispatcher(&store, vec![route.clone()], &handle);
         let (trigger, shutdown) = crate::shutdown::channel();
         let run = dispatcher.run(shutdown);
         tokio::pin!(run);

@@ -1,10 +1,15 @@
 //! Coalesced idle wake-ups. The daemon's background loops (dispatcher, status reporter,
 //! scheduler, ticket forwarder, search indexer, inbox) each sleep a long time when there is
 //! nothing to do. Left alone their deadlines fall at unrelated instants, and each costs the
-//! process a wake-up of its own (tokio's timer wheel adds one more per timer as it moves it to
-//! a finer level). [`sleep`] rounds a long deadline to the nearest multiple of [`GRID`] on one
-//! clock, so the loops wake together: an idle gateway wakes a few times a minute, not every
-//! few seconds (`benches/idle.rs`).
+//! process a wake-up of its own. [`sleep`] rounds a long deadline to the nearest multiple of
+//! [`GRID`] on one clock, so the loops wake together: an idle gateway wakes a few times a
+//! minute, not every few seconds (`benches/idle.rs`).
+//!
+//! [`sleep_until`] waits on a kernel timer (a `timerfd`), not on tokio's timer wheel: the
+//! wheel parks its thread only until the start of the wheel slot that holds the next deadline
+//! (slots are 4.096 s wide for a deadline 10 s away, 64 ms for one under 4 s), so each long
+//! sleep woke the process two extra times on its way down the levels. A timerfd wakes it once,
+//! at the deadline.
 //!
 //! Only waits that are upper bounds go through here ("look again within 30 s"); a wait for a
 //! known due time (a retry, a window opening) uses a plain sleep.
@@ -36,9 +41,179 @@ pub fn deadline(wait: Duration) -> Instant {
     at.max(now + GRID / 2)
 }
 
+/// When a loop whose longest sleep is `longest` wakes for a sleep of `wait`: that longest
+/// one is an upper bound ("look again within 30 s") and lands on the grid; a shorter one is
+/// for a known due time and is kept exact.
+pub fn wake_at(wait: Duration, longest: Duration) -> Instant {
+    if wait >= longest {
+        deadline(wait)
+    } else {
+        Instant::now() + wait
+    }
+}
+
 /// Sleeps about `wait` (see [`deadline`]).
 pub async fn sleep(wait: Duration) {
-    tokio::time::sleep_until(deadline(wait)).await
+    sleep_until(deadline(wait)).await
+}
+
+/// A periodic tick on the idle clock (a modem's health check, its SIM sweep): each tick is a
+/// [`sleep_until`] to about one period after the last, on the grid when the period is long.
+/// Unlike tokio's `Interval` the first tick is one period away, not immediate.
+pub struct Ticker {
+    period: Duration,
+    next: Instant,
+}
+
+impl Ticker {
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            next: deadline(period),
+        }
+    }
+
+    /// Waits for the next tick. Cancel-safe: a tick not waited out stays due.
+    pub async fn tick(&mut self) {
+        sleep_until(self.next).await;
+        self.next = deadline(self.period);
+    }
+
+    /// The next tick comes `wait` from now instead.
+    pub fn reset_after(&mut self, wait: Duration) {
+        self.next = Instant::now() + wait;
+    }
+
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+/// Below this a wait stays on tokio's wheel: its finest level has 1 ms slots over 64 ms, so a
+/// wait this short already wakes the thread once.
+const WHEEL_EXACT: Duration = Duration::from_millis(64);
+
+/// Whether [`sleep_until`] uses kernel timers: the daemon turns them on at start. Off, it is
+/// tokio's sleep, which follows tokio's clock, so tests that pause and advance that clock
+/// can drive the same loops (a kernel timer runs on the real clock only).
+static KERNEL_TIMERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns kernel timers on for this process (see [`sleep_until`]).
+pub fn use_kernel_timers() {
+    KERNEL_TIMERS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Sleeps until `at`, waking the process once (see the module's text) once
+/// [`use_kernel_timers`] was called. Cancel-safe: dropping the future closes its timer.
+/// Falls back to tokio's sleep where a timerfd cannot be had.
+pub async fn sleep_until(at: Instant) {
+    #[cfg(target_os = "linux")]
+    if KERNEL_TIMERS.load(std::sync::atomic::Ordering::Relaxed)
+        && at.saturating_duration_since(Instant::now()) >= WHEEL_EXACT
+        && let Ok(timer) = timerfd::OneShot::new(at)
+        && timer.wait().await.is_ok()
+    {
+        return;
+    }
+    tokio::time::sleep_until(at).await
+}
+
+#[cfg(target_os = "linux")]
+mod timerfd {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+    use tokio::time::Instant;
+
+    /// A one-shot `CLOCK_MONOTONIC` timer, armed at an absolute time, that the runtime's
+    /// epoll watches like a socket.
+    pub struct OneShot(AsyncFd<OwnedFd>);
+
+    impl OneShot {
+        pub fn new(at: Instant) -> io::Result<Self> {
+            // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
+            let raw = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `raw` is a fresh descriptor nothing else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            // What is left, read before the kernel's clock: the timer may then fire late by
+            // the gap between the two reads, never early.
+            let left = at.saturating_duration_since(Instant::now());
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `now` is a valid timespec to write into.
+            if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // tokio's Instant is std's, which is CLOCK_MONOTONIC on Linux: the deadline is
+            // "now" on that clock plus what is left. A deadline already past gives a time
+            // just passed, which fires at once (never zero, which would disarm the timer).
+            // In i128: time_t and c_long are 32 bits on armhf, 64 elsewhere.
+            let target =
+                now.tv_sec as i128 * 1_000_000_000 + now.tv_nsec as i128 + left.as_nanos() as i128;
+            let value = libc::timespec {
+                tv_sec: (target / 1_000_000_000).min(libc::time_t::MAX as i128) as libc::time_t,
+                tv_nsec: (target % 1_000_000_000) as libc::c_long,
+            };
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: value,
+            };
+            // SAFETY: `fd` is a timerfd we own and `spec` a valid itimerspec.
+            let rc = unsafe {
+                libc::timerfd_settime(
+                    fd.as_raw_fd(),
+                    libc::TFD_TIMER_ABSTIME,
+                    &spec,
+                    std::ptr::null_mut(),
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: the AsyncFd owns `fd`, which stays open (and the same timer) until the
+            // AsyncFd drops it.
+            Ok(Self(unsafe {
+                AsyncFd::register_with_interest(fd, Interest::READABLE)?
+            }))
+        }
+
+        /// Resolves once the timer has fired.
+        pub async fn wait(&self) -> io::Result<()> {
+            loop {
+                let mut guard = self.0.readable().await?;
+                let read = guard.try_io(|fd| {
+                    let mut expirations = [0u8; 8];
+                    // SAFETY: reads at most 8 bytes into an 8-byte buffer.
+                    let n =
+                        unsafe { libc::read(fd.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(())
+                    }
+                });
+                match read {
+                    Ok(result) => return result,
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+    }
 }
 
 /// What [`release_memory`] handed back, for the log.
@@ -273,6 +448,26 @@ Rss:                  64 kB
             "{total} KiB still mapped of {} KiB",
             released.file_kib
         );
+    }
+
+    /// On the real clock (the timer is the kernel's): it fires at its deadline, not before,
+    /// and one already past fires at once.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_kernel_timer_fires_at_its_deadline() {
+        let start = Instant::now();
+        let at = start + WHEEL_EXACT * 3;
+        let timer = timerfd::OneShot::new(at).unwrap();
+        timer.wait().await.unwrap();
+        assert!(
+            Instant::now() >= at,
+            "fired {:?} early",
+            at - Instant::now()
+        );
+        let past = timerfd::OneShot::new(start).unwrap();
+        past.wait().await.unwrap();
+        // Dropped unfired: the descriptor is closed without a wait.
+        drop(timerfd::OneShot::new(Instant::now() + Duration::from_secs(3600)).unwrap());
     }
 
     #[tokio::test(start_paused = true)]

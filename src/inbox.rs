@@ -27,11 +27,18 @@ use crate::rules::window::{ALWAYS, Windows};
 use crate::rules::{self, Action, Company, Customer, Facts, Found, Settings};
 use crate::shutdown::Shutdown;
 use crate::store::directory as sql;
-use crate::store::{Channel, Message, MessageId, NewOutbound, Priority, Store, StoreError, now_ms};
+use crate::store::{
+    Channel, LastLook, Message, MessageId, NewOutbound, Priority, Store, StoreError, now_ms,
+};
 use crate::transport::email::notice::{DocKind, MailTemplate, ticket_mail};
 
 /// Longest wait for the billing system to take a forwarded ticket.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest sleep of the scheduler and the ticket forwarder: a look at least this often
+/// (skipped while nothing changed), on the idle grid.
+const LONGEST_PASS_WAIT: Duration = Duration::from_secs(30);
+/// [`LONGEST_PASS_WAIT`] in milliseconds, for due times in Unix ms.
+const LONGEST_PASS_MS: i64 = LONGEST_PASS_WAIT.as_millis() as i64;
 
 /// Key of the API-edited rules in the `settings` table.
 pub const RULES_KEY: &str = "rules";
@@ -122,6 +129,9 @@ pub struct RulesContext {
     schedule: Arc<RwLock<Arc<Schedule>>>,
     /// The file's, for `DELETE /api/rules`.
     file_schedule: Arc<Schedule>,
+    /// Bumped after every change of `settings` or `schedule` (the loops that skip a look
+    /// while nothing changed compare it: an address could be reused, a count cannot).
+    settings_generation: Arc<std::sync::atomic::AtomicU64>,
     pub phones: PhoneContext,
     pub dispatch: DispatchHandle,
     /// Wakes the forwarder when a ticket was opened.
@@ -294,6 +304,7 @@ impl RulesContext {
             },
             schedule: Arc::new(RwLock::new(schedule)),
             file_schedule,
+            settings_generation: Arc::default(),
             phones,
             dispatch,
             forward_wake: Arc::new(tokio::sync::Notify::new()),
@@ -329,6 +340,17 @@ impl RulesContext {
             .read()
             .map(|s| s.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn settings_changed(&self) {
+        self.settings_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes of the settings, windows and groups in force since start.
+    fn settings_generation(&self) -> u64 {
+        self.settings_generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The windows and groups in force.
@@ -429,6 +451,7 @@ impl RulesContext {
         {
             *s = b.clone();
         }
+        self.settings_changed();
         log::info!(
             "rules: settings{} changed through the API",
             if built.is_some() {
@@ -456,6 +479,7 @@ impl RulesContext {
         if let Ok(mut s) = self.schedule.write() {
             *s = self.file_schedule.clone();
         }
+        self.settings_changed();
         log::info!("rules: back to the settings of the config file");
         Ok(file)
     }
@@ -496,8 +520,19 @@ impl RulesContext {
     pub async fn run_inbox(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         let signal = self.store.inbound_signal();
         let mut failures: HashMap<MessageId, u32> = HashMap::new();
+        // A look that found nothing unhandled holds until the database changes.
+        let mut look: LastLook<()> = LastLook::default();
         while !shutdown.is_triggered() {
-            let pending = self.store.read(|c| sql::unhandled(c, 64)).await?;
+            let snapshot = self.store.snapshot();
+            let pending = if failures.is_empty() && !look.needed(&snapshot, &(), 0) {
+                Vec::new()
+            } else {
+                let pending = self.store.read(|c| sql::unhandled(c, 64)).await?;
+                if pending.is_empty() && failures.is_empty() {
+                    look.record(snapshot, (), None);
+                }
+                pending
+            };
             let busy = !pending.is_empty();
             for m in pending {
                 if shutdown.is_triggered() {
@@ -507,6 +542,8 @@ impl RulesContext {
                     let n = failures.entry(m.id).or_insert(0);
                     *n += 1;
                     log::error!(msg_id = m.id.0; "rules: message {} could not be handled (try {n}): {e:#}", m.id);
+                    self.store.release_bulk();
+                    self.dispatch.wake();
                     if *n >= 5 {
                         log::error!(msg_id = m.id.0; "rules: giving up on message {}; it stays in the history unanswered", m.id);
                         let id = m.id;
@@ -737,6 +774,11 @@ impl RulesContext {
                 self.forward_wake.notify_one();
             }
         }
+        if !(applied && replies) {
+            // No reply goes: campaign messages need not wait for one (`Store::bulk_held`).
+            self.store.release_bulk();
+            self.dispatch.wake();
+        }
         Ok(())
     }
 
@@ -837,18 +879,23 @@ impl RulesContext {
 
     /// Moves messages between `scheduled` and `queued` as windows open and close.
     pub async fn run_scheduler(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
+        // The last pass's answer holds while the database and the windows in force stand,
+        // until the next change it found is due.
+        let mut look: LastLook<u64> = LastLook::default();
         while !shutdown.is_triggered() {
-            let next = self.schedule_once(now_ms()).await?;
+            let snapshot = self.store.snapshot();
+            let windows = self.settings_generation();
+            let now = now_ms();
+            if look.needed(&snapshot, &windows, now) {
+                let due = self.schedule_pass(now).await?;
+                look.record(snapshot, windows, due);
+            }
+            let next = look.due().unwrap_or(now + LONGEST_PASS_MS);
             // Sleep until the next window change or scheduled time, at most about 30 s.
-            let wait = (next - now_ms()).clamp(50, 30_000) as u64;
-            let wait = Duration::from_millis(wait);
-            let until = if wait == Duration::from_secs(30) {
-                crate::idle::deadline(wait)
-            } else {
-                tokio::time::Instant::now() + wait
-            };
+            let wait = (next - now_ms()).clamp(50, LONGEST_PASS_MS) as u64;
+            let until = crate::idle::wake_at(Duration::from_millis(wait), LONGEST_PASS_WAIT);
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
+                _ = crate::idle::sleep_until(until) => {}
                 _ = shutdown.wait() => {}
             }
         }
@@ -860,6 +907,15 @@ impl RulesContext {
     /// is due (Unix ms). A pass with nothing to move only reads: a closed window with nothing
     /// queued costs no write (and no fsync) on every pass.
     pub async fn schedule_once(&self, now: i64) -> Result<i64, StoreError> {
+        Ok(self
+            .schedule_pass(now)
+            .await?
+            .unwrap_or(now + LONGEST_PASS_MS))
+    }
+
+    /// [`Self::schedule_once`], saying `None` when no window changes and nothing is
+    /// scheduled.
+    async fn schedule_pass(&self, now: i64) -> Result<Option<i64>, StoreError> {
         const DUE_BATCH: usize = 1000;
         let mut closed = self.windows().names();
         closed.retain(|n| !self.windows().is_open(n, now));
@@ -930,8 +986,7 @@ impl RulesContext {
         Ok([self.windows().next_change(now), next_sched]
             .into_iter()
             .flatten()
-            .min()
-            .unwrap_or(now + 30_000))
+            .min())
     }
 
     // ----- ticket forwarding ------------------------------------------------------------------
@@ -940,7 +995,12 @@ impl RulesContext {
     pub async fn run_forwarder(&self, mut shutdown: Shutdown) -> anyhow::Result<()> {
         // Rebuilt when forward_ca_file changes (PUT /api/rules may change it at run time).
         let mut client: Option<(Option<std::path::PathBuf>, reqwest::Client)> = None;
+        // The last look's answer holds while the database and the settings in force stand,
+        // until the next retry it found is due.
+        let mut look: LastLook<u64> = LastLook::default();
         while !shutdown.is_triggered() {
+            // Read before the settings: a change in between makes the next round look again.
+            let generation = self.settings_generation();
             let settings = self.settings();
             let ca_file = settings.ticket.forward_ca_file.clone();
             if client.as_ref().is_none_or(|(ca, _)| *ca != ca_file) {
@@ -964,6 +1024,11 @@ impl RulesContext {
                 continue;
             };
             let now = now_ms();
+            let snapshot = self.store.snapshot();
+            if !look.needed(&snapshot, &generation, now) {
+                self.forward_pause(look.due(), &mut shutdown).await;
+                continue;
+            }
             let due = self
                 .store
                 .read(move |c| sql::forwards_due(c, now, 50))
@@ -1031,22 +1096,24 @@ impl RulesContext {
             } else {
                 None // forwarding turned off: pending tickets wait for it to come back
             };
-            let wait = next
-                .map(|n| (n - now_ms()).clamp(100, 30_000))
-                .unwrap_or(30_000) as u64;
-            let wait = Duration::from_millis(wait);
-            let until = if wait == Duration::from_secs(30) {
-                crate::idle::deadline(wait)
-            } else {
-                tokio::time::Instant::now() + wait
-            };
-            tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
-                _ = self.forward_wake.notified() => {}
-                _ = shutdown.wait() => {}
-            }
+            look.record(snapshot, generation, next);
+            self.forward_pause(next, &mut shutdown).await;
         }
         Ok(())
+    }
+
+    /// The forwarder's sleep: until the `next` retry is due, at most the longest wait (on the
+    /// idle grid); a new ticket cuts it short.
+    async fn forward_pause(&self, next: Option<i64>, shutdown: &mut Shutdown) {
+        let longest = LONGEST_PASS_MS;
+        let wait = next.map_or(longest, |n| (n - now_ms()).clamp(100, longest));
+        let wait = Duration::from_millis(wait as u64);
+        let until = crate::idle::wake_at(wait, LONGEST_PASS_WAIT);
+        tokio::select! {
+            _ = crate::idle::sleep_until(until) => {}
+            _ = self.forward_wake.notified() => {}
+            _ = shutdown.wait() => {}
+        }
     }
 
     /// Payment-method word for `%metodo%`.

@@ -15,6 +15,34 @@ use std::sync::{Arc, Mutex};
 
 use phonenumber::country;
 
+/// Set when the phone-number metadata's patterns were used since the last
+/// [`release_patterns`].
+static PATTERNS_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Every parse goes through here, so [`release_patterns`] knows whether there is anything to
+/// release (and never loads the metadata itself).
+fn parse(
+    country: country::Id,
+    number: &str,
+) -> Result<phonenumber::PhoneNumber, phonenumber::ParseError> {
+    PATTERNS_USED.store(true, std::sync::atomic::Ordering::Relaxed);
+    phonenumber::parse(Some(country), number)
+}
+
+/// Drops the compiled patterns the phone-number metadata keeps (an LRU of up to 100 regexes,
+/// about 3 MB once a few numbers were parsed); the next parse compiles the ones it needs
+/// again. Called when the gateway goes quiet after traffic. Returns whether there was
+/// anything to drop.
+pub fn release_patterns() -> bool {
+    if !PATTERNS_USED.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    let cache = phonenumber::metadata::DATABASE.cache();
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    *cache = regex_cache::RegexCache::new(100);
+    true
+}
+
 /// A normalized phone number in E.164 form, `+` and digits only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
@@ -150,7 +178,7 @@ impl PhoneContext {
         let parsed =
             // Masked: this error reaches the log when a message fails (unlike `normalize`'s,
             // which answers whoever typed the number).
-            phonenumber::parse(Some(self.country), number).map_err(|_| {
+            parse(self.country, number).map_err(|_| {
                 PhoneError::Invalid(mask(number), self.country_code.clone())
             })?;
         if parsed.country().id() != Some(self.country) {
@@ -191,7 +219,7 @@ impl PhoneContext {
     fn normalize_slow(&self, candidates: &[String], trimmed: &str) -> Result<Msisdn, PhoneError> {
         let mut fixed = None;
         for candidate in candidates {
-            let Ok(number) = phonenumber::parse(Some(self.country), candidate) else {
+            let Ok(number) = parse(self.country, candidate) else {
                 continue;
             };
             // The number's type is Unknown exactly when it is not valid: one regex pass.
@@ -227,7 +255,7 @@ impl PhoneContext {
     /// `+54 AREA SUB` → `+54 9 AREA SUB`, if that is a valid mobile.
     fn as_ar_mobile(&self, e164: &str) -> Option<Msisdn> {
         let candidate = format!("+549{}", &e164[3..]);
-        let number = phonenumber::parse(Some(self.country), &candidate).ok()?;
+        let number = parse(self.country, &candidate).ok()?;
         (number.number_type(&phonenumber::metadata::DATABASE) == phonenumber::Type::Mobile)
             .then(|| Msisdn(format!("+{}{}", number.code().value(), number.national())))
     }
@@ -261,6 +289,16 @@ mod tests {
 
     fn ar(s: &str) -> Result<String, PhoneError> {
         PhoneContext::argentina().normalize(s).map(|m| m.0)
+    }
+
+    #[test]
+    fn numbers_still_parse_after_the_compiled_patterns_are_released() {
+        let ctx = PhoneContext::argentina();
+        assert_eq!(ctx.national("+5491147896321").unwrap(), "1147896321");
+        assert!(release_patterns(), "a parse since the last release");
+        assert_eq!(ctx.national("+5491147896321").unwrap(), "1147896321");
+        assert_eq!(ar("0351 15-412-3456").unwrap(), "+5493514123456");
+        assert!(release_patterns());
     }
 
     #[test]

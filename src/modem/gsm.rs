@@ -599,12 +599,11 @@ impl Modem {
         self.start_up(&mut at).await?;
         self.check_health(&mut at).await?;
         self.sweep(&mut at).await?;
+        // On the idle clock, so an idle modem's checks wake the process with its other loops.
         let mut health =
-            tokio::time::interval(Duration::from_secs(self.cfg.health_interval_secs.max(5)));
+            crate::idle::Ticker::new(Duration::from_secs(self.cfg.health_interval_secs.max(5)));
         let mut sweep =
-            tokio::time::interval(Duration::from_secs(self.cfg.sweep_interval_secs.max(10)));
-        health.tick().await;
-        sweep.tick().await;
+            crate::idle::Ticker::new(Duration::from_secs(self.cfg.sweep_interval_secs.max(10)));
         self.recheck_soon_if_down(&mut health);
         loop {
             for urc in at.take_urcs() {
@@ -668,7 +667,7 @@ impl Modem {
     /// A modem that is not registered (searching, denied, an answer it could not give) is
     /// asked again in a few seconds instead of at the next regular check, so it carries traffic
     /// as soon as the network takes it. Registered, it goes back to `health_interval_secs`.
-    fn recheck_soon_if_down(&self, health: &mut tokio::time::Interval) {
+    fn recheck_soon_if_down(&self, health: &mut crate::idle::Ticker) {
         if !self.status.lock().is_ok_and(|s| s.up) {
             health.reset_after(NOT_REGISTERED_RECHECK.min(health.period()));
         }

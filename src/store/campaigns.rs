@@ -199,7 +199,7 @@ pub fn get_campaign(conn: &Connection, id: i64) -> Result<Option<CampaignRow>, S
 /// Newest first.
 pub fn list_campaigns(conn: &Connection, limit: u32) -> Result<Vec<CampaignRow>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id DESC LIMIT ?1"
+        "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id DESC LIMIT +?1"
     ))?;
     let v = stmt
         .query_map([limit], campaign_row)?
@@ -313,7 +313,7 @@ pub fn queue_next(
 ) -> Result<usize, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT position, customer_id, channel, peer, body FROM campaign_tasks \
-         WHERE campaign_id = ?1 AND state = 'pending' ORDER BY position LIMIT ?2",
+         WHERE campaign_id = ?1 AND state = 'pending' ORDER BY position LIMIT +?2",
     )?;
     type Pending = (i64, i64, String, String, String);
     let pending: Vec<Pending> = stmt

@@ -273,7 +273,7 @@ pub fn search_customers(
     );
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE code LIKE ?1 ESCAPE '\\' \
-         OR name LIKE ?1 ESCAPE '\\' ORDER BY code LIMIT ?2"
+         OR name LIKE ?1 ESCAPE '\\' ORDER BY code LIMIT +?2"
     ))?;
     let found = stmt
         .query_map(params![pattern, limit], customer_row)?
@@ -404,7 +404,7 @@ pub fn replies_since(conn: &Connection, peer: &str, since: i64) -> Result<u32, S
 pub fn unhandled(conn: &Connection, limit: u32) -> Result<Vec<super::Message>, StoreError> {
     let ids: Vec<i64> = conn
         .prepare_cached(
-            "SELECT id FROM messages WHERE direction = 'in' AND handled = 0 ORDER BY id LIMIT ?1",
+            "SELECT id FROM messages WHERE direction = 'in' AND handled = 0 ORDER BY id LIMIT +?1",
         )?
         .query_map([limit], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -439,7 +439,7 @@ pub fn scheduled_due(
 ) -> Result<Vec<(MessageId, Option<String>)>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, send_window FROM messages WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
-         ORDER BY next_attempt_at LIMIT ?2",
+         ORDER BY next_attempt_at LIMIT +?2",
     )?;
     Ok(stmt
         .query_map(params![now, limit], |r| {
@@ -619,7 +619,7 @@ pub fn list_tickets(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets WHERE (?1 IS NULL OR state = ?1) \
          AND (?2 IS NULL OR customer_code = ?2) AND (?3 IS NULL OR id < ?3) \
-         ORDER BY id DESC LIMIT ?4"
+         ORDER BY id DESC LIMIT +?4"
     ))?;
     Ok(stmt
         .query_map(params![state, customer, before, limit], ticket_row)?
@@ -651,7 +651,7 @@ pub fn update_ticket(
 pub fn forwards_due(conn: &Connection, now: i64, limit: u32) -> Result<Vec<Ticket>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {TICKET_COLUMNS} FROM tickets WHERE forward_state = 'pending' \
-         AND forward_next_at <= ?1 ORDER BY forward_next_at LIMIT ?2"
+         AND forward_next_at <= ?1 ORDER BY forward_next_at LIMIT +?2"
     ))?;
     Ok(stmt
         .query_map(params![now, limit], ticket_row)?

@@ -31,6 +31,7 @@ pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
@@ -129,12 +130,108 @@ pub struct Store {
     writes: Arc<std::sync::atomic::AtomicU64>,
     /// Times the WAL was synced to disk since open (for tests).
     syncs: Arc<std::sync::atomic::AtomicU64>,
+    /// Read jobs handed to the readers since open (with `writes`: did anything go to the
+    /// database since a given moment).
+    reads: Arc<std::sync::atomic::AtomicU64>,
+    /// Campaign sends step aside while a customer's message is answered (see
+    /// [`Store::bulk_held`]).
+    bulk_hold: Arc<BulkHold>,
     /// Shared lock on the state directory while any handle lives: `pasarela restore` waits
     /// for none.
     _lock: Arc<backup::DbLock>,
     /// The clock the store stamps rows with (Unix ms): the system's, or the one given to
     /// [`Store::with_clock`].
     clock: Clock,
+}
+
+/// Longest that campaign messages step aside for one inbound message ([`Store::bulk_held`]):
+/// a reply that takes longer (its route down or busy) lets them go on.
+pub const BULK_HOLD: Duration = Duration::from_millis(50);
+
+/// See [`Store::bulk_held`]: until when, in microseconds since [`BulkHold::epoch`] (0: no
+/// hold).
+#[derive(Default)]
+struct BulkHold {
+    until_us: std::sync::atomic::AtomicU64,
+}
+
+impl BulkHold {
+    fn epoch() -> std::time::Instant {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(std::time::Instant::now)
+    }
+
+    fn now_us() -> u64 {
+        // At least 1: 0 means no hold.
+        (Self::epoch().elapsed().as_micros() as u64).max(1)
+    }
+
+    fn hold(&self, length: Duration) {
+        let until = Self::now_us() + length.as_micros() as u64;
+        self.until_us
+            .fetch_max(until, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn release(&self) {
+        self.until_us.store(0, std::sync::atomic::Ordering::Release);
+    }
+
+    fn left(&self) -> Option<Duration> {
+        let until = self.until_us.load(std::sync::atomic::Ordering::Acquire);
+        let now = Self::now_us();
+        (until > now).then(|| Duration::from_micros(until - now))
+    }
+}
+
+/// See [`Store::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    changes: u64,
+    wal: Option<(u64, Option<std::time::SystemTime>)>,
+}
+
+/// What a background loop's last look at the database rested on, so an idle loop's periodic
+/// look ("anything due?") is skipped while its answer cannot have changed: the database as it
+/// was just before the look ([`Snapshot`]), what else the answer depended on (`K`: settings in
+/// force, free slots), and the soonest due time the look found. The look is needed again once
+/// any of them moved or that time has come. An idle gateway's loops then wake without waking
+/// a database thread.
+#[derive(Debug)]
+pub struct LastLook<K> {
+    seen: Option<(Snapshot, K, Option<i64>)>,
+}
+
+impl<K> Default for LastLook<K> {
+    fn default() -> Self {
+        Self { seen: None }
+    }
+}
+
+impl<K: PartialEq> LastLook<K> {
+    /// Whether a look taken now (`snapshot` just taken, `key` as it is now, `now` Unix ms on
+    /// the clock the due times are on) could answer differently from the last one.
+    pub fn needed(&self, snapshot: &Snapshot, key: &K, now: i64) -> bool {
+        match &self.seen {
+            None => true,
+            Some((s, k, due)) => s != snapshot || k != key || due.is_some_and(|d| d <= now),
+        }
+    }
+
+    /// Records a look made after `snapshot` was taken, with `key`, that found `due` as the
+    /// soonest due time (`None`: nothing due at any time).
+    pub fn record(&mut self, snapshot: Snapshot, key: K, due: Option<i64>) {
+        self.seen = Some((snapshot, key, due));
+    }
+
+    /// The next look is made whatever changed.
+    pub fn forget(&mut self) {
+        self.seen = None;
+    }
+
+    /// The soonest due time the last look found.
+    pub fn due(&self) -> Option<i64> {
+        self.seen.as_ref().and_then(|(_, _, d)| *d)
+    }
 }
 
 /// A source of Unix milliseconds.
@@ -171,12 +268,14 @@ impl Store {
 
         let (wtx, wrx) = mpsc::channel(QUEUE_DEPTH);
         let syncs: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let bulk_hold: Arc<BulkHold> = Arc::default();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn({
                 let wal = wal_path(&path);
                 let syncs = syncs.clone();
-                move || writer_loop(conn, wrx, wal, syncs)
+                let hold = bulk_hold.clone();
+                move || writer_loop(conn, wrx, wal, syncs, hold)
             })
             .map_err(|e| StoreError::Commit(format!("cannot start the writer thread: {e}")))?;
 
@@ -209,6 +308,8 @@ impl Store {
             changes: Arc::default(),
             writes: Arc::default(),
             syncs,
+            reads: Arc::default(),
+            bulk_hold,
             _lock: Arc::new(lock),
             clock: Arc::new(now_ms),
         })
@@ -299,6 +400,25 @@ impl Store {
         self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Jobs (reads and writes) handed to the database threads since open (all clones).
+    pub fn job_count(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed) + self.write_count()
+    }
+
+    /// The database as it is now, to compare a later look with: an equal snapshot means
+    /// nothing was committed in between, by this process (its change count) or by another
+    /// (every commit appends to the WAL file or rewrites it from its start, changing its
+    /// size or its modification time). Costs a `stat`, no database thread.
+    pub fn snapshot(&self) -> Snapshot {
+        let wal = std::fs::metadata(wal_path(&self.path))
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()));
+        Snapshot {
+            changes: self.change_count(),
+            wal,
+        }
+    }
+
     /// Times the writer's commits were synced to disk since open (all clones).
     pub fn sync_count(&self) -> u64 {
         self.syncs.load(std::sync::atomic::Ordering::Acquire)
@@ -308,6 +428,26 @@ impl Store {
     /// it stays the same, nothing in the database changed.
     pub fn change_count(&self) -> u64 {
         self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// How much longer campaign (bulk) messages wait, when they do: from the commit of a new
+    /// inbound message until its reply was handed to a route, or it was decided that none
+    /// goes, at most [`BULK_HOLD`]. Meanwhile the feeder queues no campaign message and the
+    /// dispatcher claims none, so the reply's decision and claim do not queue behind their
+    /// writes and the reply's tasks not behind their sends' (one thread runs them all).
+    pub fn bulk_held(&self) -> Option<Duration> {
+        self.bulk_hold.left()
+    }
+
+    /// Holds campaign messages back for `length` (or longer, if a hold runs already), as a
+    /// new inbound message does for [`BULK_HOLD`].
+    pub fn hold_bulk(&self, length: Duration) {
+        self.bulk_hold.hold(length);
+    }
+
+    /// Ends the hold [`Store::bulk_held`] tells of, before its time.
+    pub fn release_bulk(&self) {
+        self.bulk_hold.release();
     }
 
     /// Notified whenever a new inbound message has been committed.
@@ -323,6 +463,7 @@ impl Store {
     }
 
     fn inbound_added(&self) {
+        self.bulk_hold.hold(BULK_HOLD);
         self.inbound.notify_one();
         self.added.notify_one();
     }
@@ -389,6 +530,8 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         // The reader with the fewest jobs waiting; the count drops when the job has run or
         // was dropped unrun.
@@ -785,7 +928,10 @@ fn writer_loop(
     mut rx: mpsc::Receiver<WriteMsg>,
     wal: PathBuf,
     syncs: Arc<std::sync::atomic::AtomicU64>,
+    hold: Arc<BulkHold>,
 ) {
+    // Whether checkpoints are put off (see `checkpoint_pages`).
+    let mut deferring = false;
     let (sync_tx, sync_rx) = std::sync::mpsc::channel::<Vec<Completion>>();
     let syncer = std::thread::Builder::new()
         .name("store-sync".into())
@@ -816,6 +962,15 @@ fn writer_loop(
             }
         }
         if !batch.is_empty() {
+            let defer = hold.left().is_some();
+            if defer != deferring {
+                deferring = defer;
+                if let Err(e) =
+                    conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages(defer))
+                {
+                    log::warn!("database: cannot set the checkpoint threshold: {e}");
+                }
+            }
             run_group(&conn, &mut batch, sync_tx.as_ref(), &mut rx, &mut closing);
         }
     }
@@ -839,6 +994,16 @@ fn writer_loop(
     if let Some(done) = closing {
         let _ = done.send(());
     }
+}
+
+/// WAL pages after which a commit folds the WAL back into the database (SQLite's automatic
+/// checkpoint, which syncs the WAL and the database on the writer). SQLite's own threshold,
+/// except while a customer's message is being answered ([`Store::bulk_held`]): then a
+/// checkpoint waits, so the reply's writes do not wait behind it, unless the WAL grew to 8
+/// times that (32 MB with 4 KiB pages). A hold lasts 50 ms at most.
+fn checkpoint_pages(deferred: bool) -> i64 {
+    const PAGES: i64 = 1000;
+    if deferred { PAGES * 8 } else { PAGES }
 }
 
 /// The write-ahead log beside the database file (`<db>-wal`).
@@ -1000,6 +1165,55 @@ fn reader_loop(conn: Connection, mut rx: mpsc::Receiver<ReadJob>) {
 mod tests {
     use super::*;
 
+    /// A bound LIMIT written `?N` makes SQLite recompile the statement each time it is bound;
+    /// `+?N` does not (see `messages::CLAIM_SQL`).
+    #[test]
+    fn a_bound_limit_does_not_recompile_the_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        messages::register_functions(&conn).unwrap();
+        for limit in [1, 4, 2] {
+            messages::claim_due(
+                &conn,
+                Channel::Sms,
+                "modem1",
+                now_ms(),
+                limit,
+                Priority::Reply..=Priority::Bulk,
+            )
+            .unwrap();
+        }
+        let claim = conn.prepare_cached(&messages::CLAIM_SQL).unwrap();
+        assert_eq!(claim.get_status(rusqlite::StatementStatus::RePrepare), 0);
+        // The plain form does recompile: the check above would catch a regression.
+        let mut plain = conn
+            .prepare(&["SELECT id FROM messages ORDER BY id LIMIT", " ?1"].concat())
+            .unwrap();
+        for limit in [1, 4] {
+            plain.query([limit]).unwrap().next().unwrap();
+        }
+        assert!(plain.get_status(rusqlite::StatementStatus::RePrepare) > 0);
+        // And no statement of the store binds a plain LIMIT.
+        for (file, text) in [
+            ("messages.rs", include_str!("messages.rs")),
+            ("campaigns.rs", include_str!("campaigns.rs")),
+            ("directory.rs", include_str!("directory.rs")),
+            ("outages.rs", include_str!("outages.rs")),
+            ("retention.rs", include_str!("retention.rs")),
+            ("sms.rs", include_str!("sms.rs")),
+            ("overview.rs", include_str!("overview.rs")),
+            ("users.rs", include_str!("users.rs")),
+            ("sink.rs", include_str!("sink.rs")),
+            ("backup.rs", include_str!("backup.rs")),
+            ("mod.rs", include_str!("mod.rs")),
+            ("web/pages.rs", include_str!("../web/pages.rs")),
+        ] {
+            let plain = ["LIMIT", " ?"].concat();
+            assert!(!text.contains(&plain), "{file} binds a plain LIMIT");
+        }
+    }
+
     fn out(peer: &str, body: &str, priority: Priority) -> NewOutbound {
         NewOutbound {
             channel: Channel::Sms,
@@ -1010,6 +1224,115 @@ mod tests {
             window: None,
             not_before: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_moves_with_any_commit_that_changed_rows_here_or_in_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.meta_set("k", Some(1)).await.unwrap();
+        let before = store.snapshot();
+        // Reads and a write that changes nothing leave it as it was.
+        assert_eq!(store.meta_get("k").await.unwrap(), Some(1));
+        assert_eq!(store.index_text(100).await.unwrap(), 0);
+        assert_eq!(store.snapshot(), before);
+        store.meta_set("k", Some(2)).await.unwrap();
+        let here = store.snapshot();
+        assert_ne!(here, before, "a change through this store");
+        // Another process's commit (its own connection to the file) is seen too.
+        let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        other
+            .execute("UPDATE meta SET value = 3 WHERE key = 'k'", [])
+            .unwrap();
+        assert_ne!(
+            store.snapshot(),
+            here,
+            "a change through another connection"
+        );
+        assert_eq!(store.meta_get("k").await.unwrap(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_new_inbound_message_holds_campaign_messages_and_checkpoints_back_for_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.bulk_held(), None);
+        let inbound = NewInbound {
+            channel: Channel::Sms,
+            transport: "modem1".into(),
+            peer: "+5491123456789".into(),
+            body: "saldo".into(),
+            provider_ref: Some("k1".into()),
+        };
+        let (_, new) = store.insert_inbound(inbound.clone()).await.unwrap();
+        assert!(new);
+        // Armed (read without the clock: a loaded machine may take longer than the hold to
+        // get here).
+        let armed = |store: &Store| {
+            store
+                .bulk_hold
+                .until_us
+                .load(std::sync::atomic::Ordering::Acquire)
+                != 0
+        };
+        assert!(armed(&store), "held after an inbound message");
+        assert!(store.bulk_held().is_none_or(|left| left <= BULK_HOLD));
+        store.release_bulk();
+        assert_eq!(store.bulk_held(), None);
+        // A duplicate delivery is no new message: nothing is held.
+        let (_, new) = store.insert_inbound(inbound).await.unwrap();
+        assert!(!new);
+        assert!(!armed(&store));
+        // While held, the writer puts checkpoints off (a commit then folds no WAL back).
+        let threshold = |store: Store| async move {
+            store
+                .write(|c| {
+                    Ok(c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get::<_, i64>(0))?)
+                })
+                .await
+        };
+        store.hold_bulk(Duration::from_secs(3600));
+        assert_eq!(
+            threshold(store.clone()).await.unwrap(),
+            checkpoint_pages(true)
+        );
+        store.release_bulk();
+        assert_eq!(
+            threshold(store.clone()).await.unwrap(),
+            checkpoint_pages(false)
+        );
+        assert!(checkpoint_pages(true) > checkpoint_pages(false));
+        // A hold ends by itself.
+        store.hold_bulk(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(store.bulk_held(), None);
+    }
+
+    #[test]
+    fn a_last_look_holds_until_the_database_the_key_or_its_due_time_moves() {
+        let a = Snapshot {
+            changes: 1,
+            wal: None,
+        };
+        let b = Snapshot {
+            changes: 2,
+            wal: None,
+        };
+        let mut look: LastLook<u8> = LastLook::default();
+        assert!(look.needed(&a, &0, 0), "never looked");
+        look.record(a.clone(), 0, Some(1_000));
+        assert!(!look.needed(&a, &0, 999));
+        assert!(look.needed(&b, &0, 999), "the database changed");
+        assert!(look.needed(&a, &1, 999), "the key changed");
+        assert!(look.needed(&a, &0, 1_000), "its due time came");
+        assert_eq!(look.due(), Some(1_000));
+        look.record(a.clone(), 0, None);
+        assert!(
+            !look.needed(&a, &0, i64::MAX),
+            "nothing due: holds for ever"
+        );
+        look.forget();
+        assert!(look.needed(&a, &0, 0));
     }
 
     #[tokio::test]

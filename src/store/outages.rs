@@ -324,7 +324,7 @@ pub fn list_outages(
 ) -> Result<Vec<Outage>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM outages WHERE (?1 IS NULL OR state = ?1) \
-         AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3"
+         AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT +?3"
     ))?;
     let mut list = stmt
         .query_map(params![state, before, limit], outage_row)?

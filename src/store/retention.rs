@@ -32,7 +32,7 @@ pub fn prune_batch(conn: &Connection, cutoff: i64, limit: u32) -> Result<usize, 
         .prepare_cached(
             "INSERT INTO temp.prune_ids (id) SELECT id FROM messages \
              WHERE created_at < ?1 AND state IN ('delivered', 'read', 'failed', 'cancelled') \
-             ORDER BY created_at LIMIT ?2",
+             ORDER BY created_at LIMIT +?2",
         )?
         .execute(params![cutoff, limit])?;
     if n == 0 {
