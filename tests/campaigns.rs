@@ -19,12 +19,15 @@ use serde_json::{Value, json};
 
 /// The SMS app: a message counts as accepted when the app answers OK. While `hold` is set,
 /// requests wait unanswered; a request from before a `generation` change (the daemon that
-/// sent it was killed) is never accepted.
+/// sent it was killed) is never accepted. With `hold_after` above zero the app sets `hold`
+/// itself once it has accepted that many, so a test can freeze it mid-campaign however fast
+/// the daemon sends.
 #[derive(Default)]
 struct App {
     accepted: Mutex<Vec<(String, String, Instant)>>,
     held: AtomicU64,
     hold: AtomicBool,
+    hold_after: AtomicU64,
     generation: AtomicU64,
     delay_ms: AtomicU64,
 }
@@ -48,6 +51,10 @@ async fn sms_app(
     let delay = app.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let hold_after = app.hold_after.load(Ordering::SeqCst) as usize;
+    if hold_after > 0 && app.accepted.lock().unwrap().len() >= hold_after {
+        app.hold.store(true, Ordering::SeqCst);
     }
     if app.hold.load(Ordering::SeqCst) {
         app.held.fetch_add(1, Ordering::SeqCst);
@@ -403,11 +410,12 @@ async fn sigkill_in_the_middle_resumes_without_loss_or_repeats() {
     let mut d = start(dir.path(), &base);
     import(&d, 0, 40).await;
     let id = create(&d, collection()).await;
+    // The app freezes itself after ten sends, with the next one in flight; then wait until
+    // the daemon has stored every answer it got: the kill lands with messages sending, queued
+    // and still pending. (Setting `hold` from here raced a fast daemon: all 40 could be sent
+    // between two looks.)
+    app.hold_after.store(10, Ordering::SeqCst);
     post(&d, &format!("/api/campaigns/{id}/start"), None).await;
-    wait_for("some sends", 20, async || app.phones().len() >= 10).await;
-    // Freeze the app with a send in flight, and wait until the daemon has stored every
-    // answer it got: the kill then lands with messages sending, queued and still pending.
-    app.hold.store(true, Ordering::SeqCst);
     wait_for("a send held", 20, async || {
         app.held.load(Ordering::SeqCst) >= 1
     })
@@ -423,6 +431,7 @@ async fn sigkill_in_the_middle_resumes_without_loss_or_repeats() {
     let _ = before["progress"]["pending"].as_u64();
     tokio::task::block_in_place(|| d.kill9());
     app.generation.fetch_add(1, Ordering::SeqCst);
+    app.hold_after.store(0, Ordering::SeqCst);
     app.hold.store(false, Ordering::SeqCst);
     drop(d);
     let d = start(dir.path(), &base);
