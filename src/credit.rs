@@ -14,7 +14,9 @@ use crate::store::Store;
 use crate::transport::{Credit, CreditUnit, Transport};
 
 /// How often the routes' last readings are looked at (the readings themselves are hourly).
-const LOOK_EVERY: Duration = Duration::from_secs(15);
+/// A multiple of the idle grid, so the look shares its wake-up with the other loops' and
+/// lands exactly this far apart.
+const LOOK_EVERY: Duration = Duration::from_secs(20);
 
 /// What to do about one route's reading, given whether it was below before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

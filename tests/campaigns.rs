@@ -385,7 +385,10 @@ async fn pause_stops_new_sends_and_resume_finishes_without_repeats() {
     assert_eq!(b["state"], "paused");
     let at_pause = app.phones().len();
     // What was being sent finishes; nothing new starts.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    wait_for("the send in flight finished", 20, async || {
+        campaign(&d, id).await["progress"]["queued"] == 0
+    })
+    .await;
     let after = app.phones().len();
     assert!(after <= at_pause + 1, "{at_pause} at pause, {after} after");
     tokio::time::sleep(Duration::from_millis(800)).await;

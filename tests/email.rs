@@ -10,6 +10,7 @@ mod fake_phone;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
@@ -431,13 +432,28 @@ async fn mails_over_the_rate_limit_wait_in_the_queue() {
     for n in 0..3 {
         ids.push(queue(&d, mail("ana@example.com", &format!("n{n}"))).await);
     }
-    wait_for("two mails", 30, async || smtp.mails().len() == 2).await;
-    let mut states = Vec::new();
-    for id in &ids {
-        states.push(message(&d, *id).await["state"].clone());
-    }
-    states.sort_by_key(|s| s.to_string());
-    assert_eq!(states, vec![json!("queued"), json!("sent"), json!("sent")]);
+    // The server stores a mail before it answers 250, so the daemon may not have marked the
+    // second one sent yet when its file appears: wait on the states, then count the mails.
+    let states = async || {
+        let mut states = Vec::new();
+        for id in &ids {
+            states.push(message(&d, *id).await["state"].clone());
+        }
+        states.sort_by_key(|s| s.to_string());
+        states
+    };
+    wait_for("two mails sent, one waiting", 30, async || {
+        states().await == vec![json!("queued"), json!("sent"), json!("sent")]
+    })
+    .await;
+    assert_eq!(smtp.mails().len(), 2);
+    // And the third stays queued (the limit is two an hour).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        states().await,
+        vec![json!("queued"), json!("sent"), json!("sent")]
+    );
+    assert_eq!(smtp.mails().len(), 2);
 }
 
 /// The events wiring's one call: an invoice notice with its PDF fetched and checked; a URL

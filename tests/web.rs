@@ -912,7 +912,9 @@ fn rules_page_edits_windows_holidays_and_groups_with_errors_by_field() {
         "{html}"
     );
     // This year's computed national holidays are listed beside the editable days.
-    let year = chrono::Datelike::year(&chrono::Utc::now());
+    let year = chrono::Datelike::year(
+        &chrono::Utc::now().with_timezone(&chrono_tz::America::Argentina::Buenos_Aires),
+    );
     assert!(html.contains("id=\"holiday-calendar\""), "{html}");
     assert!(
         html.contains(&format!(
