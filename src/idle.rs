@@ -121,74 +121,49 @@ pub async fn sleep_until(at: Instant) {
 #[cfg(target_os = "linux")]
 mod timerfd {
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, RawFd};
 
+    use nix::sys::time::TimeSpec;
+    use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+    use nix::time::{ClockId as Clock, clock_gettime};
     use tokio::io::Interest;
     use tokio::io::unix::AsyncFd;
     use tokio::time::Instant;
 
     /// A one-shot `CLOCK_MONOTONIC` timer, armed at an absolute time, that the runtime's
     /// epoll watches like a socket.
-    pub struct OneShot(AsyncFd<OwnedFd>);
+    pub struct OneShot(AsyncFd<Timer>);
+
+    /// `AsyncFd` asks for `AsRawFd`; nix's `TimerFd` offers `AsFd`.
+    struct Timer(TimerFd);
+
+    impl AsRawFd for Timer {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_fd().as_raw_fd()
+        }
+    }
 
     impl OneShot {
         pub fn new(at: Instant) -> io::Result<Self> {
-            // SAFETY: plain syscall; a non-negative result is a new descriptor we own.
-            let raw = unsafe {
-                libc::timerfd_create(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-                )
-            };
-            if raw < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `raw` is a fresh descriptor nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            let timer = TimerFd::new(
+                ClockId::CLOCK_MONOTONIC,
+                TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+            )?;
             // What is left, read before the kernel's clock: the timer may then fire late by
-            // the gap between the two reads, never early.
+            // the gap between the two reads, never early. tokio's Instant is std's, which is
+            // CLOCK_MONOTONIC on Linux: the deadline is "now" on that clock plus what is left.
+            // A deadline already past gives a time just passed, which fires at once (never
+            // zero, which would disarm the timer).
             let left = at.saturating_duration_since(Instant::now());
-            let mut now = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: `now` is a valid timespec to write into.
-            if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // tokio's Instant is std's, which is CLOCK_MONOTONIC on Linux: the deadline is
-            // "now" on that clock plus what is left. A deadline already past gives a time
-            // just passed, which fires at once (never zero, which would disarm the timer).
-            // In i128: time_t and c_long are 32 bits on armhf, 64 elsewhere.
-            let target =
-                now.tv_sec as i128 * 1_000_000_000 + now.tv_nsec as i128 + left.as_nanos() as i128;
-            let value = libc::timespec {
-                tv_sec: (target / 1_000_000_000).min(libc::time_t::MAX as i128) as libc::time_t,
-                tv_nsec: (target % 1_000_000_000) as libc::c_long,
-            };
-            let spec = libc::itimerspec {
-                it_interval: libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                },
-                it_value: value,
-            };
-            // SAFETY: `fd` is a timerfd we own and `spec` a valid itimerspec.
-            let rc = unsafe {
-                libc::timerfd_settime(
-                    fd.as_raw_fd(),
-                    libc::TFD_TIMER_ABSTIME,
-                    &spec,
-                    std::ptr::null_mut(),
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: the AsyncFd owns `fd`, which stays open (and the same timer) until the
-            // AsyncFd drops it.
+            let target = clock_gettime(Clock::CLOCK_MONOTONIC)? + TimeSpec::from(left);
+            timer.set(
+                Expiration::OneShot(target),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            )?;
+            // SAFETY: the AsyncFd owns the timer, whose descriptor stays open (and the same
+            // timer) until the AsyncFd drops it.
             Ok(Self(unsafe {
-                AsyncFd::register_with_interest(fd, Interest::READABLE)?
+                AsyncFd::register_with_interest(Timer(timer), Interest::READABLE)?
             }))
         }
 
@@ -196,18 +171,12 @@ mod timerfd {
         pub async fn wait(&self) -> io::Result<()> {
             loop {
                 let mut guard = self.0.readable().await?;
-                let read = guard.try_io(|fd| {
-                    let mut expirations = [0u8; 8];
-                    // SAFETY: reads at most 8 bytes into an 8-byte buffer.
-                    let n =
-                        unsafe { libc::read(fd.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
-                    if n < 0 {
-                        Err(io::Error::last_os_error())
-                    } else {
-                        Ok(())
-                    }
-                });
-                match read {
+                // The expiration count (8 bytes) is read to clear the readiness.
+                match guard.try_io(|fd| {
+                    nix::unistd::read(fd.get_ref().0.as_fd(), &mut [0u8; 8])
+                        .map(drop)
+                        .map_err(io::Error::from)
+                }) {
                     Ok(result) => return result,
                     Err(_would_block) => continue,
                 }
