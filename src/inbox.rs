@@ -542,8 +542,7 @@ impl RulesContext {
                     let n = failures.entry(m.id).or_insert(0);
                     *n += 1;
                     log::error!(msg_id = m.id.0; "rules: message {} could not be handled (try {n}): {e:#}", m.id);
-                    self.store.release_bulk();
-                    self.dispatch.wake();
+                    self.no_reply_coming();
                     if *n >= 5 {
                         log::error!(msg_id = m.id.0; "rules: giving up on message {}; it stays in the history unanswered", m.id);
                         let id = m.id;
@@ -775,11 +774,16 @@ impl RulesContext {
             }
         }
         if !(applied && replies) {
-            // No reply goes: campaign messages need not wait for one (`Store::bulk_held`).
-            self.store.release_bulk();
-            self.dispatch.wake();
+            self.no_reply_coming();
         }
         Ok(())
+    }
+
+    /// No reply goes for the message being handled: campaign messages need not wait for one
+    /// (`Store::bulk_held`), and the dispatcher is woken to take them.
+    fn no_reply_coming(&self) {
+        self.store.release_bulk();
+        self.dispatch.wake();
     }
 
     /// Groups to alert about a new ticket: those on duty now; when none is, the one whose window
